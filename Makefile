@@ -1,0 +1,42 @@
+# Tollgate's build. `make run` starts a local node, `make test` runs every test.
+
+GO        ?= go
+BIN       := bin
+PROTOC    ?= protoc
+PROTO_SRC := $(shell find proto -name '*.proto')
+
+.PHONY: build test fuzz bench proto lint run clean
+
+build:
+	$(GO) build -o $(BIN)/tollgate ./cmd/tollgate
+
+test: fuzz
+	$(GO) test -race -count=1 ./...
+
+# A short run of every fuzz target over outside input (the corpus under
+# testdata/fuzz runs as ordinary tests too).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime 10s ./cluster
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
+
+# Regenerates the Go under proto/ with Debian's protoc and the plugin
+# versions pinned in go.mod.
+proto:
+	$(GO) build -o $(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(PROTOC) -I proto \
+		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=proto --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		$(PROTO_SRC)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+run: build
+	$(BIN)/tollgate serve --config deploy/dev.yaml
+
+clean:
+	rm -rf $(BIN)

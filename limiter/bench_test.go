@@ -1,0 +1,83 @@
+package limiter
+
+import (
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const benchKeys = 1_000_000
+
+func benchStore(b *testing.B) (*Store, []string) {
+	b.Helper()
+	tenants := make([]string, benchKeys)
+	for i := range tenants {
+		tenants[i] = "tenant-" + strconv.Itoa(i)
+	}
+	s := NewStore(Options{MaxEntries: 2 * benchKeys})
+	lim := Limit{Name: "rpm", Limit: 1000, Period: time.Minute}
+	for _, t := range tenants {
+		if _, err := s.Check(t, lim, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Finish the collection the set-up started so it does not run inside
+	// the timed loop.
+	runtime.GC()
+	return s, tenants
+}
+
+// BenchmarkCheck is one goroutine checking a token bucket over a million
+// distinct keys, so most lookups miss the CPU cache as they would in
+// production.
+func BenchmarkCheck(b *testing.B) {
+	s, tenants := benchStore(b)
+	lim := Limit{Name: "rpm", Limit: 1000, Period: time.Minute}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Check(tenants[i%benchKeys], lim, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckParallel(b *testing.B) {
+	s, tenants := benchStore(b)
+	lim := Limit{Name: "rpm", Limit: 1000, Period: time.Minute}
+	var next atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1) * 7919)
+		for pb.Next() {
+			i++
+			if _, err := s.Check(tenants[i%benchKeys], lim, 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkReserve3(b *testing.B) {
+	s, tenants := benchStore(b)
+	reqs := []Request{
+		{Limit: Limit{Name: "rpm", Limit: 1000, Period: time.Minute}, Hits: 1},
+		{Limit: Limit{Name: "tpm", Limit: 1_000_000, Period: time.Minute}, Hits: 500},
+		{Limit: Limit{Name: "month", Algorithm: CalendarMonth, Limit: 1 << 40}, Hits: 500},
+	}
+	out := make([]Result, len(reqs))
+	for _, t := range tenants[:1000] {
+		_, _ = s.Reserve(t, reqs, out)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Reserve(tenants[i%1000], reqs, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package limiter
+
+import "time"
+
+// The token bucket holds its consumption as a level in token·nanoseconds:
+// each hit adds Period, each nanosecond drains Limit, and the bucket admits
+// while the level stays within Burst × Period. Integer arithmetic keeps it
+// exact (no float drift at the boundary).
+
+// bucketLevel is the level at now after refill.
+func (e *entry) bucketLevel(now int64) u128 {
+	if now <= e.last {
+		return e.level
+	}
+	return e.level.sub(mul64(uint64(now-e.last), uint64(e.lim.Limit)))
+}
+
+func (e *entry) bucketDecide(now, hits int64) Result {
+	period, rate := uint64(e.lim.Period), uint64(e.lim.Limit)
+	burst := e.lim.burst()
+	capacity := mul64(uint64(burst), period)
+	level := e.bucketLevel(now)
+	after := level.add(mul64(uint64(hits), period))
+
+	r := Result{Limit: e.lim.Limit}
+	if after.cmp(capacity) <= 0 {
+		r.Allowed = true
+		r.Remaining = capacity.sub(after).div(period)
+		r.ResetAfter = time.Duration(after.divCeil(rate))
+		return r
+	}
+	r.Remaining = capacity.sub(level).div(period)
+	r.ResetAfter = time.Duration(level.divCeil(rate))
+	if hits <= burst {
+		r.RetryAfter = time.Duration(after.sub(capacity).divCeil(rate))
+	}
+	return r
+}
+
+// bucketCharge adds hits, beyond the capacity if need be (debt).
+func (e *entry) bucketCharge(now, hits int64) {
+	e.level = e.bucketLevel(now).add(mul64(uint64(hits), uint64(e.lim.Period)))
+	e.last = max(e.last, now)
+}
+
+// bucketRefund gives hits back, never past a full bucket.
+func (e *entry) bucketRefund(now, hits int64) {
+	e.level = e.bucketLevel(now).sub(mul64(uint64(hits), uint64(e.lim.Period)))
+	e.last = max(e.last, now)
+}

@@ -1,0 +1,26 @@
+package limiter
+
+import "time"
+
+// Calendar-month quotas count hits per UTC month; win holds year*12+month-1.
+
+func monthIndex(now int64) int64 {
+	t := time.Unix(0, now).UTC()
+	return int64(t.Year())*12 + int64(t.Month()) - 1
+}
+
+// monthStart returns the Unix nanoseconds at which month index m begins.
+func monthStart(m int64) int64 {
+	return time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC).UnixNano()
+}
+
+func (e *entry) rollMonth(now int64) {
+	if m := monthIndex(now); m > e.win {
+		e.win, e.cur, e.prev = m, 0, 0
+	}
+}
+
+func (e *entry) monthDecide(now, hits int64) Result {
+	e.rollMonth(now)
+	return e.countDecide(hits, monthStart(e.win+1)-now)
+}

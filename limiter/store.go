@@ -1,0 +1,287 @@
+package limiter
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Store. Zero fields take the defaults below.
+type Options struct {
+	// Clock is the time source; a SystemClock by default.
+	Clock Clock
+	// Shards is the number of independently locked shards, rounded up to a
+	// power of two; 256 by default.
+	Shards int
+	// MaxEntries caps the limit entries held (tenant × limit name); a new
+	// entry beyond it evicts the least recently used of a few sampled
+	// tenants. 1,048,576 by default.
+	MaxEntries int
+	// IdleTTL is how long a tenant must go unused before Sweep may forget
+	// it, and then only once every limit is back to full. 10 minutes by
+	// default.
+	IdleTTL time.Duration
+}
+
+// Store holds the limit state of many tenants. All limits of one tenant
+// live in one shard under one lock, which makes a multi-limit reservation
+// atomic. Safe for concurrent use.
+type Store struct {
+	clock     Clock
+	seed      maphash.Seed
+	mask      uint64
+	shards    []shard
+	shardCap  int
+	idleTTL   int64
+	nextLease atomic.Uint64
+	evictions atomic.Uint64
+}
+
+// evictionSample is how many tenants an eviction compares; Redis's
+// approximated LRU shows five is close to exact LRU at a fraction of the cost.
+const evictionSample = 5
+
+// NewStore returns an empty store.
+func NewStore(opts Options) *Store {
+	if opts.Clock == nil {
+		opts.Clock = NewSystemClock()
+	}
+	if opts.Shards <= 0 {
+		opts.Shards = 256
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 1 << 20
+	}
+	if opts.IdleTTL <= 0 {
+		opts.IdleTTL = 10 * time.Minute
+	}
+	n := 1
+	for n < opts.Shards {
+		n <<= 1
+	}
+	s := &Store{
+		clock:    opts.Clock,
+		seed:     maphash.MakeSeed(),
+		mask:     uint64(n - 1),
+		shards:   make([]shard, n),
+		shardCap: max(opts.MaxEntries/n, 1),
+		idleTTL:  int64(opts.IdleTTL),
+	}
+	// Lease ids start at a random point so that ids from before a restart
+	// do not release leases taken after it.
+	s.nextLease.Store(rand.Uint64() >> 1)
+	return s
+}
+
+func (s *Store) hash(tenant string) (*shard, uint64) {
+	h := maphash.String(s.seed, tenant)
+	return &s.shards[h&s.mask], h
+}
+
+func (s *Store) now() int64 {
+	if c, ok := s.clock.(*SystemClock); ok {
+		return c.UnixNano()
+	}
+	return max(s.clock.Now().UnixNano(), 0)
+}
+
+// Check consumes hits from one limit of tenant if it allows them. Hits of 0
+// peek without consuming.
+func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
+	if err := validate(tenant, &lim, hits); err != nil {
+		return Result{}, err
+	}
+	now := s.now()
+	sh, h := s.hash(tenant)
+	sh.mu.Lock()
+	e := s.lookup(sh, h, tenant, &lim, now)
+	r := e.decide(now, hits)
+	if r.Allowed {
+		r.Lease = s.take(e, now, hits)
+	}
+	sh.mu.Unlock()
+	return r, nil
+}
+
+// Reserve consumes every request's hits from tenant's limits if all of them
+// allow it, and nothing otherwise. It writes one Result per request into
+// out, which must be at least as long as reqs, and reports whether the
+// reservation was admitted. Limit names must be distinct.
+func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, error) {
+	if len(out) < len(reqs) {
+		return false, fmt.Errorf("%w: %d results for %d requests", ErrInvalidLimit, len(out), len(reqs))
+	}
+	for i := range reqs {
+		if err := validate(tenant, &reqs[i].Limit, reqs[i].Hits); err != nil {
+			return false, fmt.Errorf("limits[%d]: %w", i, err)
+		}
+		for j := range i {
+			if reqs[j].Limit.Name == reqs[i].Limit.Name {
+				return false, fmt.Errorf("%w: limits[%d].name: %q appears twice", ErrInvalidLimit, i, reqs[i].Limit.Name)
+			}
+		}
+	}
+	now := s.now()
+	sh, h := s.hash(tenant)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	allowed := true
+	for i := range reqs {
+		e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
+		out[i] = e.decide(now, reqs[i].Hits)
+		allowed = allowed && out[i].Allowed
+	}
+	if !allowed {
+		return false, nil
+	}
+	// Looked up again rather than kept: a lookup above may have grown the
+	// tenant's slice and moved earlier entries.
+	ts := sh.get(tenant, h)
+	for i := range reqs {
+		out[i].Lease = s.take(ts.find(reqs[i].Limit.Name), now, reqs[i].Hits)
+	}
+	return true, nil
+}
+
+// Adjust settles earlier reservations of tenant. Charges create the entry if
+// it has gone; refunds and releases of entries that have gone are dropped.
+func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
+	for i := range adjs {
+		if err := validate(tenant, &adjs[i].Limit, 0); err != nil {
+			return fmt.Errorf("adjustments[%d]: %w", i, err)
+		}
+	}
+	now := s.now()
+	sh, h := s.hash(tenant)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for i := range adjs {
+		a := &adjs[i]
+		if a.Delta <= 0 {
+			if ts := sh.get(tenant, h); ts == nil || ts.find(a.Limit.Name) == nil {
+				continue
+			}
+		}
+		s.lookup(sh, h, tenant, &a.Limit, now).adjust(now, a)
+	}
+	return nil
+}
+
+func (s *Store) take(e *entry, now, hits int64) uint64 {
+	var id uint64
+	if e.lim.Algorithm == Concurrency && hits > 0 {
+		id = s.nextLease.Add(1)
+	}
+	e.take(now, hits, id)
+	return id
+}
+
+func validate(tenant string, lim *Limit, hits int64) error {
+	if tenant == "" {
+		return fmt.Errorf("%w: tenant: must not be empty", ErrInvalidLimit)
+	}
+	if hits < 0 {
+		return fmt.Errorf("%w: must be >= 0, got %d", ErrInvalidHits, hits)
+	}
+	return lim.Validate()
+}
+
+func (t *tenantState) find(name string) *entry {
+	for i := range t.limits {
+		if t.limits[i].lim.Name == name {
+			return &t.limits[i]
+		}
+	}
+	return nil
+}
+
+// lookup returns tenant's entry for lim, creating it (and evicting to make
+// room) if need be. The caller holds sh.mu; the pointer is valid until the
+// tenant's next new entry.
+func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) *entry {
+	ts := sh.get(tenant, h)
+	if ts == nil {
+		s.makeRoom(sh, nil)
+		ts = sh.put(strings.Clone(tenant), h)
+	}
+	ts.seen = now
+	if e := ts.find(lim.Name); e != nil {
+		if e.lim != *lim {
+			e.reshape(now, *lim)
+		}
+		return e
+	}
+	if len(ts.limits) > 0 {
+		s.makeRoom(sh, ts)
+	}
+	l := *lim
+	l.Name = strings.Clone(l.Name)
+	ts.limits = append(ts.limits, entry{lim: l})
+	sh.entries++
+	return &ts.limits[len(ts.limits)-1]
+}
+
+// makeRoom evicts the least recently seen of a few tenants sampled from the
+// shard, other than keep, while the shard is full.
+func (s *Store) makeRoom(sh *shard, keep *tenantState) {
+	for sh.entries >= s.shardCap {
+		var victim *tenantState
+		sh.sample(evictionSample, func(ts *tenantState) {
+			if ts != keep && (victim == nil || ts.seen < victim.seen) {
+				victim = ts
+			}
+		})
+		if victim == nil {
+			return // keep is all there is; let it grow
+		}
+		s.evictions.Add(uint64(len(victim.limits)))
+		sh.remove(victim)
+	}
+}
+
+// Sweep forgets tenants that have been idle for IdleTTL and whose limits are
+// all back to full, and returns how many it forgot. Run it periodically.
+func (s *Store) Sweep() int {
+	now := s.now()
+	removed := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for j := range sh.slab {
+			ts := &sh.slab[j]
+			if ts.name != "" && now-ts.seen >= s.idleTTL && ts.atRest(now) {
+				sh.remove(ts)
+				removed++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed
+}
+
+func (t *tenantState) atRest(now int64) bool {
+	for i := range t.limits {
+		if t.limits[i].restAt() > now {
+			return false
+		}
+	}
+	return true
+}
+
+// Len returns the number of limit entries held.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.entries
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Evictions returns how many entries were evicted to respect MaxEntries.
+func (s *Store) Evictions() uint64 { return s.evictions.Load() }

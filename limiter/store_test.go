@@ -1,0 +1,260 @@
+package limiter
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	rpm = Limit{Name: "rpm", Limit: 10, Period: time.Minute}
+	tpm = Limit{Name: "tpm", Limit: 1000, Period: time.Minute}
+)
+
+func newTestStore(opts Options) (*Store, *ManualClock) {
+	clock := NewManualClock(epoch)
+	opts.Clock = clock
+	return NewStore(opts), clock
+}
+
+func mustCheck(t *testing.T, s *Store, tenant string, l Limit, hits int64) Result {
+	t.Helper()
+	r, err := s.Check(tenant, l, hits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestCheckAdmitsExactlyTheLimit(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	for i := range 10 {
+		r := mustCheck(t, s, "acme", rpm, 1)
+		if !r.Allowed || r.Remaining != int64(9-i) {
+			t.Fatalf("check %d: %+v", i, r)
+		}
+	}
+	r := mustCheck(t, s, "acme", rpm, 1)
+	if r.Allowed || r.RetryAfter != 6*time.Second || r.Remaining != 0 {
+		t.Fatalf("11th check: %+v, want denied with retry after 6s", r)
+	}
+	if r := mustCheck(t, s, "other", rpm, 1); !r.Allowed {
+		t.Fatalf("another tenant shares the bucket: %+v", r)
+	}
+}
+
+func TestReserveIsAllOrNothing(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	reqs := []Request{{Limit: rpm, Hits: 1}, {Limit: tpm, Hits: 600}}
+	out := make([]Result, 2)
+	if ok, err := s.Reserve("acme", reqs, out); err != nil || !ok {
+		t.Fatalf("first reservation: %v %v %+v", ok, err, out)
+	}
+	// tpm has 400 left: this one must fail and leave rpm untouched.
+	if ok, _ := s.Reserve("acme", reqs, out); ok || !out[0].Allowed || out[1].Allowed {
+		t.Fatalf("second reservation: %v %+v", ok, out)
+	}
+	if r := mustCheck(t, s, "acme", rpm, 0); r.Remaining != 9 {
+		t.Fatalf("rpm consumed by a denied reservation: remaining %d, want 9", r.Remaining)
+	}
+	if r := mustCheck(t, s, "acme", tpm, 0); r.Remaining != 400 {
+		t.Fatalf("tpm remaining %d, want 400", r.Remaining)
+	}
+}
+
+func TestReserveIsAtomicUnderConcurrency(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	a := Limit{Name: "a", Limit: 100, Period: time.Hour}
+	b := Limit{Name: "b", Limit: 50, Period: time.Hour, Algorithm: FixedWindow}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range 8 {
+		wg.Go(func() {
+			out := make([]Result, 2)
+			for range 100 {
+				if ok, _ := s.Reserve("t", []Request{{Limit: a, Hits: 1}, {Limit: b, Hits: 1}}, out); ok {
+					mu.Lock()
+					admitted++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ra := mustCheck(t, s, "t", a, 0)
+	if admitted != 50 || ra.Remaining != 50 {
+		t.Fatalf("admitted %d (a remaining %d), want 50 and 50", admitted, ra.Remaining)
+	}
+}
+
+func TestAdjustRefundsAndCharges(t *testing.T) {
+	s, clock := newTestStore(Options{})
+	mustCheck(t, s, "acme", tpm, 900)
+	if err := s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: -500}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s, "acme", tpm, 0); r.Remaining != 600 {
+		t.Fatalf("after refund: remaining %d, want 600", r.Remaining)
+	}
+	// A refund never fills past full.
+	_ = s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: -5000}})
+	if r := mustCheck(t, s, "acme", tpm, 0); r.Remaining != 1000 {
+		t.Fatalf("after over-refund: remaining %d, want 1000", r.Remaining)
+	}
+	// Debt: 1500 beyond a full bucket means no tokens for 1.5 minutes.
+	_ = s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: 2500}})
+	r := mustCheck(t, s, "acme", tpm, 1)
+	if r.Allowed || r.RetryAfter != 90*time.Second+60*time.Millisecond {
+		t.Fatalf("in debt: %+v, want denied for 90.06s", r)
+	}
+	clock.Advance(r.RetryAfter)
+	if r := mustCheck(t, s, "acme", tpm, 1); !r.Allowed {
+		t.Fatalf("debt paid off but denied: %+v", r)
+	}
+}
+
+func TestAdjustWindows(t *testing.T) {
+	s, clock := newTestStore(Options{})
+	fw := Limit{Name: "fw", Algorithm: FixedWindow, Limit: 10, Period: time.Minute}
+	r := mustCheck(t, s, "t", fw, 8)
+	_ = s.Adjust("t", []Adjustment{{Limit: fw, Delta: -5, Window: r.Window}})
+	if got := mustCheck(t, s, "t", fw, 0); got.Remaining != 7 {
+		t.Fatalf("same-window refund: remaining %d, want 7", got.Remaining)
+	}
+	clock.Advance(time.Minute)
+	_ = s.Adjust("t", []Adjustment{{Limit: fw, Delta: -3, Window: r.Window}})
+	if got := mustCheck(t, s, "t", fw, 0); got.Remaining != 10 {
+		t.Fatalf("refund to a closed window changed the new one: remaining %d", got.Remaining)
+	}
+	_ = s.Adjust("t", []Adjustment{{Limit: fw, Delta: 4}})
+	if got := mustCheck(t, s, "t", fw, 0); got.Remaining != 6 {
+		t.Fatalf("charge: remaining %d, want 6", got.Remaining)
+	}
+}
+
+func TestConcurrencyLeases(t *testing.T) {
+	s, clock := newTestStore(Options{})
+	c := Limit{Name: "conc", Algorithm: Concurrency, Limit: 2, Period: 30 * time.Second}
+	a := mustCheck(t, s, "t", c, 1)
+	b := mustCheck(t, s, "t", c, 1)
+	if !a.Allowed || !b.Allowed || a.Lease == b.Lease || a.Lease == 0 {
+		t.Fatalf("leases: %+v %+v", a, b)
+	}
+	if r := mustCheck(t, s, "t", c, 1); r.Allowed || r.RetryAfter != 30*time.Second {
+		t.Fatalf("third lease: %+v", r)
+	}
+	_ = s.Adjust("t", []Adjustment{{Limit: c, Lease: a.Lease}})
+	_ = s.Adjust("t", []Adjustment{{Limit: c, Lease: a.Lease}}) // twice is harmless
+	if r := mustCheck(t, s, "t", c, 1); !r.Allowed {
+		t.Fatalf("after release: %+v", r)
+	}
+	clock.Advance(30 * time.Second)
+	if r := mustCheck(t, s, "t", c, 0); r.Remaining != 2 {
+		t.Fatalf("leases did not expire: %+v", r)
+	}
+}
+
+func TestCalendarMonthResetsAtMonthStart(t *testing.T) {
+	s, clock := newTestStore(Options{})
+	clock.Set(time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC))
+	m := Limit{Name: "month", Algorithm: CalendarMonth, Limit: 100}
+	mustCheck(t, s, "t", m, 100)
+	r := mustCheck(t, s, "t", m, 1)
+	if r.Allowed || r.RetryAfter != time.Minute {
+		t.Fatalf("exhausted month: %+v", r)
+	}
+	clock.Advance(time.Minute)
+	if r := mustCheck(t, s, "t", m, 100); !r.Allowed {
+		t.Fatalf("new month: %+v", r)
+	}
+}
+
+func TestReshapeKeepsConsumption(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	mustCheck(t, s, "t", rpm, 6)
+	bigger := rpm
+	bigger.Limit, bigger.Period = 20, time.Hour
+	if r := mustCheck(t, s, "t", bigger, 0); r.Remaining != 14 {
+		t.Fatalf("after reshape: remaining %d, want 14", r.Remaining)
+	}
+}
+
+func TestMaxEntriesEvicts(t *testing.T) {
+	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 100})
+	for i := range 150 {
+		clock.Advance(time.Millisecond)
+		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
+	}
+	if s.Len() != 100 || s.Evictions() != 50 {
+		t.Fatalf("len %d evictions %d, want 100 and 50", s.Len(), s.Evictions())
+	}
+	// A tenant never evicts itself to make room for its own next limit.
+	mustCheck(t, s, "t149", tpm, 1)
+	if r := mustCheck(t, s, "t149", rpm, 0); r.Remaining != 9 {
+		t.Fatalf("tenant lost its own state: %+v", r)
+	}
+}
+
+func TestSweepForgetsOnlyRestedTenants(t *testing.T) {
+	s, clock := newTestStore(Options{IdleTTL: time.Minute})
+	mustCheck(t, s, "light", Limit{Name: "r", Limit: 100, Period: time.Second}, 1)
+	mustCheck(t, s, "month", Limit{Name: "m", Algorithm: CalendarMonth, Limit: 100}, 1)
+	clock.Advance(2 * time.Minute)
+	if n := s.Sweep(); n != 1 || s.Len() != 1 {
+		t.Fatalf("swept %d, left %d; want 1 and 1", n, s.Len())
+	}
+	if r := mustCheck(t, s, "month", Limit{Name: "m", Algorithm: CalendarMonth, Limit: 100}, 0); r.Remaining != 99 {
+		t.Fatalf("monthly usage forgotten: %+v", r)
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	cases := []struct {
+		tenant string
+		lim    Limit
+		hits   int64
+		want   error
+	}{
+		{"", rpm, 1, ErrInvalidLimit},
+		{"t", Limit{Name: "x", Period: time.Second}, 1, ErrInvalidLimit},
+		{"t", Limit{Name: "x", Limit: 1}, 1, ErrInvalidLimit},
+		{"t", Limit{Name: "x", Limit: 1, Period: 2 * MaxPeriod}, 1, ErrInvalidLimit},
+		{"t", Limit{Name: "x", Limit: 1, Period: time.Second, Algorithm: 42}, 1, ErrUnknownAlgorithm},
+		{"t", rpm, -1, ErrInvalidHits},
+	}
+	for _, c := range cases {
+		if _, err := s.Check(c.tenant, c.lim, c.hits); !errors.Is(err, c.want) {
+			t.Errorf("Check(%q, %+v, %d) = %v, want %v", c.tenant, c.lim, c.hits, err, c.want)
+		}
+	}
+	dup := []Request{{Limit: rpm, Hits: 1}, {Limit: rpm, Hits: 1}}
+	if _, err := s.Reserve("t", dup, make([]Result, 2)); !errors.Is(err, ErrInvalidLimit) {
+		t.Errorf("duplicate names: %v", err)
+	}
+	if s.Len() != 0 {
+		t.Fatalf("invalid input changed state: %d entries", s.Len())
+	}
+	if _, err := ParseAlgorithm("leaky"); !errors.Is(err, ErrUnknownAlgorithm) {
+		t.Errorf("ParseAlgorithm: %v", err)
+	}
+}
+
+func TestHugeValuesDoNotOverflow(t *testing.T) {
+	s, clock := newTestStore(Options{})
+	l := Limit{Name: "big", Limit: 1 << 62, Period: MaxPeriod, Burst: 1 << 62}
+	if r := mustCheck(t, s, "t", l, 1<<62); !r.Allowed || r.Remaining != 0 {
+		t.Fatalf("%+v", r)
+	}
+	r := mustCheck(t, s, "t", l, 1<<62)
+	if r.Allowed || r.RetryAfter != MaxPeriod {
+		t.Fatalf("%+v", r)
+	}
+	clock.Advance(MaxPeriod)
+	if r := mustCheck(t, s, "t", l, 1<<62); !r.Allowed {
+		t.Fatalf("%+v", r)
+	}
+}
