@@ -35,8 +35,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# One node on loopback with nothing on disk; Ctrl-C stops it.
 run: build
-	$(BIN)/tollgate serve --config deploy/dev.yaml
+	$(BIN)/tollgate serve --node-name dev-1 --in-memory \
+		--api-addr 127.0.0.1:8081 --grpc-addr 127.0.0.1:9090
 
 clean:
 	rm -rf $(BIN)

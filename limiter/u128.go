@@ -49,8 +49,6 @@ func (x u128) cmp(y u128) int {
 	return 0
 }
 
-func (x u128) isZero() bool { return x.hi == 0 && x.lo == 0 }
-
 // div returns floor(x/d), saturating at MaxInt64 (all callers turn the
 // quotient into a count or a duration).
 func (x u128) div(d uint64) int64 {

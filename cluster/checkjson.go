@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/limiter"
+)
+
+// The HTTP JSON shapes of /v1/check and /v1/release. Durations are written
+// as Go duration strings ("60s", "1m30s") or numbers of seconds on input,
+// and as seconds (a number) on output.
+
+type checkJSON struct {
+	Tenant string      `json:"tenant"`
+	Hits   *int64      `json:"hits"`
+	Limits []limitJSON `json:"limits"`
+}
+
+type limitJSON struct {
+	Name      string       `json:"name"`
+	Algorithm string       `json:"algorithm"`
+	Limit     int64        `json:"limit"`
+	Period    jsonDuration `json:"period"`
+	Burst     int64        `json:"burst"`
+}
+
+type releaseJSON struct {
+	Tenant  string    `json:"tenant"`
+	Limit   limitJSON `json:"limit"`
+	LeaseID uint64    `json:"lease_id,string"`
+}
+
+type checkResponseJSON struct {
+	Allowed bool              `json:"allowed"`
+	Limits  []limitStatusJSON `json:"limits"`
+	Owner   string            `json:"owner"`
+}
+
+type limitStatusJSON struct {
+	Name       string  `json:"name"`
+	Allowed    bool    `json:"allowed"`
+	Limit      int64   `json:"limit"`
+	Remaining  int64   `json:"remaining"`
+	ResetAfter float64 `json:"reset_after"`
+	RetryAfter float64 `json:"retry_after"`
+	// LeaseID is a string because JSON numbers lose precision past 2^53.
+	LeaseID string `json:"lease_id,omitempty"`
+}
+
+// jsonDuration accepts "60s" or 60 (seconds).
+type jsonDuration time.Duration
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fieldErr("period", "not a duration: %q (want e.g. \"60s\" or \"1m\")", s)
+		}
+		*d = jsonDuration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fieldErr("period", "want a duration string such as \"60s\" or a number of seconds")
+	}
+	if math.Abs(secs) > limiter.MaxPeriod.Seconds() {
+		return fieldErr("period", "must be at most %s, got %g seconds", limiter.MaxPeriod, secs)
+	}
+	*d = jsonDuration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// decodeJSON reads exactly one JSON value into v, rejecting unknown fields,
+// and turns decoder errors into messages a client can act on.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fieldErr("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	var field *FieldError
+	switch {
+	case errors.As(err, &tooBig), errors.As(err, &field):
+		return err
+	case errors.As(err, &syntax):
+		return fieldErr("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
+	case errors.As(err, &typ):
+		return fieldErr(typ.Field, "want %s, got JSON %s", typ.Type, typ.Value)
+	case errors.Is(err, io.EOF):
+		return fieldErr("body", "empty body; want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fieldErr("body", "malformed JSON: unexpected end")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fieldErr(name, "unknown field")
+	}
+	return fieldErr("body", "%v", err)
+}
+
+// DecodeCheck reads a /v1/check body and validates it.
+func DecodeCheck(r io.Reader) (*CheckRequest, error) {
+	var in checkJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	req := &CheckRequest{Tenant: in.Tenant, Hits: 1, Limits: make([]limiter.Limit, len(in.Limits))}
+	if in.Hits != nil {
+		req.Hits = *in.Hits
+	}
+	for i := range in.Limits {
+		l, err := in.Limits[i].limit(fmt.Sprintf("limits[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		req.Limits[i] = l
+	}
+	if err := req.Validate(""); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (l *limitJSON) limit(field string) (limiter.Limit, error) {
+	alg, err := limiter.ParseAlgorithm(l.Algorithm)
+	if err != nil {
+		return limiter.Limit{}, fieldErr(field+".algorithm", "%v", err)
+	}
+	return limiter.Limit{Name: l.Name, Algorithm: alg, Limit: l.Limit, Period: time.Duration(l.Period), Burst: l.Burst}, nil
+}
+
+func decodeRelease(r io.Reader) (*ReleaseRequest, error) {
+	var in releaseJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	l, err := in.Limit.limit("limit")
+	if err != nil {
+		return nil, err
+	}
+	req := &ReleaseRequest{Tenant: in.Tenant, Limit: l, Lease: in.LeaseID}
+	return req, req.Validate()
+}
+
+func encodeCheckResponse(resp *CheckResponse) *checkResponseJSON {
+	out := &checkResponseJSON{Allowed: resp.Allowed, Owner: resp.Owner, Limits: make([]limitStatusJSON, len(resp.Limits))}
+	for i, l := range resp.Limits {
+		out.Limits[i] = limitStatusJSON{
+			Name:       l.Name,
+			Allowed:    l.Allowed,
+			Limit:      l.Limit,
+			Remaining:  l.Remaining,
+			ResetAfter: l.ResetAfter.Seconds(),
+			RetryAfter: l.RetryAfter.Seconds(),
+		}
+		if l.Lease != 0 {
+			out.Limits[i].LeaseID = fmt.Sprint(l.Lease)
+		}
+	}
+	return out
+}

@@ -1,0 +1,41 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeCheck feeds arbitrary bodies to the /v1/check decoder: it must
+// never panic, must reject with a field error or accept, and whatever it
+// accepts must be valid for the store.
+func FuzzDecodeCheck(f *testing.F) {
+	for _, seed := range []string{
+		tenLimit,
+		`{"tenant":"t","limits":[{"name":"l","algorithm":"sliding_window","limit":5,"period":60}]}`,
+		`{"tenant":"t","hits":0,"limits":[{"name":"m","algorithm":"calendar_month","limit":1000000}]}`,
+		`{"tenant":"t","limits":[{"name":"c","algorithm":"concurrency","limit":2,"period":"30s"}]}`,
+		`{"tenant":"","limits":null}`,
+		`{"tenant":"t","limits":[{"name":"l","limit":1e400,"period":"1s"}]}`,
+		`{"tenant":"t","limits":[{"name":"l","limit":1,"period":-1e300}]}`,
+		`nul`, `{}`, `[]`, `"x"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	n := NewNode(Config{NodeName: "fuzz"})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeCheck(bytes.NewReader(body))
+		if err != nil {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("decoder error is not a field error: %T %v", err, err)
+			}
+			return
+		}
+		if err := req.Validate(""); err != nil {
+			t.Fatalf("accepted an invalid request: %v", err)
+		}
+		if _, err := n.Check(t.Context(), req); err != nil {
+			t.Fatalf("node refused an accepted request: %v", err)
+		}
+	})
+}

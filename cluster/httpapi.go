@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes bounds a request body on the API address.
+const MaxBodyBytes = 1 << 20
+
+// HTTPHandler serves the node's HTTP JSON API: POST /v1/check,
+// POST /v1/release, GET /healthz, GET /readyz and GET /metrics.
+func (n *Node) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/check", n.handleCheck)
+	mux.HandleFunc("POST /v1/release", n.handleRelease)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": n.name})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "node": n.name})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": n.name})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{Registry: n.metrics.registry}))
+	return mux
+}
+
+func (n *Node) handleCheck(w http.ResponseWriter, r *http.Request) {
+	req, err := DecodeCheck(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	resp, err := n.Check(r.Context(), req)
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, encodeCheckResponse(resp))
+}
+
+func (n *Node) handleRelease(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeRelease(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil {
+		err = n.Release(r.Context(), req)
+	}
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"released": true})
+}
+
+type errorJSON struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// writeError maps an error to a status: bad input is the client's (400,
+// 413), anything else is ours (500, logged).
+func (n *Node) writeError(w http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	var field *FieldError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorJSON{errorBody{
+			Code: "body_too_large", Message: "request body exceeds 1 MiB"}})
+	case errors.As(err, &field):
+		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
+			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
+	default:
+		n.log.Error("request failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorJSON{errorBody{
+			Code: "internal", Message: "internal error"}})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		slog.Debug("writing response", "err", err)
+	}
+}

@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/limiter"
+)
+
+func newTestNode(t *testing.T) (*Node, *httptest.Server, *limiter.ManualClock) {
+	t.Helper()
+	clock := limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+	n := NewNode(Config{NodeName: "node-a", Clock: clock})
+	n.SetReady(true)
+	srv := httptest.NewServer(n.HTTPHandler())
+	t.Cleanup(srv.Close)
+	return n, srv, clock
+}
+
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("status %d, body not JSON: %q", resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+const tenLimit = `{"tenant":"t1","hits":1,"limits":[{"name":"rpm","algorithm":"token_bucket","limit":10,"period":"60s","burst":10}]}`
+
+func TestHTTPCheckAdmitsExactlyTheLimit(t *testing.T) {
+	_, srv, _ := newTestNode(t)
+	for i := range 10 {
+		code, out := post(t, srv.URL+"/v1/check", tenLimit)
+		if code != 200 || out["allowed"] != true || out["owner"] != "node-a" {
+			t.Fatalf("check %d: %d %v", i, code, out)
+		}
+	}
+	code, out := post(t, srv.URL+"/v1/check", tenLimit)
+	lim := out["limits"].([]any)[0].(map[string]any)
+	if code != 200 || out["allowed"] != false || lim["retry_after"].(float64) != 6 || lim["remaining"].(float64) != 0 {
+		t.Fatalf("11th check: %d %v", code, out)
+	}
+	for _, want := range []string{`tollgate_checks_total{decision="allowed"} 10`, `tollgate_checks_total{decision="denied"} 1`, "tollgate_store_entries 1", "tollgate_check_duration_seconds_count 11"} {
+		if m := metricsText(t, srv.URL); !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestHTTPBadInput(t *testing.T) {
+	n, srv, _ := newTestNode(t)
+	lim := func(fields string) string {
+		return `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"1s"` + fields + `}]}`
+	}
+	cases := []struct {
+		name, body, field string
+		status            int
+	}{
+		{"missing tenant", `{"limits":[{"name":"l","limit":5,"period":"1s"}]}`, "tenant", 400},
+		{"no limits", `{"tenant":"t","limits":[]}`, "limits", 400},
+		{"limit zero", `{"tenant":"t","limits":[{"name":"l","limit":0,"period":"1s"}]}`, "limits[0].limit", 400},
+		{"negative limit", `{"tenant":"t","limits":[{"name":"l","limit":-3,"period":"1s"}]}`, "limits[0].limit", 400},
+		{"period zero", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"0s"}]}`, "limits[0].period", 400},
+		{"period missing", `{"tenant":"t","limits":[{"name":"l","limit":5}]}`, "limits[0].period", 400},
+		{"period negative", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"-1s"}]}`, "limits[0].period", 400},
+		{"period over a year", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"9000h"}]}`, "limits[0].period", 400},
+		{"period not a duration", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"soon"}]}`, "period", 400},
+		{"unknown algorithm", lim(`,"algorithm":"leaky_bucket"`), "limits[0].algorithm", 400},
+		{"negative hits", `{"tenant":"t","hits":-1,"limits":[{"name":"l","limit":5,"period":"1s"}]}`, "hits", 400},
+		{"negative burst", lim(`,"burst":-1`), "limits[0].burst", 400},
+		{"missing name", `{"tenant":"t","limits":[{"limit":5,"period":"1s"}]}`, "limits[0].name", 400},
+		{"duplicate name", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"1s"},{"name":"l","limit":5,"period":"1s"}]}`, "limits[1].name", 400},
+		{"malformed JSON", `{"tenant":"t",`, "body", 400},
+		{"not an object", `[1,2]`, "", 400},
+		{"wrong type", `{"tenant":"t","limits":[{"name":"l","limit":"five","period":"1s"}]}`, "limits.limit", 400},
+		{"unknown field", `{"tenant":"t","limitz":[]}`, "limitz", 400},
+		{"empty body", ``, "body", 400},
+		{"trailing data", tenLimit + `{}`, "body", 400},
+		{"too large", `{"tenant":"` + strings.Repeat("x", 2<<20) + `"}`, "", 413},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := post(t, srv.URL+"/v1/check", c.body)
+			e, _ := out["error"].(map[string]any)
+			if code != c.status || e == nil || e["message"] == "" {
+				t.Fatalf("status %d body %v, want %d with an error message", code, out, c.status)
+			}
+			if c.field != "" && e["field"] != c.field {
+				t.Fatalf("field %v, want %q (message %q)", e["field"], c.field, e["message"])
+			}
+		})
+	}
+	if got := n.store.Len(); got != 0 {
+		t.Fatalf("bad input changed state: %d entries", got)
+	}
+}
+
+func TestHTTPHealthAndReadiness(t *testing.T) {
+	n, srv, _ := newTestNode(t)
+	get := func(path string) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/healthz") != 200 || get("/readyz") != 200 {
+		t.Fatal("healthz/readyz not 200 on a ready node")
+	}
+	n.SetReady(false)
+	if get("/readyz") != 503 || get("/healthz") != 200 {
+		t.Fatal("readyz should be 503 and healthz 200 on a draining node")
+	}
+	if resp, _ := http.Get(srv.URL + "/v1/check"); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /v1/check: %d", resp.StatusCode)
+	}
+}
+
+func TestHTTPConcurrencyLeaseRelease(t *testing.T) {
+	_, srv, _ := newTestNode(t)
+	body := `{"tenant":"t","limits":[{"name":"conc","algorithm":"concurrency","limit":1,"period":"30s"}]}`
+	_, first := post(t, srv.URL+"/v1/check", body)
+	lease := first["limits"].([]any)[0].(map[string]any)["lease_id"]
+	if first["allowed"] != true || lease == nil {
+		t.Fatalf("first: %v", first)
+	}
+	if _, second := post(t, srv.URL+"/v1/check", body); second["allowed"] != false {
+		t.Fatalf("second lease admitted: %v", second)
+	}
+	rel := `{"tenant":"t","limit":{"name":"conc","algorithm":"concurrency","limit":1,"period":"30s"},"lease_id":"` + lease.(string) + `"}`
+	if code, out := post(t, srv.URL+"/v1/release", rel); code != 200 {
+		t.Fatalf("release: %d %v", code, out)
+	}
+	if _, third := post(t, srv.URL+"/v1/check", body); third["allowed"] != true {
+		t.Fatalf("after release: %v", third)
+	}
+}

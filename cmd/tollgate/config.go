@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything `tollgate serve` reads. Each field is a flag, a key
+// of the same name in the --config YAML file, and a TOLLGATE_* environment
+// variable (the flag name in upper case with '-' as '_'). Flags beat the
+// environment, which beats the file, which beats the defaults.
+type Config struct {
+	NodeName        string        `yaml:"node-name"`
+	DataDir         string        `yaml:"data-dir"`
+	HTTPAddr        string        `yaml:"http-addr"`
+	APIAddr         string        `yaml:"api-addr"`
+	GRPCAddr        string        `yaml:"grpc-addr"`
+	GossipAddr      string        `yaml:"gossip-addr"`
+	RaftAddr        string        `yaml:"raft-addr"`
+	Join            addrList      `yaml:"join"`
+	BootstrapExpect int           `yaml:"bootstrap-expect"`
+	AdminToken      string        `yaml:"admin-token"`
+	InMemory        bool          `yaml:"in-memory"`
+	MaxEntries      int           `yaml:"max-entries"`
+	IdleTTL         time.Duration `yaml:"idle-ttl"`
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	LogLevel        string        `yaml:"log-level"`
+	LogFormat       string        `yaml:"log-format"`
+}
+
+func defaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tollgate"
+	}
+	return Config{
+		NodeName:        host,
+		DataDir:         "tollgate-data",
+		HTTPAddr:        ":8080",
+		APIAddr:         ":8081",
+		GRPCAddr:        ":9090",
+		GossipAddr:      ":7946",
+		RaftAddr:        ":8300",
+		MaxEntries:      1 << 20,
+		IdleTTL:         10 * time.Minute,
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// flags binds every Config field to a flag of fs. The usage strings are the
+// reference documentation of the flags (README.md repeats them).
+func (c *Config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "unique name of this node in the cluster (default: host name)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for durable state (Raft log and snapshots)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the gRPC API (public and peer services)")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership (UDP and TCP)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
+	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new cluster (0: join an existing one)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
+	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
+	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")
+	fs.DurationVar(&c.IdleTTL, "idle-ttl", c.IdleTTL, "how long a tenant is unused before its full limits are forgotten")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop waits for requests in flight")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+}
+
+// addrList is a comma-separated list on the command line and in the
+// environment, and a list or a comma-separated string in YAML.
+type addrList []string
+
+func (a *addrList) String() string { return strings.Join(*a, ",") }
+
+func (a *addrList) Set(s string) error {
+	*a = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*a = append(*a, part)
+		}
+	}
+	return nil
+}
+
+func (a *addrList) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.ScalarNode {
+		return a.Set(node.Value)
+	}
+	var list []string
+	if err := node.Decode(&list); err != nil {
+		return err
+	}
+	*a = list
+	return nil
+}
+
+// loadConfig builds the configuration from defaults, the --config file, the
+// environment and the command line, in rising precedence, and validates it.
+func loadConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("tollgate serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configPath := fs.String("config", getenv("TOLLGATE_CONFIG"), "YAML file with any of the flags below as keys (env TOLLGATE_CONFIG)")
+	cfg.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: tollgate serve [flags]\n\nEvery flag can also be set as TOLLGATE_<NAME> (e.g. TOLLGATE_API_ADDR) or as a key in --config.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// The parse above has written the command line into cfg; note what it
+	// set, then rebuild in order of precedence.
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	cfg = defaultConfig()
+	if *configPath != "" {
+		if err := cfg.readFile(*configPath); err != nil {
+			return Config{}, err
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && f.Name != "config" && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %v", env, e)
+			}
+		}
+	})
+	for name, v := range set {
+		if e := fs.Lookup(name).Value.Set(v); e != nil && err == nil {
+			err = fmt.Errorf("--%s: %v", name, e)
+		}
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) readFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("--config %s: %w", path, err)
+	}
+	return nil
+}
+
+// validate reports the first bad field by its flag name.
+func (c *Config) validate() error {
+	if c.NodeName == "" {
+		return errors.New("node-name: must not be empty")
+	}
+	for _, a := range []struct{ name, addr string }{
+		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr},
+		{"gossip-addr", c.GossipAddr}, {"raft-addr", c.RaftAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("join: %q is not host:port: %v", j, err)
+		}
+	}
+	switch {
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("bootstrap-expect: must be >= 0, got %d", c.BootstrapExpect)
+	case !c.InMemory && c.DataDir == "":
+		return errors.New("data-dir: required unless --in-memory")
+	case c.MaxEntries <= 0:
+		return fmt.Errorf("max-entries: must be > 0, got %d", c.MaxEntries)
+	case c.IdleTTL <= 0:
+		return fmt.Errorf("idle-ttl: must be > 0, got %s", c.IdleTTL)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("shutdown-timeout: must be > 0, got %s", c.ShutdownTimeout)
+	}
+	if _, err := c.logger(io.Discard); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Config) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is not text or json", c.LogFormat)
+}
