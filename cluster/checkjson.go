@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -89,10 +90,13 @@ func decodeJSON(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fieldErr("body", "unexpected data after the JSON object")
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return nil
+	case errors.As(err, new(*http.MaxBytesError)):
+		return err
 	}
-	return nil
+	return fieldErr("body", "unexpected data after the JSON object")
 }
 
 func jsonError(err error) error {
@@ -106,7 +110,11 @@ func jsonError(err error) error {
 	case errors.As(err, &syntax):
 		return fieldErr("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.As(err, &typ):
-		return fieldErr(typ.Field, "want %s, got JSON %s", typ.Type, typ.Value)
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return fieldErr(field, "want %s, got JSON %s", kindName(typ.Type.Kind()), typ.Value)
 	case errors.Is(err, io.EOF):
 		return fieldErr("body", "empty body; want a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -116,6 +124,22 @@ func jsonError(err error) error {
 		return fieldErr(name, "unknown field")
 	}
 	return fieldErr("body", "%v", err)
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "an integer"
 }
 
 // DecodeCheck reads a /v1/check body and validates it.

@@ -34,8 +34,14 @@ func FuzzDecodeCheck(f *testing.F) {
 		if err := req.Validate(""); err != nil {
 			t.Fatalf("accepted an invalid request: %v", err)
 		}
-		if _, err := n.Check(t.Context(), req); err != nil {
+		resp, err := n.Check(t.Context(), req)
+		if err != nil {
 			t.Fatalf("node refused an accepted request: %v", err)
+		}
+		for _, l := range resp.Limits {
+			if l.Remaining < 0 || l.ResetAfter < 0 || l.RetryAfter < 0 {
+				t.Fatalf("out-of-range answer %+v for %q", l, body)
+			}
 		}
 	})
 }

@@ -94,12 +94,15 @@ func TestHTTPBadInput(t *testing.T) {
 		{"missing name", `{"tenant":"t","limits":[{"limit":5,"period":"1s"}]}`, "limits[0].name", 400},
 		{"duplicate name", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"1s"},{"name":"l","limit":5,"period":"1s"}]}`, "limits[1].name", 400},
 		{"malformed JSON", `{"tenant":"t",`, "body", 400},
-		{"not an object", `[1,2]`, "", 400},
 		{"wrong type", `{"tenant":"t","limits":[{"name":"l","limit":"five","period":"1s"}]}`, "limits.limit", 400},
 		{"unknown field", `{"tenant":"t","limitz":[]}`, "limitz", 400},
 		{"empty body", ``, "body", 400},
 		{"trailing data", tenLimit + `{}`, "body", 400},
 		{"too large", `{"tenant":"` + strings.Repeat("x", 2<<20) + `"}`, "", 413},
+		{"too large after the object", tenLimit + strings.Repeat(" ", 2<<20), "", 413},
+		{"array body", `[1,2]`, "body", 400},
+		{"calendar month negative period", `{"tenant":"t","limits":[{"name":"m","algorithm":"calendar_month","limit":5,"period":"-30s"}]}`, "limits[0].period", 400},
+		{"concurrency too large", `{"tenant":"t","limits":[{"name":"c","algorithm":"concurrency","limit":1000000,"period":"30s"}]}`, "limits[0].limit", 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

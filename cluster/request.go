@@ -113,25 +113,16 @@ func validateTenant(prefix, tenant string) error {
 	return nil
 }
 
-// validateLimit maps limiter's checks onto field names.
+// validateLimit adds our bounds to limiter's and names the field.
 func validateLimit(field string, l *limiter.Limit) error {
-	switch {
-	case l.Name == "":
-		return fieldErr(field+".name", "is required")
-	case len(l.Name) > MaxNameLen:
+	if len(l.Name) > MaxNameLen {
 		return fieldErr(field+".name", "at most %d bytes", MaxNameLen)
-	case l.Limit <= 0:
-		return fieldErr(field+".limit", "must be > 0, got %d", l.Limit)
-	case l.Burst < 0:
-		return fieldErr(field+".burst", "must be >= 0, got %d", l.Burst)
 	}
-	if err := l.Validate(); err != nil {
-		// Whatever limiter still rejects is about the period or the
-		// algorithm; its message says which.
-		if errors.Is(err, limiter.ErrUnknownAlgorithm) {
-			return fieldErr(field+".algorithm", "%v", err)
-		}
-		return fieldErr(field+".period", "must be > 0 and at most %s", limiter.MaxPeriod)
+	var le *limiter.LimitError
+	if err := l.Validate(); errors.As(err, &le) {
+		return fieldErr(field+"."+le.Field, "%s", le.Reason)
+	} else if err != nil {
+		return fieldErr(field, "%v", err)
 	}
 	return nil
 }

@@ -1,10 +1,18 @@
 package limiter
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // A concurrency limit admits while the hits held by unexpired leases stay
 // within Limit. Leases expire Period after they were taken, so a holder that
-// dies leaks nothing for long.
+// dies leaks nothing for long. Leases are kept in the order they were taken,
+// which (one TTL per limit) is also the order they expire in.
+
+// MaxConcurrency bounds a concurrency limit, and so the leases one entry
+// holds and the work of one decision under the shard lock.
+const MaxConcurrency = 100_000
 
 type lease struct {
 	id      uint64
@@ -31,12 +39,9 @@ func (e *entry) concDecide(now, hits int64) Result {
 	held := e.purge(now)
 	limit := e.lim.Limit
 	r := Result{Limit: limit}
-	var first, last int64
-	for i, l := range e.leases {
-		if i == 0 || l.expires < first {
-			first = l.expires
-		}
-		last = max(last, l.expires)
+	var last int64
+	if n := len(e.leases); n > 0 {
+		last = e.leases[n-1].expires
 	}
 	if hits <= limit-held {
 		r.Allowed = true
@@ -48,16 +53,31 @@ func (e *entry) concDecide(now, hits int64) Result {
 		return r
 	}
 	r.Remaining = max(limit-held, 0)
-	r.ResetAfter = time.Duration(last - now)
+	r.ResetAfter = time.Duration(max(last-now, 0))
 	if hits <= limit {
-		r.RetryAfter = time.Duration(first - now)
+		// The earliest time enough leases have expired, if none is
+		// released first.
+		for _, l := range e.leases {
+			held -= l.hits
+			if hits <= limit-held {
+				r.RetryAfter = time.Duration(l.expires - now)
+				break
+			}
+		}
 	}
 	return r
 }
 
 func (e *entry) concTake(now, hits int64, id uint64) {
 	if hits > 0 {
-		e.leases = append(e.leases, lease{id: id, hits: hits, expires: now + int64(e.lim.Period)})
+		// Insert in expiry order: a clock that stepped back, or a reshaped
+		// TTL, can make a new lease expire before older ones.
+		l := lease{id: id, hits: hits, expires: now + int64(e.lim.Period)}
+		i := len(e.leases)
+		for i > 0 && e.leases[i-1].expires > l.expires {
+			i--
+		}
+		e.leases = slices.Insert(e.leases, i, l)
 	}
 }
 
@@ -66,7 +86,7 @@ func (e *entry) concTake(now, hits int64, id uint64) {
 func (e *entry) concRelease(id uint64) {
 	for i, l := range e.leases {
 		if l.id == id {
-			e.leases = append(e.leases[:i], e.leases[i+1:]...)
+			e.leases = slices.Delete(e.leases, i, i+1)
 			return
 		}
 	}

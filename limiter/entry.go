@@ -117,23 +117,29 @@ func (e *entry) restAt() int64 {
 }
 
 // reshape applies a changed definition of the same limit without forgetting
-// what was consumed: a token bucket keeps its outstanding tokens, windows
+// what was consumed: the state is first brought to now under the old
+// definition, then a token bucket keeps its outstanding tokens and windows
 // keep the current count. A change of algorithm starts afresh.
 func (e *entry) reshape(now int64, l Limit) {
 	old := e.lim
-	e.lim = l
 	switch {
 	case old.Algorithm != l.Algorithm:
 		*e = entry{lim: l}
-	case old.Period == l.Period:
+		return
+	case l.Algorithm == TokenBucket && old.Period == l.Period:
+		e.level = e.bucketLevel(now)
+		e.last = max(e.last, now)
 	case l.Algorithm == TokenBucket:
 		tokens := e.bucketLevel(now).divCeil(uint64(old.Period))
 		e.level = mul64(uint64(tokens), uint64(l.Period))
 		e.last = max(e.last, now)
+	case old.Period == l.Period:
 	case l.Algorithm == FixedWindow || l.Algorithm == SlidingWindow:
+		e.roll(now)
 		e.win = now / int64(l.Period)
 		e.prev = 0
 	}
+	e.lim = l
 }
 
 func satAdd(a, b int64) int64 {

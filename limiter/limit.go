@@ -84,24 +84,46 @@ type Limit struct {
 	Burst int64
 }
 
-// Validate reports the first field that is out of range, as an error that
-// wraps ErrInvalidLimit or ErrUnknownAlgorithm and names the field.
+// LimitError says which field of a Limit is out of range. It wraps
+// ErrInvalidLimit, or ErrUnknownAlgorithm for the algorithm.
+type LimitError struct {
+	Field  string // "name", "algorithm", "limit", "period" or "burst"
+	Reason string
+}
+
+func (e *LimitError) Error() string { return "invalid limit: " + e.Field + ": " + e.Reason }
+
+// Unwrap returns the sentinel the error belongs to.
+func (e *LimitError) Unwrap() error {
+	if e.Field == "algorithm" {
+		return ErrUnknownAlgorithm
+	}
+	return ErrInvalidLimit
+}
+
+func limitErr(field, format string, args ...any) error {
+	return &LimitError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first field that is out of range as a *LimitError.
 func (l *Limit) Validate() error {
 	switch {
 	case l.Name == "":
-		return fmt.Errorf("%w: name: must not be empty", ErrInvalidLimit)
+		return limitErr("name", "must not be empty")
 	case int(l.Algorithm) >= len(algorithmNames):
-		return fmt.Errorf("%w: algorithm: %d", ErrUnknownAlgorithm, l.Algorithm)
+		return limitErr("algorithm", "unknown algorithm %d", l.Algorithm)
 	case l.Limit <= 0:
-		return fmt.Errorf("%w: limit: must be > 0, got %d", ErrInvalidLimit, l.Limit)
+		return limitErr("limit", "must be > 0, got %d", l.Limit)
 	case l.Burst < 0:
-		return fmt.Errorf("%w: burst: must be >= 0, got %d", ErrInvalidLimit, l.Burst)
-	case l.Algorithm == CalendarMonth:
-		return nil
+		return limitErr("burst", "must be >= 0, got %d", l.Burst)
+	case l.Algorithm == Concurrency && l.Limit > MaxConcurrency:
+		return limitErr("limit", "a concurrency limit is at most %d, got %d", MaxConcurrency, l.Limit)
+	case l.Algorithm == CalendarMonth && l.Period == 0:
+		return nil // months have their own length
 	case l.Period <= 0:
-		return fmt.Errorf("%w: period: must be > 0, got %s", ErrInvalidLimit, l.Period)
+		return limitErr("period", "must be > 0, got %s", l.Period)
 	case l.Period > MaxPeriod:
-		return fmt.Errorf("%w: period: must be at most %s, got %s", ErrInvalidLimit, MaxPeriod, l.Period)
+		return limitErr("period", "must be at most %s, got %s", MaxPeriod, l.Period)
 	}
 	return nil
 }

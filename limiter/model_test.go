@@ -198,14 +198,19 @@ func runAgainstModel(t *testing.T, alg Algorithm, seed uint64) {
 		} else {
 			lastDenied, lastDeniedHits = r, hits
 		}
-		if r.Remaining < 0 {
-			t.Fatalf("seed %d step %d: negative remaining %d", seed, step, r.Remaining)
-		}
+		assertSane(t, seed, step, r)
 	}
 	checkBounds(t, seed, lim, admitted)
 }
 
 // checkBounds asserts the admission bound each algorithm promises.
+func assertSane(t *testing.T, seed uint64, step int, r Result) {
+	t.Helper()
+	if r.Remaining < 0 || r.ResetAfter < 0 || r.RetryAfter < 0 || (r.Allowed && r.RetryAfter != 0) {
+		t.Fatalf("seed %d step %d: out of range: %+v", seed, step, r)
+	}
+}
+
 func checkBounds(t *testing.T, seed uint64, lim Limit, admitted []event) {
 	t.Helper()
 	p := int64(lim.Period)
@@ -260,10 +265,21 @@ func TestConcurrencyAgainstModel(t *testing.T) {
 		clock := NewManualClock(epoch)
 		s := NewStore(Options{Clock: clock, Shards: 1})
 		m := &concModel{lim: lim, leases: map[uint64]event{}}
+		var denied Result
+		var deniedHits int64
 		for step := range 1000 {
-			clock.Advance(gap(rng, lim.Period/4))
+			d, hits := gap(rng, lim.Period/4), rng.Int64N(lim.Limit+2)
+			hinted, early := false, false
+			if denied.RetryAfter > 0 && rng.IntN(3) == 0 {
+				// The hint must be the exact time enough leases expire.
+				d, hits, hinted = denied.RetryAfter, deniedHits, true
+				if rng.IntN(2) == 0 {
+					d, early = d-1, true
+				}
+			}
+			clock.Advance(d)
 			now := clock.Now().UnixNano()
-			if len(m.leases) > 0 && rng.IntN(3) == 0 {
+			if !hinted && len(m.leases) > 0 && rng.IntN(3) == 0 {
 				for id := range m.leases {
 					if err := s.Adjust("t", []Adjustment{{Limit: lim, Lease: id}}); err != nil {
 						t.Fatal(err)
@@ -271,15 +287,23 @@ func TestConcurrencyAgainstModel(t *testing.T) {
 					delete(m.leases, id)
 					break
 				}
+				denied = Result{}
 				continue
 			}
-			hits := rng.Int64N(3)
 			r, err := s.Check("t", lim, hits)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := m.admit(now, hits); r.Allowed != want {
 				t.Fatalf("seed %d step %d: allowed=%v, model %v (held %d of %d, hits %d)", seed, step, r.Allowed, want, m.held(now), lim.Limit, hits)
+			}
+			if hinted && r.Allowed == early {
+				t.Fatalf("seed %d step %d: retry_after %s not exact (early=%v allowed=%v)", seed, step, denied.RetryAfter, early, r.Allowed)
+			}
+			assertSane(t, seed, step, r)
+			denied, deniedHits = Result{}, 0
+			if !r.Allowed {
+				denied, deniedHits = r, hits
 			}
 			if r.Allowed && hits > 0 {
 				if r.Lease == 0 || m.leases[r.Lease].hits != 0 {

@@ -12,13 +12,12 @@ import (
 // within a server's last-level cache, where Go's map of pointers would take
 // several times that and miss to memory on most lookups.
 type shard struct {
-	mu      sync.Mutex
-	slots   []uint64
-	slab    []tenantState
-	free    []uint32
-	used    int // occupied slots, = live tenants
-	entries int // limit entries of the live tenants
-	_       [40]byte
+	mu    sync.Mutex
+	slots []uint64
+	slab  []tenantState
+	free  []uint32
+	used  int      // occupied slots, = live tenants
+	_     [40]byte // two cache lines per shard: no false sharing of locks
 }
 
 type tenantState struct {
@@ -113,19 +112,22 @@ func (sh *shard) remove(ts *tenantState) {
 		sh.slots[i], i = s, j
 	}
 	sh.slots[i] = 0
-	sh.entries -= len(ts.limits)
 	sh.used--
 	sh.slab[pos] = tenantState{}
 	sh.free = append(sh.free, pos)
 }
 
-// sample returns up to n live tenants picked at random.
+// sample visits up to n distinct live tenants: those that follow a random
+// position of the slab, so the sample is spread over the shard and a
+// shard of n or fewer tenants is visited whole.
 func (sh *shard) sample(n int, visit func(*tenantState)) {
+	size := len(sh.slab)
 	if sh.used == 0 {
 		return
 	}
-	for tries := 0; n > 0 && tries < 64*n; tries++ {
-		if ts := &sh.slab[rand.IntN(len(sh.slab))]; ts.name != "" {
+	start := rand.IntN(size)
+	for i := 0; i < size && n > 0; i++ {
+		if ts := &sh.slab[(start+i)%size]; ts.name != "" {
 			visit(ts)
 			n--
 		}

@@ -17,8 +17,9 @@ type Options struct {
 	// power of two; 256 by default.
 	Shards int
 	// MaxEntries caps the limit entries held (tenant × limit name); a new
-	// entry beyond it evicts the least recently used of a few sampled
-	// tenants. 1,048,576 by default.
+	// entry beyond it evicts a tenant from the same shard, preferring one
+	// whose limits are back to full, else the least recently used of a few
+	// sampled. 1,048,576 by default.
 	MaxEntries int
 	// IdleTTL is how long a tenant must go unused before Sweep may forget
 	// it, and then only once every limit is back to full. 10 minutes by
@@ -30,14 +31,15 @@ type Options struct {
 // live in one shard under one lock, which makes a multi-limit reservation
 // atomic. Safe for concurrent use.
 type Store struct {
-	clock     Clock
-	seed      maphash.Seed
-	mask      uint64
-	shards    []shard
-	shardCap  int
-	idleTTL   int64
-	nextLease atomic.Uint64
-	evictions atomic.Uint64
+	clock      Clock
+	seed       maphash.Seed
+	mask       uint64
+	shards     []shard
+	maxEntries int64
+	entries    atomic.Int64
+	idleTTL    int64
+	nextLease  atomic.Uint64
+	evictions  atomic.Uint64
 }
 
 // evictionSample is how many tenants an eviction compares; Redis's
@@ -58,17 +60,20 @@ func NewStore(opts Options) *Store {
 	if opts.IdleTTL <= 0 {
 		opts.IdleTTL = 10 * time.Minute
 	}
+	// A small store gets fewer shards, so each holds enough tenants to
+	// choose an eviction victim from.
+	shards := min(opts.Shards, max(opts.MaxEntries/16, 1))
 	n := 1
-	for n < opts.Shards {
+	for n < shards {
 		n <<= 1
 	}
 	s := &Store{
-		clock:    opts.Clock,
-		seed:     maphash.MakeSeed(),
-		mask:     uint64(n - 1),
-		shards:   make([]shard, n),
-		shardCap: max(opts.MaxEntries/n, 1),
-		idleTTL:  int64(opts.IdleTTL),
+		clock:      opts.Clock,
+		seed:       maphash.MakeSeed(),
+		mask:       uint64(n - 1),
+		shards:     make([]shard, n),
+		maxEntries: int64(opts.MaxEntries),
+		idleTTL:    int64(opts.IdleTTL),
 	}
 	// Lease ids start at a random point so that ids from before a restart
 	// do not release leases taken after it.
@@ -160,12 +165,21 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 	defer sh.mu.Unlock()
 	for i := range adjs {
 		a := &adjs[i]
-		if a.Delta <= 0 {
-			if ts := sh.get(tenant, h); ts == nil || ts.find(a.Limit.Name) == nil {
-				continue
-			}
+		var e *entry
+		if ts := sh.get(tenant, h); ts != nil {
+			e = ts.find(a.Limit.Name)
 		}
-		s.lookup(sh, h, tenant, &a.Limit, now).adjust(now, a)
+		switch {
+		case e == nil && a.Delta > 0:
+			// The entry has gone (evicted, or forgotten at rest): a charge
+			// still counts.
+			e = s.lookup(sh, h, tenant, &a.Limit, now)
+		case e == nil || e.lim.Algorithm != a.Limit.Algorithm:
+			// Nothing to refund or release; a settlement never reshapes
+			// or resets a limit it does not match.
+			continue
+		}
+		e.adjust(now, a)
 	}
 	return nil
 }
@@ -204,7 +218,7 @@ func (t *tenantState) find(name string) *entry {
 func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) *entry {
 	ts := sh.get(tenant, h)
 	if ts == nil {
-		s.makeRoom(sh, nil)
+		s.makeRoom(sh, nil, now)
 		ts = sh.put(strings.Clone(tenant), h)
 	}
 	ts.seen = now
@@ -215,31 +229,69 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 		return e
 	}
 	if len(ts.limits) > 0 {
-		s.makeRoom(sh, ts)
+		s.makeRoom(sh, ts, now)
 	}
 	l := *lim
 	l.Name = strings.Clone(l.Name)
 	ts.limits = append(ts.limits, entry{lim: l})
-	sh.entries++
+	s.entries.Add(1)
 	return &ts.limits[len(ts.limits)-1]
 }
 
-// makeRoom evicts the least recently seen of a few tenants sampled from the
-// shard, other than keep, while the shard is full.
-func (s *Store) makeRoom(sh *shard, keep *tenantState) {
-	for sh.entries >= s.shardCap {
-		var victim *tenantState
-		sh.sample(evictionSample, func(ts *tenantState) {
-			if ts != keep && (victim == nil || ts.seen < victim.seen) {
-				victim = ts
-			}
-		})
-		if victim == nil {
-			return // keep is all there is; let it grow
+// makeRoom evicts while the store is full, from sh if it holds another
+// tenant than keep, else from another shard whose lock is free (never
+// waiting on one: two writers evicting from each other's shards would
+// deadlock). If nothing can be evicted the store runs over for now.
+func (s *Store) makeRoom(sh *shard, keep *tenantState, now int64) {
+	for s.entries.Load() >= s.maxEntries {
+		if s.evictFrom(sh, keep, now) {
+			continue
 		}
-		s.evictions.Add(uint64(len(victim.limits)))
-		sh.remove(victim)
+		evicted := false
+		for range 4 {
+			other := &s.shards[rand.IntN(len(s.shards))]
+			if other == sh || !other.mu.TryLock() {
+				continue
+			}
+			evicted = s.evictFrom(other, nil, now)
+			other.mu.Unlock()
+			if evicted {
+				break
+			}
+		}
+		if !evicted {
+			return
+		}
 	}
+}
+
+// evictFrom evicts one of a few tenants sampled from sh, other than keep:
+// one whose limits are all back to full if there is one (forgetting it
+// changes no decision), else the least recently seen. The caller holds
+// sh.mu.
+func (s *Store) evictFrom(sh *shard, keep *tenantState, now int64) bool {
+	var victim *tenantState
+	victimRested := false
+	sh.sample(evictionSample, func(ts *tenantState) {
+		if ts == keep {
+			return
+		}
+		rested := ts.atRest(now)
+		if victim == nil || (rested && !victimRested) || (rested == victimRested && ts.seen < victim.seen) {
+			victim, victimRested = ts, rested
+		}
+	})
+	if victim == nil {
+		return false
+	}
+	s.evictions.Add(uint64(len(victim.limits)))
+	s.remove(sh, victim)
+	return true
+}
+
+func (s *Store) remove(sh *shard, ts *tenantState) {
+	s.entries.Add(-int64(len(ts.limits)))
+	sh.remove(ts)
 }
 
 // Sweep forgets tenants that have been idle for IdleTTL and whose limits are
@@ -253,7 +305,7 @@ func (s *Store) Sweep() int {
 		for j := range sh.slab {
 			ts := &sh.slab[j]
 			if ts.name != "" && now-ts.seen >= s.idleTTL && ts.atRest(now) {
-				sh.remove(ts)
+				s.remove(sh, ts)
 				removed++
 			}
 		}
@@ -272,16 +324,7 @@ func (t *tenantState) atRest(now int64) bool {
 }
 
 // Len returns the number of limit entries held.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.entries
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *Store) Len() int { return int(s.entries.Load()) }
 
 // Evictions returns how many entries were evicted to respect MaxEntries.
 func (s *Store) Evictions() uint64 { return s.evictions.Load() }

@@ -173,12 +173,78 @@ func TestCalendarMonthResetsAtMonthStart(t *testing.T) {
 }
 
 func TestReshapeKeepsConsumption(t *testing.T) {
-	s, _ := newTestStore(Options{})
+	s, clock := newTestStore(Options{})
 	mustCheck(t, s, "t", rpm, 6)
 	bigger := rpm
 	bigger.Limit, bigger.Period = 20, time.Hour
 	if r := mustCheck(t, s, "t", bigger, 0); r.Remaining != 14 {
 		t.Fatalf("after reshape: remaining %d, want 14", r.Remaining)
+	}
+
+	// Time before the change refills at the old rate: 100/h fully used,
+	// half an hour later the bucket holds 50 whatever the new rate is.
+	hourly := Limit{Name: "h", Limit: 100, Period: time.Hour}
+	mustCheck(t, s, "t", hourly, 100)
+	clock.Advance(30 * time.Minute)
+	faster := hourly
+	faster.Limit, faster.Burst = 100_000, 100
+	if r := mustCheck(t, s, "t", faster, 0); r.Remaining != 50 {
+		t.Fatalf("bucket after a rate change: remaining %d, want 50", r.Remaining)
+	}
+
+	// A window rolls under its old period before the new one applies.
+	fw := Limit{Name: "fw", Algorithm: FixedWindow, Limit: 10, Period: time.Minute}
+	mustCheck(t, s, "t", fw, 10)
+	clock.Advance(3 * time.Hour)
+	fw.Period = 2 * time.Minute
+	if r := mustCheck(t, s, "t", fw, 1); !r.Allowed {
+		t.Fatalf("window carried an old count across a period change: %+v", r)
+	}
+}
+
+func TestAdjustNeverResetsAnotherAlgorithm(t *testing.T) {
+	s, _ := newTestStore(Options{})
+	for range 10 {
+		mustCheck(t, s, "t", rpm, 1)
+	}
+	asConc := rpm
+	asConc.Algorithm = Concurrency
+	if err := s.Adjust("t", []Adjustment{{Limit: asConc, Lease: 7}, {Limit: asConc, Delta: -5}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s, "t", rpm, 1); r.Allowed {
+		t.Fatalf("a release for another algorithm reset the bucket: %+v", r)
+	}
+}
+
+func TestEvictionPrefersRestedTenants(t *testing.T) {
+	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 3})
+	mustCheck(t, s, "busy", rpm, 10) // drained: must survive
+	clock.Advance(time.Second)
+	light := Limit{Name: "l", Limit: 10, Period: time.Millisecond}
+	mustCheck(t, s, "light-1", light, 1)
+	mustCheck(t, s, "light-2", light, 1)
+	clock.Advance(time.Second) // the light tenants are full again
+	for i := range 10 {
+		mustCheck(t, s, fmt.Sprint("new-", i), light, 1)
+		clock.Advance(time.Second)
+	}
+	// 12s have refilled 2 of busy's 10; a fresh entry would have 9 left.
+	if r := mustCheck(t, s, "busy", rpm, 1); r.Remaining != 1 {
+		t.Fatalf("a drained tenant was evicted while rested ones were there: %+v", r)
+	}
+	if s.Len() > 3 {
+		t.Fatalf("len %d over MaxEntries 3", s.Len())
+	}
+}
+
+func TestMaxEntriesIsStoreWide(t *testing.T) {
+	s, _ := newTestStore(Options{MaxEntries: 100})
+	for i := range 1000 {
+		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
+	}
+	if s.Len() > 100 || s.Evictions() != uint64(1000-s.Len()) {
+		t.Fatalf("len %d evictions %d, want at most 100 and the rest evicted", s.Len(), s.Evictions())
 	}
 }
 
@@ -225,6 +291,8 @@ func TestInvalidInput(t *testing.T) {
 		{"t", Limit{Name: "x", Limit: 1, Period: 2 * MaxPeriod}, 1, ErrInvalidLimit},
 		{"t", Limit{Name: "x", Limit: 1, Period: time.Second, Algorithm: 42}, 1, ErrUnknownAlgorithm},
 		{"t", rpm, -1, ErrInvalidHits},
+		{"t", Limit{Name: "x", Limit: MaxConcurrency + 1, Period: time.Second, Algorithm: Concurrency}, 1, ErrInvalidLimit},
+		{"t", Limit{Name: "x", Limit: 1, Period: -time.Second, Algorithm: CalendarMonth}, 1, ErrInvalidLimit},
 	}
 	for _, c := range cases {
 		if _, err := s.Check(c.tenant, c.lim, c.hits); !errors.Is(err, c.want) {
