@@ -35,10 +35,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-# One node on loopback with nothing on disk; Ctrl-C stops it.
+# A 3-node cluster on loopback in one process; Ctrl-C stops it.
 run: build
-	$(BIN)/tollgate serve --node-name dev-1 --in-memory \
-		--api-addr 127.0.0.1:8081 --grpc-addr 127.0.0.1:9090
+	$(BIN)/tollgate dev --nodes 3
 
 clean:
 	rm -rf $(BIN)

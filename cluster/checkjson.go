@@ -19,9 +19,10 @@ import (
 // and as seconds (a number) on output.
 
 type checkJSON struct {
-	Tenant string      `json:"tenant"`
-	Hits   *int64      `json:"hits"`
-	Limits []limitJSON `json:"limits"`
+	Tenant        string      `json:"tenant"`
+	Hits          *int64      `json:"hits"`
+	Limits        []limitJSON `json:"limits"`
+	FailurePolicy string      `json:"failure_policy"`
 }
 
 type limitJSON struct {
@@ -39,9 +40,10 @@ type releaseJSON struct {
 }
 
 type checkResponseJSON struct {
-	Allowed bool              `json:"allowed"`
-	Limits  []limitStatusJSON `json:"limits"`
-	Owner   string            `json:"owner"`
+	Allowed  bool              `json:"allowed"`
+	Limits   []limitStatusJSON `json:"limits"`
+	Owner    string            `json:"owner"`
+	Degraded bool              `json:"degraded,omitempty"`
 }
 
 type limitStatusJSON struct {
@@ -152,6 +154,11 @@ func DecodeCheck(r io.Reader) (*CheckRequest, error) {
 	if in.Hits != nil {
 		req.Hits = *in.Hits
 	}
+	policy, err := ParseFailurePolicy(in.FailurePolicy)
+	if err != nil {
+		return nil, fieldErr("failure_policy", "%v", err)
+	}
+	req.FailurePolicy = policy
 	for i := range in.Limits {
 		l, err := in.Limits[i].limit(fmt.Sprintf("limits[%d]", i))
 		if err != nil {
@@ -187,7 +194,7 @@ func decodeRelease(r io.Reader) (*ReleaseRequest, error) {
 }
 
 func encodeCheckResponse(resp *CheckResponse) *checkResponseJSON {
-	out := &checkResponseJSON{Allowed: resp.Allowed, Owner: resp.Owner, Limits: make([]limitStatusJSON, len(resp.Limits))}
+	out := &checkResponseJSON{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]limitStatusJSON, len(resp.Limits))}
 	for i, l := range resp.Limits {
 		out.Limits[i] = limitStatusJSON{
 			Name:       l.Name,

@@ -3,13 +3,10 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/tollgate/tollgate/limiter"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
@@ -68,85 +65,16 @@ func (s *grpcService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest
 }
 
 func grpcError(err error) error {
-	if errors.Is(err, ErrInvalidArgument) {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrNotOwner):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return status.FromContextError(err).Err()
 	}
 	return status.Error(codes.Internal, "internal error")
-}
-
-var algorithmFromProto = map[tollgatev1.Algorithm]limiter.Algorithm{
-	tollgatev1.Algorithm_ALGORITHM_UNSPECIFIED:    limiter.TokenBucket,
-	tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET:   limiter.TokenBucket,
-	tollgatev1.Algorithm_ALGORITHM_SLIDING_WINDOW: limiter.SlidingWindow,
-	tollgatev1.Algorithm_ALGORITHM_FIXED_WINDOW:   limiter.FixedWindow,
-	tollgatev1.Algorithm_ALGORITHM_CONCURRENCY:    limiter.Concurrency,
-	tollgatev1.Algorithm_ALGORITHM_CALENDAR_MONTH: limiter.CalendarMonth,
-}
-
-var algorithmToProto = map[limiter.Algorithm]tollgatev1.Algorithm{
-	limiter.TokenBucket:   tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET,
-	limiter.SlidingWindow: tollgatev1.Algorithm_ALGORITHM_SLIDING_WINDOW,
-	limiter.FixedWindow:   tollgatev1.Algorithm_ALGORITHM_FIXED_WINDOW,
-	limiter.Concurrency:   tollgatev1.Algorithm_ALGORITHM_CONCURRENCY,
-	limiter.CalendarMonth: tollgatev1.Algorithm_ALGORITHM_CALENDAR_MONTH,
-}
-
-func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, error) {
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: 1, Limits: make([]limiter.Limit, len(in.GetLimits()))}
-	if in.Hits != nil {
-		req.Hits = in.GetHits()
-	}
-	for i, l := range in.GetLimits() {
-		lim, err := limitFromProto(fmt.Sprintf("%slimits[%d]", prefix, i), l)
-		if err != nil {
-			return nil, err
-		}
-		req.Limits[i] = lim
-	}
-	return req, req.Validate(prefix)
-}
-
-func limitFromProto(field string, in *tollgatev1.Limit) (limiter.Limit, error) {
-	if in == nil {
-		return limiter.Limit{}, fieldErr(field, "is required")
-	}
-	alg, ok := algorithmFromProto[in.GetAlgorithm()]
-	if !ok {
-		return limiter.Limit{}, fieldErr(field+".algorithm", "unknown algorithm %d", in.GetAlgorithm())
-	}
-	l := limiter.Limit{Name: in.GetName(), Algorithm: alg, Limit: in.GetLimit(), Burst: in.GetBurst()}
-	if p := in.GetPeriod(); p != nil {
-		if err := p.CheckValid(); err != nil {
-			return limiter.Limit{}, fieldErr(field+".period", "%v", err)
-		}
-		l.Period = p.AsDuration()
-	}
-	return l, nil
-}
-
-// LimitToProto converts a limit for clients of the gRPC API.
-func LimitToProto(l limiter.Limit) *tollgatev1.Limit {
-	return &tollgatev1.Limit{
-		Name:      l.Name,
-		Algorithm: algorithmToProto[l.Algorithm],
-		Limit:     l.Limit,
-		Period:    durationpb.New(l.Period),
-		Burst:     l.Burst,
-	}
-}
-
-func checkToProto(resp *CheckResponse) *tollgatev1.CheckResponse {
-	out := &tollgatev1.CheckResponse{Allowed: resp.Allowed, Owner: resp.Owner, Limits: make([]*tollgatev1.LimitStatus, len(resp.Limits))}
-	for i, l := range resp.Limits {
-		out.Limits[i] = &tollgatev1.LimitStatus{
-			Name:       l.Name,
-			Allowed:    l.Allowed,
-			Limit:      l.Limit,
-			Remaining:  l.Remaining,
-			ResetAfter: durationpb.New(l.ResetAfter),
-			RetryAfter: durationpb.New(l.RetryAfter),
-			LeaseId:    l.Lease,
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ func (n *Node) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/check", n.handleCheck)
 	mux.HandleFunc("POST /v1/release", n.handleRelease)
+	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": n.name})
 	})
@@ -81,6 +83,12 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
+	case errors.Is(err, ErrNotOwner):
+		writeJSON(w, http.StatusMisdirectedRequest, errorJSON{errorBody{
+			Code: "not_owner", Message: err.Error()}})
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeJSON(w, http.StatusGatewayTimeout, errorJSON{errorBody{
+			Code: "deadline_exceeded", Message: "no answer in time"}})
 	default:
 		n.log.Error("request failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorJSON{errorBody{

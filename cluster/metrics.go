@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tollgate/tollgate/limiter"
 )
@@ -13,32 +14,66 @@ import (
 // can run in one process.
 type metrics struct {
 	registry *prometheus.Registry
-	checks   *prometheus.CounterVec
 	allowed  prometheus.Counter
 	denied   prometheus.Counter
 	latency  prometheus.Histogram
+
+	forwarded      *prometheus.CounterVec // by result: ok, error
+	batchSize      prometheus.Histogram
+	forwardLatency prometheus.Histogram
+	degraded       *prometheus.CounterVec // by policy
+	handoffBuckets *prometheus.CounterVec // by direction: sent, received
+	handoffBytes   *prometheus.CounterVec
 }
+
+// latencyBuckets run from 1µs to about 1s: local decisions take
+// microseconds, forwarded ones a network round trip.
+var latencyBuckets = prometheus.ExponentialBuckets(1e-6, 2.5, 16)
 
 func newMetrics(store *limiter.Store) *metrics {
 	reg := prometheus.NewRegistry()
+	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_checks_total",
+		Help: "Checks answered by this node, by decision (allowed or denied).",
+	}, []string{"decision"})
 	m := &metrics{
 		registry: reg,
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_checks_total",
-			Help: "Checks decided by this node, by decision (allowed or denied).",
-		}, []string{"decision"}),
+		allowed:  checks.WithLabelValues("allowed"),
+		denied:   checks.WithLabelValues("denied"),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tollgate_check_duration_seconds",
-			Help: "Time to decide one check on this node.",
-			// 1µs to ~1s: local decisions take microseconds, forwarded
-			// ones a network round trip.
-			Buckets: prometheus.ExponentialBuckets(1e-6, 2.5, 16),
+			Name:    "tollgate_check_duration_seconds",
+			Help:    "Time to answer one check on this node, forwarding included.",
+			Buckets: latencyBuckets,
 		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_forwarded_checks_total",
+			Help: "Checks this node sent to their tenant's owner, by result (ok or error).",
+		}, []string{"result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_forward_batch_size",
+			Help:    "Checks per forwarded batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
+		forwardLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_forward_duration_seconds",
+			Help:    "Round trip of one forwarded batch to an owner.",
+			Buckets: latencyBuckets,
+		}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_degraded_decisions_total",
+			Help: "Checks decided by failure policy because the owner could not be reached, by policy.",
+		}, []string{"policy"}),
+		handoffBuckets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_handoff_buckets_total",
+			Help: "Tenant states handed between nodes when ownership moved, by direction (sent or received).",
+		}, []string{"direction"}),
+		handoffBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_handoff_bytes_total",
+			Help: "Encoded size of the tenant states handed over, by direction.",
+		}, []string{"direction"}),
 	}
-	m.allowed = m.checks.WithLabelValues("allowed")
-	m.denied = m.checks.WithLabelValues("denied")
 	reg.MustRegister(
-		m.checks, m.latency,
+		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_store_entries",
 			Help: "Limit entries (tenant × limit) held in this node's store.",
@@ -53,6 +88,55 @@ func newMetrics(store *limiter.Store) *metrics {
 	return m
 }
 
+// registerMembers exports the member count by state, read when scraped.
+func (m *metrics) registerMembers(count func(state string) int) {
+	for _, state := range []string{"alive", "suspect", "dead", "left"} {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tollgate_members",
+			Help:        "Cluster members this node knows, by state.",
+			ConstLabels: prometheus.Labels{"state": state},
+		}, func() float64 { return float64(count(state)) }))
+	}
+}
+
+// counterValue reads a counter for /v1/cluster.
+func counterValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 8)
+	go func() { c.Collect(ch); close(ch) }()
+	total := 0.0
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) == nil && pb.Counter != nil {
+			total += pb.Counter.GetValue()
+		}
+	}
+	return total
+}
+
+func (n *Node) forwardingStats() forwardingJSON {
+	m := n.metrics
+	var h dto.Metric
+	_ = m.batchSize.Write(&h)
+	batches := h.GetHistogram().GetSampleCount()
+	f := forwardingJSON{
+		Forwarded:       counterValue(m.forwarded.WithLabelValues("ok")),
+		ForwardErrors:   counterValue(m.forwarded.WithLabelValues("error")),
+		Batches:         batches,
+		Degraded:        counterValue(m.degraded),
+		HandoffSent:     counterValue(m.handoffBuckets.WithLabelValues("sent")),
+		HandoffReceived: counterValue(m.handoffBuckets.WithLabelValues("received")),
+	}
+	if batches > 0 {
+		f.MeanBatchSize = h.GetHistogram().GetSampleSum() / float64(batches)
+	}
+	if n.fwd != nil {
+		f.BatchWindowSeconds = n.fwd.cfg.BatchWindow.Seconds()
+		f.BatchMax = n.fwd.cfg.BatchMax
+		f.TimeoutSeconds = n.fwd.cfg.Timeout.Seconds()
+	}
+	return f
+}
+
 func (m *metrics) observeCheck(allowed bool, d time.Duration) {
 	if allowed {
 		m.allowed.Inc()
@@ -60,4 +144,19 @@ func (m *metrics) observeCheck(allowed bool, d time.Duration) {
 		m.denied.Inc()
 	}
 	m.latency.Observe(d.Seconds())
+}
+
+func (m *metrics) observeBatch(size int, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.forwarded.WithLabelValues(result).Add(float64(size))
+	m.batchSize.Observe(float64(size))
+	m.forwardLatency.Observe(d.Seconds())
+}
+
+func (m *metrics) observeHandoff(direction string, buckets, bytes int) {
+	m.handoffBuckets.WithLabelValues(direction).Add(float64(buckets))
+	m.handoffBytes.WithLabelValues(direction).Add(float64(bytes))
 }

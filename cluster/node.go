@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/limiter"
 )
@@ -23,23 +27,50 @@ type Config struct {
 	SweepInterval time.Duration
 	Clock         limiter.Clock
 	Logger        *slog.Logger
+
+	// GossipAddr is where gossip listens; empty runs the node standalone
+	// (it owns every tenant).
+	GossipAddr string
+	// Join lists gossip addresses of nodes to join, retried until one
+	// answers.
+	Join []string
+	// The addresses other nodes and clients reach this node at, carried in
+	// its gossip metadata.
+	APIAddr, GRPCAddr, RaftAddr, HTTPAddr string
+	Forward                               ForwardConfig
+	// HandoffWindow is how long after a membership change a node looks
+	// for tenant state in flight; 5s if zero.
+	HandoffWindow time.Duration
 }
 
-// Node answers checks. Today it decides every tenant itself; with the
-// cluster it will decide for the tenants it owns and ask the owner for the
-// rest.
+// maxHops bounds how often one check is forwarded: once to the owner the
+// caller's node sees, once more if that node has handed the tenant on.
+const maxHops = 2
+
+// Node answers checks: it decides for the tenants it owns and forwards the
+// rest to their owners.
 type Node struct {
-	name    string
-	store   *limiter.Store
-	metrics *metrics
-	log     *slog.Logger
-	sweep   time.Duration
+	cfg      Config
+	name     string
+	store    *limiter.Store // the tenants this node owns
+	fallback *limiter.Store // degraded decisions while an owner is unreachable
+	metrics  *metrics
+	log      *slog.Logger
+
+	ring    atomic.Pointer[Ring]
+	leaving atomic.Bool
+	members *membership // nil when standalone
+	peers   *peerPool
+	fwd     *forwarder
+	handoff *handoff
 
 	ready atomic.Bool
+	ctx   context.Context // from Start: the node's lifetime
 	wg    sync.WaitGroup
 }
 
-// NewNode creates a node with its own Prometheus registry.
+// NewNode creates a node with its own Prometheus registry. Start brings it
+// up.
 func NewNode(cfg Config) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -47,14 +78,23 @@ func NewNode(cfg Config) *Node {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 30 * time.Second
 	}
-	store := limiter.NewStore(limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL})
-	return &Node{
-		name:    cfg.NodeName,
-		store:   store,
-		metrics: newMetrics(store),
-		log:     cfg.Logger.With("component", "node"),
-		sweep:   cfg.SweepInterval,
+	if cfg.HandoffWindow <= 0 {
+		cfg.HandoffWindow = 5 * time.Second
 	}
+	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}
+	store := limiter.NewStore(opts)
+	n := &Node{
+		cfg:      cfg,
+		name:     cfg.NodeName,
+		store:    store,
+		fallback: limiter.NewStore(opts),
+		metrics:  newMetrics(store),
+		log:      cfg.Logger.With("component", "node"),
+		peers:    newPeerPool(),
+	}
+	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
+	n.ring.Store(NewRing([]string{n.name}, nil))
+	return n
 }
 
 // Name returns the node's name.
@@ -63,26 +103,156 @@ func (n *Node) Name() string { return n.name }
 // Registry returns the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
-// Start runs the node's background work until ctx ends; Wait waits for it.
-func (n *Node) Start(ctx context.Context) {
+func (n *Node) currentRing() *Ring { return n.ring.Load() }
+
+// RingSize returns how many nodes own tenants in this node's view.
+func (n *Node) RingSize() int { return n.currentRing().Len() }
+
+// Owner returns the node that owns tenant in this node's view.
+func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant) }
+
+// Start brings the node up: gossip (joining in the background), the
+// forwarder, and the periodic sweep. Everything it starts stops when ctx
+// ends; Wait waits for that, Close releases the rest.
+func (n *Node) Start(ctx context.Context) error {
+	n.ctx = ctx
+	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics)
+	if n.cfg.GossipAddr != "" {
+		meta := nodeMeta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr}
+		m, err := newMembership(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger)
+		if err != nil {
+			return err
+		}
+		n.members = m
+		n.metrics.registerMembers(n.countMembers)
+		n.wg.Go(func() { m.run(ctx, n.membersChanged) })
+		n.membersChanged()
+	}
+	n.wg.Go(func() { n.housekeep(ctx) })
+	if n.members == nil || len(n.cfg.Join) == 0 {
+		n.ready.Store(true)
+		return nil
+	}
 	n.wg.Go(func() {
-		t := time.NewTicker(n.sweep)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if removed := n.store.Sweep(); removed > 0 {
-					n.log.Debug("swept idle tenants", "removed", removed)
-				}
-			}
+		if err := n.members.join(ctx, n.cfg.Join); err == nil {
+			n.handoff.joined()
+			n.ready.Store(true)
 		}
 	})
+	return nil
 }
 
-// Wait blocks until the goroutines started by Start have returned.
-func (n *Node) Wait() { n.wg.Wait() }
+func (n *Node) housekeep(ctx context.Context) {
+	t := time.NewTicker(min(n.cfg.SweepInterval, n.cfg.HandoffWindow))
+	defer t.Stop()
+	lastSweep := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.handoff.prune()
+		if time.Since(lastSweep) >= n.cfg.SweepInterval {
+			lastSweep = time.Now()
+			if removed := n.store.Sweep() + n.fallback.Sweep(); removed > 0 {
+				n.log.Debug("swept idle tenants", "removed", removed)
+			}
+		}
+	}
+}
+
+// membersChanged rebuilds the ring from the live members and hands off
+// what this node no longer owns. Called from the gossip event goroutine.
+func (n *Node) membersChanged() {
+	live := n.members.live()
+	names := make([]string, 0, len(live))
+	for _, m := range live {
+		names = append(names, m.Name)
+	}
+	n.peers.update(live)
+	ring := NewRing(names, nil)
+	if n.leaving.Load() {
+		ring = ring.Without(n.name)
+	}
+	old := n.ring.Swap(ring)
+	if !sameNodes(old, ring) {
+		n.log.Info("ring changed", "members", ring.Nodes())
+		// Pushing waits on peers; the event loop must not.
+		n.wg.Go(func() { n.handoff.push(n.ctx, ring) })
+	}
+}
+
+func sameNodes(a, b *Ring) bool {
+	an, bn := a.Nodes(), b.Nodes()
+	if len(an) != len(bn) {
+		return false
+	}
+	for i := range an {
+		if an[i] != bn[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Node) countMembers(state string) int {
+	c := 0
+	for _, m := range n.members.all() {
+		if m.State == state {
+			c++
+		}
+	}
+	return c
+}
+
+// Leave hands every tenant to its next owner and leaves the cluster
+// gracefully. Call it before stopping the servers: peers may still forward
+// checks here until they hear of the leave, and this node passes them on.
+func (n *Node) Leave(ctx context.Context) {
+	n.ready.Store(false)
+	if n.members == nil {
+		return
+	}
+	n.leaving.Store(true)
+	ring := n.currentRing().Without(n.name)
+	n.ring.Store(ring)
+	n.handoff.push(ctx, ring)
+	timeout := 2 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.members.leave(timeout); err != nil {
+		n.log.Warn("leaving the cluster", "err", err)
+	}
+}
+
+// Wait blocks until the goroutines started by Start have returned; their
+// context must have ended.
+func (n *Node) Wait() {
+	n.wg.Wait()
+	if n.fwd != nil {
+		n.fwd.wait()
+	}
+}
+
+// Close releases gossip and peer connections, after Wait.
+func (n *Node) Close() {
+	if n.members != nil {
+		if err := n.members.shutdown(); err != nil {
+			n.log.Warn("stopping gossip", "err", err)
+		}
+	}
+	n.peers.close()
+}
+
+// GossipAddr returns the address gossip listens on, or "" when standalone.
+func (n *Node) GossipAddr() string {
+	if n.members == nil {
+		return ""
+	}
+	return n.members.Addr()
+}
 
 // SetReady marks the node ready (or not) for /readyz.
 func (n *Node) SetReady(ready bool) { n.ready.Store(ready) }
@@ -90,18 +260,23 @@ func (n *Node) SetReady(ready bool) { n.ready.Store(ready) }
 // Ready reports whether the node takes traffic.
 func (n *Node) Ready() bool { return n.ready.Load() }
 
-// Check decides a request. Invalid requests return an error wrapping
-// ErrInvalidArgument and change nothing.
-func (n *Node) Check(_ context.Context, req *CheckRequest) (*CheckResponse, error) {
+// Check decides a request, here or on the tenant's owner. Invalid requests
+// return an error wrapping ErrInvalidArgument and change nothing.
+func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, error) {
 	if err := req.Validate(""); err != nil {
 		return nil, err
 	}
-	return n.check(req), nil
+	start := time.Now()
+	resp, err := n.route(ctx, req, 0, "")
+	if err == nil {
+		n.metrics.observeCheck(resp.Allowed, time.Since(start))
+	}
+	return resp, err
 }
 
 // CheckBatch decides several independent requests. The whole batch is
 // validated first, so an invalid one changes nothing.
-func (n *Node) CheckBatch(_ context.Context, reqs []CheckRequest) ([]*CheckResponse, error) {
+func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckResponse, error) {
 	if len(reqs) > MaxChecksPerBatch {
 		return nil, fieldErr("requests", "at most %d checks per batch, got %d", MaxChecksPerBatch, len(reqs))
 	}
@@ -111,20 +286,56 @@ func (n *Node) CheckBatch(_ context.Context, reqs []CheckRequest) ([]*CheckRespo
 		}
 	}
 	out := make([]*CheckResponse, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
 	for i := range reqs {
-		out[i] = n.check(&reqs[i])
+		wg.Go(func() { out[i], errs[i] = n.Check(ctx, &reqs[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (n *Node) check(req *CheckRequest) *CheckResponse {
-	start := time.Now()
+// route decides req here if this node owns the tenant, else asks the
+// owner, falling back to the failure policy when the owner cannot answer.
+func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
+	owner := n.currentRing().Owner(req.Tenant)
+	if owner == n.name {
+		if to, ok := n.handoff.movedTo(req.Tenant); ok {
+			owner = to
+		}
+	}
+	if owner == "" || owner == n.name || hops >= maxHops {
+		n.handoff.settle(ctx, req.Tenant, pullFrom)
+		return n.decideIn(n.store, req), nil
+	}
+	handing := ""
+	if _, ok := n.handoff.movedTo(req.Tenant); ok {
+		handing = n.name
+	}
+	resp, err := n.fwd.forward(ctx, owner, req, hops+1, handing)
+	switch {
+	case err == nil:
+		return resp, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err() // the caller has gone; nobody reads an answer
+	case status.Code(err) == codes.InvalidArgument:
+		return nil, err
+	}
+	n.log.Debug("owner unreachable; failure policy decides", "owner", owner, "tenant", req.Tenant, "policy", req.FailurePolicy, "err", err)
+	return n.decideDegraded(req), nil
+}
+
+// decideIn reserves req in store.
+func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) *CheckResponse {
 	reqs := make([]limiter.Request, len(req.Limits))
 	for i, l := range req.Limits {
 		reqs[i] = limiter.Request{Limit: l, Hits: req.Hits}
 	}
 	results := make([]limiter.Result, len(reqs))
-	allowed, err := n.store.Reserve(req.Tenant, reqs, results)
+	allowed, err := store.Reserve(req.Tenant, reqs, results)
 	if err != nil {
 		// Validate has already accepted the request, so the store cannot
 		// refuse it; if it ever does, deny rather than admit.
@@ -134,12 +345,11 @@ func (n *Node) check(req *CheckRequest) *CheckResponse {
 	for i, r := range results {
 		resp.Limits[i] = LimitStatus{Name: req.Limits[i].Name, Result: r}
 	}
-	n.metrics.observeCheck(allowed, time.Since(start))
 	return resp
 }
 
-// Release ends a concurrency lease early. Releasing an unknown or expired
-// lease is not an error.
+// Release ends a concurrency lease early, on the tenant's owner. Releasing
+// an unknown or expired lease is not an error.
 func (n *Node) Release(_ context.Context, req *ReleaseRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
@@ -147,8 +357,15 @@ func (n *Node) Release(_ context.Context, req *ReleaseRequest) error {
 	if req.Limit.Algorithm != limiter.Concurrency {
 		return fieldErr("limit.algorithm", "only concurrency limits hold leases, got %s", req.Limit.Algorithm)
 	}
+	if owner := n.Owner(req.Tenant); owner != n.name {
+		return fmt.Errorf("%w: releases go to the tenant's owner %s", ErrNotOwner, owner)
+	}
 	return n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
 }
+
+// ErrNotOwner means a request that must run on the tenant's owner reached
+// another node.
+var ErrNotOwner = errors.New("not the tenant's owner")
 
 func indexPrefix(name string, i int) string {
 	return name + "[" + strconv.Itoa(i) + "]."

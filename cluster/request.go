@@ -35,11 +35,48 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// FailurePolicy says how a node decides a check when the tenant's owner
+// cannot be reached in time.
+type FailurePolicy uint8
+
+const (
+	// PolicyLocal decides on this node against a local bucket holding the
+	// limit divided by the number of live nodes. The default.
+	PolicyLocal FailurePolicy = iota
+	// PolicyOpen admits.
+	PolicyOpen
+	// PolicyClosed denies.
+	PolicyClosed
+)
+
+var policyNames = [...]string{PolicyLocal: "local", PolicyOpen: "open", PolicyClosed: "closed"}
+
+func (p FailurePolicy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("policy(%d)", p)
+}
+
+// ParseFailurePolicy maps "local", "open" or "closed" ("" is local).
+func ParseFailurePolicy(s string) (FailurePolicy, error) {
+	if s == "" {
+		return PolicyLocal, nil
+	}
+	for p, name := range policyNames {
+		if name == s {
+			return FailurePolicy(p), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown failure policy %q (want local, open or closed)", s)
+}
+
 // CheckRequest asks to consume Hits from every limit of one tenant at once.
 type CheckRequest struct {
-	Tenant string
-	Limits []limiter.Limit
-	Hits   int64
+	Tenant        string
+	Limits        []limiter.Limit
+	Hits          int64
+	FailurePolicy FailurePolicy
 }
 
 // LimitStatus is the decision for one limit of a check.
@@ -54,6 +91,9 @@ type CheckResponse struct {
 	Limits  []LimitStatus
 	// Owner names the node that decided.
 	Owner string
+	// Degraded says the owner could not be reached and the failure policy
+	// decided.
+	Degraded bool
 }
 
 // ReleaseRequest ends a concurrency lease.

@@ -2,9 +2,11 @@ package proto
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -25,7 +27,13 @@ func TestGeneratedIsCurrent(t *testing.T) {
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building plugins: %v\n%s", err, b)
 	}
-	sources, _ := filepath.Glob("tollgate/*/*.proto")
+	var sources []string
+	_ = filepath.WalkDir("tollgate", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".proto") {
+			sources = append(sources, path)
+		}
+		return err
+	})
 	args := []string{"-I", ".",
 		"--plugin=protoc-gen-go=" + filepath.Join(bin, "protoc-gen-go"), "--go_out=" + out, "--go_opt=paths=source_relative",
 		"--plugin=protoc-gen-go-grpc=" + filepath.Join(bin, "protoc-gen-go-grpc"), "--go-grpc_out=" + out, "--go-grpc_opt=paths=source_relative",
@@ -33,7 +41,13 @@ func TestGeneratedIsCurrent(t *testing.T) {
 	if b, err := exec.Command(protoc, append(args, sources...)...).CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, b)
 	}
-	generated, _ := filepath.Glob(filepath.Join(out, "tollgate/*/*.pb.go"))
+	var generated []string
+	_ = filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".pb.go") {
+			generated = append(generated, path)
+		}
+		return err
+	})
 	if len(generated) == 0 {
 		t.Fatal("protoc generated nothing")
 	}

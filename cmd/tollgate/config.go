@@ -31,6 +31,9 @@ type Config struct {
 	AdminToken      string        `yaml:"admin-token"`
 	InMemory        bool          `yaml:"in-memory"`
 	MaxEntries      int           `yaml:"max-entries"`
+	BatchWindow     time.Duration `yaml:"batch-window"`
+	BatchMax        int           `yaml:"batch-max"`
+	ForwardTimeout  time.Duration `yaml:"forward-timeout"`
 	IdleTTL         time.Duration `yaml:"idle-ttl"`
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
 	LogLevel        string        `yaml:"log-level"`
@@ -51,6 +54,9 @@ func defaultConfig() Config {
 		GossipAddr:      ":7946",
 		RaftAddr:        ":8300",
 		MaxEntries:      1 << 20,
+		BatchWindow:     200 * time.Microsecond,
+		BatchMax:        128,
+		ForwardTimeout:  500 * time.Millisecond,
 		IdleTTL:         10 * time.Minute,
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -66,13 +72,16 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the gRPC API (public and peer services)")
-	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership (UDP and TCP)")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new cluster (0: join an existing one)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
 	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
 	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")
+	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "how long a check forwarded to its owner waits for others to batch with (0: no wait)")
+	fs.IntVar(&c.BatchMax, "batch-max", c.BatchMax, "most checks in one forwarded batch (1: no batching)")
+	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long to wait for a tenant's owner before the failure policy decides")
 	fs.DurationVar(&c.IdleTTL, "idle-ttl", c.IdleTTL, "how long a tenant is unused before its full limits are forgotten")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop waits for requests in flight")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -174,9 +183,13 @@ func (c *Config) validate() error {
 	if c.NodeName == "" {
 		return errors.New("node-name: must not be empty")
 	}
+	if c.GossipAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+			return fmt.Errorf("gossip-addr: %q is not host:port: %v", c.GossipAddr, err)
+		}
+	}
 	for _, a := range []struct{ name, addr string }{
-		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr},
-		{"gossip-addr", c.GossipAddr}, {"raft-addr", c.RaftAddr},
+		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr}, {"raft-addr", c.RaftAddr},
 	} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
@@ -188,12 +201,20 @@ func (c *Config) validate() error {
 		}
 	}
 	switch {
+	case len(c.Join) > 0 && c.GossipAddr == "":
+		return errors.New("join: needs a gossip-addr")
 	case c.BootstrapExpect < 0:
 		return fmt.Errorf("bootstrap-expect: must be >= 0, got %d", c.BootstrapExpect)
 	case !c.InMemory && c.DataDir == "":
 		return errors.New("data-dir: required unless --in-memory")
 	case c.MaxEntries <= 0:
 		return fmt.Errorf("max-entries: must be > 0, got %d", c.MaxEntries)
+	case c.BatchWindow < 0 || c.BatchWindow > time.Second:
+		return fmt.Errorf("batch-window: must be between 0 and 1s, got %s", c.BatchWindow)
+	case c.BatchMax < 1 || c.BatchMax > 10_000:
+		return fmt.Errorf("batch-max: must be between 1 and 10000, got %d", c.BatchMax)
+	case c.ForwardTimeout <= 0:
+		return fmt.Errorf("forward-timeout: must be > 0, got %s", c.ForwardTimeout)
 	case c.IdleTTL <= 0:
 		return fmt.Errorf("idle-ttl: must be > 0, got %s", c.IdleTTL)
 	case c.ShutdownTimeout <= 0:

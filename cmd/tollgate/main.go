@@ -16,6 +16,7 @@ const usageText = `tollgate: a distributed rate-limit and quota cluster
 
 Usage:
   tollgate serve [flags]   run one node (tollgate serve -h lists the flags)
+  tollgate dev [flags]     run a local N-node cluster in this process (tollgate dev -h)
   tollgate help            show this text
 `
 
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, cfg, stderr)
+	case "dev":
+		return devCluster(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil

@@ -81,6 +81,64 @@ func (Algorithm) EnumDescriptor() ([]byte, []int) {
 	return file_tollgate_v1_ratelimiter_proto_rawDescGZIP(), []int{0}
 }
 
+// FailurePolicy says what a node does when the tenant's owner cannot be
+// reached in time.
+type FailurePolicy int32
+
+const (
+	// Unspecified means local.
+	FailurePolicy_FAILURE_POLICY_UNSPECIFIED FailurePolicy = 0
+	// Local decides on this node with the limit divided by the live nodes.
+	FailurePolicy_FAILURE_POLICY_LOCAL FailurePolicy = 1
+	// Open admits.
+	FailurePolicy_FAILURE_POLICY_OPEN FailurePolicy = 2
+	// Closed denies.
+	FailurePolicy_FAILURE_POLICY_CLOSED FailurePolicy = 3
+)
+
+// Enum value maps for FailurePolicy.
+var (
+	FailurePolicy_name = map[int32]string{
+		0: "FAILURE_POLICY_UNSPECIFIED",
+		1: "FAILURE_POLICY_LOCAL",
+		2: "FAILURE_POLICY_OPEN",
+		3: "FAILURE_POLICY_CLOSED",
+	}
+	FailurePolicy_value = map[string]int32{
+		"FAILURE_POLICY_UNSPECIFIED": 0,
+		"FAILURE_POLICY_LOCAL":       1,
+		"FAILURE_POLICY_OPEN":        2,
+		"FAILURE_POLICY_CLOSED":      3,
+	}
+)
+
+func (x FailurePolicy) Enum() *FailurePolicy {
+	p := new(FailurePolicy)
+	*p = x
+	return p
+}
+
+func (x FailurePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailurePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_tollgate_v1_ratelimiter_proto_enumTypes[1].Descriptor()
+}
+
+func (FailurePolicy) Type() protoreflect.EnumType {
+	return &file_tollgate_v1_ratelimiter_proto_enumTypes[1]
+}
+
+func (x FailurePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailurePolicy.Descriptor instead.
+func (FailurePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_tollgate_v1_ratelimiter_proto_rawDescGZIP(), []int{1}
+}
+
 type Limit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name identifies the limit within the tenant, e.g. "rpm".
@@ -168,7 +226,8 @@ type CheckRequest struct {
 	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	Limits []*Limit               `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
 	// Hits to consume from every limit; 1 when unset, 0 to only look.
-	Hits          *int64 `protobuf:"varint,3,opt,name=hits,proto3,oneof" json:"hits,omitempty"`
+	Hits          *int64        `protobuf:"varint,3,opt,name=hits,proto3,oneof" json:"hits,omitempty"`
+	FailurePolicy FailurePolicy `protobuf:"varint,4,opt,name=failure_policy,json=failurePolicy,proto3,enum=tollgate.v1.FailurePolicy" json:"failure_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -222,6 +281,13 @@ func (x *CheckRequest) GetHits() int64 {
 		return *x.Hits
 	}
 	return 0
+}
+
+func (x *CheckRequest) GetFailurePolicy() FailurePolicy {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return FailurePolicy_FAILURE_POLICY_UNSPECIFIED
 }
 
 type LimitStatus struct {
@@ -325,7 +391,10 @@ type CheckResponse struct {
 	Allowed bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	Limits  []*LimitStatus         `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
 	// Owner names the node that decided.
-	Owner         string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Degraded is set when the owner could not be reached and the answer
+	// follows the failure policy instead.
+	Degraded      bool `protobuf:"varint,4,opt,name=degraded,proto3" json:"degraded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -379,6 +448,13 @@ func (x *CheckResponse) GetOwner() string {
 		return x.Owner
 	}
 	return ""
+}
+
+func (x *CheckResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
 }
 
 type CheckBatchRequest struct {
@@ -575,11 +651,12 @@ const file_tollgate_v1_ratelimiter_proto_rawDesc = "" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x16.tollgate.v1.AlgorithmR\talgorithm\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x121\n" +
 	"\x06period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x14\n" +
-	"\x05burst\x18\x05 \x01(\x03R\x05burst\"t\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\"\xb7\x01\n" +
 	"\fCheckRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12*\n" +
 	"\x06limits\x18\x02 \x03(\v2\x12.tollgate.v1.LimitR\x06limits\x12\x17\n" +
-	"\x04hits\x18\x03 \x01(\x03H\x00R\x04hits\x88\x01\x01B\a\n" +
+	"\x04hits\x18\x03 \x01(\x03H\x00R\x04hits\x88\x01\x01\x12A\n" +
+	"\x0efailure_policy\x18\x04 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicyB\a\n" +
 	"\x05_hits\"\x82\x02\n" +
 	"\vLimitStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -590,11 +667,12 @@ const file_tollgate_v1_ratelimiter_proto_rawDesc = "" +
 	"resetAfter\x12:\n" +
 	"\vretry_after\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x12\x19\n" +
-	"\blease_id\x18\a \x01(\x04R\aleaseId\"q\n" +
+	"\blease_id\x18\a \x01(\x04R\aleaseId\"\x8d\x01\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x120\n" +
 	"\x06limits\x18\x02 \x03(\v2\x18.tollgate.v1.LimitStatusR\x06limits\x12\x14\n" +
-	"\x05owner\x18\x03 \x01(\tR\x05owner\"J\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bdegraded\x18\x04 \x01(\bR\bdegraded\"J\n" +
 	"\x11CheckBatchRequest\x125\n" +
 	"\brequests\x18\x01 \x03(\v2\x19.tollgate.v1.CheckRequestR\brequests\"N\n" +
 	"\x12CheckBatchResponse\x128\n" +
@@ -610,7 +688,12 @@ const file_tollgate_v1_ratelimiter_proto_rawDesc = "" +
 	"\x18ALGORITHM_SLIDING_WINDOW\x10\x02\x12\x1a\n" +
 	"\x16ALGORITHM_FIXED_WINDOW\x10\x03\x12\x19\n" +
 	"\x15ALGORITHM_CONCURRENCY\x10\x04\x12\x1c\n" +
-	"\x18ALGORITHM_CALENDAR_MONTH\x10\x052\xe2\x01\n" +
+	"\x18ALGORITHM_CALENDAR_MONTH\x10\x05*}\n" +
+	"\rFailurePolicy\x12\x1e\n" +
+	"\x1aFAILURE_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14FAILURE_POLICY_LOCAL\x10\x01\x12\x17\n" +
+	"\x13FAILURE_POLICY_OPEN\x10\x02\x12\x19\n" +
+	"\x15FAILURE_POLICY_CLOSED\x10\x032\xe2\x01\n" +
 	"\vRateLimiter\x12>\n" +
 	"\x05Check\x12\x19.tollgate.v1.CheckRequest\x1a\x1a.tollgate.v1.CheckResponse\x12M\n" +
 	"\n" +
@@ -629,41 +712,43 @@ func file_tollgate_v1_ratelimiter_proto_rawDescGZIP() []byte {
 	return file_tollgate_v1_ratelimiter_proto_rawDescData
 }
 
-var file_tollgate_v1_ratelimiter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_tollgate_v1_ratelimiter_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tollgate_v1_ratelimiter_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_tollgate_v1_ratelimiter_proto_goTypes = []any{
 	(Algorithm)(0),              // 0: tollgate.v1.Algorithm
-	(*Limit)(nil),               // 1: tollgate.v1.Limit
-	(*CheckRequest)(nil),        // 2: tollgate.v1.CheckRequest
-	(*LimitStatus)(nil),         // 3: tollgate.v1.LimitStatus
-	(*CheckResponse)(nil),       // 4: tollgate.v1.CheckResponse
-	(*CheckBatchRequest)(nil),   // 5: tollgate.v1.CheckBatchRequest
-	(*CheckBatchResponse)(nil),  // 6: tollgate.v1.CheckBatchResponse
-	(*ReleaseRequest)(nil),      // 7: tollgate.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),     // 8: tollgate.v1.ReleaseResponse
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(FailurePolicy)(0),          // 1: tollgate.v1.FailurePolicy
+	(*Limit)(nil),               // 2: tollgate.v1.Limit
+	(*CheckRequest)(nil),        // 3: tollgate.v1.CheckRequest
+	(*LimitStatus)(nil),         // 4: tollgate.v1.LimitStatus
+	(*CheckResponse)(nil),       // 5: tollgate.v1.CheckResponse
+	(*CheckBatchRequest)(nil),   // 6: tollgate.v1.CheckBatchRequest
+	(*CheckBatchResponse)(nil),  // 7: tollgate.v1.CheckBatchResponse
+	(*ReleaseRequest)(nil),      // 8: tollgate.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),     // 9: tollgate.v1.ReleaseResponse
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
 }
 var file_tollgate_v1_ratelimiter_proto_depIdxs = []int32{
 	0,  // 0: tollgate.v1.Limit.algorithm:type_name -> tollgate.v1.Algorithm
-	9,  // 1: tollgate.v1.Limit.period:type_name -> google.protobuf.Duration
-	1,  // 2: tollgate.v1.CheckRequest.limits:type_name -> tollgate.v1.Limit
-	9,  // 3: tollgate.v1.LimitStatus.reset_after:type_name -> google.protobuf.Duration
-	9,  // 4: tollgate.v1.LimitStatus.retry_after:type_name -> google.protobuf.Duration
-	3,  // 5: tollgate.v1.CheckResponse.limits:type_name -> tollgate.v1.LimitStatus
-	2,  // 6: tollgate.v1.CheckBatchRequest.requests:type_name -> tollgate.v1.CheckRequest
-	4,  // 7: tollgate.v1.CheckBatchResponse.responses:type_name -> tollgate.v1.CheckResponse
-	1,  // 8: tollgate.v1.ReleaseRequest.limit:type_name -> tollgate.v1.Limit
-	2,  // 9: tollgate.v1.RateLimiter.Check:input_type -> tollgate.v1.CheckRequest
-	5,  // 10: tollgate.v1.RateLimiter.CheckBatch:input_type -> tollgate.v1.CheckBatchRequest
-	7,  // 11: tollgate.v1.RateLimiter.Release:input_type -> tollgate.v1.ReleaseRequest
-	4,  // 12: tollgate.v1.RateLimiter.Check:output_type -> tollgate.v1.CheckResponse
-	6,  // 13: tollgate.v1.RateLimiter.CheckBatch:output_type -> tollgate.v1.CheckBatchResponse
-	8,  // 14: tollgate.v1.RateLimiter.Release:output_type -> tollgate.v1.ReleaseResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 1: tollgate.v1.Limit.period:type_name -> google.protobuf.Duration
+	2,  // 2: tollgate.v1.CheckRequest.limits:type_name -> tollgate.v1.Limit
+	1,  // 3: tollgate.v1.CheckRequest.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	10, // 4: tollgate.v1.LimitStatus.reset_after:type_name -> google.protobuf.Duration
+	10, // 5: tollgate.v1.LimitStatus.retry_after:type_name -> google.protobuf.Duration
+	4,  // 6: tollgate.v1.CheckResponse.limits:type_name -> tollgate.v1.LimitStatus
+	3,  // 7: tollgate.v1.CheckBatchRequest.requests:type_name -> tollgate.v1.CheckRequest
+	5,  // 8: tollgate.v1.CheckBatchResponse.responses:type_name -> tollgate.v1.CheckResponse
+	2,  // 9: tollgate.v1.ReleaseRequest.limit:type_name -> tollgate.v1.Limit
+	3,  // 10: tollgate.v1.RateLimiter.Check:input_type -> tollgate.v1.CheckRequest
+	6,  // 11: tollgate.v1.RateLimiter.CheckBatch:input_type -> tollgate.v1.CheckBatchRequest
+	8,  // 12: tollgate.v1.RateLimiter.Release:input_type -> tollgate.v1.ReleaseRequest
+	5,  // 13: tollgate.v1.RateLimiter.Check:output_type -> tollgate.v1.CheckResponse
+	7,  // 14: tollgate.v1.RateLimiter.CheckBatch:output_type -> tollgate.v1.CheckBatchResponse
+	9,  // 15: tollgate.v1.RateLimiter.Release:output_type -> tollgate.v1.ReleaseResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_v1_ratelimiter_proto_init() }
@@ -677,7 +762,7 @@ func file_tollgate_v1_ratelimiter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_v1_ratelimiter_proto_rawDesc), len(file_tollgate_v1_ratelimiter_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,

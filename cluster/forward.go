@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// ForwardConfig tunes how a node sends checks to their owners.
+type ForwardConfig struct {
+	// BatchWindow is how long the first check of a batch waits for others
+	// to the same owner: 200µs when zero; negative sends what is queued at
+	// once.
+	BatchWindow time.Duration
+	// BatchMax caps a batch; 1 sends every check in its own call. 128 by
+	// default.
+	BatchMax int
+	// Timeout is how long a forwarded check may take before the failure
+	// policy decides instead (or less, if the caller's deadline is nearer).
+	// 500ms by default.
+	Timeout time.Duration
+}
+
+func (c *ForwardConfig) setDefaults() {
+	if c.BatchWindow < 0 {
+		c.BatchWindow = 0
+	} else if c.BatchWindow == 0 {
+		c.BatchWindow = 200 * time.Microsecond
+	}
+	if c.BatchMax <= 0 {
+		c.BatchMax = 128
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 500 * time.Millisecond
+	}
+}
+
+// forwarder coalesces concurrent checks to the same owner into one
+// CheckBatch call: a queue and a goroutine per owner.
+type forwarder struct {
+	cfg     ForwardConfig
+	self    string
+	peers   *peerPool
+	metrics *metrics
+	ctx     context.Context // the node's lifetime
+
+	mu     sync.Mutex
+	queues map[string]chan *pending
+	wg     sync.WaitGroup
+}
+
+type pending struct {
+	check *peerv1.ForwardedCheck
+	done  chan forwardResult // buffered: the sender never blocks on a caller that gave up
+}
+
+type forwardResult struct {
+	resp *CheckResponse
+	err  error
+}
+
+func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics) *forwarder {
+	cfg.setDefaults()
+	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]chan *pending{}}
+}
+
+// forward asks owner to decide req and waits for the answer, the caller's
+// deadline or the forward timeout, whichever comes first.
+func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	p := &pending{
+		check: &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom},
+		done:  make(chan forwardResult, 1),
+	}
+	select {
+	case f.queue(owner) <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-p.done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (f *forwarder) queue(owner string) chan *pending {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.queues[owner]
+	if q == nil {
+		q = make(chan *pending, 4*f.cfg.BatchMax)
+		f.queues[owner] = q
+		f.wg.Go(func() { f.collect(owner, q) })
+	}
+	return q
+}
+
+// collect gathers batches for one owner until the node stops.
+func (f *forwarder) collect(owner string, q chan *pending) {
+	for {
+		var batch []*pending
+		select {
+		case <-f.ctx.Done():
+			return
+		case p := <-q:
+			batch = append(batch, p)
+		}
+		batch = f.fill(q, batch)
+		f.wg.Go(func() { f.send(owner, batch) })
+	}
+}
+
+// fill adds queued checks to batch until it is full or the window closes.
+func (f *forwarder) fill(q chan *pending, batch []*pending) []*pending {
+	var window <-chan time.Time
+	if f.cfg.BatchWindow > 0 {
+		t := time.NewTimer(f.cfg.BatchWindow)
+		defer t.Stop()
+		window = t.C
+	}
+	for len(batch) < f.cfg.BatchMax {
+		select {
+		case p := <-q:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		if window == nil {
+			return batch
+		}
+		select {
+		case p := <-q:
+			batch = append(batch, p)
+		case <-window:
+			return batch
+		case <-f.ctx.Done():
+			return batch
+		}
+	}
+	return batch
+}
+
+// send makes one CheckBatch call and hands each caller its answer.
+func (f *forwarder) send(owner string, batch []*pending) {
+	start := time.Now()
+	var latest int64
+	req := &peerv1.CheckBatchRequest{From: f.self, Checks: make([]*peerv1.ForwardedCheck, len(batch))}
+	for i, p := range batch {
+		req.Checks[i] = p.check
+		latest = max(latest, p.check.DeadlineUnixNano)
+	}
+	// The call serves several callers, so no one caller's context may end
+	// it: it runs under the node's lifetime until the latest deadline.
+	ctx, cancel := context.WithDeadline(f.ctx, time.Unix(0, latest))
+	defer cancel()
+	resp, err := f.call(ctx, owner, req)
+	f.metrics.observeBatch(len(batch), time.Since(start), err)
+	for i, p := range batch {
+		switch {
+		case err != nil:
+			p.done <- forwardResult{err: err}
+		case resp.Results[i].GetCode() != 0:
+			r := resp.Results[i]
+			p.done <- forwardResult{err: status.Error(codes.Code(r.GetCode()), r.GetMessage())}
+		default:
+			p.done <- forwardResult{resp: checkResponseFromProto(resp.Results[i].GetResponse())}
+		}
+	}
+}
+
+func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
+	client, err := f.peers.client(owner)
+	if err != nil {
+		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
+	}
+	resp, err := client.CheckBatch(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
+	}
+	if len(resp.GetResults()) != len(req.Checks) {
+		return nil, fmt.Errorf("forwarding to %s: %d results for %d checks", owner, len(resp.GetResults()), len(req.Checks))
+	}
+	return resp, nil
+}
+
+// wait blocks until every goroutine of the forwarder has returned; the
+// node's context must have ended.
+func (f *forwarder) wait() { f.wg.Wait() }

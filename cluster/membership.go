@@ -1,0 +1,294 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member is one node of the cluster as gossip sees it.
+type Member struct {
+	Name       string `json:"name"`
+	State      string `json:"state"` // alive, suspect, dead or left
+	GossipAddr string `json:"gossip_addr"`
+	APIAddr    string `json:"api_addr"`
+	GRPCAddr   string `json:"grpc_addr"`
+	RaftAddr   string `json:"raft_addr,omitempty"`
+	HTTPAddr   string `json:"http_addr,omitempty"`
+}
+
+// nodeMeta is what a node tells the others about itself, as gossip node
+// metadata (at most 512 bytes).
+type nodeMeta struct {
+	API  string `json:"api"`
+	GRPC string `json:"grpc"`
+	Raft string `json:"raft,omitempty"`
+	HTTP string `json:"http,omitempty"`
+	// Leaving is set just before a graceful leave, so that the others can
+	// tell a node that left from one that died (gossip's leave event does
+	// not say).
+	Leaving bool `json:"leaving,omitempty"`
+}
+
+// membership runs gossip and keeps the member list, keyed by node name.
+type membership struct {
+	ml     *memberlist.Memberlist
+	meta   *metaDelegate
+	events chan memberlist.NodeEvent
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	departed map[string]*Member // dead or left, for /v1/cluster
+}
+
+// gossipConfig tunes memberlist's LAN defaults so that on a small loopback
+// or LAN cluster a crashed node is declared dead within about a second
+// instead of about six: probe every 200 ms, and with no confirmations
+// expected from other nodes (SuspicionMult 2) the suspicion timeout is its
+// minimum, 2 × 200 ms for up to ten nodes.
+func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.NodeEvent, log *slog.Logger) (*memberlist.Config, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: bad port", addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	cfg := memberlist.DefaultLANConfig()
+	cfg.Name = name
+	cfg.BindAddr, cfg.BindPort = host, port
+	cfg.AdvertisePort = port
+	cfg.ProbeInterval = 200 * time.Millisecond
+	cfg.ProbeTimeout = 100 * time.Millisecond
+	cfg.SuspicionMult = 2
+	cfg.SuspicionMaxTimeoutMult = 2
+	cfg.GossipInterval = 50 * time.Millisecond
+	cfg.PushPullInterval = 10 * time.Second
+	cfg.GossipToTheDeadTime = 5 * time.Second
+	cfg.TCPTimeout = 2 * time.Second
+	// A node restarted under its name on another port may take its name
+	// back once the old incarnation has been dead this long.
+	cfg.DeadNodeReclaimTime = 5 * time.Second
+	cfg.Delegate = meta
+	cfg.Events = &memberlist.ChannelEventDelegate{Ch: events}
+	cfg.Logger = slog.NewLogLogger(&memberlistLogHandler{log}, slog.LevelDebug)
+	return cfg, nil
+}
+
+func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*membership, error) {
+	d := &metaDelegate{meta: meta}
+	events := make(chan memberlist.NodeEvent, 256)
+	log = log.With("component", "gossip")
+	cfg, err := gossipConfig(name, addr, d, events, log)
+	if err != nil {
+		return nil, err
+	}
+	ml, err := memberlist.Create(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting gossip on %s: %w", addr, err)
+	}
+	return &membership{ml: ml, meta: d, events: events, log: log, departed: map[string]*Member{}}, nil
+}
+
+// Addr returns the address gossip listens on (with the real port when the
+// configured one was 0).
+func (m *membership) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// run consumes membership events until ctx ends, calling changed after
+// each batch of events. One goroutine, so changes are applied in order.
+func (m *membership) run(ctx context.Context, changed func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-m.events:
+			m.note(ev)
+			// Drain what else has arrived so that a burst (a join that
+			// learns many members at once) rebuilds the ring once.
+			for more := true; more; {
+				select {
+				case ev := <-m.events:
+					m.note(ev)
+				default:
+					more = false
+				}
+			}
+			changed()
+		}
+	}
+}
+
+func (m *membership) note(ev memberlist.NodeEvent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch ev.Event {
+	case memberlist.NodeLeave:
+		mem := memberOf(ev.Node)
+		mem.State = "dead"
+		if meta := metaOf(ev.Node); meta.Leaving {
+			mem.State = "left"
+		}
+		m.departed[mem.Name] = &mem
+		m.log.Info("member gone", "member", mem.Name, "state", mem.State)
+	case memberlist.NodeJoin:
+		delete(m.departed, ev.Node.Name)
+		m.log.Info("member joined", "member", ev.Node.Name, "addr", ev.Node.Address())
+	case memberlist.NodeUpdate:
+		delete(m.departed, ev.Node.Name)
+	}
+}
+
+// join contacts the given gossip addresses until one answers or ctx ends,
+// backing off from 100 ms to 5 s between rounds.
+func (m *membership) join(ctx context.Context, addrs []string) error {
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := m.ml.Join(addrs)
+		if n > 0 {
+			m.log.Info("joined cluster", "contacted", n)
+			return nil
+		}
+		m.log.Warn("join failed; retrying", "addrs", addrs, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// live returns the members that own tenants: alive and suspect ones (a
+// suspect may only be slow; its checks fail over by policy until it is
+// declared dead).
+func (m *membership) live() []Member {
+	nodes := m.ml.Members()
+	out := make([]Member, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, memberOf(n))
+	}
+	return out
+}
+
+// all returns every member known, the departed ones included.
+func (m *membership) all() []Member {
+	out := m.live()
+	seen := map[string]bool{}
+	for _, mem := range out {
+		seen[mem.Name] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mem := range m.departed {
+		if !seen[mem.Name] {
+			out = append(out, *mem)
+		}
+	}
+	return out
+}
+
+func metaOf(n *memberlist.Node) nodeMeta {
+	var meta nodeMeta
+	_ = json.Unmarshal(n.Meta, &meta) // a node without our metadata has no addresses to show
+	return meta
+}
+
+func memberOf(n *memberlist.Node) Member {
+	meta := metaOf(n)
+	return Member{
+		Name:       n.Name,
+		State:      stateName(n.State),
+		GossipAddr: n.Address(),
+		APIAddr:    meta.API,
+		GRPCAddr:   meta.GRPC,
+		RaftAddr:   meta.Raft,
+		HTTPAddr:   meta.HTTP,
+	}
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "dead"
+}
+
+// leave tells the others this node is going and waits up to timeout for
+// the message to go out.
+func (m *membership) leave(timeout time.Duration) error {
+	m.meta.setLeaving()
+	if err := m.ml.UpdateNode(timeout / 2); err != nil {
+		m.log.Debug("announcing the leave", "err", err)
+	}
+	return m.ml.Leave(timeout / 2)
+}
+
+func (m *membership) shutdown() error { return m.ml.Shutdown() }
+
+// metaDelegate serves this node's metadata; it carries no other state.
+type metaDelegate struct {
+	mu   sync.Mutex
+	meta nodeMeta
+}
+
+func (d *metaDelegate) setLeaving() {
+	d.mu.Lock()
+	d.meta.Leaving = true
+	d.mu.Unlock()
+}
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	b, err := json.Marshal(d.meta)
+	d.mu.Unlock()
+	if err != nil || len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (*metaDelegate) NotifyMsg([]byte)                           {}
+func (*metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (*metaDelegate) LocalState(join bool) []byte                { return nil }
+func (*metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlistLogHandler turns memberlist's "[LEVEL] memberlist: ..." lines
+// into leveled slog records.
+type memberlistLogHandler struct{ log *slog.Logger }
+
+func (h *memberlistLogHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *memberlistLogHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *memberlistLogHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *memberlistLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	msg := []byte(r.Message)
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG] ": slog.LevelDebug, "[INFO] ": slog.LevelInfo, "[WARN] ": slog.LevelWarn, "[ERR] ": slog.LevelError} {
+		if bytes.HasPrefix(msg, []byte(prefix)) {
+			level, msg = l, msg[len(prefix):]
+			break
+		}
+	}
+	msg = bytes.TrimPrefix(msg, []byte("memberlist: "))
+	h.log.Log(ctx, level, string(msg))
+	return nil
+}

@@ -1,0 +1,80 @@
+package cluster
+
+import (
+	"errors"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// ErrNoPeer means a node is not (or no longer) a member with a gRPC address.
+var ErrNoPeer = errors.New("no such peer")
+
+// peerPool holds one gRPC connection per peer, keyed by node name (never
+// by address: two nodes may share a host).
+type peerPool struct {
+	mu    sync.Mutex
+	addrs map[string]string
+	conns map[string]*peerConn
+}
+
+type peerConn struct {
+	addr   string
+	conn   *grpc.ClientConn
+	client peerv1.PeerClient
+}
+
+func newPeerPool() *peerPool {
+	return &peerPool{addrs: map[string]string{}, conns: map[string]*peerConn{}}
+}
+
+// update sets the members' gRPC addresses; connections to nodes that are
+// gone or have moved are closed.
+func (p *peerPool) update(members []Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.addrs = make(map[string]string, len(members))
+	for _, m := range members {
+		if m.GRPCAddr != "" {
+			p.addrs[m.Name] = m.GRPCAddr
+		}
+	}
+	for name, c := range p.conns {
+		if p.addrs[name] != c.addr {
+			c.conn.Close()
+			delete(p.conns, name)
+		}
+	}
+}
+
+// client returns a client for the named peer, connecting lazily.
+func (p *peerPool) client(name string) (peerv1.PeerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[name]; c != nil {
+		return c.client, nil
+	}
+	addr, ok := p.addrs[name]
+	if !ok {
+		return nil, ErrNoPeer
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	c := &peerConn{addr: addr, conn: conn, client: peerv1.NewPeerClient(conn)}
+	p.conns[name] = c
+	return c.client, nil
+}
+
+func (p *peerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, c := range p.conns {
+		c.conn.Close()
+		delete(p.conns, name)
+	}
+}

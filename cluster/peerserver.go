@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// PeerService returns the node's side of the node-to-node gRPC service.
+func (n *Node) PeerService() peerv1.PeerServer { return &peerService{node: n} }
+
+type peerService struct {
+	peerv1.UnimplementedPeerServer
+	node *Node
+}
+
+// CheckBatch decides forwarded checks in order, each under its caller's
+// deadline.
+func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
+	out := &peerv1.CheckBatchResponse{Results: make([]*peerv1.CheckResult, len(in.GetChecks()))}
+	for i, fc := range in.GetChecks() {
+		out.Results[i] = s.decide(ctx, fc)
+	}
+	return out, nil
+}
+
+func (s *peerService) decide(ctx context.Context, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
+	if d := fc.GetDeadlineUnixNano(); d != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, d))
+		defer cancel()
+	}
+	if ctx.Err() != nil {
+		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
+	}
+	req, err := checkFromProto("", fc.GetCheck())
+	var resp *CheckResponse
+	if err == nil {
+		resp, err = s.node.route(ctx, req, fc.GetHops(), fc.GetPullFrom())
+	}
+	if err != nil {
+		st := status.Convert(grpcError(err))
+		return &peerv1.CheckResult{Code: uint32(st.Code()), Message: st.Message()}
+	}
+	return &peerv1.CheckResult{Response: checkToProto(resp)}
+}
+
+func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*peerv1.HandoffResponse, error) {
+	if err := s.node.handoff.receive(in); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &peerv1.HandoffResponse{}, nil
+}
+
+func (s *peerService) Pull(_ context.Context, in *peerv1.PullRequest) (*peerv1.PullResponse, error) {
+	if in.GetFrom() == "" {
+		return nil, status.Error(codes.InvalidArgument, errors.New("from: required").Error())
+	}
+	return s.node.handoff.give(in.GetFrom(), in.GetTenants()), nil
+}

@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// ServerConfig is a node and where it listens.
+type ServerConfig struct {
+	Node Config
+	// APIListen and GRPCListen are listen addresses; port 0 picks a free
+	// port. The node advertises what it actually got.
+	APIListen, GRPCListen string
+}
+
+// Server is one running node with its HTTP API and gRPC servers.
+type Server struct {
+	Node   *Node
+	apiLn  net.Listener
+	grpcLn net.Listener
+	api    *http.Server
+	grpc   *grpc.Server
+	cancel context.CancelFunc
+	errc   chan error
+}
+
+// StartServer listens, brings the node up (gossip, joining in the
+// background) and serves. Stop it with Shutdown.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	apiLn, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return nil, fmt.Errorf("api-addr: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		apiLn.Close()
+		return nil, fmt.Errorf("grpc-addr: %w", err)
+	}
+	nc := cfg.Node
+	nc.APIAddr = advertise(apiLn.Addr().String(), nc.GossipAddr)
+	nc.GRPCAddr = advertise(grpcLn.Addr().String(), nc.GossipAddr)
+	if nc.RaftAddr != "" {
+		nc.RaftAddr = advertise(nc.RaftAddr, nc.GossipAddr)
+	}
+	if nc.HTTPAddr != "" {
+		nc.HTTPAddr = advertise(nc.HTTPAddr, nc.GossipAddr)
+	}
+	node := NewNode(nc)
+	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by Shutdown, after the hand-off
+	if err := node.Start(nodeCtx); err != nil {
+		cancel()
+		apiLn.Close()
+		grpcLn.Close()
+		return nil, err
+	}
+	s := &Server{
+		Node: node, apiLn: apiLn, grpcLn: grpcLn, cancel: cancel, errc: make(chan error, 2),
+		api: &http.Server{
+			Handler:           node.HTTPHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		grpc: grpc.NewServer(),
+	}
+	tollgatev1.RegisterRateLimiterServer(s.grpc, node.GRPCService())
+	peerv1.RegisterPeerServer(s.grpc, node.PeerService())
+	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
+	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
+	return s, nil
+}
+
+// advertise turns a listener's address into one others can dial: an
+// unspecified host (0.0.0.0, ::) becomes the gossip host if that is
+// specific, else this machine's first non-loopback address.
+func advertise(addr, gossip string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return addr
+	}
+	if gh, _, err := net.SplitHostPort(gossip); err == nil {
+		if ip := net.ParseIP(gh); ip != nil && !ip.IsUnspecified() {
+			return net.JoinHostPort(gh, port)
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				return net.JoinHostPort(ipn.IP.String(), port)
+			}
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// APIAddr and GRPCAddr are the addresses the node advertises.
+func (s *Server) APIAddr() string  { return s.Node.cfg.APIAddr }
+func (s *Server) GRPCAddr() string { return s.Node.cfg.GRPCAddr }
+
+// GossipAddr is the address gossip listens on ("" when standalone).
+func (s *Server) GossipAddr() string { return s.Node.GossipAddr() }
+
+// Err delivers the error of a server that stopped serving on its own.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Shutdown stops the node gracefully, in an order that loses nothing: stop
+// being ready, hand every tenant to its next owner and leave the cluster
+// (peers still forward here until they hear of it, and the servers are
+// still up to pass those checks on), then drain the servers, then stop the
+// node's background work and gossip.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Node.Leave(ctx)
+	stopGRPC(ctx, s.grpc)
+	err := s.api.Shutdown(ctx)
+	s.cancel()
+	s.Node.Wait()
+	s.Node.Close()
+	return err
+}
+
+// Kill stops the node abruptly, as a crash would: no hand-off, no leave.
+// For failure tests in one process.
+func (s *Server) Kill() {
+	s.Node.ready.Store(false)
+	if s.Node.members != nil {
+		_ = s.Node.members.shutdown()
+	}
+	s.grpc.Stop()
+	s.api.Close()
+	s.cancel()
+	s.Node.Wait()
+	s.Node.peers.close()
+}
+
+// stopGRPC drains the gRPC server, cutting it off at the deadline.
+func stopGRPC(ctx context.Context, s *grpc.Server) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Stop()
+		<-done
+	}
+}

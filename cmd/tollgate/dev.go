@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/cluster"
+)
+
+// devCluster runs `tollgate dev`: an N-node cluster in this process on
+// loopback, until ctx ends.
+func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tollgate dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodes := fs.Int("nodes", 3, "number of nodes")
+	apiPort := fs.Int("api-port", 8081, "API port of the first node; node i gets api-port+i (0: any free port)")
+	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of the first node; node i gets grpc-port+i (0: any free port)")
+	gossipPort := fs.Int("gossip-port", 7946, "gossip port of the first node; node i gets gossip-port+i (0: any free port)")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *nodes < 1 || *nodes > 16 {
+		return fmt.Errorf("nodes: must be between 1 and 16, got %d", *nodes)
+	}
+	base := defaultConfig()
+	base.LogLevel = *logLevel
+	log, err := base.logger(stderr)
+	if err != nil {
+		return err
+	}
+	port := func(first, i int) string {
+		if first == 0 {
+			return "127.0.0.1:0"
+		}
+		return "127.0.0.1:" + strconv.Itoa(first+i)
+	}
+
+	var servers []*cluster.Server
+	defer func() {
+		// Stop in reverse, each handing its tenants to the others.
+		for i := len(servers) - 1; i >= 0; i-- {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = servers[i].Shutdown(sctx)
+			cancel()
+		}
+	}()
+	for i := range *nodes {
+		cfg := base
+		cfg.NodeName = fmt.Sprintf("node-%d", i+1)
+		cfg.APIAddr, cfg.GRPCAddr, cfg.GossipAddr = port(*apiPort, i), port(*grpcPort, i), port(*gossipPort, i)
+		if i > 0 {
+			cfg.Join = []string{servers[0].GossipAddr()}
+		}
+		srv, err := cluster.StartServer(ctx, cfg.nodeConfig(log.With("node", cfg.NodeName)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.NodeName, err)
+		}
+		servers = append(servers, srv)
+	}
+	if err := waitForMembers(ctx, servers); err != nil {
+		return err
+	}
+	printDev(stdout, servers)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "stopping")
+	return nil
+}
+
+// waitForMembers waits until every node sees all of them.
+func waitForMembers(ctx context.Context, servers []*cluster.Server) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		formed := true
+		for _, s := range servers {
+			formed = formed && s.Node.Ready() && s.Node.RingSize() == len(servers)
+		}
+		if formed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the nodes did not find each other within 15s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func printDev(w io.Writer, servers []*cluster.Server) {
+	fmt.Fprintf(w, "Tollgate dev cluster: %d nodes on loopback (Ctrl-C stops it)\n\n", len(servers))
+	fmt.Fprintf(w, "%-8s %-22s %-22s %s\n", "node", "api", "grpc", "gossip")
+	for _, s := range servers {
+		fmt.Fprintf(w, "%-8s %-22s %-22s %s\n", s.Node.Name(), s.APIAddr(), s.GRPCAddr(), s.GossipAddr())
+	}
+	fmt.Fprintf(w, "\nTry it (any node answers; \"owner\" names the node that decided):\n\n")
+	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n", "http://"+servers[0].APIAddr())
+	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=acme\n\n", "http://"+servers[len(servers)-1].APIAddr())
+}
