@@ -160,9 +160,9 @@ func DecodeCheck(r io.Reader) (*CheckRequest, error) {
 	}
 	req.FailurePolicy = policy
 	for i := range in.Limits {
-		l, err := in.Limits[i].limit(fmt.Sprintf("limits[%d]", i))
+		l, err := in.Limits[i].limit()
 		if err != nil {
-			return nil, err
+			return nil, err.under(fmt.Sprintf("limits[%d]", i))
 		}
 		req.Limits[i] = l
 	}
@@ -172,10 +172,10 @@ func DecodeCheck(r io.Reader) (*CheckRequest, error) {
 	return req, nil
 }
 
-func (l *limitJSON) limit(field string) (limiter.Limit, error) {
+func (l *limitJSON) limit() (limiter.Limit, *FieldError) {
 	alg, err := limiter.ParseAlgorithm(l.Algorithm)
 	if err != nil {
-		return limiter.Limit{}, fieldErr(field+".algorithm", "%v", err)
+		return limiter.Limit{}, fieldErr("algorithm", "%v", err)
 	}
 	return limiter.Limit{Name: l.Name, Algorithm: alg, Limit: l.Limit, Period: time.Duration(l.Period), Burst: l.Burst}, nil
 }
@@ -185,9 +185,9 @@ func decodeRelease(r io.Reader) (*ReleaseRequest, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	l, err := in.Limit.limit("limit")
-	if err != nil {
-		return nil, err
+	l, ferr := in.Limit.limit()
+	if ferr != nil {
+		return nil, ferr.under("limit")
 	}
 	req := &ReleaseRequest{Tenant: in.Tenant, Limit: l, Lease: in.LeaseID}
 	return req, req.Validate()

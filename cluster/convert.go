@@ -40,27 +40,28 @@ func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, 
 		req.Hits = in.GetHits()
 	}
 	for i, l := range in.GetLimits() {
-		lim, err := limitFromProto(fmt.Sprintf("%slimits[%d]", prefix, i), l)
+		lim, err := limitFromProto(l)
 		if err != nil {
-			return nil, err
+			return nil, err.under(fmt.Sprintf("%slimits[%d]", prefix, i))
 		}
 		req.Limits[i] = lim
 	}
 	return req, req.Validate(prefix)
 }
 
-func limitFromProto(field string, in *tollgatev1.Limit) (limiter.Limit, error) {
+// limitFromProto converts a limit; an error names the field within it.
+func limitFromProto(in *tollgatev1.Limit) (limiter.Limit, *FieldError) {
 	if in == nil {
-		return limiter.Limit{}, fieldErr(field, "is required")
+		return limiter.Limit{}, fieldErr("", "is required")
 	}
 	alg, ok := algorithmFromProto[in.GetAlgorithm()]
 	if !ok {
-		return limiter.Limit{}, fieldErr(field+".algorithm", "unknown algorithm %d", in.GetAlgorithm())
+		return limiter.Limit{}, fieldErr("algorithm", "unknown algorithm %d", in.GetAlgorithm())
 	}
 	l := limiter.Limit{Name: in.GetName(), Algorithm: alg, Limit: in.GetLimit(), Burst: in.GetBurst()}
 	if p := in.GetPeriod(); p != nil {
 		if err := p.CheckValid(); err != nil {
-			return limiter.Limit{}, fieldErr(field+".period", "%v", err)
+			return limiter.Limit{}, fieldErr("period", "%v", err)
 		}
 		l.Period = p.AsDuration()
 	}
@@ -151,9 +152,9 @@ func tenantStateToProto(tenant string, states []limiter.EntryState) *peerv1.Tena
 func tenantStateFromProto(in *peerv1.TenantState) ([]limiter.EntryState, error) {
 	out := make([]limiter.EntryState, len(in.GetEntries()))
 	for i, e := range in.GetEntries() {
-		l, err := limitFromProto(fmt.Sprintf("entries[%d].limit", i), e.GetLimit())
+		l, err := limitFromProto(e.GetLimit())
 		if err != nil {
-			return nil, err
+			return nil, err.under(fmt.Sprintf("entries[%d].limit", i))
 		}
 		s := limiter.EntryState{Limit: l, LevelHi: e.GetLevelHi(), LevelLo: e.GetLevelLo(), Last: e.GetLastUnixNano(),
 			Window: e.GetWindow(), Current: e.GetCurrent(), Previous: e.GetPrevious()}

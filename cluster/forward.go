@@ -56,7 +56,8 @@ type forwarder struct {
 }
 
 type pending struct {
-	check *peerv1.ForwardedCheck
+	queued time.Time
+	check  *peerv1.ForwardedCheck
 	done  chan forwardResult // buffered: the sender never blocks on a caller that gave up
 }
 
@@ -76,7 +77,11 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
+	if f.cfg.BatchMax == 1 {
+		return f.forwardAlone(ctx, owner, &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom})
+	}
 	p := &pending{
+		queued: time.Now(),
 		check: &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom},
 		done:  make(chan forwardResult, 1),
 	}
@@ -93,6 +98,25 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	}
 }
 
+// forwardAlone sends one check in its own call, from the caller's
+// goroutine: forwarding without batching.
+func (f *forwarder) forwardAlone(ctx context.Context, owner string, check *peerv1.ForwardedCheck) (*CheckResponse, error) {
+	start := time.Now()
+	resp, err := f.call(ctx, owner, &peerv1.CheckBatchRequest{From: f.self, Checks: []*peerv1.ForwardedCheck{check}})
+	f.metrics.observeBatch(1, time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf(resp.Results[0])
+}
+
+func resultOf(r *peerv1.CheckResult) (*CheckResponse, error) {
+	if r.GetCode() != 0 {
+		return nil, status.Error(codes.Code(r.GetCode()), r.GetMessage())
+	}
+	return checkResponseFromProto(r.GetResponse()), nil
+}
+
 func (f *forwarder) queue(owner string) chan *pending {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -100,12 +124,19 @@ func (f *forwarder) queue(owner string) chan *pending {
 	if q == nil {
 		q = make(chan *pending, 4*f.cfg.BatchMax)
 		f.queues[owner] = q
-		f.wg.Go(func() { f.collect(owner, q) })
+		for range sendersPerOwner {
+			f.wg.Go(func() { f.collect(owner, q) })
+		}
 	}
 	return q
 }
 
-// collect gathers batches for one owner until the node stops.
+// sendersPerOwner is how many batches to one owner may be in flight. While
+// they wait for answers, new checks queue up and leave in bigger batches:
+// the busier the owner, the more each call carries.
+const sendersPerOwner = 1
+
+// collect gathers a batch for one owner and sends it, until the node stops.
 func (f *forwarder) collect(owner string, q chan *pending) {
 	for {
 		var batch []*pending
@@ -115,16 +146,18 @@ func (f *forwarder) collect(owner string, q chan *pending) {
 		case p := <-q:
 			batch = append(batch, p)
 		}
-		batch = f.fill(q, batch)
-		f.wg.Go(func() { f.send(owner, batch) })
+		f.send(owner, f.fill(q, batch))
 	}
 }
 
-// fill adds queued checks to batch until it is full or the window closes.
+// fill adds queued checks to batch until it is full or the window, which
+// opened when the first of them was queued, closes. A check that has
+// already waited its window while the previous batch was out leaves with
+// whatever has queued behind it.
 func (f *forwarder) fill(q chan *pending, batch []*pending) []*pending {
 	var window <-chan time.Time
-	if f.cfg.BatchWindow > 0 {
-		t := time.NewTimer(f.cfg.BatchWindow)
+	if wait := f.cfg.BatchWindow - time.Since(batch[0].queued); wait > 0 {
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		window = t.C
 	}
@@ -166,15 +199,12 @@ func (f *forwarder) send(owner string, batch []*pending) {
 	resp, err := f.call(ctx, owner, req)
 	f.metrics.observeBatch(len(batch), time.Since(start), err)
 	for i, p := range batch {
-		switch {
-		case err != nil:
+		if err != nil {
 			p.done <- forwardResult{err: err}
-		case resp.Results[i].GetCode() != 0:
-			r := resp.Results[i]
-			p.done <- forwardResult{err: status.Error(codes.Code(r.GetCode()), r.GetMessage())}
-		default:
-			p.done <- forwardResult{resp: checkResponseFromProto(resp.Results[i].GetResponse())}
+			continue
 		}
+		r, rerr := resultOf(resp.Results[i])
+		p.done <- forwardResult{resp: r, err: rerr}
 	}
 }
 

@@ -54,9 +54,9 @@ func (s *grpcService) CheckBatch(ctx context.Context, in *tollgatev1.CheckBatchR
 }
 
 func (s *grpcService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest) (*tollgatev1.ReleaseResponse, error) {
-	l, err := limitFromProto("limit", in.GetLimit())
-	if err != nil {
-		return nil, grpcError(err)
+	l, ferr := limitFromProto(in.GetLimit())
+	if ferr != nil {
+		return nil, grpcError(ferr.under("limit"))
 	}
 	if err := s.node.Release(ctx, &ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}); err != nil {
 		return nil, grpcError(err)

@@ -301,9 +301,12 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckRes
 // route decides req here if this node owns the tenant, else asks the
 // owner, falling back to the failure policy when the owner cannot answer.
 func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
-	owner := n.currentRing().Owner(req.Tenant)
+	ring := n.currentRing()
+	owner := ring.Owner(req.Tenant)
 	if owner == n.name {
-		if to, ok := n.handoff.movedTo(req.Tenant); ok {
+		// Handed to a node whose ring is ahead of ours: follow the state,
+		// unless that node has gone since.
+		if to, ok := n.handoff.movedTo(req.Tenant); ok && ring.Contains(to) {
 			owner = to
 		}
 	}

@@ -119,13 +119,13 @@ func (r *CheckRequest) Validate(prefix string) error {
 		return fieldErr(prefix+"limits", "at most %d limits per check, got %d", MaxLimitsPerCheck, n)
 	}
 	for i := range r.Limits {
-		field := fmt.Sprintf("%slimits[%d]", prefix, i)
-		if err := validateLimit(field, &r.Limits[i]); err != nil {
-			return err
+		// Field names are built only for an error: this runs on every check.
+		if err := validateLimit(&r.Limits[i]); err != nil {
+			return err.under(fmt.Sprintf("%slimits[%d]", prefix, i))
 		}
 		for j := range i {
 			if r.Limits[j].Name == r.Limits[i].Name {
-				return fieldErr(field+".name", "%q is used by limits[%d] too", r.Limits[i].Name, j)
+				return fieldErr(fmt.Sprintf("%slimits[%d].name", prefix, i), "%q is used by limits[%d] too", r.Limits[i].Name, j)
 			}
 		}
 	}
@@ -140,7 +140,10 @@ func (r *ReleaseRequest) Validate() error {
 	if r.Lease == 0 {
 		return fieldErr("lease_id", "is required")
 	}
-	return validateLimit("limit", &r.Limit)
+	if err := validateLimit(&r.Limit); err != nil {
+		return err.under("limit")
+	}
+	return nil
 }
 
 func validateTenant(prefix, tenant string) error {
@@ -153,16 +156,27 @@ func validateTenant(prefix, tenant string) error {
 	return nil
 }
 
-// validateLimit adds our bounds to limiter's and names the field.
-func validateLimit(field string, l *limiter.Limit) error {
+// validateLimit adds our bounds to limiter's and names the field within
+// the limit.
+func validateLimit(l *limiter.Limit) *FieldError {
 	if len(l.Name) > MaxNameLen {
-		return fieldErr(field+".name", "at most %d bytes", MaxNameLen)
+		return fieldErr("name", "at most %d bytes", MaxNameLen)
 	}
 	var le *limiter.LimitError
 	if err := l.Validate(); errors.As(err, &le) {
-		return fieldErr(field+"."+le.Field, "%s", le.Reason)
+		return fieldErr(le.Field, "%s", le.Reason)
 	} else if err != nil {
-		return fieldErr(field, "%v", err)
+		return fieldErr("", "%v", err)
 	}
 	return nil
+}
+
+// under prefixes the field name with the path of its container.
+func (e *FieldError) under(path string) *FieldError {
+	if e.Field == "" {
+		e.Field = path
+	} else {
+		e.Field = path + "." + e.Field
+	}
+	return e
 }

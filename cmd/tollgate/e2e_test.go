@@ -44,10 +44,12 @@ func TestMain(m *testing.M) {
 
 // process is a running `tollgate serve`.
 type process struct {
-	cmd      *exec.Cmd
-	apiAddr  string
-	grpcAddr string
-	done     chan error
+	cmd        *exec.Cmd
+	name       string
+	apiAddr    string
+	grpcAddr   string
+	gossipAddr string
+	done       chan error
 
 	mu   sync.Mutex
 	logs []map[string]any
@@ -68,8 +70,8 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, done: make(chan error, 1)}
-	addrs := make(chan [2]string, 2)
+	p := &process{cmd: cmd, name: name, done: make(chan error, 1)}
+	addrs := make(chan [2]string, 3)
 	go p.readLogs(stderr, addrs)
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -77,13 +79,16 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 		<-p.done
 	})
 	deadline := time.After(15 * time.Second)
-	for p.apiAddr == "" || p.grpcAddr == "" {
+	for p.apiAddr == "" || p.grpcAddr == "" || p.gossipAddr == "" {
 		select {
 		case a := <-addrs:
-			if a[0] == "api" {
+			switch a[0] {
+			case "api":
 				p.apiAddr = a[1]
-			} else {
+			case "grpc":
 				p.grpcAddr = a[1]
+			case "gossip":
+				p.gossipAddr = a[1]
 			}
 		case err := <-p.done:
 			t.Fatalf("tollgate exited early: %v", err)

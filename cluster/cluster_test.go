@@ -1,0 +1,221 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/limiter"
+)
+
+// testCluster runs nodes in this process on loopback ports, sharing one
+// manual clock so that limits do not refill while a test runs.
+type testCluster struct {
+	t       testing.TB
+	clock   *limiter.ManualClock
+	forward ForwardConfig
+
+	mu      sync.Mutex // traffic goroutines read the members while a test changes them
+	servers map[string]*Server
+	order   []string
+}
+
+func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster {
+	t.Helper()
+	c := &testCluster{
+		t:       t,
+		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
+		servers: map[string]*Server{},
+	}
+	if len(forward) > 0 {
+		c.forward = forward[0]
+	}
+	t.Cleanup(c.stopAll)
+	for i := range n {
+		c.add(fmt.Sprintf("node-%d", i+1))
+	}
+	c.waitRing(n)
+	return c
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TOLLGATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// add starts a node that joins the cluster through any running node.
+func (c *testCluster) add(name string) *Server {
+	c.t.Helper()
+	var join []string
+	for _, s := range c.running() {
+		join = []string{s.GossipAddr()}
+		break
+	}
+	srv, err := StartServer(c.t.Context(), ServerConfig{
+		APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0",
+		Node: Config{
+			NodeName: name, Clock: c.clock, Logger: testLogger().With("node", name),
+			GossipAddr: "127.0.0.1:0", Join: join, Forward: c.forward,
+		},
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.servers[name] = srv
+	c.order = append(c.order, name)
+	c.mu.Unlock()
+	return srv
+}
+
+func (c *testCluster) running() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Server
+	for _, name := range c.order {
+		if s := c.servers[name]; s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// waitRing waits until every running node is ready and sees size owners.
+func (c *testCluster) waitRing(size int) {
+	c.t.Helper()
+	waitFor(c.t, 10*time.Second, fmt.Sprintf("every node to see %d owners", size), func() bool {
+		for _, s := range c.running() {
+			if !s.Node.Ready() || s.Node.RingSize() != size {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// leave stops a node gracefully.
+func (c *testCluster) leave(name string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.server(name).Shutdown(ctx); err != nil {
+		c.t.Fatalf("shutting down %s: %v", name, err)
+	}
+	c.forget(name)
+}
+
+func (c *testCluster) server(name string) *Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[name]
+}
+
+func (c *testCluster) forget(name string) {
+	c.mu.Lock()
+	c.servers[name] = nil
+	c.mu.Unlock()
+}
+
+// kill stops a node as a crash would.
+func (c *testCluster) kill(name string) {
+	c.server(name).Kill()
+	c.forget(name)
+}
+
+func (c *testCluster) stopAll() {
+	for _, s := range c.running() {
+		s.Kill()
+	}
+}
+
+// check sends one check to the i-th running node (round robin).
+func (c *testCluster) check(i int, req CheckRequest) *CheckResponse {
+	c.t.Helper()
+	nodes := c.running()
+	resp, err := nodes[i%len(nodes)].Node.Check(c.t.Context(), &req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp
+}
+
+// admitted sends n checks round robin and counts the admitted ones.
+func (c *testCluster) admitted(n int, req CheckRequest) int {
+	c.t.Helper()
+	got := 0
+	for i := range n {
+		if c.check(i, req).Allowed {
+			got++
+		}
+	}
+	return got
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dayLimit refills so slowly that a test sees no refill.
+func dayLimit(tenant string, limit int64) CheckRequest {
+	return CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "rpd", Limit: limit, Period: 24 * time.Hour}}}
+}
+
+func TestClusterLimitIsExactWhicheverNodeIsCalled(t *testing.T) {
+	c := newTestCluster(t, 3)
+	req := dayLimit("acme", 100)
+	owner := c.running()[0].Node.Owner("acme")
+	for i := range 300 {
+		resp := c.check(i, req)
+		if resp.Owner != owner || resp.Degraded {
+			t.Fatalf("check %d decided by %s (degraded %v), owner is %s", i, resp.Owner, resp.Degraded, owner)
+		}
+		if want := i < 100; resp.Allowed != want {
+			t.Fatalf("check %d: allowed=%v, want %v", i, resp.Allowed, want)
+		}
+	}
+	for _, s := range c.running() {
+		if s.Node.Name() != owner && s.Node.forwardingStats().Forwarded != 100 {
+			t.Errorf("%s forwarded %v checks, want 100", s.Node.Name(), s.Node.forwardingStats().Forwarded)
+		}
+	}
+}
+
+func TestConcurrentForwardsAreBatched(t *testing.T) {
+	c := newTestCluster(t, 3)
+	nodes := c.running()
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 20 {
+				req := dayLimit(fmt.Sprintf("t-%d-%d", g, i), 10)
+				if _, err := nodes[g%3].Node.Check(t.Context(), &req); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	batched := false
+	for _, s := range nodes {
+		st := s.Node.forwardingStats()
+		t.Logf("%s: %v forwarded in %d batches (mean %.1f)", s.Node.Name(), st.Forwarded, st.Batches, st.MeanBatchSize)
+		batched = batched || st.MeanBatchSize > 1.5
+	}
+	if !batched {
+		t.Fatal("64 concurrent callers never shared a batch")
+	}
+}

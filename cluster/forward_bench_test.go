@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkForwarding drives 64 concurrent callers spread over 3 in-process
+// nodes, each checking tenants that another node owns, so that every check
+// is forwarded. It compares batched forwarding with one call per check;
+// compare the two with go test -bench Forwarding -count 5 | benchstat.
+func BenchmarkForwarding(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		cfg  ForwardConfig
+	}{
+		{"batched", ForwardConfig{}},
+		{"unary", ForwardConfig{BatchMax: 1, BatchWindow: -1}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			c := newTestCluster(b, 3, mode.cfg)
+			nodes := c.running()
+			ring := nodes[0].Node.currentRing()
+			// remote[i] holds tenants that nodes[i] does not own.
+			remote := make([][]CheckRequest, len(nodes))
+			for i := 0; len(remote[0]) < 512 || len(remote[1]) < 512 || len(remote[2]) < 512; i++ {
+				tenant := fmt.Sprintf("bench-%d", i)
+				for j, s := range nodes {
+					if ring.Owner(tenant) != s.Node.Name() {
+						remote[j] = append(remote[j], dayLimit(tenant, 1<<40))
+					}
+				}
+			}
+			var caller atomic.Int64
+			b.SetParallelism(32) // 64 callers on this machine's 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := int(caller.Add(1))
+				node, reqs := nodes[id%len(nodes)].Node, remote[id%len(nodes)]
+				for i := id; pb.Next(); i++ {
+					if _, err := node.Check(b.Context(), &reqs[i%len(reqs)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			var forwarded, batches float64
+			for _, s := range nodes {
+				st := s.Node.forwardingStats()
+				forwarded += st.Forwarded
+				batches += float64(st.Batches)
+			}
+			if batches > 0 {
+				b.ReportMetric(forwarded/batches, "checks/batch")
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// tenantOwnedBy finds a tenant that ring gives to node.
+func tenantOwnedBy(t *testing.T, ring *Ring, node, prefix string) string {
+	t.Helper()
+	for i := range 10_000 {
+		if tenant := fmt.Sprintf("%s-%d", prefix, i); ring.Owner(tenant) == node {
+			return tenant
+		}
+	}
+	t.Fatalf("no tenant for %s", node)
+	return ""
+}
+
+func TestHandoffKeepsTheCountOnJoinAndLeave(t *testing.T) {
+	c := newTestCluster(t, 3)
+	// Tenants that the fourth node will take over when it joins.
+	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	joining := tenantOwnedBy(t, four, "node-4", "joining")
+	leaving := tenantOwnedBy(t, four, "node-4", "leaving")
+
+	if got := c.admitted(80, dayLimit(joining, 100)); got != 80 {
+		t.Fatalf("before the join: %d admitted, want 80", got)
+	}
+	c.add("node-4")
+	c.waitRing(4)
+	if owner := c.running()[0].Node.Owner(joining); owner != "node-4" {
+		t.Fatalf("%s is owned by %s after the join, want node-4", joining, owner)
+	}
+	if got := c.admitted(40, dayLimit(joining, 100)); got != 20 {
+		t.Fatalf("after the join: %d of the remaining 20 admitted", got)
+	}
+
+	if got := c.admitted(80, dayLimit(leaving, 100)); got != 80 {
+		t.Fatalf("before the leave: %d admitted, want 80", got)
+	}
+	c.leave("node-4")
+	c.waitRing(3)
+	if got := c.admitted(40, dayLimit(leaving, 100)); got != 20 {
+		t.Fatalf("after the leave: %d of the remaining 20 admitted", got)
+	}
+	var sent float64
+	for _, s := range c.running() {
+		sent += s.Node.forwardingStats().HandoffReceived
+	}
+	if sent == 0 {
+		t.Fatal("no hand-off was counted")
+	}
+}
+
+// While a node joins, checks keep arriving at every node; the count stays
+// exact throughout.
+func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
+	c := newTestCluster(t, 3)
+	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	tenant := tenantOwnedBy(t, four, "node-4", "busy")
+	c.admitted(50, dayLimit(tenant, 100))
+
+	done := make(chan int)
+	go func() {
+		got := 0
+		for i := 0; i < 200; i++ {
+			nodes := c.running()
+			resp, err := nodes[i%len(nodes)].Node.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+			if err == nil && resp.Allowed {
+				got++
+			}
+			time.Sleep(time.Millisecond)
+		}
+		done <- got
+	}()
+	c.add("node-4")
+	got := <-done
+	c.waitRing(4)
+	got += c.admitted(60, dayLimit(tenant, 100))
+	if got != 50 {
+		t.Fatalf("admitted %d after the first 50, want exactly 50 more", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
