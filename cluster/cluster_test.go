@@ -219,3 +219,21 @@ func TestConcurrentForwardsAreBatched(t *testing.T) {
 		t.Fatal("64 concurrent callers never shared a batch")
 	}
 }
+
+func TestReleaseReachesTheOwner(t *testing.T) {
+	c := newTestCluster(t, 3)
+	nodes := c.running()
+	tenant := tenantOwnedBy(t, nodes[0].Node.currentRing(), "node-3", "leases")
+	conc := CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "conc", Algorithm: limiter.Concurrency, Limit: 1, Period: time.Hour}}}
+	first := c.check(0, conc)
+	if !first.Allowed || first.Limits[0].Lease == 0 || c.check(1, conc).Allowed {
+		t.Fatalf("one lease: %+v", first)
+	}
+	rel := &ReleaseRequest{Tenant: tenant, Limit: conc.Limits[0], Lease: first.Limits[0].Lease}
+	if err := nodes[0].Node.Release(t.Context(), rel); err != nil {
+		t.Fatal(err)
+	}
+	if !c.check(1, conc).Allowed {
+		t.Fatal("the lease released through a non-owner is still held")
+	}
+}

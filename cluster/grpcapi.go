@@ -71,8 +71,8 @@ func grpcError(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrNotOwner):
-		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrOwnerUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()
 	}

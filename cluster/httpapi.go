@@ -83,9 +83,9 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
-	case errors.Is(err, ErrNotOwner):
-		writeJSON(w, http.StatusMisdirectedRequest, errorJSON{errorBody{
-			Code: "not_owner", Message: err.Error()}})
+	case errors.Is(err, ErrOwnerUnavailable):
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
+			Code: "owner_unavailable", Message: err.Error()}})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeJSON(w, http.StatusGatewayTimeout, errorJSON{errorBody{
 			Code: "deadline_exceeded", Message: "no answer in time"}})

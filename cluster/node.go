@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/limiter"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // Config is what a Node needs; cmd/tollgate fills it from flags, env and file.
@@ -353,22 +354,38 @@ func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) *CheckResponse 
 
 // Release ends a concurrency lease early, on the tenant's owner. Releasing
 // an unknown or expired lease is not an error.
-func (n *Node) Release(_ context.Context, req *ReleaseRequest) error {
+func (n *Node) Release(ctx context.Context, req *ReleaseRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
 	if req.Limit.Algorithm != limiter.Concurrency {
 		return fieldErr("limit.algorithm", "only concurrency limits hold leases, got %s", req.Limit.Algorithm)
 	}
-	if owner := n.Owner(req.Tenant); owner != n.name {
-		return fmt.Errorf("%w: releases go to the tenant's owner %s", ErrNotOwner, owner)
-	}
-	return n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
+	return n.release(ctx, req, false)
 }
 
-// ErrNotOwner means a request that must run on the tenant's owner reached
-// another node.
-var ErrNotOwner = errors.New("not the tenant's owner")
+// release runs on the owner; a node that is not the owner passes it on
+// once (a lease left behind by a race expires with its TTL).
+func (n *Node) release(ctx context.Context, req *ReleaseRequest, forwarded bool) error {
+	owner := n.Owner(req.Tenant)
+	if owner == n.name || owner == "" || forwarded {
+		return n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
+	}
+	client, err := n.peers.client(owner)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, n.fwd.cfg.Timeout)
+		defer cancel()
+		_, err = client.Release(ctx, &tollgatev1.ReleaseRequest{Tenant: req.Tenant, Limit: LimitToProto(req.Limit), LeaseId: req.Lease})
+	}
+	if err != nil {
+		return fmt.Errorf("%w: releasing on %s: %v", ErrOwnerUnavailable, owner, err)
+	}
+	return nil
+}
+
+// ErrOwnerUnavailable means a request that only the tenant's owner can
+// serve could not reach it.
+var ErrOwnerUnavailable = errors.New("owner unavailable")
 
 func indexPrefix(name string, i int) string {
 	return name + "[" + strconv.Itoa(i) + "]."

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // PeerService returns the node's side of the node-to-node gRPC service.
@@ -55,6 +56,21 @@ func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*pe
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return &peerv1.HandoffResponse{}, nil
+}
+
+func (s *peerService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest) (*tollgatev1.ReleaseResponse, error) {
+	l, ferr := limitFromProto(in.GetLimit())
+	if ferr != nil {
+		return nil, grpcError(ferr.under("limit"))
+	}
+	req := &ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}
+	if err := req.Validate(); err != nil {
+		return nil, grpcError(err)
+	}
+	if err := s.node.release(ctx, req, true); err != nil {
+		return nil, grpcError(err)
+	}
+	return &tollgatev1.ReleaseResponse{}, nil
 }
 
 func (s *peerService) Pull(_ context.Context, in *peerv1.PullRequest) (*peerv1.PullResponse, error) {

@@ -696,12 +696,13 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\"G\n" +
 	"\fPullResponse\x127\n" +
-	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\xf6\x01\n" +
+	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\xbc\x02\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
 	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12N\n" +
 	"\aHandoff\x12 .tollgate.peer.v1.HandoffRequest\x1a!.tollgate.peer.v1.HandoffResponse\x12E\n" +
-	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
+	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
+	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_tollgate_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -731,6 +732,8 @@ var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*v1.CheckRequest)(nil),    // 11: tollgate.v1.CheckRequest
 	(*v1.CheckResponse)(nil),   // 12: tollgate.v1.CheckResponse
 	(*v1.Limit)(nil),           // 13: tollgate.v1.Limit
+	(*v1.ReleaseRequest)(nil),  // 14: tollgate.v1.ReleaseRequest
+	(*v1.ReleaseResponse)(nil), // 15: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
 	11, // 0: tollgate.peer.v1.ForwardedCheck.check:type_name -> tollgate.v1.CheckRequest
@@ -745,11 +748,13 @@ var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 9: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
 	7,  // 10: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
 	9,  // 11: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	3,  // 12: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	8,  // 13: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	10, // 14: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
+	14, // 12: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	3,  // 13: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	8,  // 14: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	10, // 15: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	15, // 16: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name

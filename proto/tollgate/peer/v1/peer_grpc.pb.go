@@ -8,6 +8,7 @@ package peerv1
 
 import (
 	context "context"
+	v1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -22,6 +23,7 @@ const (
 	Peer_CheckBatch_FullMethodName = "/tollgate.peer.v1.Peer/CheckBatch"
 	Peer_Handoff_FullMethodName    = "/tollgate.peer.v1.Peer/Handoff"
 	Peer_Pull_FullMethodName       = "/tollgate.peer.v1.Peer/Pull"
+	Peer_Release_FullMethodName    = "/tollgate.peer.v1.Peer/Release"
 )
 
 // PeerClient is the client API for Peer service.
@@ -40,6 +42,8 @@ type PeerClient interface {
 	// Pull asks the previous owner for tenants' state that has not arrived
 	// yet; the previous owner gives it up.
 	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (*PullResponse, error)
+	// Release ends a concurrency lease on the tenant's owner.
+	Release(ctx context.Context, in *v1.ReleaseRequest, opts ...grpc.CallOption) (*v1.ReleaseResponse, error)
 }
 
 type peerClient struct {
@@ -80,6 +84,16 @@ func (c *peerClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *peerClient) Release(ctx context.Context, in *v1.ReleaseRequest, opts ...grpc.CallOption) (*v1.ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ReleaseResponse)
+	err := c.cc.Invoke(ctx, Peer_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -96,6 +110,8 @@ type PeerServer interface {
 	// Pull asks the previous owner for tenants' state that has not arrived
 	// yet; the previous owner gives it up.
 	Pull(context.Context, *PullRequest) (*PullResponse, error)
+	// Release ends a concurrency lease on the tenant's owner.
+	Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -114,6 +130,9 @@ func (UnimplementedPeerServer) Handoff(context.Context, *HandoffRequest) (*Hando
 }
 func (UnimplementedPeerServer) Pull(context.Context, *PullRequest) (*PullResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Pull not implemented")
+}
+func (UnimplementedPeerServer) Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -190,6 +209,24 @@ func _Peer_Pull_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Release(ctx, req.(*v1.ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +245,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Pull",
 			Handler:    _Peer_Pull_Handler,
+		},
+		{
+			MethodName: "Release",
+			Handler:    _Peer_Release_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
