@@ -58,7 +58,7 @@ type forwarder struct {
 type pending struct {
 	queued time.Time
 	check  *peerv1.ForwardedCheck
-	done  chan forwardResult // buffered: the sender never blocks on a caller that gave up
+	done   chan forwardResult // buffered: the sender never blocks on a caller that gave up
 }
 
 type forwardResult struct {
@@ -82,8 +82,8 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	}
 	p := &pending{
 		queued: time.Now(),
-		check: &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom},
-		done:  make(chan forwardResult, 1),
+		check:  &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom},
+		done:   make(chan forwardResult, 1),
 	}
 	select {
 	case f.queue(owner) <- p:
