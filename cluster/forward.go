@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -71,30 +72,42 @@ func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *pe
 	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]chan *pending{}}
 }
 
+// errForwardTimeout means the owner did not answer within the forward
+// timeout.
+var errForwardTimeout = errors.New("owner did not answer in time")
+
 // forward asks owner to decide req and waits for the answer, the caller's
 // deadline or the forward timeout, whichever comes first.
 func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	deadline := time.Now().Add(f.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	check := &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom}
 	if f.cfg.BatchMax == 1 {
-		return f.forwardAlone(ctx, owner, &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom})
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		return f.forwardAlone(ctx, owner, check)
 	}
-	p := &pending{
-		queued: time.Now(),
-		check:  &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom},
-		done:   make(chan forwardResult, 1),
-	}
+	// A timer rather than a derived context: this runs for every
+	// forwarded check, and a context costs several allocations more.
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	p := &pending{queued: time.Now(), check: check, done: make(chan forwardResult, 1)}
 	select {
 	case f.queue(owner) <- p:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, errForwardTimeout
 	}
 	select {
 	case r := <-p.done:
 		return r.resp, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, errForwardTimeout
 	}
 }
 

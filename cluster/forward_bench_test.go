@@ -33,6 +33,7 @@ func BenchmarkForwarding(b *testing.B) {
 				}
 			}
 			var caller atomic.Int64
+			b.ReportAllocs()
 			b.SetParallelism(32) // 64 callers on this machine's 2 cores
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

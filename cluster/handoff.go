@@ -206,7 +206,7 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) {
 		if !h.joinWindowOpen() {
 			return // the common case: nothing can be in flight
 		}
-		pullFrom = h.n.currentRing().Without(h.n.name).Owner(tenant)
+		pullFrom = h.n.view.Load().others.Owner(tenant)
 	}
 	h.mu.Lock()
 	if pullFrom == "" || pullFrom == h.n.name || time.Since(h.resolved[tenant]) < h.window {

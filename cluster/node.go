@@ -58,7 +58,7 @@ type Node struct {
 	metrics  *metrics
 	log      *slog.Logger
 
-	ring    atomic.Pointer[Ring]
+	view    atomic.Pointer[ringView]
 	leaving atomic.Bool
 	members *membership // nil when standalone
 	peers   *peerPool
@@ -94,8 +94,23 @@ func NewNode(cfg Config) *Node {
 		peers:    newPeerPool(),
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
-	n.ring.Store(NewRing([]string{n.name}, nil))
+	n.setRing(NewRing([]string{n.name}, nil))
 	return n
+}
+
+// ringView is the ring this node routes by, and the same ring without this
+// node: who owned a tenant before this node joined (see handoff.settle).
+type ringView struct {
+	ring, others *Ring
+}
+
+// setRing swaps in a new ring and returns the old one.
+func (n *Node) setRing(r *Ring) *Ring {
+	old := n.view.Swap(&ringView{ring: r, others: r.Without(n.name)})
+	if old == nil {
+		return nil
+	}
+	return old.ring
 }
 
 // Name returns the node's name.
@@ -104,7 +119,7 @@ func (n *Node) Name() string { return n.name }
 // Registry returns the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
-func (n *Node) currentRing() *Ring { return n.ring.Load() }
+func (n *Node) currentRing() *Ring { return n.view.Load().ring }
 
 // RingSize returns how many nodes own tenants in this node's view.
 func (n *Node) RingSize() int { return n.currentRing().Len() }
@@ -176,7 +191,7 @@ func (n *Node) membersChanged() {
 	if n.leaving.Load() {
 		ring = ring.Without(n.name)
 	}
-	old := n.ring.Swap(ring)
+	old := n.setRing(ring)
 	if !sameNodes(old, ring) {
 		n.log.Info("ring changed", "members", ring.Nodes())
 		// Pushing waits on peers; the event loop must not.
@@ -217,7 +232,7 @@ func (n *Node) Leave(ctx context.Context) {
 	}
 	n.leaving.Store(true)
 	ring := n.currentRing().Without(n.name)
-	n.ring.Store(ring)
+	n.setRing(ring)
 	n.handoff.push(ctx, ring)
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {

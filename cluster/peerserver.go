@@ -20,8 +20,10 @@ type peerService struct {
 	node *Node
 }
 
-// CheckBatch decides forwarded checks in order, each under its caller's
-// deadline.
+// CheckBatch decides forwarded checks in order. A check whose caller's
+// deadline has passed is not decided; the rest run under the call's
+// context, whose deadline is the latest of theirs (a decision here does not
+// wait, except for the rare pull or second hop).
 func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
 	out := &peerv1.CheckBatchResponse{Results: make([]*peerv1.CheckResult, len(in.GetChecks()))}
 	for i, fc := range in.GetChecks() {
@@ -31,12 +33,7 @@ func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchReque
 }
 
 func (s *peerService) decide(ctx context.Context, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
-	if d := fc.GetDeadlineUnixNano(); d != 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, d))
-		defer cancel()
-	}
-	if ctx.Err() != nil {
+	if d := fc.GetDeadlineUnixNano(); (d != 0 && time.Now().UnixNano() >= d) || ctx.Err() != nil {
 		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
 	}
 	req, err := checkFromProto("", fc.GetCheck())
