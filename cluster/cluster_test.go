@@ -1,9 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -19,6 +19,7 @@ type testCluster struct {
 	t       testing.TB
 	clock   *limiter.ManualClock
 	forward ForwardConfig
+	log     *slog.Logger
 
 	mu      sync.Mutex // traffic goroutines read the members while a test changes them
 	servers map[string]*Server
@@ -31,6 +32,7 @@ func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster 
 		t:       t,
 		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
 		servers: map[string]*Server{},
+		log:     testLogger(t),
 	}
 	if len(forward) > 0 {
 		c.forward = forward[0]
@@ -43,11 +45,37 @@ func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster 
 	return c
 }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("TOLLGATE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// testLogger keeps the nodes' logs and prints them if the test fails
+// (all of them with TOLLGATE_TEST_LOG set).
+func testLogger(t testing.TB) *slog.Logger {
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("TOLLGATE_TEST_LOG") != "" {
+			t.Logf("node logs:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Gossip's own chatter would drown the rest.
+	if bytes.Contains(p, []byte("component=gossip")) && bytes.Contains(p, []byte("level=DEBUG")) {
+		return len(p), nil
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // add starts a node that joins the cluster through any running node.
@@ -61,7 +89,7 @@ func (c *testCluster) add(name string) *Server {
 	srv, err := StartServer(c.t.Context(), ServerConfig{
 		APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0",
 		Node: Config{
-			NodeName: name, Clock: c.clock, Logger: testLogger().With("node", name),
+			NodeName: name, Clock: c.clock, Logger: c.log.With("node", name),
 			GossipAddr: "127.0.0.1:0", Join: join, Forward: c.forward,
 		},
 	})

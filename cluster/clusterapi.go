@@ -31,11 +31,7 @@ type forwardingJSON struct {
 // members, the ring, and forwarding statistics.
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	out := clusterJSON{Self: n.name, Ring: n.currentRing().Nodes(), Forwarding: n.forwardingStats()}
-	if n.members != nil {
-		out.Members = n.members.all()
-	} else {
-		out.Members = []Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr}}
-	}
+	out.Members = n.Members()
 	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].Name < out.Members[j].Name })
 	if t := r.URL.Query().Get("tenant"); t != "" {
 		out.Tenant, out.Owner = t, n.Owner(t)

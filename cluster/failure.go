@@ -42,7 +42,7 @@ func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
 		}
 		local.Limits[i] = l
 	}
-	resp := n.decideIn(n.fallback, &local)
+	resp, _ := n.decideIn(n.fallback, &local) // nothing is ever sealed in the fallback store
 	resp.Degraded = true
 	return resp
 }

@@ -227,6 +227,7 @@ func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBat
 		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
 	resp, err := client.CheckBatch(ctx, req)
+	f.peers.report(owner, err)
 	if err != nil {
 		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
 	}

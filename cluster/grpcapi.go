@@ -71,7 +71,7 @@ func grpcError(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrOwnerUnavailable):
+	case errors.Is(err, ErrOwnerUnavailable), errors.Is(err, ErrNotReady):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()

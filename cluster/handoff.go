@@ -81,6 +81,7 @@ func (h *handoff) setMoved(tenant, owner string, at time.Time) {
 }
 
 // movedTo returns where tenant was handed off to recently, if it was.
+// (The store refuses to decide for such a tenant: see limiter.Store.Seal.)
 func (h *handoff) movedTo(tenant string) (string, bool) {
 	if !h.anyMoved.Load() {
 		return "", false
@@ -114,8 +115,8 @@ func (h *handoff) push(ctx context.Context, ring *Ring) {
 		if owner == "" {
 			continue // the last node is leaving: there is nobody to hand to
 		}
-		states := h.n.store.Take(t)
-		if states == nil {
+		states := h.n.store.Seal(t)
+		if len(states) == 0 {
 			continue // pulled meanwhile
 		}
 		h.outgoing[t] = states
@@ -141,6 +142,7 @@ func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffReq
 	client, err := h.n.peers.client(owner)
 	if err == nil {
 		_, err = client.Handoff(ctx, req)
+		h.n.peers.report(owner, err)
 	}
 	if err != nil {
 		// The state stays in outgoing until the window closes, for the
@@ -182,11 +184,12 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	out := &peerv1.PullResponse{}
 	now := time.Now()
+	h.log.Debug("giving", "tenants", tenants, "to", from)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range tenants {
-		states := h.n.store.Take(t)
-		if states == nil {
+		states := h.n.store.Seal(t)
+		if len(states) == 0 {
 			states = h.outgoing[t]
 		}
 		h.setMoved(t, from, now)
@@ -225,6 +228,7 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) {
 	h.pulls[tenant] = call
 	h.mu.Unlock()
 
+	h.log.Debug("pulling", "tenant", tenant, "from", pullFrom)
 	h.pull(ctx, tenant, pullFrom)
 
 	h.mu.Lock()
@@ -268,6 +272,7 @@ func (h *handoff) prune() {
 		if time.Since(ts.at) > h.window {
 			delete(h.moved, t)
 			delete(h.outgoing, t)
+			h.n.store.Unseal(t)
 		}
 	}
 	h.anyMoved.Store(len(h.moved) > 0)

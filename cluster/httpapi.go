@@ -86,6 +86,10 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrOwnerUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "owner_unavailable", Message: err.Error()}})
+	case errors.Is(err, ErrNotReady):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
+			Code: "not_ready", Message: err.Error()}})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeJSON(w, http.StatusGatewayTimeout, errorJSON{errorBody{
 			Code: "deadline_exceeded", Message: "no answer in time"}})

@@ -16,13 +16,17 @@ import (
 
 // Member is one node of the cluster as gossip sees it.
 type Member struct {
-	Name       string `json:"name"`
-	State      string `json:"state"` // alive, suspect, dead or left
+	Name string `json:"name"`
+	// State is alive, suspect (alive to gossip, but this node's last call
+	// to it failed), dead or left.
+	State      string `json:"state"`
 	GossipAddr string `json:"gossip_addr"`
 	APIAddr    string `json:"api_addr"`
 	GRPCAddr   string `json:"grpc_addr"`
 	RaftAddr   string `json:"raft_addr,omitempty"`
 	HTTPAddr   string `json:"http_addr,omitempty"`
+	Ready      bool   `json:"ready"`
+	leaving    bool
 }
 
 // nodeMeta is what a node tells the others about itself, as gossip node
@@ -36,17 +40,25 @@ type nodeMeta struct {
 	// tell a node that left from one that died (gossip's leave event does
 	// not say).
 	Leaving bool `json:"leaving,omitempty"`
+	// Ready is set once the node has joined and built its ring; only ready
+	// nodes own tenants, so nobody hands state to, or forwards to, a node
+	// that does not yet know the cluster.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // membership runs gossip and keeps the member list, keyed by node name.
+// The list is built from gossip's events, which carry copies of the nodes:
+// memberlist updates the nodes that Members returns in place, so reading
+// those would race with it.
 type membership struct {
 	ml     *memberlist.Memberlist
 	meta   *metaDelegate
 	events chan memberlist.NodeEvent
 	log    *slog.Logger
+	self   string
 
-	mu       sync.Mutex
-	departed map[string]*Member // dead or left, for /v1/cluster
+	mu    sync.Mutex
+	table map[string]Member // every node heard of, departed ones included
 }
 
 // gossipConfig tunes memberlist's LAN defaults so that on a small loopback
@@ -99,7 +111,7 @@ func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*members
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", addr, err)
 	}
-	return &membership{ml: ml, meta: d, events: events, log: log, departed: map[string]*Member{}}, nil
+	return &membership{ml: ml, meta: d, events: events, log: log, self: name, table: map[string]Member{}}, nil
 }
 
 // Addr returns the address gossip listens on (with the real port when the
@@ -118,16 +130,9 @@ func (m *membership) run(ctx context.Context, changed func()) {
 			return
 		case ev := <-m.events:
 			m.note(ev)
-			// Drain what else has arrived so that a burst (a join that
+			// Take what else has arrived, so that a burst (a join that
 			// learns many members at once) rebuilds the ring once.
-			for more := true; more; {
-				select {
-				case ev := <-m.events:
-					m.note(ev)
-				default:
-					more = false
-				}
-			}
+			m.drain()
 			changed()
 		}
 	}
@@ -136,20 +141,29 @@ func (m *membership) run(ctx context.Context, changed func()) {
 func (m *membership) note(ev memberlist.NodeEvent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	mem := memberOf(ev.Node)
 	switch ev.Event {
 	case memberlist.NodeLeave:
-		mem := memberOf(ev.Node)
 		mem.State = "dead"
-		if meta := metaOf(ev.Node); meta.Leaving {
+		if prev, ok := m.table[mem.Name]; ok && prev.leaving {
 			mem.State = "left"
 		}
-		m.departed[mem.Name] = &mem
 		m.log.Info("member gone", "member", mem.Name, "state", mem.State)
 	case memberlist.NodeJoin:
-		delete(m.departed, ev.Node.Name)
-		m.log.Info("member joined", "member", ev.Node.Name, "addr", ev.Node.Address())
-	case memberlist.NodeUpdate:
-		delete(m.departed, ev.Node.Name)
+		m.log.Info("member joined", "member", mem.Name, "addr", mem.GossipAddr)
+	}
+	m.table[mem.Name] = mem
+}
+
+// drain applies the events that are waiting, without blocking.
+func (m *membership) drain() {
+	for {
+		select {
+		case ev := <-m.events:
+			m.note(ev)
+		default:
+			return
+		}
 	}
 }
 
@@ -173,33 +187,66 @@ func (m *membership) join(ctx context.Context, addrs []string) error {
 	}
 }
 
-// live returns the members that own tenants: alive and suspect ones (a
-// suspect may only be slow; its checks fail over by policy until it is
-// declared dead).
+// live returns the members gossip counts as alive (a suspect one too: it
+// may only be slow; checks to it fail over by policy until it is declared
+// dead). This node is always among them.
 func (m *membership) live() []Member {
-	nodes := m.ml.Members()
-	out := make([]Member, 0, len(nodes))
-	for _, n := range nodes {
-		out = append(out, memberOf(n))
-	}
-	return out
-}
-
-// all returns every member known, the departed ones included.
-func (m *membership) all() []Member {
-	out := m.live()
-	seen := map[string]bool{}
-	for _, mem := range out {
-		seen[mem.Name] = true
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, mem := range m.departed {
-		if !seen[mem.Name] {
-			out = append(out, *mem)
+	out := make([]Member, 0, len(m.table))
+	for _, mem := range m.table {
+		if mem.State == "alive" && mem.Name != m.self {
+			out = append(out, mem)
 		}
 	}
-	return out
+	return append(out, m.selfMember())
+}
+
+// all returns every member heard of, the departed ones included.
+func (m *membership) all() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.table))
+	for _, mem := range m.table {
+		if mem.Name != m.self {
+			out = append(out, mem)
+		}
+	}
+	return append(out, m.selfMember())
+}
+
+// selfMember describes this node from its own metadata, which is newer
+// than what gossip has echoed back. The caller holds m.mu.
+func (m *membership) selfMember() Member {
+	mem := m.table[m.self]
+	mem.Name, mem.State = m.self, "alive"
+	if mem.GossipAddr == "" {
+		mem.GossipAddr = m.Addr()
+	}
+	meta := m.meta.get()
+	mem.APIAddr, mem.GRPCAddr, mem.RaftAddr, mem.HTTPAddr, mem.Ready = meta.API, meta.GRPC, meta.Raft, meta.HTTP, meta.Ready
+	return mem
+}
+
+// waitSynced waits (up to timeout) until the events of a join have been
+// applied: as many members alive in the list as gossip counts.
+func (m *membership) waitSynced(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m.drain()
+		m.mu.Lock()
+		alive := 0
+		for _, mem := range m.table {
+			if mem.State == "alive" {
+				alive++
+			}
+		}
+		m.mu.Unlock()
+		if alive >= m.ml.NumMembers() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func metaOf(n *memberlist.Node) nodeMeta {
@@ -211,26 +258,16 @@ func metaOf(n *memberlist.Node) nodeMeta {
 func memberOf(n *memberlist.Node) Member {
 	meta := metaOf(n)
 	return Member{
+		leaving:    meta.Leaving,
 		Name:       n.Name,
-		State:      stateName(n.State),
+		State:      "alive",
 		GossipAddr: n.Address(),
 		APIAddr:    meta.API,
 		GRPCAddr:   meta.GRPC,
 		RaftAddr:   meta.Raft,
 		HTTPAddr:   meta.HTTP,
+		Ready:      meta.Ready,
 	}
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateLeft:
-		return "left"
-	}
-	return "dead"
 }
 
 // leave tells the others this node is going and waits up to timeout for
@@ -245,6 +282,14 @@ func (m *membership) leave(timeout time.Duration) error {
 
 func (m *membership) shutdown() error { return m.ml.Shutdown() }
 
+// announceReady tells the others this node now owns tenants.
+func (m *membership) announceReady(timeout time.Duration) {
+	m.meta.setReady()
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		m.log.Warn("announcing readiness", "err", err)
+	}
+}
+
 // metaDelegate serves this node's metadata; it carries no other state.
 type metaDelegate struct {
 	mu   sync.Mutex
@@ -254,6 +299,18 @@ type metaDelegate struct {
 func (d *metaDelegate) setLeaving() {
 	d.mu.Lock()
 	d.meta.Leaving = true
+	d.mu.Unlock()
+}
+
+func (d *metaDelegate) get() nodeMeta {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta
+}
+
+func (d *metaDelegate) setReady() {
+	d.mu.Lock()
+	d.meta.Ready = true
 	d.mu.Unlock()
 }
 

@@ -59,6 +59,7 @@ type Node struct {
 	log      *slog.Logger
 
 	view    atomic.Pointer[ringView]
+	ringMu  sync.Mutex // one ring rebuild at a time
 	leaving atomic.Bool
 	members *membership // nil when standalone
 	peers   *peerPool
@@ -134,7 +135,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
 	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics)
 	if n.cfg.GossipAddr != "" {
-		meta := nodeMeta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr}
+		// A node that starts a cluster owns tenants at once; one that joins
+		// only once it knows the others (see joinCluster).
+		meta := nodeMeta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
 		m, err := newMembership(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger)
 		if err != nil {
 			return err
@@ -149,13 +152,24 @@ func (n *Node) Start(ctx context.Context) error {
 		n.ready.Store(true)
 		return nil
 	}
-	n.wg.Go(func() {
-		if err := n.members.join(ctx, n.cfg.Join); err == nil {
-			n.handoff.joined()
-			n.ready.Store(true)
-		}
-	})
+	n.wg.Go(func() { n.joinCluster(ctx) })
 	return nil
+}
+
+// joinCluster joins through the configured addresses, then builds the ring
+// of the nodes already there (until now this node forwards every check),
+// opens the window in which it pulls the tenants it takes over, and
+// announces itself ready, which makes it an owner.
+func (n *Node) joinCluster(ctx context.Context) {
+	if err := n.members.join(ctx, n.cfg.Join); err != nil {
+		return
+	}
+	n.members.waitSynced(2 * time.Second)
+	n.membersChanged()
+	n.handoff.joined()
+	n.members.announceReady(2 * time.Second)
+	n.membersChanged()
+	n.ready.Store(true)
 }
 
 func (n *Node) housekeep(ctx context.Context) {
@@ -178,19 +192,20 @@ func (n *Node) housekeep(ctx context.Context) {
 	}
 }
 
-// membersChanged rebuilds the ring from the live members and hands off
-// what this node no longer owns. Called from the gossip event goroutine.
+// membersChanged rebuilds the ring from the live, ready members and hands
+// off what this node no longer owns.
 func (n *Node) membersChanged() {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
 	live := n.members.live()
 	names := make([]string, 0, len(live))
 	for _, m := range live {
-		names = append(names, m.Name)
+		if m.Ready && !(m.Name == n.name && n.leaving.Load()) {
+			names = append(names, m.Name)
+		}
 	}
 	n.peers.update(live)
 	ring := NewRing(names, nil)
-	if n.leaving.Load() {
-		ring = ring.Without(n.name)
-	}
 	old := n.setRing(ring)
 	if !sameNodes(old, ring) {
 		n.log.Info("ring changed", "members", ring.Nodes())
@@ -212,9 +227,23 @@ func sameNodes(a, b *Ring) bool {
 	return true
 }
 
+// Members returns every member this node knows of, with its state.
+func (n *Node) Members() []Member {
+	if n.members == nil {
+		return []Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, Ready: true}}
+	}
+	all := n.members.all()
+	for i := range all {
+		if all[i].State == "alive" && n.peers.suspect(all[i].Name) {
+			all[i].State = "suspect"
+		}
+	}
+	return all
+}
+
 func (n *Node) countMembers(state string) int {
 	c := 0
-	for _, m := range n.members.all() {
+	for _, m := range n.Members() {
 		if m.State == state {
 			c++
 		}
@@ -230,9 +259,11 @@ func (n *Node) Leave(ctx context.Context) {
 	if n.members == nil {
 		return
 	}
+	n.ringMu.Lock()
 	n.leaving.Store(true)
 	ring := n.currentRing().Without(n.name)
 	n.setRing(ring)
+	n.ringMu.Unlock()
 	n.handoff.push(ctx, ring)
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {
@@ -317,18 +348,27 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckRes
 // route decides req here if this node owns the tenant, else asks the
 // owner, falling back to the failure policy when the owner cannot answer.
 func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
-	ring := n.currentRing()
-	owner := ring.Owner(req.Tenant)
-	if owner == n.name {
-		// Handed to a node whose ring is ahead of ours: follow the state,
-		// unless that node has gone since.
-		if to, ok := n.handoff.movedTo(req.Tenant); ok && ring.Contains(to) {
-			owner = to
-		}
+	owner := n.currentRing().Owner(req.Tenant)
+	if owner == "" {
+		// Joining and not yet in touch with the owners: deciding here
+		// would start tenants afresh.
+		return nil, ErrNotReady
 	}
-	if owner == "" || owner == n.name || hops >= maxHops {
+	if owner == n.name || hops >= maxHops {
 		n.handoff.settle(ctx, req.Tenant, pullFrom)
-		return n.decideIn(n.store, req), nil
+		resp, err := n.decideIn(n.store, req)
+		if !errors.Is(err, limiter.ErrMoved) {
+			return resp, err
+		}
+		// Handed to a node whose ring is ahead of ours (or handed off
+		// while this check was on its way): follow the state there.
+		to, ok := n.handoff.movedTo(req.Tenant)
+		if !ok || !n.peers.has(to) || hops >= maxHops {
+			// Its new owner has gone: start over here.
+			n.store.Unseal(req.Tenant)
+			return n.decideIn(n.store, req)
+		}
+		owner = to
 	}
 	handing := ""
 	if _, ok := n.handoff.movedTo(req.Tenant); ok {
@@ -347,14 +387,17 @@ func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, pullFr
 	return n.decideDegraded(req), nil
 }
 
-// decideIn reserves req in store.
-func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) *CheckResponse {
+// decideIn reserves req in store. The only error is limiter.ErrMoved.
+func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) (*CheckResponse, error) {
 	reqs := make([]limiter.Request, len(req.Limits))
 	for i, l := range req.Limits {
 		reqs[i] = limiter.Request{Limit: l, Hits: req.Hits}
 	}
 	results := make([]limiter.Result, len(reqs))
 	allowed, err := store.Reserve(req.Tenant, reqs, results)
+	if errors.Is(err, limiter.ErrMoved) {
+		return nil, err
+	}
 	if err != nil {
 		// Validate has already accepted the request, so the store cannot
 		// refuse it; if it ever does, deny rather than admit.
@@ -364,7 +407,7 @@ func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) *CheckResponse 
 	for i, r := range results {
 		resp.Limits[i] = LimitStatus{Name: req.Limits[i].Name, Result: r}
 	}
-	return resp
+	return resp, nil
 }
 
 // Release ends a concurrency lease early, on the tenant's owner. Releasing
@@ -379,12 +422,21 @@ func (n *Node) Release(ctx context.Context, req *ReleaseRequest) error {
 	return n.release(ctx, req, false)
 }
 
-// release runs on the owner; a node that is not the owner passes it on
-// once (a lease left behind by a race expires with its TTL).
+// release runs on the owner; a node that is not the owner, or has just
+// handed the tenant on, passes it on once (a lease left behind by a race
+// expires with its TTL).
 func (n *Node) release(ctx context.Context, req *ReleaseRequest, forwarded bool) error {
 	owner := n.Owner(req.Tenant)
-	if owner == n.name || owner == "" || forwarded {
-		return n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
+	if owner == "" {
+		return ErrNotReady
+	}
+	if owner == n.name || forwarded {
+		err := n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
+		to, moved := n.handoff.movedTo(req.Tenant)
+		if !errors.Is(err, limiter.ErrMoved) || !moved || forwarded {
+			return nil
+		}
+		owner = to
 	}
 	client, err := n.peers.client(owner)
 	if err == nil {
@@ -397,6 +449,9 @@ func (n *Node) release(ctx context.Context, req *ReleaseRequest, forwarded bool)
 	}
 	return nil
 }
+
+// ErrNotReady means the node has not yet joined the cluster.
+var ErrNotReady = errors.New("node not ready: joining the cluster")
 
 // ErrOwnerUnavailable means a request that only the tenant's owner can
 // serve could not reach it.

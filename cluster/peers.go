@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -16,9 +17,10 @@ var ErrNoPeer = errors.New("no such peer")
 // peerPool holds one gRPC connection per peer, keyed by node name (never
 // by address: two nodes may share a host).
 type peerPool struct {
-	mu    sync.Mutex
-	addrs map[string]string
-	conns map[string]*peerConn
+	mu      sync.Mutex
+	addrs   map[string]string
+	conns   map[string]*peerConn
+	failing map[string]time.Time // peers whose last call failed, since when
 }
 
 type peerConn struct {
@@ -28,7 +30,7 @@ type peerConn struct {
 }
 
 func newPeerPool() *peerPool {
-	return &peerPool{addrs: map[string]string{}, conns: map[string]*peerConn{}}
+	return &peerPool{addrs: map[string]string{}, conns: map[string]*peerConn{}, failing: map[string]time.Time{}}
 }
 
 // update sets the members' gRPC addresses; connections to nodes that are
@@ -48,6 +50,38 @@ func (p *peerPool) update(members []Member) {
 			delete(p.conns, name)
 		}
 	}
+	for name := range p.failing {
+		if _, ok := p.addrs[name]; !ok {
+			delete(p.failing, name)
+		}
+	}
+}
+
+// report records how a call to a peer went.
+func (p *peerPool) report(name string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		delete(p.failing, name)
+	} else if _, ok := p.failing[name]; !ok {
+		p.failing[name] = time.Now()
+	}
+}
+
+// suspect reports whether the last call to name failed.
+func (p *peerPool) suspect(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.failing[name]
+	return ok
+}
+
+// has reports whether name is a live member with a gRPC address.
+func (p *peerPool) has(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.addrs[name]
+	return ok
 }
 
 // client returns a client for the named peer, connecting lazily.

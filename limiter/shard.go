@@ -25,6 +25,7 @@ type tenantState struct {
 	hash   uint64
 	seen   int64
 	limits []entry
+	sealed bool // handed to another node; see Store.Seal
 }
 
 const tagMask = uint64(0xffffffff) << 32

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // When a tenant's ownership moves, the old owner hands its limit state to
@@ -71,6 +72,47 @@ func (s *Store) Take(tenant string) []EntryState {
 	return states
 }
 
+// ErrMoved means the tenant's state has been handed to another node: the
+// store refuses to decide for it (rather than start it afresh) until the
+// state comes back through Merge or the caller calls Unseal.
+var ErrMoved = errors.New("tenant moved to another node")
+
+// Seal is Take, and leaves the tenant sealed: Check, Reserve and Adjust
+// return ErrMoved for it. Taking the state and sealing under one lock
+// closes the race in which a decision already on its way here would
+// otherwise start the tenant afresh.
+func (s *Store) Seal(tenant string) []EntryState {
+	now := s.now()
+	sh, h := s.hash(tenant)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ts := sh.get(tenant, h)
+	if ts == nil {
+		s.makeRoom(sh, nil, now)
+		ts = sh.put(strings.Clone(tenant), h)
+		ts.seen, ts.sealed = now, true
+		return nil
+	}
+	states := ts.export()
+	s.entries.Add(-int64(len(ts.limits)))
+	ts.limits, ts.sealed, ts.seen = nil, true, now
+	return states
+}
+
+// Unseal lets the store decide for tenant again, from fresh state if it
+// holds none.
+func (s *Store) Unseal(tenant string) {
+	sh, h := s.hash(tenant)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ts := sh.get(tenant, h); ts != nil && ts.sealed {
+		ts.sealed = false
+		if len(ts.limits) == 0 {
+			s.remove(sh, ts)
+		}
+	}
+}
+
 // Merge folds states handed over from another node into tenant's state.
 // For each limit the more consumed side wins, brought to the current time
 // first, so merging the same state twice, or a stale one, gives no hits
@@ -89,6 +131,9 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if ts := sh.get(tenant, h); ts != nil {
+		ts.sealed = false // the state has come (back) here
+	}
 	for i := range states {
 		in := states[i].entry()
 		// Found afresh each time: creating an entry may move the others.
@@ -109,9 +154,9 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 	return nil
 }
 
-// Tenants calls fn with the name of every tenant the store holds, shard by
-// shard, until fn returns false. fn runs under a shard lock: it must not
-// call back into the store. Tenants added or removed meanwhile in shards
+// Tenants calls fn with the name of every tenant the store holds (sealed
+// ones aside), shard by shard, until fn returns false. fn runs under a
+// shard lock: it must not call back into the store. Tenants added or removed meanwhile in shards
 // not yet visited may or may not be seen.
 func (s *Store) Tenants(fn func(tenant string) bool) {
 	for i := range s.shards {
@@ -128,7 +173,7 @@ func (sh *shard) each(fn func(tenant string) bool) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i := range sh.slab {
-		if name := sh.slab[i].name; name != "" && !fn(name) {
+		if ts := &sh.slab[i]; ts.name != "" && !ts.sealed && !fn(ts.name) {
 			return false
 		}
 	}

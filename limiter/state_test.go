@@ -424,3 +424,49 @@ func TestHandOffUnderLoad(t *testing.T) {
 		t.Fatalf("admitted %d, remaining %d; want 40 to 100 and 0", n, r.Remaining)
 	}
 }
+
+func TestSealRefusesDecisionsUntilTheStateReturns(t *testing.T) {
+	clock := NewManualClock(epoch)
+	a := NewStore(Options{Clock: clock})
+	l := Limit{Name: "rpm", Limit: 10, Period: time.Hour}
+	for range 8 {
+		if _, err := a.Check("t", l, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states := a.Seal("t")
+	if len(states) != 1 || a.Len() != 0 {
+		t.Fatalf("sealed: %d states, %d entries", len(states), a.Len())
+	}
+	if _, err := a.Check("t", l, 1); !errors.Is(err, ErrMoved) {
+		t.Fatalf("check on a sealed tenant: %v", err)
+	}
+	if _, err := a.Reserve("t", []Request{{Limit: l, Hits: 1}}, make([]Result, 1)); !errors.Is(err, ErrMoved) {
+		t.Fatalf("reserve on a sealed tenant: %v", err)
+	}
+	if err := a.Adjust("t", []Adjustment{{Limit: l, Delta: -1}}); !errors.Is(err, ErrMoved) {
+		t.Fatalf("adjust on a sealed tenant: %v", err)
+	}
+	visited := 0
+	a.Tenants(func(string) bool { visited++; return true })
+	if visited != 0 {
+		t.Fatalf("Tenants visits a sealed tenant")
+	}
+	// The state coming back unseals it, with its count.
+	if err := a.Merge("t", states); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Check("t", l, 0); err != nil || r.Remaining != 2 {
+		t.Fatalf("after the state came back: %+v %v", r, err)
+	}
+	// Sealing a tenant the store never held blocks a fresh start too;
+	// Unseal lifts it.
+	a.Seal("u")
+	if _, err := a.Check("u", l, 1); !errors.Is(err, ErrMoved) {
+		t.Fatalf("check on a sealed unknown tenant: %v", err)
+	}
+	a.Unseal("u")
+	if r, err := a.Check("u", l, 1); err != nil || r.Remaining != 9 {
+		t.Fatalf("after Unseal: %+v %v", r, err)
+	}
+}

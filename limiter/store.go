@@ -102,6 +102,10 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
+	if s.sealed(sh, h, tenant) {
+		sh.mu.Unlock()
+		return Result{}, ErrMoved
+	}
 	e := s.lookup(sh, h, tenant, &lim, now)
 	r := e.decide(now, hits)
 	if r.Allowed {
@@ -133,6 +137,9 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.sealed(sh, h, tenant) {
+		return false, ErrMoved
+	}
 	allowed := true
 	for i := range reqs {
 		e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
@@ -163,6 +170,9 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.sealed(sh, h, tenant) {
+		return ErrMoved
+	}
 	for i := range adjs {
 		a := &adjs[i]
 		var e *entry
@@ -182,6 +192,11 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 		e.adjust(now, a)
 	}
 	return nil
+}
+
+func (s *Store) sealed(sh *shard, h uint64, tenant string) bool {
+	ts := sh.get(tenant, h)
+	return ts != nil && ts.sealed
 }
 
 func (s *Store) take(e *entry, now, hits int64) uint64 {
