@@ -52,14 +52,22 @@ type forwarder struct {
 	ctx     context.Context // the node's lifetime
 
 	mu     sync.Mutex
-	queues map[string]chan *pending
+	queues map[string]*queue
 	wg     sync.WaitGroup
 }
 
+// queue holds the checks waiting for one owner; stop retires it when the
+// owner leaves the cluster.
+type queue struct {
+	checks chan *pending
+	stop   chan struct{}
+}
+
 type pending struct {
-	queued time.Time
-	check  *peerv1.ForwardedCheck
-	done   chan forwardResult // buffered: the sender never blocks on a caller that gave up
+	queued   time.Time
+	deadline time.Time
+	check    *peerv1.ForwardedCheck
+	done     chan forwardResult // buffered: the sender never blocks on a caller that gave up
 }
 
 type forwardResult struct {
@@ -69,7 +77,7 @@ type forwardResult struct {
 
 func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics) *forwarder {
 	cfg.setDefaults()
-	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]chan *pending{}}
+	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}}
 }
 
 // errForwardTimeout means the owner did not answer within the forward
@@ -83,8 +91,11 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	check := &peerv1.ForwardedCheck{Check: checkRequestToProto(req), DeadlineUnixNano: deadline.UnixNano(), Hops: hops, PullFrom: pullFrom}
-	if f.cfg.BatchMax == 1 {
+	check := &peerv1.ForwardedCheck{Check: checkRequestToProto(req), TimeoutNanos: int64(time.Until(deadline)), Hops: hops, PullFrom: pullFrom}
+	// A second hop is sent on its own: it is made while deciding a batch
+	// from a peer, and queueing it behind that peer's batches to us could
+	// wait on itself.
+	if f.cfg.BatchMax == 1 || hops > 1 {
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		return f.forwardAlone(ctx, owner, check)
@@ -93,9 +104,9 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	// forwarded check, and a context costs several allocations more.
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	p := &pending{queued: time.Now(), check: check, done: make(chan forwardResult, 1)}
+	p := &pending{queued: time.Now(), deadline: deadline, check: check, done: make(chan forwardResult, 1)}
 	select {
-	case f.queue(owner) <- p:
+	case f.queue(owner).checks <- p:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timer.C:
@@ -130,12 +141,12 @@ func resultOf(r *peerv1.CheckResult) (*CheckResponse, error) {
 	return checkResponseFromProto(r.GetResponse()), nil
 }
 
-func (f *forwarder) queue(owner string) chan *pending {
+func (f *forwarder) queue(owner string) *queue {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := f.queues[owner]
 	if q == nil {
-		q = make(chan *pending, 4*f.cfg.BatchMax)
+		q = &queue{checks: make(chan *pending, 4*f.cfg.BatchMax), stop: make(chan struct{})}
 		f.queues[owner] = q
 		for range sendersPerOwner {
 			f.wg.Go(func() { f.collect(owner, q) })
@@ -144,22 +155,42 @@ func (f *forwarder) queue(owner string) chan *pending {
 	return q
 }
 
+// retire stops the queues of nodes that are no longer members. Checks
+// still queued there end with their callers' timeout.
+func (f *forwarder) retire(members []Member) {
+	live := make(map[string]bool, len(members))
+	for _, m := range members {
+		live[m.Name] = true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, q := range f.queues {
+		if !live[name] {
+			close(q.stop)
+			delete(f.queues, name)
+		}
+	}
+}
+
 // sendersPerOwner is how many batches to one owner may be in flight. While
 // they wait for answers, new checks queue up and leave in bigger batches:
 // the busier the owner, the more each call carries.
 const sendersPerOwner = 1
 
-// collect gathers a batch for one owner and sends it, until the node stops.
-func (f *forwarder) collect(owner string, q chan *pending) {
+// collect gathers a batch for one owner and sends it, until the node stops
+// or the owner leaves.
+func (f *forwarder) collect(owner string, q *queue) {
 	for {
 		var batch []*pending
 		select {
 		case <-f.ctx.Done():
 			return
-		case p := <-q:
+		case <-q.stop:
+			return
+		case p := <-q.checks:
 			batch = append(batch, p)
 		}
-		f.send(owner, f.fill(q, batch))
+		f.send(owner, f.fill(q.checks, batch))
 	}
 }
 
@@ -199,15 +230,19 @@ func (f *forwarder) fill(q chan *pending, batch []*pending) []*pending {
 // send makes one CheckBatch call and hands each caller its answer.
 func (f *forwarder) send(owner string, batch []*pending) {
 	start := time.Now()
-	var latest int64
+	var latest time.Time
 	req := &peerv1.CheckBatchRequest{From: f.self, Checks: make([]*peerv1.ForwardedCheck, len(batch))}
 	for i, p := range batch {
+		// Each check carries the time it has left now, not when queued.
+		p.check.TimeoutNanos = int64(time.Until(p.deadline))
 		req.Checks[i] = p.check
-		latest = max(latest, p.check.DeadlineUnixNano)
+		if p.deadline.After(latest) {
+			latest = p.deadline
+		}
 	}
 	// The call serves several callers, so no one caller's context may end
 	// it: it runs under the node's lifetime until the latest deadline.
-	ctx, cancel := context.WithDeadline(f.ctx, time.Unix(0, latest))
+	ctx, cancel := context.WithDeadline(f.ctx, latest)
 	defer cancel()
 	resp, err := f.call(ctx, owner, req)
 	f.metrics.observeBatch(len(batch), time.Since(start), err)

@@ -15,17 +15,19 @@ import (
 
 // handoff moves tenants' state when their owner changes.
 //
-// The old owner pushes: when a new ring no longer gives it a tenant, it
-// takes the tenant's state out of its store and sends it to the new owner.
+// The old owner pushes: when its ring no longer gives it a tenant, it seals
+// the tenant in its store (taking the state out, and refusing decisions
+// that were already on their way) and sends the state to the new owner.
 // Until the push lands, the new owner may meet the tenant first, so it can
-// also pull:
-//   - a node that has just joined pulls a tenant on first touch from the
-//     node that owns it in the ring without the joiner (with rendezvous
-//     hashing, exactly the node it took the tenant from);
-//   - a check forwarded by a node that handed the tenant off says so
-//     (pull_from), and the owner pulls from there first.
+// also pull, from:
+//   - the node that sent a forwarded check saying it is handing the tenant
+//     over (pull_from);
+//   - while it has just joined, the tenant's owner in the ring without it
+//     (with rendezvous hashing, exactly the node it took the tenant from);
+//   - while a node is leaving gracefully, that node, for the tenants it
+//     owned.
 //
-// A pull takes the state out of the old owner (or returns the copy of a
+// A pull seals the tenant on the old owner too (or returns the copy of a
 // push in flight) and leaves a tombstone there, so checks that still reach
 // the old owner follow the state. Merges are conservative, so a state that
 // arrives both ways counts once.
@@ -37,20 +39,27 @@ type handoff struct {
 	pushMu sync.Mutex // one scan and push at a time
 
 	// Read on every check without the lock: when did this node join (0:
-	// not yet, or standalone), and are there any tombstones at all.
-	joinedAt atomic.Int64
-	anyMoved atomic.Bool
+	// not yet, or it started the cluster), and is anything in flight.
+	joinedAt   atomic.Int64
+	anyMoved   atomic.Bool
+	anyLeavers atomic.Bool
 
 	mu       sync.Mutex
-	outgoing map[string][]limiter.EntryState // taken, push not yet acknowledged
-	moved    map[string]tombstone            // handed off: forward there
+	outgoing map[string][]limiter.EntryState // sealed here, push not yet acknowledged
+	moved    map[string]tombstone            // handed off: follow there
 	resolved map[string]time.Time            // state settled here (pushed in or pulled)
 	pulls    map[string]*pullCall            // pulls in flight, one per tenant
+	leavers  map[string]leaver               // nodes leaving gracefully
 }
 
 type tombstone struct {
 	owner string
 	at    time.Time
+}
+
+type leaver struct {
+	ring  *Ring // the ring while it still owned tenants
+	until time.Time
 }
 
 type pullCall struct{ done chan struct{} }
@@ -62,6 +71,7 @@ func newHandoff(n *Node, window time.Duration, log *slog.Logger) *handoff {
 		moved:    map[string]tombstone{},
 		resolved: map[string]time.Time{},
 		pulls:    map[string]*pullCall{},
+		leavers:  map[string]leaver{},
 	}
 }
 
@@ -74,6 +84,19 @@ func (h *handoff) joinWindowOpen() bool {
 	return at != 0 && time.Since(time.Unix(0, at)) < h.window
 }
 
+// ringChanged notes the nodes that left the ring gracefully: their tenants
+// are pulled from them on first touch for a while.
+func (h *handoff) ringChanged(old, ring *Ring, leaving map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, name := range old.Nodes() {
+		if !ring.Contains(name) && leaving[name] && name != h.n.name {
+			h.leavers[name] = leaver{ring: old, until: time.Now().Add(h.window)}
+			h.anyLeavers.Store(true)
+		}
+	}
+}
+
 // setMoved records a tombstone; the caller holds h.mu.
 func (h *handoff) setMoved(tenant, owner string, at time.Time) {
 	h.moved[tenant] = tombstone{owner: owner, at: at}
@@ -81,7 +104,6 @@ func (h *handoff) setMoved(tenant, owner string, at time.Time) {
 }
 
 // movedTo returns where tenant was handed off to recently, if it was.
-// (The store refuses to decide for such a tenant: see limiter.Store.Seal.)
 func (h *handoff) movedTo(tenant string) (string, bool) {
 	if !h.anyMoved.Load() {
 		return "", false
@@ -95,11 +117,12 @@ func (h *handoff) movedTo(tenant string) (string, bool) {
 	return t.owner, true
 }
 
-// push hands every tenant that ring gives to another node to its owner,
-// and waits for the pushes to finish.
-func (h *handoff) push(ctx context.Context, ring *Ring) {
+// push hands every tenant that the current ring gives to another node to
+// its owner, and waits for the pushes to finish.
+func (h *handoff) push(ctx context.Context) {
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
+	ring := h.n.currentRing() // the newest, whichever change started this push
 	var leaving []string
 	h.n.store.Tenants(func(t string) bool {
 		if ring.Owner(t) != h.n.name {
@@ -145,8 +168,8 @@ func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffReq
 		h.n.peers.report(owner, err)
 	}
 	if err != nil {
-		// The state stays in outgoing until the window closes, for the
-		// new owner to pull.
+		// The state stays in outgoing, for the new owner to pull, or to
+		// come back here if it never does (see prune).
 		h.log.Warn("handing off failed", "to", owner, "tenants", len(req.Tenants), "err", err)
 		return
 	}
@@ -184,58 +207,95 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	out := &peerv1.PullResponse{}
 	now := time.Now()
-	h.log.Debug("giving", "tenants", tenants, "to", from)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, t := range tenants {
 		states := h.n.store.Seal(t)
 		if len(states) == 0 {
 			states = h.outgoing[t]
 		}
 		h.setMoved(t, from, now)
-		if states != nil {
+		if len(states) > 0 {
 			out.Tenants = append(out.Tenants, tenantStateToProto(t, states))
 		}
+	}
+	h.mu.Unlock()
+	h.log.Debug("gave", "tenants", tenants, "to", from, "with_state", len(out.Tenants))
+	if len(out.Tenants) > 0 {
+		h.n.metrics.observeHandoff("sent", len(out.Tenants), proto.Size(out))
 	}
 	return out
 }
 
-// settle makes sure tenant's state is here before this node decides for
-// it: it pulls from pullFrom, or while the join window is open from the
-// tenant's owner before this node joined. Other checks for the same tenant
-// wait for the one pull.
-func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) {
-	if pullFrom == "" {
-		if !h.joinWindowOpen() {
-			return // the common case: nothing can be in flight
-		}
-		pullFrom = h.n.view.Load().others.Owner(tenant)
+// reclaim takes back a tenant whose new owner went away before taking it:
+// the state that was handed off if it is still here, else fresh.
+func (h *handoff) reclaim(tenant string) {
+	h.mu.Lock()
+	states := h.outgoing[tenant]
+	delete(h.outgoing, tenant)
+	delete(h.moved, tenant)
+	h.mu.Unlock()
+	if len(states) > 0 && h.n.store.Merge(tenant, states) == nil {
+		return
+	}
+	h.n.store.Unseal(tenant)
+}
+
+// pullSource says where tenant's state may still be, if anywhere.
+func (h *handoff) pullSource(tenant, pullFrom string) string {
+	if pullFrom != "" {
+		return pullFrom
+	}
+	if h.joinWindowOpen() {
+		return h.n.view.Load().others.Owner(tenant)
+	}
+	if !h.anyLeavers.Load() {
+		return ""
 	}
 	h.mu.Lock()
-	if pullFrom == "" || pullFrom == h.n.name || time.Since(h.resolved[tenant]) < h.window {
+	defer h.mu.Unlock()
+	for name, l := range h.leavers {
+		if time.Now().Before(l.until) && l.ring.Owner(tenant) == name {
+			return name
+		}
+	}
+	return ""
+}
+
+// settle makes sure tenant's state is here before this node decides for
+// it, pulling it from where it may still be. Other checks for the same
+// tenant wait for the one pull. It fails only if ctx ends first.
+func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
+	from := h.pullSource(tenant, pullFrom)
+	if from == "" || from == h.n.name {
+		return nil // the common case: nothing can be in flight
+	}
+	h.mu.Lock()
+	if time.Since(h.resolved[tenant]) < h.window {
 		h.mu.Unlock()
-		return
+		return nil
 	}
 	if call := h.pulls[tenant]; call != nil {
 		h.mu.Unlock()
 		select {
 		case <-call.done:
+			return nil
 		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return
 	}
 	call := &pullCall{done: make(chan struct{})}
 	h.pulls[tenant] = call
 	h.mu.Unlock()
 
-	h.log.Debug("pulling", "tenant", tenant, "from", pullFrom)
-	h.pull(ctx, tenant, pullFrom)
+	h.log.Debug("pulling", "tenant", tenant, "from", from)
+	h.pull(ctx, tenant, from)
 
 	h.mu.Lock()
 	h.resolved[tenant] = time.Now()
 	delete(h.pulls, tenant)
 	h.mu.Unlock()
 	close(call.done)
+	return ctx.Err()
 }
 
 func (h *handoff) pull(ctx context.Context, tenant, from string) {
@@ -245,6 +305,7 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	var resp *peerv1.PullResponse
 	if err == nil {
 		resp, err = client.Pull(ctx, &peerv1.PullRequest{From: h.n.name, Tenants: []string{tenant}})
+		h.n.peers.report(from, err)
 	}
 	if err != nil {
 		h.log.Debug("pull failed; deciding with what is here", "tenant", tenant, "from", from, "err", err)
@@ -264,21 +325,33 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	}
 }
 
-// prune forgets what is older than the window.
+// prune forgets what is older than the window. A hand-off that was never
+// acknowledged or pulled comes back here: the next ring change pushes it
+// again if this node is still not the owner.
 func (h *handoff) prune() {
+	var back []string
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for t, ts := range h.moved {
 		if time.Since(ts.at) > h.window {
-			delete(h.moved, t)
-			delete(h.outgoing, t)
-			h.n.store.Unseal(t)
+			back = append(back, t)
 		}
 	}
-	h.anyMoved.Store(len(h.moved) > 0)
 	for t, at := range h.resolved {
 		if time.Since(at) > h.window {
 			delete(h.resolved, t)
 		}
 	}
+	for name, l := range h.leavers {
+		if time.Now().After(l.until) {
+			delete(h.leavers, name)
+		}
+	}
+	h.anyLeavers.Store(len(h.leavers) > 0)
+	h.mu.Unlock()
+	for _, t := range back {
+		h.reclaim(t)
+	}
+	h.mu.Lock()
+	h.anyMoved.Store(len(h.moved) > 0)
+	h.mu.Unlock()
 }

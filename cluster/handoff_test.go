@@ -85,3 +85,45 @@ func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// While a node leaves, checks keep arriving at every node, the leaving one
+// included; the count stays exact throughout.
+func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
+	c := newTestCluster(t, 4)
+	tenant := tenantOwnedBy(t, c.running()[0].Node.currentRing(), "node-4", "draining")
+	c.admitted(50, dayLimit(tenant, 100))
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		got := 0
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- got
+				return
+			default:
+			}
+			nodes := c.running()
+			resp, err := nodes[i%len(nodes)].Node.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+			if err == nil && resp.Allowed {
+				got++
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond) // let traffic reach every node first
+	c.leave("node-4")
+	c.waitRing(3)
+	close(stop)
+	got := <-done
+	got += c.admitted(60, dayLimit(tenant, 100))
+	if got != 50 {
+		t.Fatalf("admitted %d after the first 50, want exactly 50 more", got)
+	}
+	for _, s := range c.running() {
+		if d := s.Node.forwardingStats().Degraded; d != 0 {
+			t.Errorf("%s decided %v checks by failure policy during a graceful leave", s.Node.Name(), d)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // MaxBodyBytes bounds a request body on the API address.
@@ -83,6 +85,10 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
+	case status.Code(err) == codes.InvalidArgument:
+		// The owner refused a check this node let through.
+		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
+			Code: "invalid_argument", Message: status.Convert(err).Message()}})
 	case errors.Is(err, ErrOwnerUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "owner_unavailable", Message: err.Error()}})

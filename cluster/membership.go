@@ -63,9 +63,10 @@ type membership struct {
 
 // gossipConfig tunes memberlist's LAN defaults so that on a small loopback
 // or LAN cluster a crashed node is declared dead within about a second
-// instead of about six: probe every 200 ms, and with no confirmations
-// expected from other nodes (SuspicionMult 2) the suspicion timeout is its
-// minimum, 2 × 200 ms for up to ten nodes.
+// instead of about six: probe every 200 ms, and the suspicion timeout is its
+// minimum, 3 × 200 ms for up to ten nodes, once another member confirms
+// (at most twice that): time enough for a node stalled by a pause to
+// refute the suspicion.
 func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.NodeEvent, log *slog.Logger) (*memberlist.Config, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -84,7 +85,7 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 	cfg.AdvertisePort = port
 	cfg.ProbeInterval = 200 * time.Millisecond
 	cfg.ProbeTimeout = 100 * time.Millisecond
-	cfg.SuspicionMult = 2
+	cfg.SuspicionMult = 3
 	cfg.SuspicionMaxTimeoutMult = 2
 	cfg.GossipInterval = 50 * time.Millisecond
 	cfg.PushPullInterval = 10 * time.Second
@@ -100,6 +101,13 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 }
 
 func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*membership, error) {
+	// Gossip drops metadata over its limit, and with it every address:
+	// refuse to start instead (measured with the flags that change later).
+	full := meta
+	full.Leaving, full.Ready = true, true
+	if b, _ := json.Marshal(full); len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, over gossip's %d: shorten the advertised addresses", len(b), memberlist.MetaMaxSize)
+	}
 	d := &metaDelegate{meta: meta}
 	events := make(chan memberlist.NodeEvent, 256)
 	log = log.With("component", "gossip")
@@ -145,7 +153,7 @@ func (m *membership) note(ev memberlist.NodeEvent) {
 	switch ev.Event {
 	case memberlist.NodeLeave:
 		mem.State = "dead"
-		if prev, ok := m.table[mem.Name]; ok && prev.leaving {
+		if prev, ok := m.table[mem.Name]; (ok && prev.leaving) || mem.leaving || ev.Node.State == memberlist.StateLeft {
 			mem.State = "left"
 		}
 		m.log.Info("member gone", "member", mem.Name, "state", mem.State)
@@ -281,6 +289,15 @@ func (m *membership) leave(timeout time.Duration) error {
 }
 
 func (m *membership) shutdown() error { return m.ml.Shutdown() }
+
+// announceLeaving tells the others this node is about to leave, so that
+// they stop counting it as an owner.
+func (m *membership) announceLeaving(timeout time.Duration) {
+	m.meta.setLeaving()
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		m.log.Warn("announcing the leave", "err", err)
+	}
+}
 
 // announceReady tells the others this node now owns tenants.
 func (m *membership) announceReady(timeout time.Duration) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,18 +200,25 @@ func (n *Node) membersChanged() {
 	defer n.ringMu.Unlock()
 	live := n.members.live()
 	names := make([]string, 0, len(live))
+	leaving := map[string]bool{}
 	for _, m := range live {
-		if m.Ready && !(m.Name == n.name && n.leaving.Load()) {
+		gone := m.leaving || (m.Name == n.name && n.leaving.Load())
+		if m.Ready && !gone {
 			names = append(names, m.Name)
 		}
+		leaving[m.Name] = gone
 	}
-	n.peers.update(live)
 	ring := NewRing(names, nil)
 	old := n.setRing(ring)
+	// Only after the swap: a forward chosen by the old ring still finds
+	// its peer, and one that does not is routed again (see route).
+	n.peers.update(live)
+	n.fwd.retire(live)
 	if !sameNodes(old, ring) {
 		n.log.Info("ring changed", "members", ring.Nodes())
+		n.handoff.ringChanged(old, ring, leaving)
 		// Pushing waits on peers; the event loop must not.
-		n.wg.Go(func() { n.handoff.push(n.ctx, ring) })
+		n.wg.Go(func() { n.handoff.push(n.ctx) })
 	}
 }
 
@@ -259,12 +267,15 @@ func (n *Node) Leave(ctx context.Context) {
 	if n.members == nil {
 		return
 	}
+	// First tell the others, who stop counting this node as an owner and
+	// pull from it what they meet before its pushes arrive; then stop
+	// owning here and push everything; then leave gossip.
+	n.members.announceLeaving(time.Second)
 	n.ringMu.Lock()
 	n.leaving.Store(true)
-	ring := n.currentRing().Without(n.name)
-	n.setRing(ring)
+	n.setRing(n.currentRing().Without(n.name))
 	n.ringMu.Unlock()
-	n.handoff.push(ctx, ring)
+	n.handoff.push(ctx)
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -314,7 +325,7 @@ func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, er
 		return nil, err
 	}
 	start := time.Now()
-	resp, err := n.route(ctx, req, 0, "")
+	resp, err := n.route(ctx, req, 0, "", "")
 	if err == nil {
 		n.metrics.observeCheck(resp.Allowed, time.Since(start))
 	}
@@ -347,44 +358,80 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckRes
 
 // route decides req here if this node owns the tenant, else asks the
 // owner, falling back to the failure policy when the owner cannot answer.
-func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
-	owner := n.currentRing().Owner(req.Tenant)
-	if owner == "" {
-		// Joining and not yet in touch with the owners: deciding here
-		// would start tenants afresh.
+// For a forwarded check, from names the node that sent it, and pullFrom a
+// node that is handing the tenant to this one.
+func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, from, pullFrom string) (*CheckResponse, error) {
+	ring := n.currentRing()
+	owner := ring.Owner(req.Tenant)
+	switch {
+	case owner == "":
+		// Joining and not yet in touch with the owners, or the last
+		// node leaving: deciding here would start tenants afresh.
 		return nil, ErrNotReady
+	case owner == pullFrom:
+		// The node our ring names is handing the tenant to us: our ring
+		// is behind, and sending the check back would bounce. (A node
+		// that hands a tenant on, or is leaving, always says so.)
+		owner = n.name
 	}
 	if owner == n.name || hops >= maxHops {
-		n.handoff.settle(ctx, req.Tenant, pullFrom)
-		resp, err := n.decideIn(n.store, req)
-		if !errors.Is(err, limiter.ErrMoved) {
+		resp, to, err := n.decideHere(ctx, req, pullFrom)
+		switch {
+		case to == "" || err != nil:
 			return resp, err
-		}
-		// Handed to a node whose ring is ahead of ours (or handed off
-		// while this check was on its way): follow the state there.
-		to, ok := n.handoff.movedTo(req.Tenant)
-		if !ok || !n.peers.has(to) || hops >= maxHops {
-			// Its new owner has gone: start over here.
-			n.store.Unseal(req.Tenant)
-			return n.decideIn(n.store, req)
+		case to == from:
+			// The sender has the state already; its ring is behind.
+			return nil, errHandedToYou
+		case hops >= maxHops:
+			return nil, fmt.Errorf("%w: %s was handed to %s", ErrOwnerUnavailable, req.Tenant, to)
 		}
 		owner = to
 	}
 	handing := ""
-	if _, ok := n.handoff.movedTo(req.Tenant); ok {
-		handing = n.name
+	if _, ok := n.handoff.movedTo(req.Tenant); ok || n.leaving.Load() {
+		handing = n.name // the owner should take the state from here first
 	}
 	resp, err := n.fwd.forward(ctx, owner, req, hops+1, handing)
 	switch {
 	case err == nil:
 		return resp, nil
+	case isHandedToYou(err):
+		resp, _, err := n.decideHere(ctx, req, owner)
+		return resp, err
 	case ctx.Err() != nil:
 		return nil, ctx.Err() // the caller has gone; nobody reads an answer
+	case n.ctx.Err() != nil:
+		return nil, ErrNotReady // this node is stopping: the owner is fine
 	case status.Code(err) == codes.InvalidArgument:
 		return nil, err
+	case n.currentRing() != ring:
+		// The owner was chosen by a ring that has changed since (a node
+		// left or died meanwhile): route once more by the new one.
+		return n.route(ctx, req, hops, from, pullFrom)
 	}
 	n.log.Debug("owner unreachable; failure policy decides", "owner", owner, "tenant", req.Tenant, "policy", req.FailurePolicy, "err", err)
 	return n.decideDegraded(req), nil
+}
+
+// decideHere decides req in this node's store once any state in flight has
+// arrived. If the tenant has been handed to a live node meanwhile, it
+// returns that node's name instead.
+func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom string) (*CheckResponse, string, error) {
+	if err := n.handoff.settle(ctx, req.Tenant, pullFrom); err != nil {
+		return nil, "", err
+	}
+	resp, err := n.decideIn(n.store, req)
+	if !errors.Is(err, limiter.ErrMoved) {
+		return resp, "", err
+	}
+	if to, ok := n.handoff.movedTo(req.Tenant); ok && n.peers.has(to) {
+		return nil, to, nil
+	}
+	// Its new owner has gone before taking it: take back what was handed
+	// off, and decide here.
+	n.handoff.reclaim(req.Tenant)
+	resp, err = n.decideIn(n.store, req)
+	return resp, "", err
 }
 
 // decideIn reserves req in store. The only error is limiter.ErrMoved.
@@ -450,8 +497,20 @@ func (n *Node) release(ctx context.Context, req *ReleaseRequest, forwarded bool)
 	return nil
 }
 
-// ErrNotReady means the node has not yet joined the cluster.
-var ErrNotReady = errors.New("node not ready: joining the cluster")
+// errHandedToYou answers a forwarded check whose tenant this node has
+// handed to the sender: the sender decides it itself.
+var errHandedToYou = status.Error(codes.FailedPrecondition, handedToYou)
+
+const handedToYou = "tenant handed to the sender"
+
+func isHandedToYou(err error) bool {
+	st, ok := status.FromError(err) // unwraps
+	return ok && st.Code() == codes.FailedPrecondition && strings.HasSuffix(st.Message(), handedToYou)
+}
+
+// ErrNotReady means the node is not (or no longer) part of the cluster:
+// joining, or the last node leaving.
+var ErrNotReady = errors.New("node not ready: not (or no longer) in the cluster")
 
 // ErrOwnerUnavailable means a request that only the tenant's owner can
 // serve could not reach it.

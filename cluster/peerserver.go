@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,19 +26,19 @@ type peerService struct {
 func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
 	out := &peerv1.CheckBatchResponse{Results: make([]*peerv1.CheckResult, len(in.GetChecks()))}
 	for i, fc := range in.GetChecks() {
-		out.Results[i] = s.decide(ctx, fc)
+		out.Results[i] = s.decide(ctx, in.GetFrom(), fc)
 	}
 	return out, nil
 }
 
-func (s *peerService) decide(ctx context.Context, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
-	if d := fc.GetDeadlineUnixNano(); (d != 0 && time.Now().UnixNano() >= d) || ctx.Err() != nil {
+func (s *peerService) decide(ctx context.Context, from string, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
+	if t := fc.GetTimeoutNanos(); t < 0 || ctx.Err() != nil {
 		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
 	}
 	req, err := checkFromProto("", fc.GetCheck())
 	var resp *CheckResponse
 	if err == nil {
-		resp, err = s.node.route(ctx, req, fc.GetHops(), fc.GetPullFrom())
+		resp, err = s.node.route(ctx, req, fc.GetHops(), from, fc.GetPullFrom())
 	}
 	if err != nil {
 		st := status.Convert(grpcError(err))

@@ -288,8 +288,8 @@ func (s *Store) evictFrom(sh *shard, keep *tenantState, now int64) bool {
 	var victim *tenantState
 	victimRested := false
 	sh.sample(evictionSample, func(ts *tenantState) {
-		if ts == keep {
-			return
+		if ts == keep || ts.sealed {
+			return // a sealed tenant's marker keeps it from starting afresh
 		}
 		rested := ts.atRest(now)
 		if victim == nil || (rested && !victimRested) || (rested == victimRested && ts.seen < victim.seen) {
@@ -319,7 +319,7 @@ func (s *Store) Sweep() int {
 		sh.mu.Lock()
 		for j := range sh.slab {
 			ts := &sh.slab[j]
-			if ts.name != "" && now-ts.seen >= s.idleTTL && ts.atRest(now) {
+			if ts.name != "" && !ts.sealed && now-ts.seen >= s.idleTTL && ts.atRest(now) {
 				s.remove(sh, ts)
 				removed++
 			}

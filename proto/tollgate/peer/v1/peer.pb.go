@@ -25,9 +25,10 @@ const (
 type ForwardedCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Check *v1.CheckRequest       `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"`
-	// The caller's deadline, Unix nanoseconds; 0 for none. Checks whose
-	// deadline has passed are not decided.
-	DeadlineUnixNano int64 `protobuf:"varint,2,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	// The time left until the caller's deadline, in nanoseconds, as the
+	// sender saw it; 0 for none. Relative, so that the nodes' clocks need not
+	// agree. Checks whose time is up are not decided.
+	TimeoutNanos int64 `protobuf:"varint,2,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
 	// Hops counts forwards so far; a receiver that no longer owns the tenant
 	// forwards once more at most.
 	Hops uint32 `protobuf:"varint,3,opt,name=hops,proto3" json:"hops,omitempty"`
@@ -75,9 +76,9 @@ func (x *ForwardedCheck) GetCheck() *v1.CheckRequest {
 	return nil
 }
 
-func (x *ForwardedCheck) GetDeadlineUnixNano() int64 {
+func (x *ForwardedCheck) GetTimeoutNanos() int64 {
 	if x != nil {
-		return x.DeadlineUnixNano
+		return x.TimeoutNanos
 	}
 	return 0
 }
@@ -656,10 +657,10 @@ var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1dtollgate/v1/ratelimiter.proto\"\xa0\x01\n" +
+	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1dtollgate/v1/ratelimiter.proto\"\x97\x01\n" +
 	"\x0eForwardedCheck\x12/\n" +
-	"\x05check\x18\x01 \x01(\v2\x19.tollgate.v1.CheckRequestR\x05check\x12,\n" +
-	"\x12deadline_unix_nano\x18\x02 \x01(\x03R\x10deadlineUnixNano\x12\x12\n" +
+	"\x05check\x18\x01 \x01(\v2\x19.tollgate.v1.CheckRequestR\x05check\x12#\n" +
+	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x12\n" +
 	"\x04hops\x18\x03 \x01(\rR\x04hops\x12\x1b\n" +
 	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\"a\n" +
 	"\x11CheckBatchRequest\x12\x12\n" +
