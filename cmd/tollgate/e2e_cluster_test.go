@@ -162,6 +162,7 @@ func TestClusterEndToEnd(t *testing.T) {
 
 		// Clients keep checking over the first three nodes while the
 		// fourth joins and, later, leaves.
+		base := append([]*process(nil), c.nodes[:3]...) // the traffic's own copy: c.nodes changes meanwhile
 		traffic := func(stop <-chan struct{}, done chan<- int) {
 			got := 0
 			for i := 0; ; i++ {
@@ -171,7 +172,7 @@ func TestClusterEndToEnd(t *testing.T) {
 					return
 				default:
 				}
-				if out, ok := tryCheck(c.nodes[i%3].apiAddr, dayBody(tenant, limit)); ok && out["allowed"] == true {
+				if out, ok := tryCheck(base[i%3].apiAddr, dayBody(tenant, limit)); ok && out["allowed"] == true {
 					got++
 				}
 				time.Sleep(2 * time.Millisecond)
