@@ -102,11 +102,11 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
-	if s.sealed(sh, h, tenant) {
+	e := s.lookup(sh, h, tenant, &lim, now)
+	if e == nil {
 		sh.mu.Unlock()
 		return Result{}, ErrMoved
 	}
-	e := s.lookup(sh, h, tenant, &lim, now)
 	r := e.decide(now, hits)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
@@ -137,12 +137,12 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if s.sealed(sh, h, tenant) {
-		return false, ErrMoved
-	}
 	allowed := true
 	for i := range reqs {
 		e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
+		if e == nil {
+			return false, ErrMoved
+		}
 		out[i] = e.decide(now, reqs[i].Hits)
 		allowed = allowed && out[i].Allowed
 	}
@@ -228,10 +228,13 @@ func (t *tenantState) find(name string) *entry {
 }
 
 // lookup returns tenant's entry for lim, creating it (and evicting to make
-// room) if need be. The caller holds sh.mu; the pointer is valid until the
-// tenant's next new entry.
+// room) if need be, or nil if the tenant is sealed. The caller holds sh.mu;
+// the pointer is valid until the tenant's next new entry.
 func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) *entry {
 	ts := sh.get(tenant, h)
+	if ts != nil && ts.sealed {
+		return nil
+	}
 	if ts == nil {
 		s.makeRoom(sh, nil, now)
 		ts = sh.put(strings.Clone(tenant), h)
