@@ -51,9 +51,10 @@ type forwarder struct {
 	metrics *metrics
 	ctx     context.Context // the node's lifetime
 
-	mu     sync.Mutex
-	queues map[string]*queue
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	queues  map[string]*queue
+	streams map[string]*peerStream
+	wg      sync.WaitGroup
 }
 
 // queue holds the checks waiting for one owner; stop retires it when the
@@ -77,7 +78,7 @@ type forwardResult struct {
 
 func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics) *forwarder {
 	cfg.setDefaults()
-	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}}
+	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
 }
 
 // errForwardTimeout means the owner did not answer within the forward
@@ -170,6 +171,11 @@ func (f *forwarder) retire(members []Member) {
 			delete(f.queues, name)
 		}
 	}
+	for name, ps := range f.streams {
+		if !live[name] {
+			ps.cancel() // its reader fails what waits on it and drops it
+		}
+	}
 }
 
 // sendersPerOwner is how many batches to one owner may be in flight. While
@@ -240,11 +246,14 @@ func (f *forwarder) send(owner string, batch []*pending) {
 			latest = p.deadline
 		}
 	}
-	// The call serves several callers, so no one caller's context may end
-	// it: it runs under the node's lifetime until the latest deadline.
-	ctx, cancel := context.WithDeadline(f.ctx, latest)
-	defer cancel()
-	resp, err := f.call(ctx, owner, req)
+	resp, err := f.roundTrip(owner, req, latest)
+	if err == nil && len(resp.GetResults()) != len(req.Checks) {
+		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(req.Checks))
+	}
+	if err != nil {
+		err = fmt.Errorf("forwarding to %s: %w", owner, err)
+	}
+	f.peers.report(owner, err)
 	f.metrics.observeBatch(len(batch), time.Since(start), err)
 	for i, p := range batch {
 		if err != nil {

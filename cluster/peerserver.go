@@ -31,6 +31,22 @@ func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchReque
 	return out, nil
 }
 
+// CheckStream answers batches sent on one stream, in order, until the
+// sender closes it.
+func (s *peerService) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
+	for {
+		in, err := stream.Recv()
+		if err != nil {
+			return nil // the sender closed or broke the stream; nothing to answer
+		}
+		out, _ := s.CheckBatch(stream.Context(), in)
+		out.Id = in.GetId()
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+}
+
 func (s *peerService) decide(ctx context.Context, from string, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
 	if t := fc.GetTimeoutNanos(); t < 0 || ctx.Err() != nil {
 		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}

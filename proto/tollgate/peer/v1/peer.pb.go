@@ -100,8 +100,10 @@ func (x *ForwardedCheck) GetPullFrom() string {
 type CheckBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// From names the sending node.
-	From          string            `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	Checks        []*ForwardedCheck `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	From   string            `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Checks []*ForwardedCheck `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	// Id matches a batch sent on CheckStream to its answer.
+	Id            uint64 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +150,13 @@ func (x *CheckBatchRequest) GetChecks() []*ForwardedCheck {
 		return x.Checks
 	}
 	return nil
+}
+
+func (x *CheckBatchRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
 }
 
 type CheckResult struct {
@@ -214,7 +223,9 @@ func (x *CheckResult) GetMessage() string {
 type CheckBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One result per check, in order.
-	Results       []*CheckResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*CheckResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Id is the id of the batch answered.
+	Id            uint64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +265,13 @@ func (x *CheckBatchResponse) GetResults() []*CheckResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *CheckBatchResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
 }
 
 type Lease struct {
@@ -662,16 +680,18 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x05check\x18\x01 \x01(\v2\x19.tollgate.v1.CheckRequestR\x05check\x12#\n" +
 	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x12\n" +
 	"\x04hops\x18\x03 \x01(\rR\x04hops\x12\x1b\n" +
-	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\"a\n" +
+	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\"q\n" +
 	"\x11CheckBatchRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x128\n" +
-	"\x06checks\x18\x02 \x03(\v2 .tollgate.peer.v1.ForwardedCheckR\x06checks\"s\n" +
+	"\x06checks\x18\x02 \x03(\v2 .tollgate.peer.v1.ForwardedCheckR\x06checks\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\"s\n" +
 	"\vCheckResult\x126\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1a.tollgate.v1.CheckResponseR\bresponse\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"M\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"]\n" +
 	"\x12CheckBatchResponse\x127\n" +
-	"\aresults\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.CheckResultR\aresults\"W\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.CheckResultR\aresults\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\"W\n" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x03R\x04hits\x12*\n" +
@@ -697,10 +717,11 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\"G\n" +
 	"\fPullResponse\x127\n" +
-	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\xbc\x02\n" +
+	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\x9a\x03\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
-	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12N\n" +
+	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12\\\n" +
+	"\vCheckStream\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse(\x010\x01\x12N\n" +
 	"\aHandoff\x12 .tollgate.peer.v1.HandoffRequest\x1a!.tollgate.peer.v1.HandoffResponse\x12E\n" +
 	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
 	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
@@ -747,15 +768,17 @@ var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
 	6,  // 7: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
 	6,  // 8: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
 	1,  // 9: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	7,  // 10: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	9,  // 11: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	14, // 12: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	3,  // 13: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	8,  // 14: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	10, // 15: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	15, // 16: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
+	1,  // 10: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	7,  // 11: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	9,  // 12: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	14, // 13: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	3,  // 14: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	3,  // 15: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	8,  // 16: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	10, // 17: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	15, // 18: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name

@@ -20,10 +20,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_CheckBatch_FullMethodName = "/tollgate.peer.v1.Peer/CheckBatch"
-	Peer_Handoff_FullMethodName    = "/tollgate.peer.v1.Peer/Handoff"
-	Peer_Pull_FullMethodName       = "/tollgate.peer.v1.Peer/Pull"
-	Peer_Release_FullMethodName    = "/tollgate.peer.v1.Peer/Release"
+	Peer_CheckBatch_FullMethodName  = "/tollgate.peer.v1.Peer/CheckBatch"
+	Peer_CheckStream_FullMethodName = "/tollgate.peer.v1.Peer/CheckStream"
+	Peer_Handoff_FullMethodName     = "/tollgate.peer.v1.Peer/Handoff"
+	Peer_Pull_FullMethodName        = "/tollgate.peer.v1.Peer/Pull"
+	Peer_Release_FullMethodName     = "/tollgate.peer.v1.Peer/Release"
 )
 
 // PeerClient is the client API for Peer service.
@@ -36,6 +37,10 @@ type PeerClient interface {
 	// CheckBatch decides checks forwarded by a node that does not own their
 	// tenants; concurrent checks to one owner travel together.
 	CheckBatch(ctx context.Context, in *CheckBatchRequest, opts ...grpc.CallOption) (*CheckBatchResponse, error)
+	// CheckStream carries batches over one long-lived stream per pair of
+	// nodes: a batch costs one message each way instead of a call. Answers
+	// carry the id of their batch.
+	CheckStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckBatchRequest, CheckBatchResponse], error)
 	// Handoff pushes the state of tenants whose ownership moved to the
 	// receiver; the receiver merges it conservatively.
 	Handoff(ctx context.Context, in *HandoffRequest, opts ...grpc.CallOption) (*HandoffResponse, error)
@@ -63,6 +68,19 @@ func (c *peerClient) CheckBatch(ctx context.Context, in *CheckBatchRequest, opts
 	}
 	return out, nil
 }
+
+func (c *peerClient) CheckStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckBatchRequest, CheckBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_CheckStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CheckBatchRequest, CheckBatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_CheckStreamClient = grpc.BidiStreamingClient[CheckBatchRequest, CheckBatchResponse]
 
 func (c *peerClient) Handoff(ctx context.Context, in *HandoffRequest, opts ...grpc.CallOption) (*HandoffResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -104,6 +122,10 @@ type PeerServer interface {
 	// CheckBatch decides checks forwarded by a node that does not own their
 	// tenants; concurrent checks to one owner travel together.
 	CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error)
+	// CheckStream carries batches over one long-lived stream per pair of
+	// nodes: a batch costs one message each way instead of a call. Answers
+	// carry the id of their batch.
+	CheckStream(grpc.BidiStreamingServer[CheckBatchRequest, CheckBatchResponse]) error
 	// Handoff pushes the state of tenants whose ownership moved to the
 	// receiver; the receiver merges it conservatively.
 	Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error)
@@ -124,6 +146,9 @@ type UnimplementedPeerServer struct{}
 
 func (UnimplementedPeerServer) CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckBatch not implemented")
+}
+func (UnimplementedPeerServer) CheckStream(grpc.BidiStreamingServer[CheckBatchRequest, CheckBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method CheckStream not implemented")
 }
 func (UnimplementedPeerServer) Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Handoff not implemented")
@@ -172,6 +197,13 @@ func _Peer_CheckBatch_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Peer_CheckStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServer).CheckStream(&grpc.GenericServerStream[CheckBatchRequest, CheckBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_CheckStreamServer = grpc.BidiStreamingServer[CheckBatchRequest, CheckBatchResponse]
 
 func _Peer_Handoff_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HandoffRequest)
@@ -251,6 +283,13 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Peer_Release_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "CheckStream",
+			Handler:       _Peer_CheckStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "tollgate/peer/v1/peer.proto",
 }
