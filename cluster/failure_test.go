@@ -49,9 +49,10 @@ func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
 }
 
 func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
-	c := newTestCluster(t, 2)
+	c := newTestCluster(t, 3)
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "slow")
+	other := tenantOwnedBy(t, n1.currentRing(), "node-3", "fine")
 	// node-2 stays alive in gossip, but node-1 reaches it at an address
 	// that accepts connections and never answers.
 	hole, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +69,13 @@ func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
 			defer conn.Close()
 		}
 	}()
-	n1.peers.update([]Member{{Name: "node-2", GRPCAddr: hole.Addr().String()}})
+	members := n1.Members()
+	for i := range members {
+		if members[i].Name == "node-2" {
+			members[i].GRPCAddr = hole.Addr().String()
+		}
+	}
+	n1.peers.update(members)
 	n1.fwd.cfg.Timeout = 300 * time.Millisecond
 
 	start := time.Now()
@@ -79,5 +86,9 @@ func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
 	}
 	if waited < 300*time.Millisecond || waited > 5*time.Second {
 		t.Fatalf("answered after %s; the forward timeout is 300ms", waited)
+	}
+	// A silent owner holds up only its own tenants.
+	if resp := c.check(0, dayLimit(other, 10)); resp.Degraded || resp.Owner != "node-3" {
+		t.Fatalf("a tenant of a healthy owner, while another owner is silent: %+v", resp)
 	}
 }

@@ -28,11 +28,14 @@ type peerStream struct {
 
 var errStreamBroken = errors.New("stream to peer broken")
 
-// stream returns the open stream to owner, opening one if need be.
+// stream returns the open stream to owner, opening one if need be. Only
+// owner's sender calls it, so opening (which waits while the connection
+// comes up) holds no lock and stalls no other owner's checks.
 func (f *forwarder) stream(owner string) (*peerStream, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if ps := f.streams[owner]; ps != nil {
+	ps := f.streams[owner]
+	f.mu.Unlock()
+	if ps != nil {
 		return ps, nil
 	}
 	client, err := f.peers.client(owner)
@@ -47,8 +50,17 @@ func (f *forwarder) stream(owner string) (*peerStream, error) {
 		cancel()
 		return nil, err
 	}
-	ps := &peerStream{stream: s, cancel: cancel, waiting: map[uint64]chan *peerv1.CheckBatchResponse{}}
-	f.streams[owner] = ps
+	ps = &peerStream{stream: s, cancel: cancel, waiting: map[uint64]chan *peerv1.CheckBatchResponse{}}
+	f.mu.Lock()
+	_, member := f.queues[owner]
+	if member {
+		f.streams[owner] = ps
+	}
+	f.mu.Unlock()
+	if !member {
+		cancel() // retired while the stream opened
+		return nil, ErrNoPeer
+	}
 	f.wg.Go(func() { f.read(owner, ps) })
 	return ps, nil
 }
