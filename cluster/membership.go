@@ -278,15 +278,9 @@ func memberOf(n *memberlist.Node) Member {
 	}
 }
 
-// leave tells the others this node is going and waits up to timeout for
-// the message to go out.
-func (m *membership) leave(timeout time.Duration) error {
-	m.meta.setLeaving()
-	if err := m.ml.UpdateNode(timeout / 2); err != nil {
-		m.log.Debug("announcing the leave", "err", err)
-	}
-	return m.ml.Leave(timeout / 2)
-}
+// leave sends gossip's leave message (after announceLeaving) and waits up
+// to timeout for it to go out.
+func (m *membership) leave(timeout time.Duration) error { return m.ml.Leave(timeout) }
 
 func (m *membership) shutdown() error { return m.ml.Shutdown() }
 
