@@ -67,7 +67,7 @@ func defaultConfig() Config {
 // flags binds every Config field to a flag of fs. The usage strings are the
 // reference documentation of the flags (README.md repeats them).
 func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "unique name of this node in the cluster (default: host name)")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "unique name of this node in the cluster (defaults to the host name)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for durable state (Raft log and snapshots)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")

@@ -18,9 +18,9 @@ func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("tollgate dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	nodes := fs.Int("nodes", 3, "number of nodes")
-	apiPort := fs.Int("api-port", 8081, "API port of the first node; node i gets api-port+i (0: any free port)")
-	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of the first node; node i gets grpc-port+i (0: any free port)")
-	gossipPort := fs.Int("gossip-port", 7946, "gossip port of the first node; node i gets gossip-port+i (0: any free port)")
+	apiPort := fs.Int("api-port", 8081, "API port of node-1; node-n gets api-port+n-1 (0: any free port)")
+	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of node-1; node-n gets grpc-port+n-1 (0: any free port)")
+	gossipPort := fs.Int("gossip-port", 7946, "gossip port of node-1; node-n gets gossip-port+n-1 (0: any free port)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
