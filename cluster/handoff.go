@@ -211,8 +211,9 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	for _, t := range tenants {
 		states := h.n.store.Seal(t)
 		if len(states) == 0 {
-			states = h.outgoing[t]
+			states = h.outgoing[t] // a push in flight: the puller gets the same copy
 		}
+		delete(h.outgoing, t) // from now on the puller holds it
 		h.setMoved(t, from, now)
 		if len(states) > 0 {
 			out.Tenants = append(out.Tenants, tenantStateToProto(t, states))
@@ -226,18 +227,40 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	return out
 }
 
-// reclaim takes back a tenant whose new owner went away before taking it:
-// the state that was handed off if it is still here, else fresh.
-func (h *handoff) reclaim(tenant string) {
+// reclaim deals with a hand-off that its new owner never took: if the
+// ring gives the tenant to this node, the state that was handed off comes
+// back (or it starts afresh, unsealed) and reclaim reports true; if another
+// node owns it, the state is pushed there instead and the tenant stays
+// sealed here.
+func (h *handoff) reclaim(tenant string) bool {
+	owner := h.n.currentRing().Owner(tenant)
 	h.mu.Lock()
 	states := h.outgoing[tenant]
+	if owner != h.n.name && owner != "" {
+		if len(states) > 0 {
+			h.setMoved(tenant, owner, time.Now())
+		} else {
+			delete(h.moved, tenant)
+		}
+		h.mu.Unlock()
+		if len(states) > 0 {
+			req := &peerv1.HandoffRequest{From: h.n.name, Tenants: []*peerv1.TenantState{tenantStateToProto(tenant, states)}}
+			h.n.wg.Go(func() { h.send(h.n.ctx, owner, req) })
+		} else {
+			// Nothing of it is here: the ring sends its checks to the
+			// owner, and the seal would only outlive its purpose.
+			h.n.store.Unseal(tenant)
+		}
+		return false
+	}
 	delete(h.outgoing, tenant)
 	delete(h.moved, tenant)
 	h.mu.Unlock()
 	if len(states) > 0 && h.n.store.Merge(tenant, states) == nil {
-		return
+		return true
 	}
 	h.n.store.Unseal(tenant)
+	return true
 }
 
 // pullSource says where tenant's state may still be, if anywhere.
@@ -326,14 +349,13 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 }
 
 // prune forgets what is older than the window. A hand-off that was never
-// acknowledged or pulled comes back here: the next ring change pushes it
-// again if this node is still not the owner.
+// acknowledged or pulled is dealt with by reclaim.
 func (h *handoff) prune() {
-	var back []string
+	var expired []string
 	h.mu.Lock()
 	for t, ts := range h.moved {
 		if time.Since(ts.at) > h.window {
-			back = append(back, t)
+			expired = append(expired, t)
 		}
 	}
 	for t, at := range h.resolved {
@@ -348,8 +370,14 @@ func (h *handoff) prune() {
 	}
 	h.anyLeavers.Store(len(h.leavers) > 0)
 	h.mu.Unlock()
-	for _, t := range back {
-		h.reclaim(t)
+	for _, t := range expired {
+		// A tombstone renewed meanwhile (a new push or pull) stays.
+		h.mu.Lock()
+		ts, ok := h.moved[t]
+		h.mu.Unlock()
+		if ok && time.Since(ts.at) > h.window {
+			h.reclaim(t)
+		}
 	}
 	h.mu.Lock()
 	h.anyMoved.Store(len(h.moved) > 0)

@@ -326,6 +326,9 @@ func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, er
 	}
 	start := time.Now()
 	resp, err := n.route(ctx, req, 0, "", "")
+	if resp == nil && err == nil {
+		err = errNoAnswer
+	}
 	if err == nil {
 		n.metrics.observeCheck(resp.Allowed, time.Since(start))
 	}
@@ -396,7 +399,12 @@ func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, from, 
 	case err == nil:
 		return resp, nil
 	case isHandedToYou(err):
-		resp, _, err := n.decideHere(ctx, req, owner)
+		resp, to, err := n.decideHere(ctx, req, owner)
+		if to != "" {
+			// Both sides say the other has it: neither decides rather
+			// than start it afresh.
+			return nil, fmt.Errorf("%w: %s and %s each hold %s as handed to the other", ErrOwnerUnavailable, n.name, owner, req.Tenant)
+		}
 		return resp, err
 	case ctx.Err() != nil:
 		return nil, ctx.Err() // the caller has gone; nobody reads an answer
@@ -427,10 +435,16 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 	if to, ok := n.handoff.movedTo(req.Tenant); ok && n.peers.has(to) {
 		return nil, to, nil
 	}
-	// Its new owner has gone before taking it: take back what was handed
-	// off, and decide here.
-	n.handoff.reclaim(req.Tenant)
+	// Its new owner has gone before taking it. If the tenant is ours by
+	// the ring, take back what was handed off and decide here; if not,
+	// starting it here would make a second copy.
+	if !n.handoff.reclaim(req.Tenant) {
+		return nil, "", fmt.Errorf("%w: %s is owned by %s", ErrOwnerUnavailable, req.Tenant, n.currentRing().Owner(req.Tenant))
+	}
 	resp, err = n.decideIn(n.store, req)
+	if resp == nil && err == nil {
+		err = fmt.Errorf("%w: %s moved away again", ErrOwnerUnavailable, req.Tenant)
+	}
 	return resp, "", err
 }
 
@@ -507,6 +521,10 @@ func isHandedToYou(err error) bool {
 	st, ok := status.FromError(err) // unwraps
 	return ok && st.Code() == codes.FailedPrecondition && strings.HasSuffix(st.Message(), handedToYou)
 }
+
+// errNoAnswer guards against a route that ends with neither an answer nor
+// an error.
+var errNoAnswer = errors.New("internal: check routed to no decision")
 
 // ErrNotReady means the node is not (or no longer) part of the cluster:
 // joining, or the last node leaving.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,14 +20,21 @@ type peerService struct {
 	node *Node
 }
 
-// CheckBatch decides forwarded checks in order. A check whose caller's
-// deadline has passed is not decided; the rest run under the call's
-// context, whose deadline is the latest of theirs (a decision here does not
-// wait, except for the rare pull or second hop).
+// CheckBatch decides forwarded checks in order, under a deadline that is
+// the latest of their callers' (a decision here does not wait, except for
+// the rare pull or second hop). A check whose own time is up by the time
+// its turn comes is not decided: its caller has had an answer already.
 func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
+	received := time.Now()
+	var latest int64
+	for _, fc := range in.GetChecks() {
+		latest = max(latest, fc.GetTimeoutNanos())
+	}
+	ctx, cancel := context.WithDeadline(ctx, received.Add(time.Duration(latest)))
+	defer cancel()
 	out := &peerv1.CheckBatchResponse{Results: make([]*peerv1.CheckResult, len(in.GetChecks()))}
 	for i, fc := range in.GetChecks() {
-		out.Results[i] = s.decide(ctx, in.GetFrom(), fc)
+		out.Results[i] = s.decide(ctx, in.GetFrom(), received, fc)
 	}
 	return out, nil
 }
@@ -47,14 +55,17 @@ func (s *peerService) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
 	}
 }
 
-func (s *peerService) decide(ctx context.Context, from string, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
-	if t := fc.GetTimeoutNanos(); t < 0 || ctx.Err() != nil {
+func (s *peerService) decide(ctx context.Context, from string, received time.Time, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
+	if time.Since(received) >= time.Duration(fc.GetTimeoutNanos()) || ctx.Err() != nil {
 		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
 	}
 	req, err := checkFromProto("", fc.GetCheck())
 	var resp *CheckResponse
 	if err == nil {
 		resp, err = s.node.route(ctx, req, fc.GetHops(), from, fc.GetPullFrom())
+		if resp == nil && err == nil {
+			err = errNoAnswer
+		}
 	}
 	if err != nil {
 		st := status.Convert(grpcError(err))

@@ -92,7 +92,9 @@ func (f *forwarder) dropStream(owner string, ps *peerStream, cause error) {
 	f.mu.Unlock()
 	ps.cancel()
 	ps.mu.Lock()
-	ps.broken = fmt.Errorf("%w: %v", errStreamBroken, cause)
+	if ps.broken == nil {
+		ps.broken = fmt.Errorf("%w: %v", errStreamBroken, cause)
+	}
 	for id, ch := range ps.waiting {
 		close(ch)
 		delete(ps.waiting, id)
@@ -130,6 +132,8 @@ func (f *forwarder) roundTrip(owner string, req *peerv1.CheckBatchRequest, deadl
 	select {
 	case resp, ok := <-ch:
 		if !ok {
+			ps.mu.Lock()
+			defer ps.mu.Unlock()
 			return nil, ps.broken
 		}
 		return resp, nil

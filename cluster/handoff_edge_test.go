@@ -1,0 +1,100 @@
+package cluster
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// Edge cases of the hand-off protocol, set up by hand.
+
+// Both nodes hold the tenant sealed with a tombstone naming the other:
+// neither decides, and the answer is an error, not nothing.
+func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "pingpong")
+	now := time.Now()
+	for _, x := range []struct {
+		n  *Node
+		to string
+	}{{a, "node-2"}, {b, "node-1"}} {
+		x.n.store.Seal(tenant)
+		x.n.handoff.mu.Lock()
+		x.n.handoff.setMoved(tenant, x.to, now)
+		x.n.handoff.resolved[tenant] = now
+		x.n.handoff.mu.Unlock()
+	}
+	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+	if resp != nil || !errors.Is(err, ErrOwnerUnavailable) {
+		t.Fatalf("got %+v, %v; want ErrOwnerUnavailable", resp, err)
+	}
+}
+
+// A forwarded check whose caller has given up by the time the owner gets
+// to it is not charged.
+func TestExpiredForwardIsNotCharged(t *testing.T) {
+	c := newTestCluster(t, 2, ForwardConfig{Timeout: 100 * time.Millisecond})
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "late")
+	other := tenantOwnedBy(t, a.currentRing(), "node-2", "after")
+	// a says it is handing the tenant over, so b settles first, and a pull
+	// already in flight on b holds that until the caller has given up.
+	a.handoff.mu.Lock()
+	a.handoff.setMoved(tenant, "node-2", time.Now())
+	a.handoff.mu.Unlock()
+	call := &pullCall{done: make(chan struct{})}
+	b.handoff.mu.Lock()
+	b.handoff.pulls[tenant] = call
+	b.handoff.mu.Unlock()
+
+	start := time.Now()
+	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+	if err != nil || !resp.Degraded {
+		t.Fatalf("caller's answer: %+v %v; want degraded", resp, err)
+	}
+	// Release the owner well after the caller's 100ms are up (the two
+	// deadlines differ by the network's delay).
+	waitFor(t, time.Second, "the caller's deadline to pass on the owner too", func() bool {
+		return time.Since(start) > 300*time.Millisecond
+	})
+	close(call.done)
+	// b answers batches in order: once a later check is answered, the
+	// late one has been dealt with.
+	if resp, err := a.Check(t.Context(), ptr(dayLimit(other, 100))); err != nil || resp.Degraded {
+		t.Fatalf("later check: %+v %v", resp, err)
+	}
+	if st := b.store.Export(tenant); len(st) != 0 {
+		t.Fatalf("the owner charged a check whose caller had its answer already: %+v", st)
+	}
+}
+
+// A hand-off that was pulled does not come back to the old owner when its
+// tombstone ages out.
+func TestPulledStateStaysWithThePuller(t *testing.T) {
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "pulled")
+	req := dayLimit(tenant, 100)
+	for range 10 {
+		if _, err := a.decideIn(a.store, &req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a's push to b failed: the state waits in outgoing, sealed.
+	a.handoff.mu.Lock()
+	a.handoff.outgoing[tenant] = a.store.Seal(tenant)
+	a.handoff.setMoved(tenant, "node-2", time.Now())
+	a.handoff.mu.Unlock()
+	b.handoff.pull(t.Context(), tenant, "node-1")
+	if r, err := b.store.Check(tenant, req.Limits[0], 0); err != nil || r.Remaining != 90 {
+		t.Fatalf("b after the pull: %+v %v", r, err)
+	}
+	a.handoff.mu.Lock()
+	a.handoff.moved[tenant] = tombstone{owner: "node-2", at: time.Now().Add(-time.Minute)}
+	a.handoff.mu.Unlock()
+	a.handoff.prune()
+	if st := a.store.Export(tenant); len(st) != 0 {
+		t.Fatalf("the old owner got the pulled state back: %+v", st)
+	}
+}
