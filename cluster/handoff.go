@@ -230,27 +230,24 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 // reclaim deals with a hand-off that its new owner never took: if the
 // ring gives the tenant to this node, the state that was handed off comes
 // back (or it starts afresh, unsealed) and reclaim reports true; if another
-// node owns it, the state is pushed there instead and the tenant stays
-// sealed here.
+// node owns it, the tenant stays sealed here and the next prune hands the
+// state to that owner.
 func (h *handoff) reclaim(tenant string) bool {
 	owner := h.n.currentRing().Owner(tenant)
 	h.mu.Lock()
 	states := h.outgoing[tenant]
 	if owner != h.n.name && owner != "" {
 		if len(states) > 0 {
-			h.setMoved(tenant, owner, time.Now())
-		} else {
-			delete(h.moved, tenant)
+			// Still to be handed over: to the owner now, by prune.
+			h.setMoved(tenant, owner, time.Now().Add(-h.window))
+			h.mu.Unlock()
+			return false
 		}
+		delete(h.moved, tenant)
 		h.mu.Unlock()
-		if len(states) > 0 {
-			req := &peerv1.HandoffRequest{From: h.n.name, Tenants: []*peerv1.TenantState{tenantStateToProto(tenant, states)}}
-			h.n.wg.Go(func() { h.send(h.n.ctx, owner, req) })
-		} else {
-			// Nothing of it is here: the ring sends its checks to the
-			// owner, and the seal would only outlive its purpose.
-			h.n.store.Unseal(tenant)
-		}
+		// Nothing of it is here: the ring sends its checks to the owner,
+		// and the seal would only outlive its purpose.
+		h.n.store.Unseal(tenant)
 		return false
 	}
 	delete(h.outgoing, tenant)
@@ -370,14 +367,28 @@ func (h *handoff) prune() {
 	}
 	h.anyLeavers.Store(len(h.leavers) > 0)
 	h.mu.Unlock()
+	resend := map[string]*peerv1.HandoffRequest{}
 	for _, t := range expired {
 		// A tombstone renewed meanwhile (a new push or pull) stays.
 		h.mu.Lock()
 		ts, ok := h.moved[t]
 		h.mu.Unlock()
-		if ok && time.Since(ts.at) > h.window {
-			h.reclaim(t)
+		if !ok || time.Since(ts.at) <= h.window || h.reclaim(t) {
+			continue
 		}
+		h.mu.Lock()
+		states, owner := h.outgoing[t], h.moved[t].owner
+		if len(states) > 0 {
+			h.setMoved(t, owner, time.Now())
+			if resend[owner] == nil {
+				resend[owner] = &peerv1.HandoffRequest{From: h.n.name}
+			}
+			resend[owner].Tenants = append(resend[owner].Tenants, tenantStateToProto(t, states))
+		}
+		h.mu.Unlock()
+	}
+	for owner, req := range resend {
+		h.send(h.n.ctx, owner, req)
 	}
 	h.mu.Lock()
 	h.anyMoved.Store(len(h.moved) > 0)

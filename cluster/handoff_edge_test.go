@@ -98,3 +98,28 @@ func TestPulledStateStaysWithThePuller(t *testing.T) {
 		t.Fatalf("the old owner got the pulled state back: %+v", st)
 	}
 }
+
+// A push that failed is sent again when its tombstone ages out, to the
+// node that owns the tenant by then.
+func TestFailedPushIsSentAgain(t *testing.T) {
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "retry")
+	req := dayLimit(tenant, 100)
+	for range 7 {
+		if _, err := a.decideIn(a.store, &req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.handoff.mu.Lock()
+	a.handoff.outgoing[tenant] = a.store.Seal(tenant)
+	a.handoff.setMoved(tenant, "node-2", time.Now().Add(-time.Minute))
+	a.handoff.mu.Unlock()
+	a.handoff.prune()
+	if r, err := b.store.Check(tenant, req.Limits[0], 0); err != nil || r.Remaining != 93 {
+		t.Fatalf("owner after the retried push: %+v %v, want 93 remaining", r, err)
+	}
+	if st := a.store.Export(tenant); len(st) != 0 {
+		t.Fatalf("the old owner kept the state: %+v", st)
+	}
+}
