@@ -2,6 +2,10 @@ package cluster
 
 import (
 	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -108,30 +112,64 @@ var policyToProto = map[FailurePolicy]tollgatev1.FailurePolicy{
 	PolicyClosed: tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED,
 }
 
-// checkRequestToProto is for forwarding a validated request.
-func checkRequestToProto(req *CheckRequest) *tollgatev1.CheckRequest {
-	out := &tollgatev1.CheckRequest{Tenant: req.Tenant, Hits: &req.Hits, FailurePolicy: policyToProto[req.FailurePolicy],
-		Limits: make([]*tollgatev1.Limit, len(req.Limits))}
+// forwardedCheck flattens a validated request for the peer hop.
+func forwardedCheck(req *CheckRequest) *peerv1.ForwardedCheck {
+	out := &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, FailurePolicy: policyToProto[req.FailurePolicy],
+		Limits: make([]*peerv1.PeerLimit, len(req.Limits))}
 	for i, l := range req.Limits {
-		out.Limits[i] = LimitToProto(l)
+		out.Limits[i] = &peerv1.PeerLimit{Name: l.Name, Algorithm: algorithmToProto[l.Algorithm], Limit: l.Limit, PeriodNanos: int64(l.Period), Burst: l.Burst}
 	}
 	return out
 }
 
-// checkResponseFromProto is for an owner's answer to a forwarded check.
-func checkResponseFromProto(in *tollgatev1.CheckResponse) *CheckResponse {
-	out := &CheckResponse{Allowed: in.GetAllowed(), Owner: in.GetOwner(), Degraded: in.GetDegraded(), Limits: make([]LimitStatus, len(in.GetLimits()))}
+// checkFromForwarded rebuilds and validates a forwarded request: a peer is
+// trusted no more than a client.
+func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
+	policy, ok := policyFromProto[in.GetFailurePolicy()]
+	if !ok {
+		return nil, fieldErr("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
+	}
+	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), FailurePolicy: policy, Limits: make([]limiter.Limit, len(in.GetLimits()))}
 	for i, l := range in.GetLimits() {
-		out.Limits[i] = LimitStatus{Name: l.GetName(), Result: limiter.Result{
+		alg, ok := algorithmFromProto[l.GetAlgorithm()]
+		if !ok {
+			return nil, fieldErr(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
+		}
+		req.Limits[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
+	}
+	return req, req.Validate("")
+}
+
+// checkResult flattens an owner's decision for the peer hop.
+func checkResult(resp *CheckResponse) *peerv1.CheckResult {
+	out := &peerv1.CheckResult{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]*peerv1.PeerStatus, len(resp.Limits))}
+	for i, l := range resp.Limits {
+		out.Limits[i] = &peerv1.PeerStatus{Allowed: l.Allowed, Limit: l.Limit, Remaining: l.Remaining,
+			ResetAfterNanos: int64(l.ResetAfter), RetryAfterNanos: int64(l.RetryAfter), LeaseId: l.Lease}
+	}
+	return out
+}
+
+// responseOf turns an owner's answer to req back into a response.
+func responseOf(req *CheckRequest, r *peerv1.CheckResult) (*CheckResponse, error) {
+	if r.GetCode() != 0 {
+		return nil, status.Error(codes.Code(r.GetCode()), r.GetMessage())
+	}
+	if len(r.GetLimits()) != len(req.Limits) {
+		return nil, status.Errorf(codes.Internal, "owner answered %d limits for %d", len(r.GetLimits()), len(req.Limits))
+	}
+	out := &CheckResponse{Allowed: r.GetAllowed(), Owner: r.GetOwner(), Degraded: r.GetDegraded(), Limits: make([]LimitStatus, len(r.GetLimits()))}
+	for i, l := range r.GetLimits() {
+		out.Limits[i] = LimitStatus{Name: req.Limits[i].Name, Result: limiter.Result{
 			Allowed:    l.GetAllowed(),
 			Limit:      l.GetLimit(),
 			Remaining:  l.GetRemaining(),
-			ResetAfter: l.GetResetAfter().AsDuration(),
-			RetryAfter: l.GetRetryAfter().AsDuration(),
+			ResetAfter: time.Duration(l.GetResetAfterNanos()),
+			RetryAfter: time.Duration(l.GetRetryAfterNanos()),
 			Lease:      l.GetLeaseId(),
 		}}
 	}
-	return out
+	return out, nil
 }
 
 func tenantStateToProto(tenant string, states []limiter.EntryState) *peerv1.TenantState {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
@@ -67,6 +65,7 @@ type queue struct {
 type pending struct {
 	queued   time.Time
 	deadline time.Time
+	req      *CheckRequest
 	check    *peerv1.ForwardedCheck
 	done     chan forwardResult // buffered: the sender never blocks on a caller that gave up
 }
@@ -92,20 +91,21 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	check := &peerv1.ForwardedCheck{Check: checkRequestToProto(req), TimeoutNanos: int64(time.Until(deadline)), Hops: hops, PullFrom: pullFrom}
+	check := forwardedCheck(req)
+	check.TimeoutNanos, check.Hops, check.PullFrom = int64(time.Until(deadline)), hops, pullFrom
 	// A second hop is sent on its own: it is made while deciding a batch
 	// from a peer, and queueing it behind that peer's batches to us could
 	// wait on itself.
 	if f.cfg.BatchMax == 1 || hops > 1 {
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
-		return f.forwardAlone(ctx, owner, check)
+		return f.forwardAlone(ctx, owner, req, check)
 	}
 	// A timer rather than a derived context: this runs for every
 	// forwarded check, and a context costs several allocations more.
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	p := &pending{queued: time.Now(), deadline: deadline, check: check, done: make(chan forwardResult, 1)}
+	p := &pending{queued: time.Now(), deadline: deadline, req: req, check: check, done: make(chan forwardResult, 1)}
 	select {
 	case f.queue(owner).checks <- p:
 	case <-ctx.Done():
@@ -125,21 +125,14 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 
 // forwardAlone sends one check in its own call, from the caller's
 // goroutine: forwarding without batching.
-func (f *forwarder) forwardAlone(ctx context.Context, owner string, check *peerv1.ForwardedCheck) (*CheckResponse, error) {
+func (f *forwarder) forwardAlone(ctx context.Context, owner string, req *CheckRequest, check *peerv1.ForwardedCheck) (*CheckResponse, error) {
 	start := time.Now()
 	resp, err := f.call(ctx, owner, &peerv1.CheckBatchRequest{From: f.self, Checks: []*peerv1.ForwardedCheck{check}})
 	f.metrics.observeBatch(1, time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}
-	return resultOf(resp.Results[0])
-}
-
-func resultOf(r *peerv1.CheckResult) (*CheckResponse, error) {
-	if r.GetCode() != 0 {
-		return nil, status.Error(codes.Code(r.GetCode()), r.GetMessage())
-	}
-	return checkResponseFromProto(r.GetResponse()), nil
+	return responseOf(req, resp.Results[0])
 }
 
 func (f *forwarder) queue(owner string) *queue {
@@ -260,7 +253,7 @@ func (f *forwarder) send(owner string, batch []*pending) {
 			p.done <- forwardResult{err: err}
 			continue
 		}
-		r, rerr := resultOf(resp.Results[i])
+		r, rerr := responseOf(p.req, resp.Results[i])
 		p.done <- forwardResult{resp: r, err: rerr}
 	}
 }

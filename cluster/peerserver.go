@@ -59,7 +59,7 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 	if time.Since(received) >= time.Duration(fc.GetTimeoutNanos()) || ctx.Err() != nil {
 		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
 	}
-	req, err := checkFromProto("", fc.GetCheck())
+	req, err := checkFromForwarded(fc)
 	var resp *CheckResponse
 	if err == nil {
 		resp, err = s.node.route(ctx, req, fc.GetHops(), from, fc.GetPullFrom())
@@ -71,7 +71,7 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 		st := status.Convert(grpcError(err))
 		return &peerv1.CheckResult{Code: uint32(st.Code()), Message: st.Message()}
 	}
-	return &peerv1.CheckResult{Response: checkToProto(resp)}
+	return checkResult(resp)
 }
 
 func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*peerv1.HandoffResponse, error) {

@@ -22,9 +22,11 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ForwardedCheck is a validated check on its way to the tenant's owner,
+// in flat fields: the peer hop is on every forwarded check's path.
 type ForwardedCheck struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Check *v1.CheckRequest       `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// The time left until the caller's deadline, in nanoseconds, as the
 	// sender saw it; 0 for none. Relative, so that the nodes' clocks need not
 	// agree. Checks whose time is up are not decided.
@@ -34,7 +36,10 @@ type ForwardedCheck struct {
 	Hops uint32 `protobuf:"varint,3,opt,name=hops,proto3" json:"hops,omitempty"`
 	// PullFrom names a node that is handing this tenant's state over; the
 	// receiver pulls it from there before deciding, unless it has it already.
-	PullFrom      string `protobuf:"bytes,4,opt,name=pull_from,json=pullFrom,proto3" json:"pull_from,omitempty"`
+	PullFrom      string           `protobuf:"bytes,4,opt,name=pull_from,json=pullFrom,proto3" json:"pull_from,omitempty"`
+	Hits          int64            `protobuf:"varint,5,opt,name=hits,proto3" json:"hits,omitempty"`
+	FailurePolicy v1.FailurePolicy `protobuf:"varint,6,opt,name=failure_policy,json=failurePolicy,proto3,enum=tollgate.v1.FailurePolicy" json:"failure_policy,omitempty"`
+	Limits        []*PeerLimit     `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -69,11 +74,11 @@ func (*ForwardedCheck) Descriptor() ([]byte, []int) {
 	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ForwardedCheck) GetCheck() *v1.CheckRequest {
+func (x *ForwardedCheck) GetTenant() string {
 	if x != nil {
-		return x.Check
+		return x.Tenant
 	}
-	return nil
+	return ""
 }
 
 func (x *ForwardedCheck) GetTimeoutNanos() int64 {
@@ -97,6 +102,103 @@ func (x *ForwardedCheck) GetPullFrom() string {
 	return ""
 }
 
+func (x *ForwardedCheck) GetHits() int64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *ForwardedCheck) GetFailurePolicy() v1.FailurePolicy {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return v1.FailurePolicy(0)
+}
+
+func (x *ForwardedCheck) GetLimits() []*PeerLimit {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type PeerLimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Algorithm     v1.Algorithm           `protobuf:"varint,2,opt,name=algorithm,proto3,enum=tollgate.v1.Algorithm" json:"algorithm,omitempty"`
+	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PeriodNanos   int64                  `protobuf:"varint,4,opt,name=period_nanos,json=periodNanos,proto3" json:"period_nanos,omitempty"`
+	Burst         int64                  `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerLimit) Reset() {
+	*x = PeerLimit{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerLimit) ProtoMessage() {}
+
+func (x *PeerLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerLimit.ProtoReflect.Descriptor instead.
+func (*PeerLimit) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PeerLimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PeerLimit) GetAlgorithm() v1.Algorithm {
+	if x != nil {
+		return x.Algorithm
+	}
+	return v1.Algorithm(0)
+}
+
+func (x *PeerLimit) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *PeerLimit) GetPeriodNanos() int64 {
+	if x != nil {
+		return x.PeriodNanos
+	}
+	return 0
+}
+
+func (x *PeerLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
 type CheckBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// From names the sending node.
@@ -110,7 +212,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -122,7 +224,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -135,7 +237,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CheckBatchRequest) GetFrom() string {
@@ -159,19 +261,24 @@ func (x *CheckBatchRequest) GetId() uint64 {
 	return 0
 }
 
+// CheckResult is the owner's answer to one forwarded check: a gRPC status
+// code and message, or (code 0) the decision. Limits come in the order of
+// the check's; their names are the caller's to fill in.
 type CheckResult struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Response *v1.CheckResponse      `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
-	// Code is a gRPC status code, 0 when response is set.
-	Code          uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Allowed       bool                   `protobuf:"varint,3,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	Owner         string                 `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	Degraded      bool                   `protobuf:"varint,5,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	Limits        []*PeerStatus          `protobuf:"bytes,6,rep,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +290,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,14 +303,7 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *CheckResult) GetResponse() *v1.CheckResponse {
-	if x != nil {
-		return x.Response
-	}
-	return nil
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CheckResult) GetCode() uint32 {
@@ -220,6 +320,118 @@ func (x *CheckResult) GetMessage() string {
 	return ""
 }
 
+func (x *CheckResult) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *CheckResult) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *CheckResult) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+func (x *CheckResult) GetLimits() []*PeerStatus {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type PeerStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Allowed         bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	Limit           int64                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Remaining       int64                  `protobuf:"varint,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	ResetAfterNanos int64                  `protobuf:"varint,4,opt,name=reset_after_nanos,json=resetAfterNanos,proto3" json:"reset_after_nanos,omitempty"`
+	RetryAfterNanos int64                  `protobuf:"varint,5,opt,name=retry_after_nanos,json=retryAfterNanos,proto3" json:"retry_after_nanos,omitempty"`
+	LeaseId         uint64                 `protobuf:"varint,6,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PeerStatus) Reset() {
+	*x = PeerStatus{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatus) ProtoMessage() {}
+
+func (x *PeerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
+func (*PeerStatus) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PeerStatus) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *PeerStatus) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetResetAfterNanos() int64 {
+	if x != nil {
+		return x.ResetAfterNanos
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetRetryAfterNanos() int64 {
+	if x != nil {
+		return x.RetryAfterNanos
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
 type CheckBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One result per check, in order.
@@ -232,7 +444,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +456,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +469,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckBatchResponse) GetResults() []*CheckResult {
@@ -285,7 +497,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +509,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +522,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Lease) GetId() uint64 {
@@ -351,7 +563,7 @@ type EntryState struct {
 
 func (x *EntryState) Reset() {
 	*x = EntryState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +575,7 @@ func (x *EntryState) String() string {
 func (*EntryState) ProtoMessage() {}
 
 func (x *EntryState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +588,7 @@ func (x *EntryState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryState.ProtoReflect.Descriptor instead.
 func (*EntryState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EntryState) GetLimit() *v1.Limit {
@@ -445,7 +657,7 @@ type TenantState struct {
 
 func (x *TenantState) Reset() {
 	*x = TenantState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +669,7 @@ func (x *TenantState) String() string {
 func (*TenantState) ProtoMessage() {}
 
 func (x *TenantState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +682,7 @@ func (x *TenantState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantState.ProtoReflect.Descriptor instead.
 func (*TenantState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TenantState) GetTenant() string {
@@ -497,7 +709,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +721,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +734,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HandoffRequest) GetFrom() string {
@@ -547,7 +759,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +771,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +784,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 type PullRequest struct {
@@ -585,7 +797,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +809,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +822,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PullRequest) GetFrom() string {
@@ -636,7 +848,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +860,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +873,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PullResponse) GetTenants() []*TenantState {
@@ -675,20 +887,40 @@ var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1dtollgate/v1/ratelimiter.proto\"\x97\x01\n" +
-	"\x0eForwardedCheck\x12/\n" +
-	"\x05check\x18\x01 \x01(\v2\x19.tollgate.v1.CheckRequestR\x05check\x12#\n" +
+	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1dtollgate/v1/ratelimiter.proto\"\x8a\x02\n" +
+	"\x0eForwardedCheck\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12#\n" +
 	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x12\n" +
 	"\x04hops\x18\x03 \x01(\rR\x04hops\x12\x1b\n" +
-	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\"q\n" +
+	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\x12\x12\n" +
+	"\x04hits\x18\x05 \x01(\x03R\x04hits\x12A\n" +
+	"\x0efailure_policy\x18\x06 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicy\x123\n" +
+	"\x06limits\x18\a \x03(\v2\x1b.tollgate.peer.v1.PeerLimitR\x06limits\"\xa4\x01\n" +
+	"\tPeerLimit\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
+	"\talgorithm\x18\x02 \x01(\x0e2\x16.tollgate.v1.AlgorithmR\talgorithm\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12!\n" +
+	"\fperiod_nanos\x18\x04 \x01(\x03R\vperiodNanos\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\"q\n" +
 	"\x11CheckBatchRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x128\n" +
 	"\x06checks\x18\x02 \x03(\v2 .tollgate.peer.v1.ForwardedCheckR\x06checks\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\x04R\x02id\"s\n" +
-	"\vCheckResult\x126\n" +
-	"\bresponse\x18\x01 \x01(\v2\x1a.tollgate.v1.CheckResponseR\bresponse\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"]\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\"\xbd\x01\n" +
+	"\vCheckResult\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\aallowed\x18\x03 \x01(\bR\aallowed\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bdegraded\x18\x05 \x01(\bR\bdegraded\x124\n" +
+	"\x06limits\x18\x06 \x03(\v2\x1c.tollgate.peer.v1.PeerStatusR\x06limits\"\xcd\x01\n" +
+	"\n" +
+	"PeerStatus\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x1c\n" +
+	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12*\n" +
+	"\x11reset_after_nanos\x18\x04 \x01(\x03R\x0fresetAfterNanos\x12*\n" +
+	"\x11retry_after_nanos\x18\x05 \x01(\x03R\x0fretryAfterNanos\x12\x19\n" +
+	"\blease_id\x18\x06 \x01(\x04R\aleaseId\"]\n" +
 	"\x12CheckBatchResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.CheckResultR\aresults\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\"W\n" +
@@ -738,50 +970,54 @@ func file_tollgate_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_tollgate_peer_v1_peer_proto_rawDescData
 }
 
-var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*ForwardedCheck)(nil),     // 0: tollgate.peer.v1.ForwardedCheck
-	(*CheckBatchRequest)(nil),  // 1: tollgate.peer.v1.CheckBatchRequest
-	(*CheckResult)(nil),        // 2: tollgate.peer.v1.CheckResult
-	(*CheckBatchResponse)(nil), // 3: tollgate.peer.v1.CheckBatchResponse
-	(*Lease)(nil),              // 4: tollgate.peer.v1.Lease
-	(*EntryState)(nil),         // 5: tollgate.peer.v1.EntryState
-	(*TenantState)(nil),        // 6: tollgate.peer.v1.TenantState
-	(*HandoffRequest)(nil),     // 7: tollgate.peer.v1.HandoffRequest
-	(*HandoffResponse)(nil),    // 8: tollgate.peer.v1.HandoffResponse
-	(*PullRequest)(nil),        // 9: tollgate.peer.v1.PullRequest
-	(*PullResponse)(nil),       // 10: tollgate.peer.v1.PullResponse
-	(*v1.CheckRequest)(nil),    // 11: tollgate.v1.CheckRequest
-	(*v1.CheckResponse)(nil),   // 12: tollgate.v1.CheckResponse
-	(*v1.Limit)(nil),           // 13: tollgate.v1.Limit
-	(*v1.ReleaseRequest)(nil),  // 14: tollgate.v1.ReleaseRequest
-	(*v1.ReleaseResponse)(nil), // 15: tollgate.v1.ReleaseResponse
+	(*PeerLimit)(nil),          // 1: tollgate.peer.v1.PeerLimit
+	(*CheckBatchRequest)(nil),  // 2: tollgate.peer.v1.CheckBatchRequest
+	(*CheckResult)(nil),        // 3: tollgate.peer.v1.CheckResult
+	(*PeerStatus)(nil),         // 4: tollgate.peer.v1.PeerStatus
+	(*CheckBatchResponse)(nil), // 5: tollgate.peer.v1.CheckBatchResponse
+	(*Lease)(nil),              // 6: tollgate.peer.v1.Lease
+	(*EntryState)(nil),         // 7: tollgate.peer.v1.EntryState
+	(*TenantState)(nil),        // 8: tollgate.peer.v1.TenantState
+	(*HandoffRequest)(nil),     // 9: tollgate.peer.v1.HandoffRequest
+	(*HandoffResponse)(nil),    // 10: tollgate.peer.v1.HandoffResponse
+	(*PullRequest)(nil),        // 11: tollgate.peer.v1.PullRequest
+	(*PullResponse)(nil),       // 12: tollgate.peer.v1.PullResponse
+	(v1.FailurePolicy)(0),      // 13: tollgate.v1.FailurePolicy
+	(v1.Algorithm)(0),          // 14: tollgate.v1.Algorithm
+	(*v1.Limit)(nil),           // 15: tollgate.v1.Limit
+	(*v1.ReleaseRequest)(nil),  // 16: tollgate.v1.ReleaseRequest
+	(*v1.ReleaseResponse)(nil), // 17: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
-	11, // 0: tollgate.peer.v1.ForwardedCheck.check:type_name -> tollgate.v1.CheckRequest
-	0,  // 1: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
-	12, // 2: tollgate.peer.v1.CheckResult.response:type_name -> tollgate.v1.CheckResponse
-	2,  // 3: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
-	13, // 4: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
-	4,  // 5: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
-	5,  // 6: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
-	6,  // 7: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
-	6,  // 8: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
-	1,  // 9: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	1,  // 10: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
-	7,  // 11: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	9,  // 12: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	14, // 13: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	3,  // 14: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	3,  // 15: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
-	8,  // 16: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	10, // 17: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	15, // 18: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 0: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	1,  // 1: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
+	14, // 2: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
+	0,  // 3: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
+	4,  // 4: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
+	3,  // 5: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
+	15, // 6: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
+	6,  // 7: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
+	7,  // 8: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
+	8,  // 9: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
+	8,  // 10: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
+	2,  // 11: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
+	2,  // 12: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	9,  // 13: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	11, // 14: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	16, // 15: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	5,  // 16: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	5,  // 17: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	10, // 18: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	12, // 19: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	17, // 20: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_peer_v1_peer_proto_init() }
@@ -795,7 +1031,7 @@ func file_tollgate_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_peer_v1_peer_proto_rawDesc), len(file_tollgate_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
