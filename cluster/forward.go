@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
