@@ -182,10 +182,13 @@ func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffReq
 	h.log.Info("handed off", "to", owner, "tenants", len(req.Tenants))
 }
 
-// receive merges pushed state.
+// receive merges pushed state. State for a tenant that this node does not
+// own (the ring moved again while it was on its way) is passed on.
 func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 	now := time.Now()
+	passOn := false
 	for _, ts := range req.GetTenants() {
+		passOn = passOn || h.n.currentRing().Owner(ts.GetTenant()) != h.n.name
 		states, err := tenantStateFromProto(ts)
 		if err != nil {
 			return err
@@ -199,6 +202,9 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 		h.mu.Unlock()
 	}
 	h.n.metrics.observeHandoff("received", len(req.GetTenants()), proto.Size(req))
+	if passOn {
+		h.n.requestPush()
+	}
 	return nil
 }
 

@@ -67,9 +67,10 @@ type Node struct {
 	fwd     *forwarder
 	handoff *handoff
 
-	ready atomic.Bool
-	ctx   context.Context // from Start: the node's lifetime
-	wg    sync.WaitGroup
+	ready  atomic.Bool
+	pushes chan struct{}   // asks housekeep to hand off what is not ours
+	ctx    context.Context // from Start: the node's lifetime
+	wg     sync.WaitGroup
 }
 
 // NewNode creates a node with its own Prometheus registry. Start brings it
@@ -94,6 +95,7 @@ func NewNode(cfg Config) *Node {
 		metrics:  newMetrics(store),
 		log:      cfg.Logger.With("component", "node"),
 		peers:    newPeerPool(),
+		pushes:   make(chan struct{}, 1),
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
 	n.setRing(NewRing([]string{n.name}, nil))
@@ -173,6 +175,17 @@ func (n *Node) joinCluster(ctx context.Context) {
 	n.ready.Store(true)
 }
 
+// requestPush asks for a hand-off of every tenant this node holds but does
+// not own; requests that arrive while one is pending are one request.
+func (n *Node) requestPush() {
+	select {
+	case n.pushes <- struct{}{}:
+	default:
+	}
+}
+
+// housekeep runs hand-offs, prunes hand-off bookkeeping and sweeps idle
+// tenants, until ctx ends.
 func (n *Node) housekeep(ctx context.Context) {
 	t := time.NewTicker(min(n.cfg.SweepInterval, n.cfg.HandoffWindow))
 	defer t.Stop()
@@ -181,6 +194,9 @@ func (n *Node) housekeep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.pushes:
+			n.handoff.push(ctx)
+			continue
 		case <-t.C:
 		}
 		n.handoff.prune()
@@ -218,7 +234,7 @@ func (n *Node) membersChanged() {
 		n.log.Info("ring changed", "members", ring.Nodes())
 		n.handoff.ringChanged(old, ring, leaving)
 		// Pushing waits on peers; the event loop must not.
-		n.wg.Go(func() { n.handoff.push(n.ctx) })
+		n.requestPush()
 	}
 }
 
