@@ -182,13 +182,13 @@ func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffReq
 	h.log.Info("handed off", "to", owner, "tenants", len(req.Tenants))
 }
 
-// receive merges pushed state. State for a tenant that this node does not
-// own (the ring moved again while it was on its way) is passed on.
+// receive merges pushed state. It merges even when this node's ring does
+// not (yet) give it the tenant: most often its ring is behind the
+// sender's, and passing the state straight back would bounce it. State
+// that really belongs elsewhere moves with the next ring change.
 func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 	now := time.Now()
-	passOn := false
 	for _, ts := range req.GetTenants() {
-		passOn = passOn || h.n.currentRing().Owner(ts.GetTenant()) != h.n.name
 		states, err := tenantStateFromProto(ts)
 		if err != nil {
 			return err
@@ -202,9 +202,6 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 		h.mu.Unlock()
 	}
 	h.n.metrics.observeHandoff("received", len(req.GetTenants()), proto.Size(req))
-	if passOn {
-		h.n.requestPush()
-	}
 	return nil
 }
 

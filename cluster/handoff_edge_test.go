@@ -4,9 +4,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/tollgate/tollgate/limiter"
-	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 // Edge cases of the hand-off protocol, set up by hand.
@@ -124,30 +121,5 @@ func TestFailedPushIsSentAgain(t *testing.T) {
 	}
 	if st := a.store.Export(tenant); len(st) != 0 {
 		t.Fatalf("the old owner kept the state: %+v", st)
-	}
-}
-
-// State pushed to a node that no longer owns the tenant is passed on.
-func TestHandoffToANonOwnerIsPassedOn(t *testing.T) {
-	c := newTestCluster(t, 2)
-	a, b := c.server("node-1").Node, c.server("node-2").Node
-	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "stray")
-	req := dayLimit(tenant, 100)
-	src := limiter.NewStore(limiter.Options{Clock: c.clock})
-	for range 4 {
-		if _, err := src.Check(tenant, req.Limits[0], 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	push := &peerv1.HandoffRequest{From: "elsewhere", Tenants: []*peerv1.TenantState{tenantStateToProto(tenant, src.Export(tenant))}}
-	if err := a.handoff.receive(push); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "the state to reach its owner", func() bool {
-		r, err := b.store.Check(tenant, req.Limits[0], 0)
-		return err == nil && r.Remaining == 96
-	})
-	if st := a.store.Export(tenant); len(st) != 0 {
-		t.Fatalf("the non-owner kept the state: %+v", st)
 	}
 }
