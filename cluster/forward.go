@@ -141,9 +141,7 @@ func (f *forwarder) queue(owner string) *queue {
 	if q == nil {
 		q = &queue{checks: make(chan *pending, 4*f.cfg.BatchMax), stop: make(chan struct{})}
 		f.queues[owner] = q
-		for range sendersPerOwner {
-			f.wg.Go(func() { f.collect(owner, q) })
-		}
+		f.wg.Go(func() { f.collect(owner, q) })
 	}
 	return q
 }
@@ -170,13 +168,10 @@ func (f *forwarder) retire(members []Member) {
 	}
 }
 
-// sendersPerOwner is how many batches to one owner may be in flight. While
-// they wait for answers, new checks queue up and leave in bigger batches:
-// the busier the owner, the more each call carries.
-const sendersPerOwner = 1
-
 // collect gathers a batch for one owner and sends it, until the node stops
-// or the owner leaves.
+// or the owner leaves. One batch per owner is in flight: while it waits for
+// its answer, new checks queue up and leave in a bigger batch, so the
+// busier the owner, the more each message carries.
 func (f *forwarder) collect(owner string, q *queue) {
 	for {
 		var batch []*pending

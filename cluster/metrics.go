@@ -99,15 +99,13 @@ func (m *metrics) registerMembers(count func(state string) int) {
 	}
 }
 
-// counterValue reads a counter for /v1/cluster.
-func counterValue(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 8)
-	go func() { c.Collect(ch); close(ch) }()
+// counterValue reads counters for /v1/cluster, summed.
+func counterValue(cs ...prometheus.Counter) float64 {
 	total := 0.0
-	for m := range ch {
+	for _, c := range cs {
 		var pb dto.Metric
-		if m.Write(&pb) == nil && pb.Counter != nil {
-			total += pb.Counter.GetValue()
+		if c.Write(&pb) == nil {
+			total += pb.GetCounter().GetValue()
 		}
 	}
 	return total
@@ -119,10 +117,11 @@ func (n *Node) forwardingStats() forwardingJSON {
 	_ = m.batchSize.Write(&h)
 	batches := h.GetHistogram().GetSampleCount()
 	f := forwardingJSON{
-		Forwarded:       counterValue(m.forwarded.WithLabelValues("ok")),
-		ForwardErrors:   counterValue(m.forwarded.WithLabelValues("error")),
-		Batches:         batches,
-		Degraded:        counterValue(m.degraded),
+		Forwarded:     counterValue(m.forwarded.WithLabelValues("ok")),
+		ForwardErrors: counterValue(m.forwarded.WithLabelValues("error")),
+		Batches:       batches,
+		Degraded: counterValue(m.degraded.WithLabelValues(PolicyLocal.String()),
+			m.degraded.WithLabelValues(PolicyOpen.String()), m.degraded.WithLabelValues(PolicyClosed.String())),
 		HandoffSent:     counterValue(m.handoffBuckets.WithLabelValues("sent")),
 		HandoffReceived: counterValue(m.handoffBuckets.WithLabelValues("received")),
 	}

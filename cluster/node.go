@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,18 +239,7 @@ func (n *Node) membersChanged() {
 	}
 }
 
-func sameNodes(a, b *Ring) bool {
-	an, bn := a.Nodes(), b.Nodes()
-	if len(an) != len(bn) {
-		return false
-	}
-	for i := range an {
-		if an[i] != bn[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameNodes(a, b *Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
 
 // Members returns every member this node knows of, with its state.
 func (n *Node) Members() []Member {
@@ -340,6 +330,11 @@ func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, er
 	if err := req.Validate(""); err != nil {
 		return nil, err
 	}
+	return n.checkValid(ctx, req)
+}
+
+// checkValid is Check for a request already validated.
+func (n *Node) checkValid(ctx context.Context, req *CheckRequest) (*CheckResponse, error) {
 	start := time.Now()
 	resp, err := n.route(ctx, req, 0, "", "")
 	if resp == nil && err == nil {
@@ -366,7 +361,7 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckRes
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i := range reqs {
-		wg.Go(func() { out[i], errs[i] = n.Check(ctx, &reqs[i]) })
+		wg.Go(func() { out[i], errs[i] = n.checkValid(ctx, &reqs[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

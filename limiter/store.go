@@ -32,6 +32,7 @@ type Options struct {
 // atomic. Safe for concurrent use.
 type Store struct {
 	clock      Clock
+	sys        *SystemClock // clock, when it is the real one: read without an interface call
 	seed       maphash.Seed
 	mask       uint64
 	shards     []shard
@@ -75,6 +76,7 @@ func NewStore(opts Options) *Store {
 		maxEntries: int64(opts.MaxEntries),
 		idleTTL:    int64(opts.IdleTTL),
 	}
+	s.sys, _ = opts.Clock.(*SystemClock)
 	// Lease ids start at a random point so that ids from before a restart
 	// do not release leases taken after it.
 	s.nextLease.Store(rand.Uint64() >> 1)
@@ -87,8 +89,8 @@ func (s *Store) hash(tenant string) (*shard, uint64) {
 }
 
 func (s *Store) now() int64 {
-	if c, ok := s.clock.(*SystemClock); ok {
-		return c.UnixNano()
+	if s.sys != nil {
+		return s.sys.UnixNano()
 	}
 	return max(s.clock.Now().UnixNano(), 0)
 }

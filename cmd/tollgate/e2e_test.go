@@ -122,16 +122,23 @@ func (p *process) logText() string {
 	return string(b)
 }
 
-func httpCheck(t *testing.T, addr, body string) map[string]any {
-	t.Helper()
+// postCheck sends a /v1/check body and decodes the answer.
+func postCheck(addr, body string) (map[string]any, int, error) {
 	resp, err := http.Post("http://"+addr+"/v1/check", "application/json", strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("status %d: %v %v", resp.StatusCode, out, err)
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, resp.StatusCode, err
+}
+
+func httpCheck(t *testing.T, addr, body string) map[string]any {
+	t.Helper()
+	out, status, err := postCheck(addr, body)
+	if err != nil || status != 200 {
+		t.Fatalf("status %d: %v %v", status, out, err)
 	}
 	return out
 }
