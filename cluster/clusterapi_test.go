@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -47,5 +48,14 @@ func TestClusterEndpointShowsMembersOwnersAndStates(t *testing.T) {
 	}
 	if states["node-2"] != "left" || states["node-3"] != "dead" || states["node-1"] != "alive" {
 		t.Fatalf("states after a leave and a crash: %v", states)
+	}
+	metrics := metricsText(t, "http://"+n1.APIAddr())
+	for _, want := range []string{
+		`tollgate_members{state="alive"} 1`, `tollgate_members{state="left"} 1`, `tollgate_members{state="dead"} 1`,
+		"tollgate_forward_batch_size_count", "tollgate_forward_duration_seconds_count", "tollgate_store_evictions_total 0",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

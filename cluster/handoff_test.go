@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,4 +127,18 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 			t.Errorf("%s decided %v checks by failure policy during a graceful leave", s.Node.Name(), d)
 		}
 	}
+}
+
+func TestHandoffIsCountedInMetrics(t *testing.T) {
+	c := newTestCluster(t, 3)
+	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	tenant := tenantOwnedBy(t, four, "node-4", "counted")
+	c.admitted(10, dayLimit(tenant, 100))
+	n4 := c.add("node-4")
+	c.waitRing(4)
+	waitFor(t, 5*time.Second, "node-4 to count the hand-off it received", func() bool {
+		m := metricsText(t, "http://"+n4.APIAddr())
+		return strings.Contains(m, `tollgate_handoff_buckets_total{direction="received"} 1`) &&
+			strings.Contains(m, `tollgate_handoff_bytes_total{direction="received"}`)
+	})
 }
