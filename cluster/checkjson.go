@@ -21,6 +21,8 @@ import (
 type checkJSON struct {
 	Tenant        string      `json:"tenant"`
 	Hits          *int64      `json:"hits"`
+	Requests      *int64      `json:"requests"` // hits, by the name plan checks use
+	Tokens        int64       `json:"tokens"`
 	Limits        []limitJSON `json:"limits"`
 	FailurePolicy string      `json:"failure_policy"`
 }
@@ -150,9 +152,14 @@ func DecodeCheck(r io.Reader) (*CheckRequest, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	req := &CheckRequest{Tenant: in.Tenant, Hits: 1, Limits: make([]limiter.Limit, len(in.Limits))}
-	if in.Hits != nil {
+	req := &CheckRequest{Tenant: in.Tenant, Hits: 1, Tokens: in.Tokens, Plan: len(in.Limits) == 0, Limits: make([]limiter.Limit, len(in.Limits))}
+	switch {
+	case in.Hits != nil && in.Requests != nil:
+		return nil, fieldErr("requests", "give hits or requests, not both")
+	case in.Hits != nil:
 		req.Hits = *in.Hits
+	case in.Requests != nil:
+		req.Hits = *in.Requests
 	}
 	policy, err := ParseFailurePolicy(in.FailurePolicy)
 	if err != nil {

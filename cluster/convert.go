@@ -34,7 +34,7 @@ var algorithmToProto = map[limiter.Algorithm]tollgatev1.Algorithm{
 }
 
 func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, error) {
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: 1, Limits: make([]limiter.Limit, len(in.GetLimits()))}
+	req := &CheckRequest{Tenant: in.GetTenant(), Hits: 1, Tokens: in.GetTokens(), Plan: len(in.GetLimits()) == 0, Limits: make([]limiter.Limit, len(in.GetLimits()))}
 	policy, ok := policyFromProto[in.GetFailurePolicy()]
 	if !ok {
 		return nil, fieldErr(prefix+"failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
@@ -114,7 +114,7 @@ var policyToProto = map[FailurePolicy]tollgatev1.FailurePolicy{
 
 // forwardedCheck flattens a validated request for the peer hop.
 func forwardedCheck(req *CheckRequest) *peerv1.ForwardedCheck {
-	out := &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, FailurePolicy: policyToProto[req.FailurePolicy],
+	out := &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, Plan: req.Plan, Tokens: req.Tokens, FailurePolicy: policyToProto[req.FailurePolicy],
 		Limits: make([]*peerv1.PeerLimit, len(req.Limits))}
 	for i, l := range req.Limits {
 		out.Limits[i] = &peerv1.PeerLimit{Name: l.Name, Algorithm: algorithmToProto[l.Algorithm], Limit: l.Limit, PeriodNanos: int64(l.Period), Burst: l.Burst}
@@ -129,7 +129,7 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 	if !ok {
 		return nil, fieldErr("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), FailurePolicy: policy, Limits: make([]limiter.Limit, len(in.GetLimits()))}
+	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: make([]limiter.Limit, len(in.GetLimits()))}
 	for i, l := range in.GetLimits() {
 		alg, ok := algorithmFromProto[l.GetAlgorithm()]
 		if !ok {
@@ -137,7 +137,13 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 		}
 		req.Limits[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
 	}
-	return req, req.Validate("")
+	if err := req.Validate(""); err != nil {
+		return nil, err
+	}
+	if req.Plan && len(req.Limits) == 0 {
+		return nil, fieldErr("limits", "a plan check arrives with its plan's limits")
+	}
+	return req, nil
 }
 
 // checkResult flattens an owner's decision for the peer hop.

@@ -15,6 +15,14 @@ const closedRetryAfter = time.Second
 // request's failure policy. The answer is marked degraded and names this
 // node as the one that decided.
 func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
+	resp := n.decidePolicy(req)
+	if resp.Allowed && req.Plan {
+		n.recordUsage(req, 0, 0) // used all the same; the owner's budget entry never saw it
+	}
+	return resp
+}
+
+func (n *Node) decidePolicy(req *CheckRequest) *CheckResponse {
 	n.metrics.degraded.WithLabelValues(req.FailurePolicy.String()).Inc()
 	switch req.FailurePolicy {
 	case PolicyOpen, PolicyClosed:

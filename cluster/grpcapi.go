@@ -71,7 +71,11 @@ func grpcError(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrOwnerUnavailable), errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrUnknownTenant):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrTenantSuspended):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, ErrOwnerUnavailable), errors.Is(err, ErrNotReady), errors.Is(err, ErrNoQuorum), errors.Is(err, ErrNoRaft):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()

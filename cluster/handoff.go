@@ -130,6 +130,17 @@ func (h *handoff) push(ctx context.Context) {
 		}
 		return true
 	})
+	if len(leaving) > 0 {
+		// Commit the usage these tenants' month entries hold first, so
+		// the entries travel without it and the new owner does not count
+		// it again. Without quorum they travel with it: counted twice,
+		// never lost.
+		flushCtx, cancel := context.WithTimeout(ctx, writeTimeout)
+		if err := h.n.FlushUsage(flushCtx); err != nil {
+			h.log.Warn("flushing usage before a hand-off", "err", err)
+		}
+		cancel()
+	}
 	byOwner := map[string]*peerv1.HandoffRequest{}
 	now := time.Now()
 	h.mu.Lock()

@@ -17,7 +17,8 @@ import (
 const MaxBodyBytes = 1 << 20
 
 // HTTPHandler serves the node's HTTP JSON API: POST /v1/check,
-// POST /v1/release, GET /healthz, GET /readyz and GET /metrics.
+// POST /v1/release, GET /v1/cluster, the admin API under /admin/v1/,
+// GET /healthz, GET /readyz and GET /metrics.
 func (n *Node) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/check", n.handleCheck)
@@ -33,6 +34,7 @@ func (n *Node) HTTPHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": n.name})
 	})
+	n.adminRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{Registry: n.metrics.registry}))
 	return mux
 }
@@ -85,10 +87,17 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
-	case status.Code(err) == codes.InvalidArgument:
-		// The owner refused a check this node let through.
-		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
-			Code: "invalid_argument", Message: status.Convert(err).Message()}})
+	case errors.Is(err, ErrUnknownTenant):
+		writeJSON(w, http.StatusNotFound, errorJSON{errorBody{Code: "unknown_tenant", Message: err.Error()}})
+	case errors.Is(err, ErrTenantSuspended):
+		writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "tenant_suspended", Message: err.Error()}})
+	case errors.Is(err, ErrNoQuorum), errors.Is(err, ErrNoRaft):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{Code: "no_quorum", Message: err.Error()}})
+	case statusHTTP[status.Code(err)] != 0:
+		// A refusal from the FSM or the owner, already in gRPC terms.
+		st := status.Convert(err)
+		writeJSON(w, statusHTTP[st.Code()], errorJSON{errorBody{Code: snakeCode(st.Code()), Message: st.Message()}})
 	case errors.Is(err, ErrOwnerUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "owner_unavailable", Message: err.Error()}})
@@ -112,4 +121,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		slog.Debug("writing response", "err", err)
 	}
+}
+
+// statusHTTP maps the gRPC codes the API returns for the client's mistakes
+// to HTTP statuses.
+var statusHTTP = map[codes.Code]int{
+	codes.InvalidArgument:    http.StatusBadRequest,
+	codes.NotFound:           http.StatusNotFound,
+	codes.AlreadyExists:      http.StatusConflict,
+	codes.FailedPrecondition: http.StatusConflict,
+}
+
+func snakeCode(c codes.Code) string {
+	switch c {
+	case codes.InvalidArgument:
+		return "invalid_argument"
+	case codes.NotFound:
+		return "not_found"
+	case codes.AlreadyExists:
+		return "already_exists"
+	}
+	return "conflict"
 }

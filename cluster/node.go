@@ -44,6 +44,18 @@ type Config struct {
 	// HandoffWindow is how long after a membership change a node looks
 	// for tenant state in flight; 5s if zero.
 	HandoffWindow time.Duration
+
+	// RaftListen is where Raft listens; empty runs the node without a
+	// replicated configuration (inline-limit checks only).
+	RaftListen string
+	// DataDir holds the Raft log and snapshots unless InMemory.
+	DataDir  string
+	InMemory bool
+	// BootstrapExpect is how many members form a new cluster; 0 joins an
+	// existing one. A standalone node always forms its own.
+	BootstrapExpect int
+	// Admin guards the admin API.
+	Admin AdminAuth
 }
 
 // maxHops bounds how often one check is forwarded: once to the owner the
@@ -67,6 +79,10 @@ type Node struct {
 	peers   *peerPool
 	fwd     *forwarder
 	handoff *handoff
+
+	fsm   *fsm         // the replicated configuration, on every node
+	raft  *consensus   // nil without RaftListen
+	usage *usageBuffer // usage admitted here and not yet committed
 
 	ready  atomic.Bool
 	pushes chan struct{}   // asks housekeep to hand off what is not ours
@@ -97,6 +113,8 @@ func NewNode(cfg Config) *Node {
 		log:      cfg.Logger.With("component", "node"),
 		peers:    newPeerPool(),
 		pushes:   make(chan struct{}, 1),
+		fsm:      newFSM(),
+		usage:    newUsageBuffer(),
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
 	n.setRing(NewRing([]string{n.name}, nil))
@@ -138,12 +156,23 @@ func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
 	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics)
+	if n.cfg.RaftListen != "" {
+		// Raft first: gossip carries the address it got.
+		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
+			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger}, n.fsm)
+		if err != nil {
+			return err
+		}
+		n.raft = c
+		n.cfg.RaftAddr = c.addr
+	}
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins
 		// only once it knows the others (see joinCluster).
 		meta := nodeMeta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
 		m, err := newMembership(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger)
 		if err != nil {
+			n.closeRaft()
 			return err
 		}
 		n.members = m
@@ -152,6 +181,10 @@ func (n *Node) Start(ctx context.Context) error {
 		n.membersChanged()
 	}
 	n.wg.Go(func() { n.housekeep(ctx) })
+	if n.raft != nil {
+		n.wg.Go(func() { n.manageRaft(ctx) })
+		n.wg.Go(func() { n.runUsageFlusher(ctx) })
+	}
 	if n.members == nil || len(n.cfg.Join) == 0 {
 		n.ready.Store(true)
 		return nil
@@ -271,6 +304,9 @@ func (n *Node) countMembers(state string) int {
 func (n *Node) Leave(ctx context.Context) {
 	n.ready.Store(false)
 	if n.members == nil {
+		if err := n.FlushUsage(ctx); err != nil {
+			n.log.Warn("flushing usage on stop", "err", err)
+		}
 		return
 	}
 	// First tell the others, who stop counting this node as an owner and
@@ -282,6 +318,16 @@ func (n *Node) Leave(ctx context.Context) {
 	n.setRing(n.currentRing().Without(n.name))
 	n.ringMu.Unlock()
 	n.handoff.push(ctx)
+	// Usage admitted while the hand-off ran, then Raft leadership: the
+	// next leader removes this node once it sees it leave.
+	if err := n.FlushUsage(ctx); err != nil {
+		n.log.Warn("flushing usage on leave", "err", err)
+	}
+	if n.raft != nil && n.raft.isLeader() {
+		if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("handing over raft leadership", "err", err)
+		}
+	}
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -300,14 +346,23 @@ func (n *Node) Wait() {
 	}
 }
 
-// Close releases gossip and peer connections, after Wait.
+// Close releases gossip, Raft and peer connections, after Wait.
 func (n *Node) Close() {
 	if n.members != nil {
 		if err := n.members.shutdown(); err != nil {
 			n.log.Warn("stopping gossip", "err", err)
 		}
 	}
+	n.closeRaft()
 	n.peers.close()
+}
+
+func (n *Node) closeRaft() {
+	if n.raft != nil {
+		if err := n.raft.shutdown(); err != nil {
+			n.log.Warn("stopping raft", "err", err)
+		}
+	}
 }
 
 // GossipAddr returns the address gossip listens on, or "" when standalone.
@@ -336,6 +391,11 @@ func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, er
 // checkValid is Check for a request already validated.
 func (n *Node) checkValid(ctx context.Context, req *CheckRequest) (*CheckResponse, error) {
 	start := time.Now()
+	if req.Plan && len(req.Limits) == 0 {
+		if err := n.resolvePlan(req); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := n.route(ctx, req, 0, "", "")
 	if resp == nil && err == nil {
 		err = errNoAnswer
@@ -439,7 +499,7 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 	if err := n.handoff.settle(ctx, req.Tenant, pullFrom); err != nil {
 		return nil, "", err
 	}
-	resp, err := n.decideIn(n.store, req)
+	resp, err := n.decideOwned(req)
 	if !errors.Is(err, limiter.ErrMoved) {
 		return resp, "", err
 	}
@@ -452,7 +512,7 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 	if !n.handoff.reclaim(req.Tenant) {
 		return nil, "", fmt.Errorf("%w: %s is owned by %s", ErrOwnerUnavailable, req.Tenant, n.currentRing().Owner(req.Tenant))
 	}
-	resp, err = n.decideIn(n.store, req)
+	resp, err = n.decideOwned(req)
 	if resp == nil && err == nil {
 		err = fmt.Errorf("%w: %s moved away again", ErrOwnerUnavailable, req.Tenant)
 	}
@@ -463,7 +523,7 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) (*CheckResponse, error) {
 	reqs := make([]limiter.Request, len(req.Limits))
 	for i, l := range req.Limits {
-		reqs[i] = limiter.Request{Limit: l, Hits: req.Hits}
+		reqs[i] = limiter.Request{Limit: l, Hits: req.hitsFor(i)}
 	}
 	results := make([]limiter.Result, len(reqs))
 	allowed, err := store.Reserve(req.Tenant, reqs, results)

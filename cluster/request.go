@@ -72,11 +72,24 @@ func ParseFailurePolicy(s string) (FailurePolicy, error) {
 }
 
 // CheckRequest asks to consume Hits from every limit of one tenant at once.
+// A plan check (Plan set, no Limits given) takes its limits and failure
+// policy from the tenant's plan; Hits counts requests and Tokens is charged
+// to the token limits.
 type CheckRequest struct {
 	Tenant        string
 	Limits        []limiter.Limit
 	Hits          int64
 	FailurePolicy FailurePolicy
+	Plan          bool
+	Tokens        int64
+}
+
+// hitsFor returns what the i-th limit consumes.
+func (r *CheckRequest) hitsFor(i int) int64 {
+	if r.Plan && r.Limits[i].Name != LimitRequestsPerMinute {
+		return r.Tokens
+	}
+	return r.Hits
 }
 
 // LimitStatus is the decision for one limit of a check.
@@ -112,7 +125,15 @@ func (r *CheckRequest) Validate(prefix string) error {
 	if r.Hits < 0 {
 		return fieldErr(prefix+"hits", "must be >= 0, got %d", r.Hits)
 	}
+	if r.Tokens < 0 {
+		return fieldErr(prefix+"tokens", "must be >= 0, got %d", r.Tokens)
+	}
+	if r.Tokens > 0 && !r.Plan {
+		return fieldErr(prefix+"tokens", "only for checks against the tenant's plan (no limits)")
+	}
 	switch n := len(r.Limits); {
+	case n == 0 && r.Plan:
+		return nil // the plan's limits are filled in later
 	case n == 0:
 		return fieldErr(prefix+"limits", "at least one limit is required")
 	case n > MaxLimitsPerCheck:

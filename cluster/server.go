@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
@@ -48,9 +49,6 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	nc := cfg.Node
 	nc.APIAddr = advertise(apiLn.Addr().String(), nc.GossipAddr)
 	nc.GRPCAddr = advertise(grpcLn.Addr().String(), nc.GossipAddr)
-	if nc.RaftAddr != "" {
-		nc.RaftAddr = advertise(nc.RaftAddr, nc.GossipAddr)
-	}
 	if nc.HTTPAddr != "" {
 		nc.HTTPAddr = advertise(nc.HTTPAddr, nc.GossipAddr)
 	}
@@ -69,9 +67,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		},
-		grpc: grpc.NewServer(),
+		grpc: grpc.NewServer(grpc.UnaryInterceptor(node.AdminInterceptor())),
 	}
 	tollgatev1.RegisterRateLimiterServer(s.grpc, node.GRPCService())
+	configv1.RegisterAdminServer(s.grpc, node.AdminService())
 	peerv1.RegisterPeerServer(s.grpc, node.PeerService())
 	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
 	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
@@ -144,6 +143,7 @@ func (s *Server) Kill() {
 	s.api.Close()
 	s.cancel()
 	s.Node.Wait()
+	s.Node.closeRaft()
 	s.Node.peers.close()
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
 	LogLevel        string        `yaml:"log-level"`
 	LogFormat       string        `yaml:"log-format"`
+
+	// adminOpen runs the admin API without a token: tollgate dev only.
+	adminOpen bool
 }
 
 func defaultConfig() Config {
@@ -75,7 +78,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
-	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new cluster (0: join an existing one)")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new Raft cluster together (0: 1 without --join, else join an existing cluster)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
 	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
 	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")

@@ -14,13 +14,15 @@ import (
 
 // devCluster runs `tollgate dev`: an N-node cluster in this process on
 // loopback, until ctx ends.
-func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func devCluster(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tollgate dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	nodes := fs.Int("nodes", 3, "number of nodes")
 	apiPort := fs.Int("api-port", 8081, "API port of node-1; node-n gets api-port+n-1 (0: any free port)")
 	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of node-1; node-n gets grpc-port+n-1 (0: any free port)")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port of node-1; node-n gets gossip-port+n-1 (0: any free port)")
+	raftPort := fs.Int("raft-port", 8300, "Raft port of node-1; node-n gets raft-port+n-1 (0: any free port)")
+	adminToken := fs.String("admin-token", getenv("TOLLGATE_ADMIN_TOKEN"), "admin token (env TOLLGATE_ADMIN_TOKEN; empty: the admin API needs none)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -30,6 +32,10 @@ func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	base := defaultConfig()
 	base.LogLevel = *logLevel
+	// Nothing on disk; the nodes form one Raft cluster once all are up.
+	base.InMemory = true
+	base.BootstrapExpect = *nodes
+	base.AdminToken, base.adminOpen = *adminToken, *adminToken == ""
 	log, err := base.logger(stderr)
 	if err != nil {
 		return err
@@ -54,6 +60,7 @@ func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cfg := base
 		cfg.NodeName = fmt.Sprintf("node-%d", i+1)
 		cfg.APIAddr, cfg.GRPCAddr, cfg.GossipAddr = port(*apiPort, i), port(*grpcPort, i), port(*gossipPort, i)
+		cfg.RaftAddr = port(*raftPort, i)
 		if i > 0 {
 			cfg.Join = []string{servers[0].GossipAddr()}
 		}
@@ -72,13 +79,15 @@ func devCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// waitForMembers waits until every node sees all of them.
+// waitForMembers waits until every node sees all of them and has the
+// default plans from the Raft leader.
 func waitForMembers(ctx context.Context, servers []*cluster.Server) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		formed := true
 		for _, s := range servers {
-			formed = formed && s.Node.Ready() && s.Node.RingSize() == len(servers)
+			_, seeded := s.Node.Config().Plan("bronze")
+			formed = formed && s.Node.Ready() && s.Node.RingSize() == len(servers) && seeded
 		}
 		if formed {
 			return nil
@@ -102,5 +111,7 @@ func printDev(w io.Writer, servers []*cluster.Server) {
 	}
 	fmt.Fprintf(w, "\nTry it (any node answers; \"owner\" names the node that decided):\n\n")
 	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n", "http://"+servers[0].APIAddr())
-	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=acme\n\n", "http://"+servers[len(servers)-1].APIAddr())
+	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=acme\n", "http://"+servers[len(servers)-1].APIAddr())
+	fmt.Fprintf(w, "  tollgate tenant create acme --plan gold --server http://%s\n", servers[0].APIAddr())
+	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"requests\":1,\"tokens\":500}'\n\n", "http://"+servers[0].APIAddr())
 }

@@ -24,8 +24,13 @@ func (c *Config) nodeConfig(log *slog.Logger) cluster.ServerConfig {
 			Logger:     log,
 			GossipAddr: c.GossipAddr,
 			Join:       c.Join,
-			RaftAddr:   c.RaftAddr,
 			HTTPAddr:   c.HTTPAddr,
+
+			RaftListen:      c.RaftAddr,
+			DataDir:         c.DataDir,
+			InMemory:        c.InMemory,
+			BootstrapExpect: c.BootstrapExpect,
+			Admin:           cluster.AdminAuth{Token: c.AdminToken, Open: c.adminOpen},
 			Forward: cluster.ForwardConfig{
 				BatchWindow: window,
 				BatchMax:    c.BatchMax,
@@ -48,6 +53,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	log.Info("listening", "server", "api", "addr", srv.APIAddr())
 	log.Info("listening", "server", "grpc", "addr", srv.GRPCAddr())
+	if cfg.AdminToken == "" {
+		log.Warn("no admin token: the admin API is off (set --admin-token or TOLLGATE_ADMIN_TOKEN)")
+	}
 	if g := srv.GossipAddr(); g != "" {
 		log.Info("listening", "server", "gossip", "addr", g)
 	} else {

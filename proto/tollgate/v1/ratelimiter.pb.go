@@ -228,6 +228,11 @@ type CheckRequest struct {
 	// Hits to consume from every limit; 1 when unset, 0 to only look.
 	Hits          *int64        `protobuf:"varint,3,opt,name=hits,proto3,oneof" json:"hits,omitempty"`
 	FailurePolicy FailurePolicy `protobuf:"varint,4,opt,name=failure_policy,json=failurePolicy,proto3,enum=tollgate.v1.FailurePolicy" json:"failure_policy,omitempty"`
+	// Without limits, the tenant's plan from the cluster configuration
+	// applies: requests (hits, 1 when unset) count against requests per
+	// minute, tokens against tokens per minute and the monthly budget, all
+	// reserved at once. The failure policy is then the plan's.
+	Tokens        int64 `protobuf:"varint,5,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +293,13 @@ func (x *CheckRequest) GetFailurePolicy() FailurePolicy {
 		return x.FailurePolicy
 	}
 	return FailurePolicy_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *CheckRequest) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
 }
 
 type LimitStatus struct {
@@ -651,12 +663,13 @@ const file_tollgate_v1_ratelimiter_proto_rawDesc = "" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x16.tollgate.v1.AlgorithmR\talgorithm\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x121\n" +
 	"\x06period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x14\n" +
-	"\x05burst\x18\x05 \x01(\x03R\x05burst\"\xb7\x01\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\"\xcf\x01\n" +
 	"\fCheckRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12*\n" +
 	"\x06limits\x18\x02 \x03(\v2\x12.tollgate.v1.LimitR\x06limits\x12\x17\n" +
 	"\x04hits\x18\x03 \x01(\x03H\x00R\x04hits\x88\x01\x01\x12A\n" +
-	"\x0efailure_policy\x18\x04 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicyB\a\n" +
+	"\x0efailure_policy\x18\x04 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicy\x12\x16\n" +
+	"\x06tokens\x18\x05 \x01(\x03R\x06tokensB\a\n" +
 	"\x05_hits\"\x82\x02\n" +
 	"\vLimitStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +

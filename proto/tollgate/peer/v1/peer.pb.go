@@ -7,7 +7,8 @@
 package peerv1
 
 import (
-	v1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	v1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	v11 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -21,6 +22,105 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+type ApplyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A marshalled tollgate.config.v1.Command.
+	Command       []byte `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyRequest) Reset() {
+	*x = ApplyRequest{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyRequest) ProtoMessage() {}
+
+func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
+func (*ApplyRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ApplyRequest) GetCommand() []byte {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type ApplyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Result *v1.Result             `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	// The Raft index of the write, so the sender can wait until its own
+	// copy has it.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyResponse) Reset() {
+	*x = ApplyResponse{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyResponse) ProtoMessage() {}
+
+func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
+func (*ApplyResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ApplyResponse) GetResult() *v1.Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ApplyResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
 
 // ForwardedCheck is a validated check on its way to the tenant's owner,
 // in flat fields: the peer hop is on every forwarded check's path.
@@ -36,17 +136,22 @@ type ForwardedCheck struct {
 	Hops uint32 `protobuf:"varint,3,opt,name=hops,proto3" json:"hops,omitempty"`
 	// PullFrom names a node that is handing this tenant's state over; the
 	// receiver pulls it from there before deciding, unless it has it already.
-	PullFrom      string           `protobuf:"bytes,4,opt,name=pull_from,json=pullFrom,proto3" json:"pull_from,omitempty"`
-	Hits          int64            `protobuf:"varint,5,opt,name=hits,proto3" json:"hits,omitempty"`
-	FailurePolicy v1.FailurePolicy `protobuf:"varint,6,opt,name=failure_policy,json=failurePolicy,proto3,enum=tollgate.v1.FailurePolicy" json:"failure_policy,omitempty"`
-	Limits        []*PeerLimit     `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
+	PullFrom      string            `protobuf:"bytes,4,opt,name=pull_from,json=pullFrom,proto3" json:"pull_from,omitempty"`
+	Hits          int64             `protobuf:"varint,5,opt,name=hits,proto3" json:"hits,omitempty"`
+	FailurePolicy v11.FailurePolicy `protobuf:"varint,6,opt,name=failure_policy,json=failurePolicy,proto3,enum=tollgate.v1.FailurePolicy" json:"failure_policy,omitempty"`
+	Limits        []*PeerLimit      `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
+	// Plan says the limits come from the tenant's plan: the owner charges
+	// tokens (not hits) to the token limits, re-reads the monthly budget and
+	// records the usage.
+	Plan          bool  `protobuf:"varint,8,opt,name=plan,proto3" json:"plan,omitempty"`
+	Tokens        int64 `protobuf:"varint,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ForwardedCheck) Reset() {
 	*x = ForwardedCheck{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -58,7 +163,7 @@ func (x *ForwardedCheck) String() string {
 func (*ForwardedCheck) ProtoMessage() {}
 
 func (x *ForwardedCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -71,7 +176,7 @@ func (x *ForwardedCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardedCheck.ProtoReflect.Descriptor instead.
 func (*ForwardedCheck) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ForwardedCheck) GetTenant() string {
@@ -109,11 +214,11 @@ func (x *ForwardedCheck) GetHits() int64 {
 	return 0
 }
 
-func (x *ForwardedCheck) GetFailurePolicy() v1.FailurePolicy {
+func (x *ForwardedCheck) GetFailurePolicy() v11.FailurePolicy {
 	if x != nil {
 		return x.FailurePolicy
 	}
-	return v1.FailurePolicy(0)
+	return v11.FailurePolicy(0)
 }
 
 func (x *ForwardedCheck) GetLimits() []*PeerLimit {
@@ -123,10 +228,24 @@ func (x *ForwardedCheck) GetLimits() []*PeerLimit {
 	return nil
 }
 
+func (x *ForwardedCheck) GetPlan() bool {
+	if x != nil {
+		return x.Plan
+	}
+	return false
+}
+
+func (x *ForwardedCheck) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
 type PeerLimit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Algorithm     v1.Algorithm           `protobuf:"varint,2,opt,name=algorithm,proto3,enum=tollgate.v1.Algorithm" json:"algorithm,omitempty"`
+	Algorithm     v11.Algorithm          `protobuf:"varint,2,opt,name=algorithm,proto3,enum=tollgate.v1.Algorithm" json:"algorithm,omitempty"`
 	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	PeriodNanos   int64                  `protobuf:"varint,4,opt,name=period_nanos,json=periodNanos,proto3" json:"period_nanos,omitempty"`
 	Burst         int64                  `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
@@ -136,7 +255,7 @@ type PeerLimit struct {
 
 func (x *PeerLimit) Reset() {
 	*x = PeerLimit{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +267,7 @@ func (x *PeerLimit) String() string {
 func (*PeerLimit) ProtoMessage() {}
 
 func (x *PeerLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +280,7 @@ func (x *PeerLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerLimit.ProtoReflect.Descriptor instead.
 func (*PeerLimit) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PeerLimit) GetName() string {
@@ -171,11 +290,11 @@ func (x *PeerLimit) GetName() string {
 	return ""
 }
 
-func (x *PeerLimit) GetAlgorithm() v1.Algorithm {
+func (x *PeerLimit) GetAlgorithm() v11.Algorithm {
 	if x != nil {
 		return x.Algorithm
 	}
-	return v1.Algorithm(0)
+	return v11.Algorithm(0)
 }
 
 func (x *PeerLimit) GetLimit() int64 {
@@ -212,7 +331,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +343,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +356,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CheckBatchRequest) GetFrom() string {
@@ -278,7 +397,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +409,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +422,7 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckResult) GetCode() uint32 {
@@ -362,7 +481,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +493,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +506,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PeerStatus) GetAllowed() bool {
@@ -444,7 +563,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +575,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +588,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CheckBatchResponse) GetResults() []*CheckResult {
@@ -497,7 +616,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +628,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +641,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Lease) GetId() uint64 {
@@ -549,7 +668,7 @@ func (x *Lease) GetExpiresUnixNano() int64 {
 // EntryState is one limit's state; see limiter.EntryState.
 type EntryState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         *v1.Limit              `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit         *v11.Limit             `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	LevelHi       uint64                 `protobuf:"varint,2,opt,name=level_hi,json=levelHi,proto3" json:"level_hi,omitempty"`
 	LevelLo       uint64                 `protobuf:"varint,3,opt,name=level_lo,json=levelLo,proto3" json:"level_lo,omitempty"`
 	LastUnixNano  int64                  `protobuf:"varint,4,opt,name=last_unix_nano,json=lastUnixNano,proto3" json:"last_unix_nano,omitempty"`
@@ -563,7 +682,7 @@ type EntryState struct {
 
 func (x *EntryState) Reset() {
 	*x = EntryState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +694,7 @@ func (x *EntryState) String() string {
 func (*EntryState) ProtoMessage() {}
 
 func (x *EntryState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,10 +707,10 @@ func (x *EntryState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryState.ProtoReflect.Descriptor instead.
 func (*EntryState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *EntryState) GetLimit() *v1.Limit {
+func (x *EntryState) GetLimit() *v11.Limit {
 	if x != nil {
 		return x.Limit
 	}
@@ -657,7 +776,7 @@ type TenantState struct {
 
 func (x *TenantState) Reset() {
 	*x = TenantState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +788,7 @@ func (x *TenantState) String() string {
 func (*TenantState) ProtoMessage() {}
 
 func (x *TenantState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +801,7 @@ func (x *TenantState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantState.ProtoReflect.Descriptor instead.
 func (*TenantState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TenantState) GetTenant() string {
@@ -709,7 +828,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +840,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +853,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HandoffRequest) GetFrom() string {
@@ -759,7 +878,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +890,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +903,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 type PullRequest struct {
@@ -797,7 +916,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +928,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +941,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PullRequest) GetFrom() string {
@@ -848,7 +967,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +979,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +992,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PullResponse) GetTenants() []*TenantState {
@@ -887,7 +1006,12 @@ var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1dtollgate/v1/ratelimiter.proto\"\x8a\x02\n" +
+	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1ftollgate/config/v1/config.proto\x1a\x1dtollgate/v1/ratelimiter.proto\"(\n" +
+	"\fApplyRequest\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\"Y\n" +
+	"\rApplyResponse\x122\n" +
+	"\x06result\x18\x01 \x01(\v2\x1a.tollgate.config.v1.ResultR\x06result\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb6\x02\n" +
 	"\x0eForwardedCheck\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12#\n" +
 	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x12\n" +
@@ -895,7 +1019,9 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\tpull_from\x18\x04 \x01(\tR\bpullFrom\x12\x12\n" +
 	"\x04hits\x18\x05 \x01(\x03R\x04hits\x12A\n" +
 	"\x0efailure_policy\x18\x06 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicy\x123\n" +
-	"\x06limits\x18\a \x03(\v2\x1b.tollgate.peer.v1.PeerLimitR\x06limits\"\xa4\x01\n" +
+	"\x06limits\x18\a \x03(\v2\x1b.tollgate.peer.v1.PeerLimitR\x06limits\x12\x12\n" +
+	"\x04plan\x18\b \x01(\bR\x04plan\x12\x16\n" +
+	"\x06tokens\x18\t \x01(\x03R\x06tokens\"\xa4\x01\n" +
 	"\tPeerLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x16.tollgate.v1.AlgorithmR\talgorithm\x12\x14\n" +
@@ -949,14 +1075,15 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\"G\n" +
 	"\fPullResponse\x127\n" +
-	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\x9a\x03\n" +
+	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\xe4\x03\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
 	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12\\\n" +
 	"\vCheckStream\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse(\x010\x01\x12N\n" +
 	"\aHandoff\x12 .tollgate.peer.v1.HandoffRequest\x1a!.tollgate.peer.v1.HandoffResponse\x12E\n" +
 	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
-	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
+	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponse\x12H\n" +
+	"\x05Apply\x12\x1e.tollgate.peer.v1.ApplyRequest\x1a\x1f.tollgate.peer.v1.ApplyResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_tollgate_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -970,54 +1097,60 @@ func file_tollgate_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_tollgate_peer_v1_peer_proto_rawDescData
 }
 
-var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tollgate_peer_v1_peer_proto_goTypes = []any{
-	(*ForwardedCheck)(nil),     // 0: tollgate.peer.v1.ForwardedCheck
-	(*PeerLimit)(nil),          // 1: tollgate.peer.v1.PeerLimit
-	(*CheckBatchRequest)(nil),  // 2: tollgate.peer.v1.CheckBatchRequest
-	(*CheckResult)(nil),        // 3: tollgate.peer.v1.CheckResult
-	(*PeerStatus)(nil),         // 4: tollgate.peer.v1.PeerStatus
-	(*CheckBatchResponse)(nil), // 5: tollgate.peer.v1.CheckBatchResponse
-	(*Lease)(nil),              // 6: tollgate.peer.v1.Lease
-	(*EntryState)(nil),         // 7: tollgate.peer.v1.EntryState
-	(*TenantState)(nil),        // 8: tollgate.peer.v1.TenantState
-	(*HandoffRequest)(nil),     // 9: tollgate.peer.v1.HandoffRequest
-	(*HandoffResponse)(nil),    // 10: tollgate.peer.v1.HandoffResponse
-	(*PullRequest)(nil),        // 11: tollgate.peer.v1.PullRequest
-	(*PullResponse)(nil),       // 12: tollgate.peer.v1.PullResponse
-	(v1.FailurePolicy)(0),      // 13: tollgate.v1.FailurePolicy
-	(v1.Algorithm)(0),          // 14: tollgate.v1.Algorithm
-	(*v1.Limit)(nil),           // 15: tollgate.v1.Limit
-	(*v1.ReleaseRequest)(nil),  // 16: tollgate.v1.ReleaseRequest
-	(*v1.ReleaseResponse)(nil), // 17: tollgate.v1.ReleaseResponse
+	(*ApplyRequest)(nil),        // 0: tollgate.peer.v1.ApplyRequest
+	(*ApplyResponse)(nil),       // 1: tollgate.peer.v1.ApplyResponse
+	(*ForwardedCheck)(nil),      // 2: tollgate.peer.v1.ForwardedCheck
+	(*PeerLimit)(nil),           // 3: tollgate.peer.v1.PeerLimit
+	(*CheckBatchRequest)(nil),   // 4: tollgate.peer.v1.CheckBatchRequest
+	(*CheckResult)(nil),         // 5: tollgate.peer.v1.CheckResult
+	(*PeerStatus)(nil),          // 6: tollgate.peer.v1.PeerStatus
+	(*CheckBatchResponse)(nil),  // 7: tollgate.peer.v1.CheckBatchResponse
+	(*Lease)(nil),               // 8: tollgate.peer.v1.Lease
+	(*EntryState)(nil),          // 9: tollgate.peer.v1.EntryState
+	(*TenantState)(nil),         // 10: tollgate.peer.v1.TenantState
+	(*HandoffRequest)(nil),      // 11: tollgate.peer.v1.HandoffRequest
+	(*HandoffResponse)(nil),     // 12: tollgate.peer.v1.HandoffResponse
+	(*PullRequest)(nil),         // 13: tollgate.peer.v1.PullRequest
+	(*PullResponse)(nil),        // 14: tollgate.peer.v1.PullResponse
+	(*v1.Result)(nil),           // 15: tollgate.config.v1.Result
+	(v11.FailurePolicy)(0),      // 16: tollgate.v1.FailurePolicy
+	(v11.Algorithm)(0),          // 17: tollgate.v1.Algorithm
+	(*v11.Limit)(nil),           // 18: tollgate.v1.Limit
+	(*v11.ReleaseRequest)(nil),  // 19: tollgate.v1.ReleaseRequest
+	(*v11.ReleaseResponse)(nil), // 20: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
-	13, // 0: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
-	1,  // 1: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
-	14, // 2: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
-	0,  // 3: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
-	4,  // 4: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
-	3,  // 5: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
-	15, // 6: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
-	6,  // 7: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
-	7,  // 8: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
-	8,  // 9: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
-	8,  // 10: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
-	2,  // 11: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	2,  // 12: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
-	9,  // 13: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	11, // 14: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	16, // 15: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	5,  // 16: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	5,  // 17: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
-	10, // 18: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	12, // 19: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	17, // 20: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
+	16, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	3,  // 2: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
+	17, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
+	2,  // 4: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
+	6,  // 5: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
+	5,  // 6: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
+	18, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
+	8,  // 8: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
+	9,  // 9: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
+	10, // 10: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
+	10, // 11: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
+	4,  // 12: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
+	4,  // 13: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	11, // 14: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	13, // 15: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	19, // 16: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	0,  // 17: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
+	7,  // 18: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	7,  // 19: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	12, // 20: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	14, // 21: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	20, // 22: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	1,  // 23: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_peer_v1_peer_proto_init() }
@@ -1031,7 +1164,7 @@ func file_tollgate_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_peer_v1_peer_proto_rawDesc), len(file_tollgate_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

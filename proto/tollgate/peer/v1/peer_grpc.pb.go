@@ -25,6 +25,7 @@ const (
 	Peer_Handoff_FullMethodName     = "/tollgate.peer.v1.Peer/Handoff"
 	Peer_Pull_FullMethodName        = "/tollgate.peer.v1.Peer/Pull"
 	Peer_Release_FullMethodName     = "/tollgate.peer.v1.Peer/Release"
+	Peer_Apply_FullMethodName       = "/tollgate.peer.v1.Peer/Apply"
 )
 
 // PeerClient is the client API for Peer service.
@@ -49,6 +50,9 @@ type PeerClient interface {
 	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (*PullResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(ctx context.Context, in *v1.ReleaseRequest, opts ...grpc.CallOption) (*v1.ReleaseResponse, error)
+	// Apply hands a configuration write to the Raft leader, which answers
+	// once the write is committed and applied there.
+	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
 }
 
 type peerClient struct {
@@ -112,6 +116,16 @@ func (c *peerClient) Release(ctx context.Context, in *v1.ReleaseRequest, opts ..
 	return out, nil
 }
 
+func (c *peerClient) Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyResponse)
+	err := c.cc.Invoke(ctx, Peer_Apply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -134,6 +148,9 @@ type PeerServer interface {
 	Pull(context.Context, *PullRequest) (*PullResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error)
+	// Apply hands a configuration write to the Raft leader, which answers
+	// once the write is committed and applied there.
+	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -158,6 +175,9 @@ func (UnimplementedPeerServer) Pull(context.Context, *PullRequest) (*PullRespons
 }
 func (UnimplementedPeerServer) Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedPeerServer) Apply(context.Context, *ApplyRequest) (*ApplyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -259,6 +279,24 @@ func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Apply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Apply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Apply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Apply(ctx, req.(*ApplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -281,6 +319,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _Peer_Release_Handler,
+		},
+		{
+			MethodName: "Apply",
+			Handler:    _Peer_Apply_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

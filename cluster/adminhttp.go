@@ -1,0 +1,439 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
+// AdminAuth says who may use the admin API: holders of Token, or anyone if
+// Open (tollgate dev only). With neither, the admin API is off.
+type AdminAuth struct {
+	Token string
+	Open  bool
+}
+
+// allows checks an "Authorization: Bearer" value in constant time.
+func (a AdminAuth) allows(header string) bool {
+	if a.Open {
+		return true
+	}
+	given, ok := strings.CutPrefix(header, "Bearer ")
+	if a.Token == "" || !ok {
+		return false
+	}
+	// Hashing first makes the comparison independent of the lengths too.
+	x, y := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(a.Token))
+	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
+}
+
+// adminRoutes mounts the admin API on mux.
+func (n *Node) adminRoutes(mux *http.ServeMux) {
+	h := func(pattern string, fn func(*http.Request) (int, any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if !n.cfg.Admin.Open && n.cfg.Admin.Token == "" {
+				writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "admin_disabled",
+					Message: "the admin API is off on this node: start it with --admin-token or TOLLGATE_ADMIN_TOKEN"}})
+				return
+			}
+			if !n.cfg.Admin.allows(r.Header.Get("Authorization")) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
+				writeJSON(w, http.StatusUnauthorized, errorJSON{errorBody{Code: "unauthorized", Message: "missing or wrong admin token"}})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+			code, out, err := fn(r)
+			if err != nil {
+				n.writeError(w, err)
+				return
+			}
+			writeJSON(w, code, out)
+		})
+	}
+	get := func(pattern string, fn func(*http.Request) (any, error)) {
+		h(pattern, func(r *http.Request) (int, any, error) { out, err := fn(r); return http.StatusOK, out, err })
+	}
+
+	get("GET /admin/v1/plans", func(*http.Request) (any, error) {
+		return listJSON("plans", sortedValues(n.Config().plans), planToJSON), nil
+	})
+	get("GET /admin/v1/plans/{name}", func(r *http.Request) (any, error) {
+		return found(n.Config().Plan(r.PathValue("name")))(planToJSON, "plan", r.PathValue("name"))
+	})
+	h("POST /admin/v1/plans", func(r *http.Request) (int, any, error) {
+		return putJSON(r, "", planFromJSON, func(p *configv1.Plan) (*configv1.Plan, error) {
+			return n.putPlan(r.Context(), p, putMode{create: true})
+		}, planToJSON, http.StatusCreated)
+	})
+	h("PUT /admin/v1/plans/{name}", func(r *http.Request) (int, any, error) {
+		return putJSON(r, r.PathValue("name"), planFromJSON, func(p *configv1.Plan) (*configv1.Plan, error) {
+			return n.putPlan(r.Context(), p, putMode{})
+		}, planToJSON, http.StatusOK)
+	})
+	h("DELETE /admin/v1/plans/{name}", n.deleteHandler("plan"))
+
+	get("GET /admin/v1/tenants", func(*http.Request) (any, error) {
+		return listJSON("tenants", sortedValues(n.Config().tenants), tenantToJSON), nil
+	})
+	get("GET /admin/v1/tenants/{id}", func(r *http.Request) (any, error) {
+		return found(n.Config().Tenant(r.PathValue("id")))(tenantToJSON, "tenant", r.PathValue("id"))
+	})
+	h("POST /admin/v1/tenants", func(r *http.Request) (int, any, error) {
+		return putJSON(r, "", tenantFromJSON, func(t *configv1.Tenant) (*configv1.Tenant, error) {
+			return n.putTenant(r.Context(), t, putMode{create: true})
+		}, tenantToJSON, http.StatusCreated)
+	})
+	h("PUT /admin/v1/tenants/{id}", func(r *http.Request) (int, any, error) {
+		return putJSON(r, r.PathValue("id"), tenantFromJSON, func(t *configv1.Tenant) (*configv1.Tenant, error) {
+			return n.putTenant(r.Context(), t, putMode{})
+		}, tenantToJSON, http.StatusOK)
+	})
+	h("DELETE /admin/v1/tenants/{id}", n.deleteHandler("tenant"))
+	get("GET /admin/v1/tenants/{id}/usage", func(r *http.Request) (any, error) {
+		rep, err := n.usageReport(r.PathValue("id"), r.URL.Query().Get("month"))
+		if err != nil {
+			return nil, err
+		}
+		return usageReportToJSON(rep), nil
+	})
+
+	createKey := func(r *http.Request, tenant string) (int, any, error) {
+		var in struct {
+			Tenant string `json:"tenant"`
+			Name   string `json:"name"`
+		}
+		if r.ContentLength != 0 {
+			if err := decodeJSON(r.Body, &in); err != nil && !errors.Is(err, io.EOF) {
+				return 0, nil, err
+			}
+		}
+		if tenant == "" {
+			tenant = in.Tenant
+		}
+		if tenant == "" {
+			return 0, nil, fieldErr("tenant", "is required")
+		}
+		k, secret, err := n.createKey(r.Context(), tenant, in.Name)
+		if err != nil {
+			return 0, nil, err
+		}
+		out := keyToJSON(k)
+		out.Key = secret
+		return http.StatusCreated, out, nil
+	}
+	h("POST /admin/v1/keys", func(r *http.Request) (int, any, error) { return createKey(r, "") })
+	h("POST /admin/v1/tenants/{id}/keys", func(r *http.Request) (int, any, error) { return createKey(r, r.PathValue("id")) })
+	listKeys := func(tenant string) (any, error) {
+		if _, ok := n.Config().Tenant(tenant); tenant != "" && !ok {
+			return nil, status.Errorf(codes.NotFound, "tenant %q not found", tenant)
+		}
+		return listJSON("keys", n.keysOf(tenant), keyToJSON), nil
+	}
+	get("GET /admin/v1/keys", func(r *http.Request) (any, error) { return listKeys(r.URL.Query().Get("tenant")) })
+	get("GET /admin/v1/tenants/{id}/keys", func(r *http.Request) (any, error) { return listKeys(r.PathValue("id")) })
+	revoke := func(r *http.Request) (any, error) {
+		k, err := n.revokeKey(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		return keyToJSON(k), nil
+	}
+	get("DELETE /admin/v1/keys/{id}", revoke)
+	get("POST /admin/v1/keys/{id}/revoke", revoke)
+
+	get("GET /admin/v1/providers", func(*http.Request) (any, error) {
+		return listJSON("providers", sortedValues(n.Config().providers), providerToJSON), nil
+	})
+	get("GET /admin/v1/providers/{name}", func(r *http.Request) (any, error) {
+		return found(n.Config().Provider(r.PathValue("name")))(providerToJSON, "provider", r.PathValue("name"))
+	})
+	h("POST /admin/v1/providers", func(r *http.Request) (int, any, error) {
+		return putJSON(r, "", providerFromJSON, func(p *configv1.Provider) (*configv1.Provider, error) {
+			return n.putProvider(r.Context(), p, putMode{create: true})
+		}, providerToJSON, http.StatusCreated)
+	})
+	h("PUT /admin/v1/providers/{name}", func(r *http.Request) (int, any, error) {
+		return putJSON(r, r.PathValue("name"), providerFromJSON, func(p *configv1.Provider) (*configv1.Provider, error) {
+			return n.putProvider(r.Context(), p, putMode{})
+		}, providerToJSON, http.StatusOK)
+	})
+	h("DELETE /admin/v1/providers/{name}", n.deleteHandler("provider"))
+
+	get("GET /admin/v1/status", func(*http.Request) (any, error) { return n.raftStatus(), nil })
+}
+
+func (n *Node) deleteHandler(kind string) func(*http.Request) (int, any, error) {
+	return func(r *http.Request) (int, any, error) {
+		name := r.PathValue("name")
+		if kind == "tenant" {
+			name = r.PathValue("id")
+		}
+		if err := n.write(r.Context(), deletion(kind, name)); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]string{"deleted": name}, nil
+	}
+}
+
+// found turns a lookup into a JSON answer or a 404.
+func found[T any](v T, ok bool) func(conv func(T) any, kind, name string) (any, error) {
+	return func(conv func(T) any, kind, name string) (any, error) {
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "%s %q not found", kind, name)
+		}
+		return conv(v), nil
+	}
+}
+
+func listJSON[T any, J any](key string, items []T, conv func(T) J) map[string][]J {
+	out := make([]J, len(items))
+	for i, it := range items {
+		out[i] = conv(it)
+	}
+	return map[string][]J{key: out}
+}
+
+// putJSON decodes a body into T, takes the name from the path if the body
+// has none (and refuses a body that names another), and stores it.
+func putJSON[T any, J any](r *http.Request, pathName string, from func(io.Reader, string) (T, error),
+	store func(T) (T, error), to func(T) J, code int) (int, any, error) {
+	v, err := from(r.Body, pathName)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err = store(v)
+	if err != nil {
+		return 0, nil, err
+	}
+	return code, to(v), nil
+}
+
+// nameFromPath reconciles a body's name with the one in the path.
+func nameFromPath(field string, body *string, path string) error {
+	switch {
+	case path == "":
+	case *body == "":
+		*body = path
+	case *body != path:
+		return fieldErr(field, "%q differs from %q in the path", *body, path)
+	}
+	return nil
+}
+
+// JSON shapes of the admin API. A limit of 0 means no limit; prices are
+// dollars per million tokens; times are RFC 3339.
+
+type planJSON struct {
+	Name              string   `json:"name"`
+	RequestsPerMinute int64    `json:"requests_per_minute"`
+	TokensPerMinute   int64    `json:"tokens_per_minute"`
+	TokensPerMonth    int64    `json:"tokens_per_month"`
+	MaxConcurrent     int64    `json:"max_concurrent"`
+	Priority          int32    `json:"priority"`
+	FailurePolicy     string   `json:"failure_policy"`
+	AllowedModels     []string `json:"allowed_models"`
+}
+
+func planToJSON(p *configv1.Plan) any {
+	return planJSON{p.GetName(), p.GetRequestsPerMinute(), p.GetTokensPerMinute(), p.GetTokensPerMonth(),
+		p.GetMaxConcurrent(), p.GetPriority(), p.GetFailurePolicy(), nonNil(p.GetAllowedModels())}
+}
+
+func planFromJSON(r io.Reader, path string) (*configv1.Plan, error) {
+	var in planJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	if err := nameFromPath("name", &in.Name, path); err != nil {
+		return nil, err
+	}
+	return &configv1.Plan{Name: in.Name, RequestsPerMinute: in.RequestsPerMinute, TokensPerMinute: in.TokensPerMinute,
+		TokensPerMonth: in.TokensPerMonth, MaxConcurrent: in.MaxConcurrent, Priority: in.Priority,
+		FailurePolicy: in.FailurePolicy, AllowedModels: in.AllowedModels}, nil
+}
+
+type overridesJSON struct {
+	RequestsPerMinute *int64  `json:"requests_per_minute,omitempty"`
+	TokensPerMinute   *int64  `json:"tokens_per_minute,omitempty"`
+	TokensPerMonth    *int64  `json:"tokens_per_month,omitempty"`
+	MaxConcurrent     *int64  `json:"max_concurrent,omitempty"`
+	Priority          *int32  `json:"priority,omitempty"`
+	FailurePolicy     *string `json:"failure_policy,omitempty"`
+}
+
+type tenantJSON struct {
+	ID             string         `json:"id"`
+	Name           string         `json:"name"`
+	Plan           string         `json:"plan"`
+	Overrides      *overridesJSON `json:"overrides,omitempty"`
+	Status         string         `json:"status"`
+	AllowedModels  []string       `json:"allowed_models"`
+	AllowedOrigins []string       `json:"allowed_origins"`
+	CreatedAt      *time.Time     `json:"created_at,omitempty"`
+}
+
+func tenantToJSON(t *configv1.Tenant) any {
+	out := tenantJSON{ID: t.GetId(), Name: t.GetName(), Plan: t.GetPlan(), Status: "active",
+		AllowedModels: nonNil(t.GetAllowedModels()), AllowedOrigins: nonNil(t.GetAllowedOrigins()), CreatedAt: timeOf(t.GetCreatedNanos())}
+	if t.GetSuspended() {
+		out.Status = "suspended"
+	}
+	if o := t.GetOverrides(); o != nil {
+		out.Overrides = &overridesJSON{o.RequestsPerMinute, o.TokensPerMinute, o.TokensPerMonth, o.MaxConcurrent, o.Priority, o.FailurePolicy}
+	}
+	return out
+}
+
+func tenantFromJSON(r io.Reader, path string) (*configv1.Tenant, error) {
+	var in tenantJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	if err := nameFromPath("id", &in.ID, path); err != nil {
+		return nil, err
+	}
+	t := &configv1.Tenant{Id: in.ID, Name: in.Name, Plan: in.Plan, AllowedModels: in.AllowedModels, AllowedOrigins: in.AllowedOrigins}
+	switch in.Status {
+	case "", "active":
+	case "suspended":
+		t.Suspended = true
+	default:
+		return nil, fieldErr("status", "%q is not active or suspended", in.Status)
+	}
+	if o := in.Overrides; o != nil {
+		t.Overrides = &configv1.Overrides{RequestsPerMinute: o.RequestsPerMinute, TokensPerMinute: o.TokensPerMinute,
+			TokensPerMonth: o.TokensPerMonth, MaxConcurrent: o.MaxConcurrent, Priority: o.Priority, FailurePolicy: o.FailurePolicy}
+	}
+	return t, nil
+}
+
+type keyJSON struct {
+	ID        string     `json:"id"`
+	Prefix    string     `json:"prefix"`
+	Tenant    string     `json:"tenant"`
+	Name      string     `json:"name,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Revoked   bool       `json:"revoked"`
+	// Key is the key itself, only in the answer that creates it.
+	Key string `json:"key,omitempty"`
+}
+
+func keyToJSON(k *configv1.APIKey) keyJSON {
+	return keyJSON{ID: k.GetId(), Prefix: k.GetId(), Tenant: k.GetTenant(), Name: k.GetName(),
+		CreatedAt: timeOf(k.GetCreatedNanos()), RevokedAt: timeOf(k.GetRevokedNanos()), Revoked: k.GetRevokedNanos() != 0}
+}
+
+type providerJSON struct {
+	Name                      string   `json:"name"`
+	BaseURL                   string   `json:"base_url"`
+	APIKeyEnv                 string   `json:"api_key_env"`
+	Models                    []string `json:"models"`
+	PromptPricePerMillion     float64  `json:"prompt_price_per_million"`
+	CompletionPricePerMillion float64  `json:"completion_price_per_million"`
+}
+
+func providerToJSON(p *configv1.Provider) any {
+	return providerJSON{p.GetName(), p.GetBaseUrl(), p.GetApiKeyEnv(), nonNil(p.GetModels()),
+		dollars(p.GetPromptPriceMicros()), dollars(p.GetCompletionPriceMicros())}
+}
+
+func providerFromJSON(r io.Reader, path string) (*configv1.Provider, error) {
+	var in providerJSON
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	if err := nameFromPath("name", &in.Name, path); err != nil {
+		return nil, err
+	}
+	prompt, err := micros("prompt_price_per_million", in.PromptPricePerMillion)
+	if err != nil {
+		return nil, err
+	}
+	completion, err := micros("completion_price_per_million", in.CompletionPricePerMillion)
+	if err != nil {
+		return nil, err
+	}
+	return &configv1.Provider{Name: in.Name, BaseUrl: in.BaseURL, ApiKeyEnv: in.APIKeyEnv, Models: in.Models,
+		PromptPriceMicros: prompt, CompletionPriceMicros: completion}, nil
+}
+
+type usageJSON struct {
+	Requests         int64   `json:"requests"`
+	Tokens           int64   `json:"tokens"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	CostMicros       int64   `json:"cost_micros"`
+	CostUSD          float64 `json:"cost_usd"`
+}
+
+func usageToJSON(u *configv1.Usage) usageJSON {
+	return usageJSON{u.GetRequests(), u.GetTokens(), u.GetPromptTokens(), u.GetCompletionTokens(), u.GetCostMicros(), dollars(u.GetCostMicros())}
+}
+
+type usageReportJSON struct {
+	Tenant string    `json:"tenant"`
+	Month  string    `json:"month"`
+	Total  usageJSON `json:"total"`
+	Models []struct {
+		Model string `json:"model"`
+		usageJSON
+	} `json:"models"`
+	Days []struct {
+		Day   string `json:"day"`
+		Model string `json:"model"`
+		usageJSON
+	} `json:"days"`
+}
+
+func usageReportToJSON(r *configv1.UsageReport) usageReportJSON {
+	out := usageReportJSON{Tenant: r.GetTenant(), Month: r.GetMonth(), Total: usageToJSON(r.GetTotal())}
+	for _, m := range r.GetModels() {
+		out.Models = append(out.Models, struct {
+			Model string `json:"model"`
+			usageJSON
+		}{m.GetModel(), usageToJSON(m.GetUsage())})
+	}
+	for _, d := range r.GetDays() {
+		out.Days = append(out.Days, struct {
+			Day   string `json:"day"`
+			Model string `json:"model"`
+			usageJSON
+		}{d.GetDay(), d.GetModel(), usageToJSON(d.GetUsage())})
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func timeOf(nanos int64) *time.Time {
+	if nanos == 0 {
+		return nil
+	}
+	t := time.Unix(0, nanos).UTC()
+	return &t
+}
+
+func dollars(micros int64) float64 { return float64(micros) / 1e6 }
+
+func micros(field string, dollars float64) (int64, error) {
+	if dollars < 0 || math.IsNaN(dollars) || dollars > 1e9 {
+		return 0, fieldErr(field, "must be between 0 and 1e9 dollars")
+	}
+	return int64(math.Round(dollars * 1e6)), nil
+}

@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"maps"
+
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
+// ConfigView is one immutable version of the replicated configuration.
+// The FSM swaps in a new view on every change; readers load the current
+// one without a lock and never wait on the network. Nothing reachable from
+// a view is modified after it is published.
+type ConfigView struct {
+	plans     map[string]*configv1.Plan
+	tenants   map[string]*configv1.Tenant
+	keys      map[string]*configv1.APIKey   // by id (display prefix)
+	keyHashes map[[32]byte]*configv1.APIKey // by SHA-256 of the key
+	providers map[string]*configv1.Provider
+	seeded    bool
+}
+
+func emptyView() *ConfigView {
+	return &ConfigView{
+		plans:     map[string]*configv1.Plan{},
+		tenants:   map[string]*configv1.Tenant{},
+		keys:      map[string]*configv1.APIKey{},
+		keyHashes: map[[32]byte]*configv1.APIKey{},
+		providers: map[string]*configv1.Provider{},
+	}
+}
+
+// clone copies the maps (not the values, which are never modified) so the
+// FSM can change the copy and publish it.
+func (v *ConfigView) clone() *ConfigView {
+	return &ConfigView{
+		plans:     maps.Clone(v.plans),
+		tenants:   maps.Clone(v.tenants),
+		keys:      maps.Clone(v.keys),
+		keyHashes: maps.Clone(v.keyHashes),
+		providers: maps.Clone(v.providers),
+		seeded:    v.seeded,
+	}
+}
+
+// Plan, Tenant and Provider look up one entry; the result must not be
+// modified.
+func (v *ConfigView) Plan(name string) (*configv1.Plan, bool) {
+	p, ok := v.plans[name]
+	return p, ok
+}
+
+func (v *ConfigView) Tenant(id string) (*configv1.Tenant, bool) {
+	t, ok := v.tenants[id]
+	return t, ok
+}
+
+func (v *ConfigView) Provider(name string) (*configv1.Provider, bool) {
+	p, ok := v.providers[name]
+	return p, ok
+}
+
+// VerifyKey returns the live key whose plaintext is secret. Only hashes
+// are stored: the map finds the candidate by hash, and the hashes are
+// compared once more in constant time.
+func (v *ConfigView) VerifyKey(secret string) (*configv1.APIKey, bool) {
+	sum := sha256.Sum256([]byte(secret))
+	k, ok := v.keyHashes[sum]
+	if !ok || k.GetRevokedNanos() != 0 || subtle.ConstantTimeCompare(k.GetSha256(), sum[:]) != 1 {
+		return nil, false
+	}
+	return k, true
+}

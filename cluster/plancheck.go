@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tollgate/tollgate/limiter"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
+// ErrUnknownTenant means a plan check or key names a tenant the
+// configuration does not have.
+var ErrUnknownTenant = errors.New("unknown tenant")
+
+// ErrTenantSuspended means the tenant exists but is suspended: nothing it
+// asks for is admitted.
+var ErrTenantSuspended = errors.New("tenant suspended")
+
+// Config returns the node's current copy of the replicated configuration.
+// It never waits on the network.
+func (n *Node) Config() *ConfigView { return n.fsm.view.Load() }
+
+// resolvePlan fills in a plan check's limits and failure policy from the
+// tenant's plan and overrides in this node's configuration.
+func (n *Node) resolvePlan(req *CheckRequest) error {
+	v := n.Config()
+	t, ok := v.Tenant(req.Tenant)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTenant, req.Tenant)
+	}
+	if t.GetSuspended() {
+		return fmt.Errorf("%w: %q", ErrTenantSuspended, req.Tenant)
+	}
+	p, ok := v.Plan(t.GetPlan())
+	if !ok {
+		return fmt.Errorf("%w: %q has plan %q, which does not exist", ErrUnknownTenant, req.Tenant, t.GetPlan())
+	}
+	eff := EffectivePlan(p, t)
+	req.Limits = planLimits(eff)
+	policy, err := ParseFailurePolicy(eff.GetFailurePolicy())
+	if err != nil {
+		policy = PolicyLocal
+	}
+	req.FailurePolicy = policy
+	return nil
+}
+
+// now is the time the node's limiter runs on.
+func (n *Node) now() time.Time {
+	if n.cfg.Clock != nil {
+		return n.cfg.Clock.Now()
+	}
+	return time.Now()
+}
+
+// decideOwned decides req in the store of owned tenants. For a plan check
+// the monthly budget left is the plan's budget less the usage the ledger
+// has committed this month; the store's month entry holds the rest (what
+// this node has admitted and not flushed yet). Admitted plan usage is
+// recorded for the next flush.
+func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
+	month := slices.IndexFunc(req.Limits, func(l limiter.Limit) bool { return l.Name == LimitTokensPerMonth })
+	if !req.Plan || month < 0 {
+		resp, err := n.decideIn(n.store, req)
+		if err == nil && req.Plan && resp.Allowed {
+			n.recordUsage(req, -1, 0)
+		}
+		return resp, err
+	}
+	now := n.now().UTC()
+	budget := req.Limits[month].Limit
+	left := budget - n.fsm.monthUsage(req.Tenant, now.Format("2006-01")).GetTokens()
+	exhausted := left <= 0 && req.Tokens > 0
+	local := *req
+	local.Limits = slices.Clone(req.Limits)
+	local.Limits[month].Limit = max(left, 1)
+	if exhausted {
+		local.Hits, local.Tokens = 0, 0 // only look
+	}
+	resp, err := n.decideIn(n.store, &local)
+	if err != nil {
+		return nil, err
+	}
+	st := &resp.Limits[month]
+	st.Limit = budget
+	if exhausted {
+		untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
+		resp.Allowed, st.Allowed, st.Remaining, st.RetryAfter, st.ResetAfter = false, false, 0, untilNext, untilNext
+	}
+	if resp.Allowed {
+		n.recordUsage(req, st.Window, req.Tokens)
+	}
+	return resp, nil
+}
+
+// recordUsage notes an admitted plan check's usage for the next flush;
+// charged tokens were counted in this node's month entry (window).
+func (n *Node) recordUsage(req *CheckRequest, window, charged int64) {
+	day := n.now().UTC().Format("2006-01-02")
+	n.usage.add(dayKey{tenant: req.Tenant, day: day}, &configv1.Usage{Requests: req.Hits, Tokens: req.Tokens}, window, charged)
+}

@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// raftSetup says where a node's Raft state lives and how it is reached.
+type raftSetup struct {
+	name string
+	// listen is the address the transport binds; gossip helps choose the
+	// address to advertise when listen's host is unspecified.
+	listen, gossip string
+	// dataDir holds raft.db (log and stable store, bbolt) and snapshots/;
+	// inMemory keeps both in memory instead.
+	dataDir  string
+	inMemory bool
+	log      *slog.Logger
+}
+
+// consensus is a node's Raft instance and what it must close.
+type consensus struct {
+	raft      *raft.Raft
+	fsm       *fsm
+	transport *raft.NetworkTransport
+	addr      string // advertised
+	// hadState says the node found a log or snapshot at start: it is (or
+	// was) a member already, and must not bootstrap.
+	hadState bool
+	closers  []io.Closer
+}
+
+// openRaft starts Raft over a TCP transport, with the log store the setup
+// names. This is the only place that knows which log store is in use.
+func openRaft(s raftSetup, f *fsm) (*consensus, error) {
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:        "raft",
+		Level:       hclog.Info,
+		Output:      &raftLogWriter{log: s.log.With("component", "raft")},
+		DisableTime: true,
+	})
+	// A transport bound to a specific host advertises what it bound (port
+	// 0 picks one); one bound to all interfaces advertises the address
+	// advertise() chooses.
+	var adv net.Addr
+	if host, port, err := net.SplitHostPort(s.listen); err != nil {
+		return nil, fmt.Errorf("raft-addr: %w", err)
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if port == "0" {
+			return nil, fmt.Errorf("raft-addr: %q: port 0 needs a specific host", s.listen)
+		}
+		if adv, err = net.ResolveTCPAddr("tcp", advertise(s.listen, s.gossip)); err != nil {
+			return nil, fmt.Errorf("raft-addr: %w", err)
+		}
+	}
+	transport, err := raft.NewTCPTransportWithLogger(s.listen, adv, 3, 10*time.Second, logger)
+	if err != nil {
+		return nil, fmt.Errorf("raft-addr: %w", err)
+	}
+	c := &consensus{fsm: f, transport: transport, addr: string(transport.LocalAddr()), closers: []io.Closer{transport}}
+
+	var logs raft.LogStore
+	var stable raft.StableStore
+	var snaps raft.SnapshotStore
+	if s.inMemory {
+		store := raft.NewInmemStore()
+		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+			c.close()
+			return nil, fmt.Errorf("data-dir: %w", err)
+		}
+		store, err := raftboltdb.NewBoltStore(filepath.Join(s.dataDir, "raft.db"))
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("data-dir: opening the raft log: %w", err)
+		}
+		c.closers = append(c.closers, store)
+		if logs, err = raft.NewLogCache(512, store); err != nil {
+			c.close()
+			return nil, err
+		}
+		stable = store
+		if snaps, err = raft.NewFileSnapshotStoreWithLogger(s.dataDir, 2, logger); err != nil {
+			c.close()
+			return nil, fmt.Errorf("data-dir: %w", err)
+		}
+	}
+	if c.hadState, err = raft.HasExistingState(logs, stable, snaps); err != nil {
+		c.close()
+		return nil, err
+	}
+
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(s.name)
+	cfg.Logger = logger
+	// Loopback and LAN timings: a leader that loses its quorum steps down
+	// within LeaderLeaseTimeout, so a write without quorum fails well
+	// within 2 s, and a new leader is elected about a second after the
+	// old one dies.
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
+	cfg.CommitTimeout = 20 * time.Millisecond
+	if c.raft, err = raft.NewRaft(cfg, f, logs, stable, snaps, transport); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// shutdown stops Raft and closes its stores.
+func (c *consensus) shutdown() error {
+	err := c.raft.Shutdown().Error()
+	c.close()
+	return err
+}
+
+func (c *consensus) close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		_ = c.closers[i].Close()
+	}
+}
+
+// bootstrap starts a new cluster with servers as its voters. Raft refuses
+// it (ErrCantBootstrap) if this node already has state, which makes a
+// second bootstrap harmless.
+func (c *consensus) bootstrap(servers []raft.Server) error {
+	err := c.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// leader returns the current leader's ID, "" if none is known.
+func (c *consensus) leader() string {
+	_, id := c.raft.LeaderWithID()
+	return string(id)
+}
+
+func (c *consensus) isLeader() bool { return c.raft.State() == raft.Leader }
+
+// raftLogWriter turns hclog's "[LEVEL]  raft: message: k=v" lines into
+// leveled slog records.
+type raftLogWriter struct{ log *slog.Logger }
+
+func (w *raftLogWriter) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[TRACE]": slog.LevelDebug - 4, "[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERROR]": slog.LevelError} {
+		if bytes.HasPrefix(line, []byte(prefix)) {
+			level, line = l, bytes.TrimSpace(line[len(prefix):])
+			break
+		}
+	}
+	line = bytes.TrimPrefix(line, []byte("raft: "))
+	w.log.Log(context.Background(), level, string(line)) //nolint: a log line has no caller context
+	return len(p), nil
+}
