@@ -20,6 +20,7 @@ type testCluster struct {
 	clock   *limiter.ManualClock
 	forward ForwardConfig
 	log     *slog.Logger
+	raft    bool // nodes run Raft in memory and form one cluster
 
 	mu      sync.Mutex // traffic goroutines read the members while a test changes them
 	servers map[string]*Server
@@ -28,7 +29,13 @@ type testCluster struct {
 
 func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster {
 	t.Helper()
+	return startTestCluster(t, n, false, forward...)
+}
+
+func startTestCluster(t testing.TB, n int, withRaft bool, forward ...ForwardConfig) *testCluster {
+	t.Helper()
 	c := &testCluster{
+		raft:    withRaft,
 		t:       t,
 		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
 		servers: map[string]*Server{},
@@ -86,13 +93,14 @@ func (c *testCluster) add(name string) *Server {
 		join = []string{s.GossipAddr()}
 		break
 	}
-	srv, err := StartServer(c.t.Context(), ServerConfig{
-		APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0",
-		Node: Config{
-			NodeName: name, Clock: c.clock, Logger: c.log.With("node", name),
-			GossipAddr: "127.0.0.1:0", Join: join, Forward: c.forward,
-		},
-	})
+	cfg := Config{
+		NodeName: name, Clock: c.clock, Logger: c.log.With("node", name),
+		GossipAddr: "127.0.0.1:0", Join: join, Forward: c.forward,
+	}
+	if c.raft {
+		cfg.RaftListen, cfg.InMemory, cfg.Admin = "127.0.0.1:0", true, AdminAuth{Token: testAdminToken}
+	}
+	srv, err := StartServer(c.t.Context(), ServerConfig{APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Node: cfg})
 	if err != nil {
 		c.t.Fatal(err)
 	}

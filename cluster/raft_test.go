@@ -1,0 +1,381 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
+const testAdminToken = "test-admin-token"
+
+// newRaftCluster starts n nodes that form one Raft cluster, and waits
+// until every node has the default plans.
+func newRaftCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := startTestCluster(t, n, true)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("platinum"); return ok })
+	return c
+}
+
+// waitConfig waits until every running node's configuration satisfies ok.
+func (c *testCluster) waitConfig(ok func(*ConfigView) bool) {
+	c.t.Helper()
+	waitFor(c.t, 10*time.Second, "the configuration on every node", func() bool {
+		for _, s := range c.running() {
+			if !ok(s.Node.Config()) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// follower returns a running node that does not lead Raft.
+func (c *testCluster) follower() *Server {
+	c.t.Helper()
+	var out *Server
+	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+		leader := false
+		for _, s := range c.running() {
+			if s.Node.raft.isLeader() {
+				leader = true
+			} else {
+				out = s
+			}
+		}
+		return leader && out != nil
+	})
+	return out
+}
+
+// call sends an admin or API request to s and decodes the JSON answer.
+func call(t *testing.T, s *Server, method, path, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+s.APIAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && json.Unmarshal(data, out) != nil {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	return resp.StatusCode
+}
+
+func applyAll(t *testing.T, f *fsm, cmds ...*configv1.Command) {
+	t.Helper()
+	for _, cmd := range cmds {
+		data, err := proto.Marshal(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := f.Apply(&raft.Log{Index: f.applied.Load() + 1, Data: data}).(*configv1.Result); res.GetCode() != 0 {
+			t.Fatalf("%v: %s", cmd, res.GetMessage())
+		}
+	}
+}
+
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
+	f := newFSM()
+	sum := [32]byte{1, 2, 3}
+	rpm := int64(7)
+	applyAll(t, f,
+		&configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}},
+		&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "acme", Plan: "gold",
+			Overrides: &configv1.Overrides{RequestsPerMinute: &rpm}, AllowedOrigins: []string{"https://a.example"}}}},
+		&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "tg_abcdefgh", Tenant: "acme", Sha256: sum[:], CreatedNanos: 5}}},
+		&configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "openai", BaseUrl: "https://api.example", Models: []string{"m"}, PromptPriceMicros: 2_500_000}}},
+		&configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 3, Deltas: []*configv1.UsageDelta{
+			{Tenant: "acme", Model: "m", Day: "2026-11-24", Usage: &configv1.Usage{Requests: 2, Tokens: 300, CostMicros: 9}},
+			{Tenant: "acme", Day: "2026-11-25", Usage: &configv1.Usage{Requests: 1, Tokens: 50}},
+		}}}},
+	)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil || sink.cancelled {
+		t.Fatalf("persist: %v (cancelled %v)", err, sink.cancelled)
+	}
+	restored := newFSM()
+	if err := restored.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := f.state(), restored.state(); !proto.Equal(want, got) {
+		t.Fatalf("restored state differs:\nwant %v\ngot  %v", want, got)
+	}
+	if got := restored.monthUsage("acme", "2026-11"); got.GetTokens() != 350 || got.GetRequests() != 3 {
+		t.Fatalf("restored month usage = %v", got)
+	}
+	if k, ok := restored.view.Load().keyHashes[sum]; !ok || k.GetTenant() != "acme" {
+		t.Fatal("restored key is not found by its hash")
+	}
+}
+
+func TestFSMAppliesAUsageFlushOnceAndNeverShrinks(t *testing.T) {
+	f := newFSM()
+	flush := func(seq uint64, tokens int64) *configv1.Command {
+		return &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: seq,
+			Deltas: []*configv1.UsageDelta{{Tenant: "t", Day: "2026-11-01", Usage: &configv1.Usage{Tokens: tokens}}}}}}
+	}
+	applyAll(t, f, flush(1, 100), flush(1, 100), flush(2, -40), flush(3, 5))
+	if got := f.monthUsage("t", "2026-11").GetTokens(); got != 105 {
+		t.Fatalf("tokens = %d, want 105 (a retried flush once, a negative one ignored)", got)
+	}
+}
+
+func TestFSMRefusalsAreTypedAndChangeNothing(t *testing.T) {
+	f := newFSM()
+	applyAll(t, f, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
+	before := f.state()
+	for _, tc := range []struct {
+		cmd  *configv1.Command
+		code uint32
+	}{
+		{&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "x", Plan: "nope"}}}, 3},
+		{&configv1.Command{Op: &configv1.Command_PutPlan{PutPlan: &configv1.Plan{Name: "gold"}}, Create: true}, 6},
+		{&configv1.Command{Op: &configv1.Command_DeleteTenant{DeleteTenant: &configv1.DeleteTenant{Id: "x"}}}, 5},
+		{&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "k", Tenant: "x", Sha256: make([]byte, 32)}}}, 5},
+	} {
+		data, _ := proto.Marshal(tc.cmd)
+		res := f.Apply(&raft.Log{Index: 9, Data: data}).(*configv1.Result)
+		if res.GetCode() != tc.code {
+			t.Errorf("%v: code %d (%s), want %d", tc.cmd, res.GetCode(), res.GetMessage(), tc.code)
+		}
+	}
+	if !proto.Equal(before, f.state()) {
+		t.Fatal("a refused command changed the state")
+	}
+}
+
+func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	f := c.follower()
+	var tenant tenantJSON
+	if code := call(t, f, "POST", "/admin/v1/tenants", `{"id":"acme","name":"Acme","plan":"gold","overrides":{"requests_per_minute":5}}`, &tenant); code != 201 {
+		t.Fatalf("create tenant: %d %+v", code, tenant)
+	}
+	var key keyJSON
+	if code := call(t, f, "POST", "/admin/v1/tenants/acme/keys", `{"name":"ci"}`, &key); code != 201 || !strings.HasPrefix(key.Key, "tg_") || len(key.Key) < 3+43 {
+		t.Fatalf("create key: %d %+v", code, key)
+	}
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.VerifyKey(key.Key); return ok })
+	for _, s := range c.running() {
+		var got tenantJSON
+		if code := call(t, s, "GET", "/admin/v1/tenants/acme", "", &got); code != 200 || got.Plan != "gold" || *got.Overrides.RequestsPerMinute != 5 {
+			t.Fatalf("%s: tenant %d %+v", s.Node.Name(), code, got)
+		}
+	}
+	// The plan with its override applies whichever node is called.
+	admitted := 0
+	for i := range 8 {
+		var resp checkResponseJSON
+		if code := call(t, c.running()[i%3], "POST", "/v1/check", `{"tenant":"acme","requests":1,"tokens":10}`, &resp); code != 200 {
+			t.Fatalf("plan check: %d", code)
+		}
+		if resp.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 5 {
+		t.Fatalf("admitted %d of 8 against an override of 5 per minute", admitted)
+	}
+	// Revoked keys stop verifying everywhere.
+	if code := call(t, c.running()[2], "DELETE", "/admin/v1/keys/"+key.ID, "", nil); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.VerifyKey(key.Key); return !ok })
+}
+
+func TestAdminAPIRefusesBadInput(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	s := c.running()[0]
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		field              string
+	}{
+		{"POST", "/admin/v1/tenants", `{"id":"acme","plan":"diamond"}`, 400, "plan"},
+		{"POST", "/admin/v1/tenants", `{"id":"","plan":"gold"}`, 400, "id"},
+		{"POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","status":"sleeping"}`, 400, "status"},
+		{"POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"requests_per_minute":-1}}`, 400, "overrides.requests_per_minute"},
+		{"POST", "/admin/v1/plans", `{"name":"x","failure_policy":"maybe"}`, 400, "failure_policy"},
+		{"POST", "/admin/v1/plans", `{"name":"gold"}`, 409, ""},
+		{"POST", "/admin/v1/providers", `{"name":"p","base_url":"ftp://x","models":["m"]}`, 400, "base_url"},
+		{"POST", "/admin/v1/providers", `{"name":"p","base_url":"https://x","models":["m"],"api_key_env":"not valid"}`, 400, "api_key_env"},
+		{"GET", "/admin/v1/tenants/ghost", "", 404, ""},
+		{"POST", "/admin/v1/tenants/ghost/keys", "", 404, ""},
+		{"DELETE", "/admin/v1/keys/tg_nothere", "", 404, ""},
+		{"GET", "/admin/v1/tenants/ghost/usage?month=2026-13", "", 400, "month"},
+		{"POST", "/v1/check", `{"tenant":"ghost","requests":1}`, 404, ""},
+		{"POST", "/v1/check", `{"tenant":"t","tokens":5,"limits":[{"name":"a","limit":1,"period":"1s"}]}`, 400, "tokens"},
+	} {
+		var out errorJSON
+		code := call(t, s, tc.method, tc.path, tc.body, &out)
+		if code != tc.code || out.Error.Field != tc.field {
+			t.Errorf("%s %s %s: %d field %q (%s), want %d field %q", tc.method, tc.path, tc.body, code, out.Error.Field, out.Error.Message, tc.code, tc.field)
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+s.APIAddr()+"/admin/v1/plans", nil)
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d, want 401", resp.StatusCode)
+	}
+	if len(c.running()[0].Node.Config().tenants) != 0 {
+		t.Fatal("refused writes created a tenant")
+	}
+}
+
+func TestSuspendedTenantIsRefused(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	s := c.running()[0]
+	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"bronze","status":"suspended"}`, nil)
+	var out errorJSON
+	if code := call(t, s, "POST", "/v1/check", `{"tenant":"acme","requests":1}`, &out); code != 403 || out.Error.Code != "tenant_suspended" {
+		t.Fatalf("suspended tenant: %d %+v", code, out)
+	}
+}
+
+func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	s := c.follower()
+	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_month":1000}}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	check := func(i, tokens int) bool {
+		var resp checkResponseJSON
+		if code := call(t, c.running()[i%3], "POST", "/v1/check", fmt.Sprintf(`{"tenant":"acme","requests":1,"tokens":%d}`, tokens), &resp); code != 200 {
+			t.Fatalf("check: %d", code)
+		}
+		return resp.Allowed
+	}
+	if !check(0, 600) || check(1, 600) {
+		t.Fatal("600 then 600 against a budget of 1000: want admitted then denied")
+	}
+	// Once flushed, the ledger holds the 600 on every node, and the
+	// budget still holds: what was unflushed is now committed, once.
+	c.waitConfig(func(*ConfigView) bool { return true })
+	waitFor(t, 10*time.Second, "the usage to be committed on every node", func() bool {
+		for _, n := range c.running() {
+			if n.Node.fsm.monthUsage("acme", "2026-05").GetTokens() != 600 {
+				return false
+			}
+		}
+		return true
+	})
+	owner := c.server(s.Node.Owner("acme")).Node
+	waitFor(t, 10*time.Second, "the flushed tokens to leave the month entry", func() bool {
+		owner.usage.mu.Lock()
+		defer owner.usage.mu.Unlock()
+		return len(owner.usage.refunds) == 0 && owner.usage.inflight == nil
+	})
+	if check(2, 401) || !check(0, 400) || check(1, 1) {
+		t.Fatal("after the flush: 401 must be denied, 400 admitted, then nothing more")
+	}
+	waitFor(t, 10*time.Second, "the usage report to show both admitted checks", func() bool {
+		var rep usageReportJSON
+		code := call(t, s, "GET", "/admin/v1/tenants/acme/usage?month=2026-05", "", &rep)
+		return code == 200 && rep.Total.Requests == 2 && rep.Total.Tokens == 1000 && len(rep.Days) == 1 && rep.Days[0].Day == "2026-05-01"
+	})
+}
+
+func TestWritesWithoutQuorumFailFastWhileChecksGoOn(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	survivor := c.running()[0]
+	for _, s := range c.running()[1:] {
+		c.kill(s.Node.Name())
+	}
+	start := time.Now()
+	var out errorJSON
+	code := call(t, survivor, "POST", "/admin/v1/tenants", `{"id":"beta","plan":"gold"}`, &out)
+	took := time.Since(start)
+	if code != 503 || out.Error.Code != "no_quorum" {
+		t.Fatalf("write without quorum: %d %+v", code, out)
+	}
+	if took > 3*time.Second {
+		t.Fatalf("write without quorum took %s to fail", took)
+	}
+	t.Logf("write without quorum refused after %s", took)
+	var resp checkResponseJSON
+	if code := call(t, survivor, "POST", "/v1/check", `{"tenant":"acme","requests":1,"tokens":5}`, &resp); code != 200 || !resp.Allowed {
+		t.Fatalf("plan check without quorum: %d %+v", code, resp)
+	}
+	if code := call(t, survivor, "GET", "/admin/v1/tenants/acme", "", nil); code != 200 {
+		t.Fatalf("read without quorum: %d", code)
+	}
+}
+
+func TestRaftMembershipFollowsGossip(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	voters := func() []string {
+		for _, s := range c.running() {
+			if s.Node.raft.isLeader() {
+				return s.Node.raftStatus().Voters
+			}
+		}
+		return nil
+	}
+	c.add("node-4")
+	c.waitRing(4)
+	waitFor(t, 10*time.Second, "node-4 to become a voter", func() bool { return len(voters()) == 4 })
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("gold"); return ok })
+	c.leave("node-2")
+	waitFor(t, 10*time.Second, "node-2 to leave the voters", func() bool {
+		v := voters()
+		return len(v) == 3 && !strings.Contains(strings.Join(v, ","), "node-2")
+	})
+}
+
+func BenchmarkVerifyKey(b *testing.B) {
+	f := newFSM()
+	v := f.view.Load()
+	secrets := make([]string, 100_000)
+	for i := range secrets {
+		secrets[i] = newKeySecret()
+		sum := sha256Sum(secrets[i])
+		k := &configv1.APIKey{Id: secrets[i][:keyIDLen], Tenant: "t", Sha256: sum[:]}
+		v.keys[k.Id], v.keyHashes[sum] = k, k
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := v.VerifyKey(secrets[i%len(secrets)]); !ok {
+			b.Fatal("a stored key does not verify")
+		}
+	}
+}
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

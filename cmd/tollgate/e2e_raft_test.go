@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// durableNode is a `tollgate serve` with a data dir and fixed ports, so
+// that it can be killed and started again as the same member.
+type durableNode struct {
+	name, dir                 string
+	api, grpc, gossip, raftTo string
+	join                      []string
+	p                         *process
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newDurableCluster(t *testing.T, n int) []*durableNode {
+	nodes := make([]*durableNode, n)
+	for i := range nodes {
+		nodes[i] = &durableNode{name: fmt.Sprintf("d-%d", i+1), dir: t.TempDir(),
+			api: freeAddr(t), grpc: freeAddr(t), gossip: freeAddr(t), raftTo: freeAddr(t)}
+	}
+	for _, d := range nodes {
+		for _, o := range nodes {
+			if o != d {
+				d.join = append(d.join, o.gossip)
+			}
+		}
+	}
+	for _, d := range nodes {
+		d.start(t)
+	}
+	return nodes
+}
+
+func (d *durableNode) start(t *testing.T) {
+	t.Helper()
+	d.p = startServe(t, d.name, "--in-memory=false", "--data-dir", d.dir, "--bootstrap-expect", "3",
+		"--api-addr", d.api, "--grpc-addr", d.grpc, "--gossip-addr", d.gossip, "--raft-addr", d.raftTo,
+		"--join", strings.Join(d.join, ","))
+}
+
+func (d *durableNode) kill(t *testing.T) {
+	t.Helper()
+	_ = d.p.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-d.p.done
+	d.p.done <- err // for the cleanup
+}
+
+func (d *durableNode) stop(t *testing.T) {
+	t.Helper()
+	if err := d.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.p.done:
+		d.p.done <- err
+		if err != nil {
+			t.Fatalf("%s: exit after SIGTERM: %v", d.name, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop within 20s of SIGTERM", d.name)
+	}
+}
+
+// admin sends an admin API call with the e2e token and decodes the answer.
+func admin(addr, method, path, body string, out any) (int, error) {
+	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer e2e-secret")
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s: %w", data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tenantsOn lists the tenant ids a node has.
+func tenantsOn(d *durableNode) map[string]bool {
+	var out struct {
+		Tenants []struct {
+			ID string `json:"id"`
+		} `json:"tenants"`
+	}
+	if code, err := admin(d.api, "GET", "/admin/v1/tenants", "", &out); err != nil || code != 200 {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, t := range out.Tenants {
+		ids[t.ID] = true
+	}
+	return ids
+}
+
+// writeTenant creates a tenant through d, retrying while the cluster has no
+// leader yet; it returns once the write is acknowledged.
+func writeTenant(t *testing.T, d *durableNode, id string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "an acknowledged write of "+id, func() bool {
+		code, err := admin(d.api, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold"}`, id), nil)
+		return err == nil && (code == 201 || code == 409)
+	})
+}
+
+func TestConfigSurvivesKillingEveryNode(t *testing.T) {
+	nodes := newDurableCluster(t, 3)
+	acked := map[string]bool{}
+	for cycle := range 5 {
+		for i, d := range nodes {
+			id := fmt.Sprintf("c%d-n%d", cycle, i)
+			writeTenant(t, d, id)
+			acked[id] = true
+		}
+		// kill -9 of all three right after the acknowledged writes.
+		for _, d := range nodes {
+			d.kill(t)
+		}
+		for _, d := range nodes {
+			d.start(t)
+		}
+		start := time.Now()
+		eventually(t, 30*time.Second, "every acknowledged write on every restarted node", func() bool {
+			for _, d := range nodes {
+				have := tenantsOn(d)
+				for id := range acked {
+					if !have[id] {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		t.Logf("cycle %d: %d acknowledged writes back on all nodes %s after the restart", cycle+1, len(acked), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+type usageTotal struct {
+	Total struct {
+		Requests int64 `json:"requests"`
+		Tokens   int64 `json:"tokens"`
+	} `json:"total"`
+}
+
+func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
+	nodes := newDurableCluster(t, 3)
+	writeTenant(t, nodes[0], "metered")
+	eventually(t, 10*time.Second, "the tenant on every node", func() bool {
+		for _, d := range nodes {
+			if !tenantsOn(d)["metered"] {
+				return false
+			}
+		}
+		return true
+	})
+	var cv clusterView
+	if _, err := admin(nodes[1].api, "GET", "/v1/cluster?tenant=metered", "", &cv); err != nil {
+		t.Fatal(err)
+	}
+	var owner, other *durableNode
+	for _, d := range nodes {
+		if d.name == cv.Owner {
+			owner = d
+		} else {
+			other = d
+		}
+	}
+	if owner == nil {
+		t.Fatalf("no owner for metered in %+v", cv)
+	}
+	// Admitted on the owner, then a graceful stop before the next
+	// periodic flush: the stop flushes it.
+	if out := httpCheck(t, owner.api, `{"tenant":"metered","requests":1,"tokens":700}`); out["allowed"] != true {
+		t.Fatalf("plan check: %v", out)
+	}
+	owner.stop(t)
+	usage := func(d *durableNode) usageTotal {
+		var u usageTotal
+		_, _ = admin(d.api, "GET", "/admin/v1/tenants/metered/usage", "", &u)
+		return u
+	}
+	if u := usage(other); u.Total.Tokens != 700 || u.Total.Requests != 1 {
+		t.Fatalf("usage after the owner's graceful stop: %+v, want 700 tokens in 1 request", u)
+	}
+	owner.start(t)
+	eventually(t, 20*time.Second, "the restarted owner to have the usage in its log", func() bool {
+		u := usage(owner)
+		return u.Total.Tokens == 700
+	})
+
+	// Quorum loss: two of three killed; writes fail fast, checks go on.
+	survivor := nodes[0]
+	for _, d := range nodes[1:] {
+		d.kill(t)
+	}
+	start := time.Now()
+	var out struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	code, err := admin(survivor.api, "POST", "/admin/v1/tenants", `{"id":"late","plan":"gold"}`, &out)
+	took := time.Since(start)
+	if err != nil || code != 503 || out.Error.Code != "no_quorum" {
+		t.Fatalf("write without quorum: %d %+v %v", code, out, err)
+	}
+	t.Logf("write without quorum refused with 503 after %s", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Fatalf("write without quorum took %s to fail", took)
+	}
+	if _, status, err := postCheck(survivor.api, `{"tenant":"metered","requests":1,"tokens":5}`); err != nil || status != 200 {
+		t.Fatalf("plan check without quorum: %d %v", status, err)
+	}
+}
