@@ -295,12 +295,15 @@ func (n *Node) usageReport(tenant, month string) (*configv1.UsageReport, error) 
 // a gRPC status error.
 func (n *Node) write(ctx context.Context, cmd *configv1.Command) error {
 	res, err := n.apply(ctx, cmd)
-	if err != nil {
+	switch {
+	case err != nil:
+		n.countWrite("no_quorum")
 		return err
-	}
-	if res.GetCode() != 0 {
+	case res.GetCode() != 0:
+		n.countWrite("refused")
 		return status.Error(codes.Code(res.GetCode()), res.GetMessage())
 	}
+	n.countWrite("ok")
 	return nil
 }
 
@@ -313,4 +316,10 @@ func deletion(kind, name string) *configv1.Command {
 		return &configv1.Command{Op: &configv1.Command_DeleteTenant{DeleteTenant: &configv1.DeleteTenant{Id: name}}}
 	}
 	return &configv1.Command{Op: &configv1.Command_DeleteProvider{DeleteProvider: &configv1.DeleteProvider{Name: name}}}
+}
+
+func (n *Node) countWrite(result string) {
+	if n.raftMetrics != nil {
+		n.raftMetrics.writes.WithLabelValues(result).Inc()
+	}
 }

@@ -61,14 +61,14 @@ func TestGRPCBadInput(t *testing.T) {
 		return &tollgatev1.CheckRequest{Tenant: "t", Limits: []*tollgatev1.Limit{rpmLimit(5)}}
 	}
 	cases := map[string]func(r *tollgatev1.CheckRequest){
-		"missing tenant":    func(r *tollgatev1.CheckRequest) { r.Tenant = "" },
-		"no limits":         func(r *tollgatev1.CheckRequest) { r.Limits = nil },
-		"limit zero":        func(r *tollgatev1.CheckRequest) { r.Limits[0].Limit = 0 },
-		"period zero":       func(r *tollgatev1.CheckRequest) { r.Limits[0].Period = nil },
-		"period over year":  func(r *tollgatev1.CheckRequest) { r.Limits[0].Period = durationpb.New(400 * 24 * time.Hour) },
-		"unknown algorithm": func(r *tollgatev1.CheckRequest) { r.Limits[0].Algorithm = 42 },
-		"negative hits":     func(r *tollgatev1.CheckRequest) { r.Hits = proto.Int64(-1) },
-		"nil limit":         func(r *tollgatev1.CheckRequest) { r.Limits[0] = nil },
+		"missing tenant":     func(r *tollgatev1.CheckRequest) { r.Tenant = "" },
+		"tokens with limits": func(r *tollgatev1.CheckRequest) { r.Tokens = 5 },
+		"limit zero":         func(r *tollgatev1.CheckRequest) { r.Limits[0].Limit = 0 },
+		"period zero":        func(r *tollgatev1.CheckRequest) { r.Limits[0].Period = nil },
+		"period over year":   func(r *tollgatev1.CheckRequest) { r.Limits[0].Period = durationpb.New(400 * 24 * time.Hour) },
+		"unknown algorithm":  func(r *tollgatev1.CheckRequest) { r.Limits[0].Algorithm = 42 },
+		"negative hits":      func(r *tollgatev1.CheckRequest) { r.Hits = proto.Int64(-1) },
+		"nil limit":          func(r *tollgatev1.CheckRequest) { r.Limits[0] = nil },
 	}
 	for name, mutate := range cases {
 		req := good()
@@ -77,6 +77,10 @@ func TestGRPCBadInput(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() == "" {
 			t.Errorf("%s: %v, want InvalidArgument with a message", name, err)
 		}
+	}
+	// Without limits the tenant's plan applies, and "t" has none.
+	if _, err := c.Check(t.Context(), &tollgatev1.CheckRequest{Tenant: "t"}); status.Code(err) != codes.NotFound {
+		t.Errorf("plan check of an unknown tenant: %v, want NotFound", err)
 	}
 	// One bad check in a batch fails the batch and consumes nothing.
 	bad := good()

@@ -80,7 +80,10 @@ func TestHTTPBadInput(t *testing.T) {
 		status            int
 	}{
 		{"missing tenant", `{"limits":[{"name":"l","limit":5,"period":"1s"}]}`, "tenant", 400},
-		{"no limits", `{"tenant":"t","limits":[]}`, "limits", 400},
+		// Without limits the tenant's plan applies, and "t" has none.
+		{"no limits, unknown tenant", `{"tenant":"t","limits":[]}`, "", 404},
+		{"negative tokens", `{"tenant":"t","tokens":-1}`, "tokens", 400},
+		{"hits and requests", `{"tenant":"t","hits":1,"requests":1}`, "requests", 400},
 		{"limit zero", `{"tenant":"t","limits":[{"name":"l","limit":0,"period":"1s"}]}`, "limits[0].limit", 400},
 		{"negative limit", `{"tenant":"t","limits":[{"name":"l","limit":-3,"period":"1s"}]}`, "limits[0].limit", 400},
 		{"period zero", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"0s"}]}`, "limits[0].period", 400},

@@ -159,3 +159,44 @@ func (m *metrics) observeHandoff(direction string, buckets, bytes int) {
 	m.handoffBuckets.WithLabelValues(direction).Add(float64(buckets))
 	m.handoffBytes.WithLabelValues(direction).Add(float64(bytes))
 }
+
+// raftMetrics count configuration writes and usage flushes.
+type raftMetrics struct {
+	writes  *prometheus.CounterVec // by result: ok, refused, no_quorum
+	flushes *prometheus.CounterVec // by result: ok, error
+}
+
+// registerRaft exports Raft's state, read when scraped, and the write and
+// flush counters.
+func (m *metrics) registerRaft(isLeader func() bool, applied func() uint64, pending func() int) *raftMetrics {
+	rm := &raftMetrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_config_writes_total",
+			Help: "Configuration writes through this node, by result (ok, refused by the configuration, no_quorum).",
+		}, []string{"result"}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_usage_flushes_total",
+			Help: "Usage flushes this node wrote to Raft, by result (ok or error; errors are retried).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(rm.writes, rm.flushes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_raft_leader",
+			Help: "1 if this node leads Raft, else 0.",
+		}, func() float64 {
+			if isLeader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_raft_applied_index",
+			Help: "The last Raft log index this node's configuration has applied.",
+		}, func() float64 { return float64(applied()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_usage_unflushed_tenants",
+			Help: "Tenants with usage admitted here and not yet committed.",
+		}, func() float64 { return float64(pending()) }),
+	)
+	return rm
+}

@@ -83,6 +83,8 @@ type Node struct {
 	fsm   *fsm         // the replicated configuration, on every node
 	raft  *consensus   // nil without RaftListen
 	usage *usageBuffer // usage admitted here and not yet committed
+	// raftMetrics is nil without Raft.
+	raftMetrics *raftMetrics
 
 	ready  atomic.Bool
 	pushes chan struct{}   // asks housekeep to hand off what is not ours
@@ -165,6 +167,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.raft = c
 		n.cfg.RaftAddr = c.addr
+		n.raftMetrics = n.metrics.registerRaft(c.isLeader, n.fsm.applied.Load, n.usage.pendingTenants)
 	}
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins

@@ -12,6 +12,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
@@ -300,6 +306,9 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 		defer owner.usage.mu.Unlock()
 		return len(owner.usage.refunds) == 0 && owner.usage.inflight == nil
 	})
+	if got := testutil.ToFloat64(owner.raftMetrics.flushes.WithLabelValues("ok")); got < 1 {
+		t.Fatalf("tollgate_usage_flushes_total{result=ok} = %v on the owner", got)
+	}
 	if check(2, 401) || !check(0, 400) || check(1, 1) {
 		t.Fatal("after the flush: 401 must be denied, 400 admitted, then nothing more")
 	}
@@ -379,3 +388,37 @@ func BenchmarkVerifyKey(b *testing.B) {
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func TestAdminOverGRPCNeedsTheToken(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	conn, err := grpc.NewClient(c.running()[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := configv1.NewAdminClient(conn)
+	if _, err := admin.ListPlans(t.Context(), &configv1.ListRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v, want Unauthenticated", err)
+	}
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+testAdminToken)
+	if _, err := admin.PutTenant(ctx, &configv1.PutTenantRequest{Tenant: &configv1.Tenant{Id: "acme", Plan: "nope"}, Create: true}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unknown plan: %v, want InvalidArgument", err)
+	}
+	if _, err := admin.PutTenant(ctx, &configv1.PutTenantRequest{Tenant: &configv1.Tenant{Id: "acme", Plan: "silver"}, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := admin.GetTenant(ctx, &configv1.GetRequest{Name: "acme"})
+	if err != nil || got.GetPlan() != "silver" {
+		t.Fatalf("get: %v %v", got, err)
+	}
+	key, err := admin.CreateKey(ctx, &configv1.CreateKeyRequest{Tenant: "acme"})
+	if err != nil || !strings.HasPrefix(key.GetSecret(), "tg_") || len(key.GetKey().GetSha256()) != 0 {
+		t.Fatalf("create key: %v %v", key, err)
+	}
+	if _, ok := c.running()[0].Node.Config().VerifyKey(key.GetSecret()); !ok {
+		t.Fatal("the created key does not verify")
+	}
+	if _, err := admin.GetPlan(ctx, &configv1.GetRequest{Name: "diamond"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown plan: %v, want NotFound", err)
+	}
+}

@@ -79,8 +79,10 @@ func (n *Node) flushUsage(ctx context.Context) {
 	if inflight != nil {
 		_, index, err := n.applyIndexed(ctx, &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: inflight}})
 		if err != nil {
+			n.raftMetrics.flushes.WithLabelValues("error").Inc()
 			n.log.Warn("flushing usage; will retry", "tenants", len(inflight.GetDeltas()), "err", err)
 		} else {
+			n.raftMetrics.flushes.WithLabelValues("ok").Inc()
 			b.mu.Lock()
 			b.refunds = append(b.refunds, usageRefund{index: index, charged: b.inflightCharged})
 			b.inflight, b.inflightCharged = nil, nil
@@ -160,4 +162,15 @@ func (n *Node) FlushUsage(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// pendingTenants counts the usage rows not yet committed.
+func (b *usageBuffer) pendingTenants() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.pending)
+	if b.inflight != nil {
+		n += len(b.inflight.GetDeltas())
+	}
+	return n
 }
