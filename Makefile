@@ -22,7 +22,7 @@ fuzz:
 # between 3 in-process nodes; pipe through benchstat to compare runs.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
-	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding' -benchmem -benchtime 3s -count 5 ./cluster
+	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster
 
 # Regenerates the Go under proto/ with Debian's protoc and the plugin
 # versions pinned in go.mod.
