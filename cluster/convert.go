@@ -137,13 +137,9 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 		}
 		req.Limits[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
 	}
-	if err := req.Validate(""); err != nil {
-		return nil, err
-	}
-	if req.Plan && len(req.Limits) == 0 {
-		return nil, fieldErr("limits", "a plan check arrives with its plan's limits")
-	}
-	return req, nil
+	// A plan check arrives with its plan's limits, resolved by the sender
+	// (none if every field of the plan is 0).
+	return req, req.Validate("")
 }
 
 // checkResult flattens an owner's decision for the peer hop.
