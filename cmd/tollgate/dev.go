@@ -22,10 +22,13 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of node-1; node-n gets grpc-port+n-1 (0: any free port)")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port of node-1; node-n gets gossip-port+n-1 (0: any free port)")
 	raftPort := fs.Int("raft-port", 8300, "Raft port of node-1; node-n gets raft-port+n-1 (0: any free port)")
-	adminToken := fs.String("admin-token", getenv("TOLLGATE_ADMIN_TOKEN"), "admin token (env TOLLGATE_ADMIN_TOKEN; empty: the admin API needs none)")
+	adminToken := fs.String("admin-token", "", "admin token (default $TOLLGATE_ADMIN_TOKEN; with neither, the admin API needs none)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *adminToken == "" {
+		*adminToken = getenv("TOLLGATE_ADMIN_TOKEN") // read after parsing: help must not print it
 	}
 	if *nodes < 1 || *nodes > 16 {
 		return fmt.Errorf("nodes: must be between 1 and 16, got %d", *nodes)

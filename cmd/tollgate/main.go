@@ -18,6 +18,16 @@ Usage:
   tollgate serve [flags]   run one node (tollgate serve -h lists the flags)
   tollgate dev [flags]     run a local N-node cluster in this process (tollgate dev -h)
   tollgate help            show this text
+
+Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
+  tollgate plan VERB       list, get, create, set or delete plans, the tiers of limits
+  tollgate tenant VERB     list, get, create, update, suspend, resume or delete tenants
+  tollgate key VERB        create, list or revoke tenants' API keys
+  tollgate provider VERB   list, get, set or delete upstream LLM APIs
+  tollgate usage TENANT    show a tenant's usage in a month
+  tollgate status          show a node's Raft state and the cluster's members
+They call --server (default env TOLLGATE_SERVER, else http://127.0.0.1:8081)
+with the token in TOLLGATE_ADMIN_TOKEN, and print tables, or JSON with -o json.
 `
 
 func main() {
@@ -45,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stderr)
 	case "dev":
 		return devCluster(ctx, args[1:], getenv, stdout, stderr)
+	case "plan", "tenant", "key", "provider", "usage", "status":
+		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil

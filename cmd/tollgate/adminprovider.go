@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+func providerCommand() command {
+	return command{name: "provider", about: "the OpenAI-compatible upstreams the gateway calls", verbs: []verb{
+		{name: "list", about: "list the providers", run: providerList},
+		{name: "get", args: []string{"NAME"}, about: "show a provider", run: providerGet},
+		{name: "set", args: []string{"NAME"}, about: "change the given fields of a provider, creating it if missing", setup: providerSet},
+		{name: "delete", args: []string{"NAME"}, about: "delete a provider", run: deleter("provider", "/admin/v1/providers/")},
+	}}
+}
+
+// providerView is what the tables show of a provider.
+type providerView struct {
+	Name                      string   `json:"name"`
+	BaseURL                   string   `json:"base_url"`
+	APIKeyEnv                 string   `json:"api_key_env"`
+	Models                    []string `json:"models"`
+	PromptPricePerMillion     float64  `json:"prompt_price_per_million"`
+	CompletionPricePerMillion float64  `json:"completion_price_per_million"`
+}
+
+func providerTable(t *textTable, providers ...providerView) {
+	t.row("NAME", "BASE-URL", "API-KEY-ENV", "MODELS", "PROMPT-$/M", "COMPLETION-$/M")
+	for _, p := range providers {
+		t.row(p.Name, p.BaseURL, textCell(p.APIKeyEnv), listCell(p.Models),
+			strconv.FormatFloat(p.PromptPricePerMillion, 'f', -1, 64),
+			strconv.FormatFloat(p.CompletionPricePerMillion, 'f', -1, 64))
+	}
+}
+
+func showProvider(a *adminSession, raw []byte) error {
+	var p providerView
+	return a.show(raw, &p, func(t *textTable) { providerTable(t, p) })
+}
+
+func providerPath(name string) string { return "/admin/v1/providers/" + url.PathEscape(name) }
+
+func providerList(ctx context.Context, a *adminSession, _ []string) error {
+	raw, err := a.client.do(ctx, http.MethodGet, "/admin/v1/providers", nil)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Providers []providerView `json:"providers"`
+	}
+	return a.show(raw, &out, func(t *textTable) { providerTable(t, out.Providers...) })
+}
+
+func providerGet(ctx context.Context, a *adminSession, args []string) error {
+	raw, err := a.client.do(ctx, http.MethodGet, providerPath(args[0]), nil)
+	if err != nil {
+		return err
+	}
+	return showProvider(a, raw)
+}
+
+func providerSet(fs *flag.FlagSet) runFunc {
+	f := newFieldFlags(fs)
+	f.string("base-url", "base_url", "the provider's `URL`, such as https://api.openai.com/v1")
+	f.string("api-key-env", "api_key_env", "the environment `VARIABLE` that holds the provider's API key on each node")
+	f.list("models", "models", "the models to send to this provider, as `a,b`")
+	f.price("prompt-price", "prompt_price_per_million", "`DOLLARS` per million prompt tokens")
+	f.price("completion-price", "completion_price_per_million", "`DOLLARS` per million completion tokens")
+	return func(ctx context.Context, a *adminSession, args []string) error {
+		provider, err := a.client.getObject(ctx, providerPath(args[0]))
+		if isNotFound(err) {
+			if _, ok := f.patch["base_url"]; !ok {
+				return errors.New("--base-url is required for a new provider")
+			}
+			provider, err = jsonObject{}, nil // the PUT creates it
+			provider.set("name", args[0])
+		}
+		if err != nil {
+			return err
+		}
+		provider.merge(f.patch)
+		raw, err := a.client.do(ctx, http.MethodPut, providerPath(args[0]), provider)
+		if err != nil {
+			return err
+		}
+		return showProvider(a, raw)
+	}
+}
