@@ -317,7 +317,7 @@ func tenantFromJSON(r io.Reader, path string) (*configv1.Tenant, error) {
 	return t, nil
 }
 
-type keyJSON struct {
+type KeyJSON struct {
 	ID        string     `json:"id"`
 	Prefix    string     `json:"prefix"`
 	Tenant    string     `json:"tenant"`
@@ -329,12 +329,12 @@ type keyJSON struct {
 	Key string `json:"key,omitempty"`
 }
 
-func keyToJSON(k *configv1.APIKey) keyJSON {
-	return keyJSON{ID: k.GetId(), Prefix: k.GetId(), Tenant: k.GetTenant(), Name: k.GetName(),
+func keyToJSON(k *configv1.APIKey) KeyJSON {
+	return KeyJSON{ID: k.GetId(), Prefix: k.GetId(), Tenant: k.GetTenant(), Name: k.GetName(),
 		CreatedAt: timeOf(k.GetCreatedNanos()), RevokedAt: timeOf(k.GetRevokedNanos()), Revoked: k.GetRevokedNanos() != 0}
 }
 
-type providerJSON struct {
+type ProviderJSON struct {
 	Name                      string   `json:"name"`
 	BaseURL                   string   `json:"base_url"`
 	APIKeyEnv                 string   `json:"api_key_env"`
@@ -344,12 +344,12 @@ type providerJSON struct {
 }
 
 func providerToJSON(p *configv1.Provider) any {
-	return providerJSON{p.GetName(), p.GetBaseUrl(), p.GetApiKeyEnv(), nonNil(p.GetModels()),
+	return ProviderJSON{p.GetName(), p.GetBaseUrl(), p.GetApiKeyEnv(), nonNil(p.GetModels()),
 		dollars(p.GetPromptPriceMicros()), dollars(p.GetCompletionPriceMicros())}
 }
 
 func providerFromJSON(r io.Reader, path string) (*configv1.Provider, error) {
-	var in providerJSON
+	var in ProviderJSON
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	if code := call(t, f, "POST", "/admin/v1/tenants", `{"id":"acme","name":"Acme","plan":"gold","overrides":{"requests_per_minute":5}}`, &tenant); code != 201 {
 		t.Fatalf("create tenant: %d %+v", code, tenant)
 	}
-	var key keyJSON
+	var key KeyJSON
 	if code := call(t, f, "POST", "/admin/v1/tenants/acme/keys", `{"name":"ci"}`, &key); code != 201 || !strings.HasPrefix(key.Key, "tg_") || len(key.Key) < 3+43 {
 		t.Fatalf("create key: %d %+v", code, key)
 	}

@@ -143,7 +143,7 @@ func (n *Node) raftChange(what, member string, f raft.IndexFuture) bool {
 	return true
 }
 
-type raftStatusJSON struct {
+type RaftStatus struct {
 	Node      string   `json:"node"`
 	State     string   `json:"state"`
 	Leader    string   `json:"leader"`
@@ -158,9 +158,9 @@ type raftStatusJSON struct {
 
 // raftStatus is this node's view of Raft and of the configuration, read
 // locally.
-func (n *Node) raftStatus() raftStatusJSON {
+func (n *Node) raftStatus() RaftStatus {
 	v := n.Config()
-	out := raftStatusJSON{Node: n.name, State: "disabled", Voters: []string{}, Nonvoters: []string{}, Applied: n.fsm.applied.Load(),
+	out := RaftStatus{Node: n.name, State: "disabled", Voters: []string{}, Nonvoters: []string{}, Applied: n.fsm.applied.Load(),
 		Plans: len(v.plans), Tenants: len(v.tenants), Keys: len(v.keys), Providers: len(v.providers)}
 	if n.raft == nil {
 		return out

@@ -5,7 +5,8 @@ import (
 	"flag"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/tollgate/tollgate/cluster"
 )
 
 func keyCommand() command {
@@ -16,18 +17,7 @@ func keyCommand() command {
 	}}
 }
 
-// keyView is what the tables show of a key.
-type keyView struct {
-	ID        string     `json:"id"`
-	Tenant    string     `json:"tenant"`
-	Name      string     `json:"name"`
-	CreatedAt *time.Time `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Revoked   bool       `json:"revoked"`
-	Key       string     `json:"key"` // only when created
-}
-
-func keyTable(t *textTable, keys ...keyView) {
+func keyTable(t *textTable, keys ...cluster.KeyJSON) {
 	t.row("ID", "TENANT", "NAME", "CREATED", "STATUS")
 	for _, k := range keys {
 		status := "active"
@@ -46,7 +36,7 @@ func keyCreate(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		var k keyView
+		var k cluster.KeyJSON
 		return a.show(raw, &k, func(t *textTable) {
 			t.row("Created key " + k.ID + " for tenant " + k.Tenant + ":")
 			t.row()
@@ -67,7 +57,7 @@ func keyList(ctx context.Context, a *adminSession, args []string) error {
 		return err
 	}
 	var out struct {
-		Keys []keyView `json:"keys"`
+		Keys []cluster.KeyJSON `json:"keys"`
 	}
 	return a.show(raw, &out, func(t *textTable) { keyTable(t, out.Keys...) })
 }
@@ -77,6 +67,6 @@ func keyRevoke(ctx context.Context, a *adminSession, args []string) error {
 	if err != nil {
 		return err
 	}
-	var k keyView
+	var k cluster.KeyJSON
 	return a.show(raw, &k, func(t *textTable) { keyTable(t, k) })
 }

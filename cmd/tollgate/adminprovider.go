@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/tollgate/tollgate/cluster"
 )
 
 func providerCommand() command {
@@ -18,17 +20,7 @@ func providerCommand() command {
 	}}
 }
 
-// providerView is what the tables show of a provider.
-type providerView struct {
-	Name                      string   `json:"name"`
-	BaseURL                   string   `json:"base_url"`
-	APIKeyEnv                 string   `json:"api_key_env"`
-	Models                    []string `json:"models"`
-	PromptPricePerMillion     float64  `json:"prompt_price_per_million"`
-	CompletionPricePerMillion float64  `json:"completion_price_per_million"`
-}
-
-func providerTable(t *textTable, providers ...providerView) {
+func providerTable(t *textTable, providers ...cluster.ProviderJSON) {
 	t.row("NAME", "BASE-URL", "API-KEY-ENV", "MODELS", "PROMPT-$/M", "COMPLETION-$/M")
 	for _, p := range providers {
 		t.row(p.Name, p.BaseURL, textCell(p.APIKeyEnv), listCell(p.Models),
@@ -38,7 +30,7 @@ func providerTable(t *textTable, providers ...providerView) {
 }
 
 func showProvider(a *adminSession, raw []byte) error {
-	var p providerView
+	var p cluster.ProviderJSON
 	return a.show(raw, &p, func(t *textTable) { providerTable(t, p) })
 }
 
@@ -50,7 +42,7 @@ func providerList(ctx context.Context, a *adminSession, _ []string) error {
 		return err
 	}
 	var out struct {
-		Providers []providerView `json:"providers"`
+		Providers []cluster.ProviderJSON `json:"providers"`
 	}
 	return a.show(raw, &out, func(t *textTable) { providerTable(t, out.Providers...) })
 }

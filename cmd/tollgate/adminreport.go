@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/tollgate/tollgate/cluster"
 )
 
 func usageCommand() command {
@@ -86,29 +88,6 @@ func usageReport(fs *flag.FlagSet) runFunc {
 	}
 }
 
-type statusView struct {
-	Node      string   `json:"node"`
-	State     string   `json:"state"`
-	Leader    string   `json:"leader"`
-	Applied   uint64   `json:"applied_index"`
-	Voters    []string `json:"voters"`
-	Nonvoters []string `json:"nonvoters"`
-	Plans     int      `json:"plans"`
-	Tenants   int      `json:"tenants"`
-	Keys      int      `json:"keys"`
-	Providers int      `json:"providers"`
-}
-
-type membersView struct {
-	Members []struct {
-		Name     string `json:"name"`
-		State    string `json:"state"`
-		Ready    bool   `json:"ready"`
-		APIAddr  string `json:"api_addr"`
-		GRPCAddr string `json:"grpc_addr"`
-	} `json:"members"`
-}
-
 // clusterStatus shows /admin/v1/status and the members from /v1/cluster;
 // with -o json, both answers as {"status": ..., "cluster": ...}.
 func clusterStatus(ctx context.Context, a *adminSession, _ []string) error {
@@ -123,8 +102,10 @@ func clusterStatus(ctx context.Context, a *adminSession, _ []string) error {
 	if both.Cluster, err = a.client.do(ctx, http.MethodGet, "/v1/cluster", nil); err != nil {
 		return err
 	}
-	var s statusView
-	var m membersView
+	var s cluster.RaftStatus
+	var m struct {
+		Members []cluster.Member `json:"members"`
+	}
 	if err := json.Unmarshal(both.Status, &s); err != nil {
 		return fmt.Errorf("unexpected status from %s: %w", a.client.base, err)
 	}
