@@ -349,22 +349,36 @@ func TestWritesWithoutQuorumFailFastWhileChecksGoOn(t *testing.T) {
 
 func TestRaftMembershipFollowsGossip(t *testing.T) {
 	c := newRaftCluster(t, 3)
-	voters := func() []string {
+	members := func() (voters, nonvoters string) {
 		for _, s := range c.running() {
 			if s.Node.raft.isLeader() {
-				return s.Node.raftStatus().Voters
+				st := s.Node.raftStatus()
+				return strings.Join(st.Voters, ","), strings.Join(st.Nonvoters, ",")
 			}
 		}
-		return nil
+		return "", ""
 	}
-	c.add("node-4")
-	c.waitRing(4)
-	waitFor(t, 10*time.Second, "node-4 to become a voter", func() bool { return len(voters()) == 4 })
+	// Three more join: five vote, the sixth replicates without a vote.
+	for _, name := range []string{"node-4", "node-5", "node-6"} {
+		c.add(name)
+	}
+	c.waitRing(6)
+	waitFor(t, 15*time.Second, "5 voters and 1 non-voter", func() bool {
+		v, nv := members()
+		return strings.Count(v, ",") == 4 && nv != "" && !strings.Contains(nv, ",")
+	})
 	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("gold"); return ok })
-	c.leave("node-2")
-	waitFor(t, 10*time.Second, "node-2 to leave the voters", func() bool {
-		v := voters()
-		return len(v) == 3 && !strings.Contains(strings.Join(v, ","), "node-2")
+	// A voter leaves gracefully: it is removed, and the non-voter gets its
+	// vote.
+	_, nonvoter := members()
+	leaver := "node-2"
+	if nonvoter == leaver {
+		leaver = "node-3"
+	}
+	c.leave(leaver)
+	waitFor(t, 15*time.Second, leaver+" removed and "+nonvoter+" promoted", func() bool {
+		v, nv := members()
+		return strings.Count(v, ",") == 4 && nv == "" && !strings.Contains(v, leaver) && strings.Contains(v, nonvoter)
 	})
 }
 
