@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,14 +23,33 @@ type durableNode struct {
 	p                         *process
 }
 
+// nextPort hands out ports below the kernel's ephemeral range (32768 and
+// up), where ports that tests and clients bind with :0 come from: a port
+// found free here stays free until the node that is to use it binds it.
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(20000 + rand.Int32N(8000)) }
+
+// freeAddr returns a loopback address whose port is free for TCP and UDP
+// (gossip uses both).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below 32768")
+	return ""
 }
 
 func newDurableCluster(t *testing.T, n int) []*durableNode {

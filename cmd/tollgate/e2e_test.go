@@ -91,7 +91,8 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 				p.gossipAddr = a[1]
 			}
 		case err := <-p.done:
-			t.Fatalf("tollgate exited early: %v", err)
+			p.done <- err // for the cleanup
+			t.Fatalf("tollgate exited early: %v; its log: %s", err, p.logText())
 		case <-deadline:
 			t.Fatal("tollgate did not report its addresses within 15s")
 		}
