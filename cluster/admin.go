@@ -182,8 +182,8 @@ func newKeySecret() string {
 const keyIDLen = 11
 
 func (n *Node) createKey(ctx context.Context, tenant, name string) (*configv1.APIKey, string, error) {
-	if _, ok := n.Config().Tenant(tenant); !ok {
-		return nil, "", status.Errorf(codes.NotFound, "tenant %q not found", tenant)
+	if _, err := n.getTenant(tenant); err != nil {
+		return nil, "", err
 	}
 	if len(name) > 128 {
 		return nil, "", fieldErr("name", "at most 128 bytes")
@@ -199,35 +199,68 @@ func (n *Node) createKey(ctx context.Context, tenant, name string) (*configv1.AP
 		if err != nil {
 			return nil, "", err
 		}
-		return k, secret, nil
+		return withoutHash(k), secret, nil
 	}
 }
 
 // keysOf lists a tenant's keys (every key if tenant is empty), without
 // their hashes.
-func (n *Node) keysOf(tenant string) []*configv1.APIKey {
+func (n *Node) keysOf(tenant string) ([]*configv1.APIKey, error) {
+	v := n.Config()
+	if _, ok := v.Tenant(tenant); tenant != "" && !ok {
+		return nil, notFound("tenant", tenant)
+	}
 	var out []*configv1.APIKey
-	for _, k := range sortedValues(n.Config().keys) {
+	for _, k := range sortedValues(v.keys) {
 		if tenant == "" || k.GetTenant() == tenant {
-			k = proto.CloneOf(k)
-			k.Sha256 = nil
-			out = append(out, k)
+			out = append(out, withoutHash(k))
 		}
 	}
-	return out
+	return out, nil
+}
+
+// withoutHash is what an answer may show of a key.
+func withoutHash(k *configv1.APIKey) *configv1.APIKey {
+	k = proto.CloneOf(k)
+	k.Sha256 = nil
+	return k
+}
+
+// getPlan, getTenant and getProvider read this node's copy; an unknown
+// name is NotFound.
+func (n *Node) getPlan(name string) (*configv1.Plan, error) {
+	return found(n.Config().plans, "plan", name)
+}
+
+func (n *Node) getTenant(id string) (*configv1.Tenant, error) {
+	return found(n.Config().tenants, "tenant", id)
+}
+
+func (n *Node) getProvider(name string) (*configv1.Provider, error) {
+	return found(n.Config().providers, "provider", name)
+}
+
+func found[T any](m map[string]T, kind, name string) (T, error) {
+	v, ok := m[name]
+	if !ok {
+		return v, notFound(kind, name)
+	}
+	return v, nil
+}
+
+func notFound(kind, name string) error {
+	return status.Errorf(codes.NotFound, "%s %q not found", kind, name)
 }
 
 func (n *Node) revokeKey(ctx context.Context, id string) (*configv1.APIKey, error) {
 	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_RevokeKey{RevokeKey: &configv1.RevokeKey{Id: id, RevokedNanos: time.Now().UnixNano()}}}); err != nil {
 		return nil, err
 	}
-	k, ok := n.Config().keys[id]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "key %q not found", id)
+	k, err := found(n.Config().keys, "key", id)
+	if err != nil {
+		return nil, err
 	}
-	k = proto.CloneOf(k)
-	k.Sha256 = nil
-	return k, nil
+	return withoutHash(k), nil
 }
 
 func checkProvider(p *configv1.Provider) error {
@@ -277,10 +310,11 @@ func (n *Node) usageReport(tenant, month string) (*configv1.UsageReport, error) 
 	} else if _, err := time.Parse("2006-01", month); err != nil {
 		return nil, fieldErr("month", "%q is not YYYY-MM", month)
 	}
-	if _, ok := n.Config().Tenant(tenant); !ok && n.fsm.monthUsage(tenant, month).GetRequests() == 0 {
-		return nil, status.Errorf(codes.NotFound, "tenant %q not found", tenant)
+	total := n.fsm.monthUsage(tenant, month)
+	if _, ok := n.Config().Tenant(tenant); !ok && total.GetRequests() == 0 {
+		return nil, notFound("tenant", tenant)
 	}
-	out := &configv1.UsageReport{Tenant: tenant, Month: month, Total: n.fsm.monthUsage(tenant, month), Days: n.fsm.dayUsage(tenant, month)}
+	out := &configv1.UsageReport{Tenant: tenant, Month: month, Total: total, Days: n.fsm.dayUsage(tenant, month)}
 	byModel := map[string]*configv1.Usage{}
 	for _, d := range out.Days {
 		addUsage(byModel, d.GetModel(), d.GetUsage())

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
@@ -44,20 +43,12 @@ type adminService struct {
 	n *Node
 }
 
-func lookup[T proto.Message](v T, ok bool, kind, name string) (T, error) {
-	if !ok {
-		return v, status.Errorf(codes.NotFound, "%s %q not found", kind, name)
-	}
-	return v, nil
-}
-
 func (s *adminService) PutPlan(ctx context.Context, in *configv1.PutPlanRequest) (*configv1.Plan, error) {
 	return s.n.putPlan(ctx, in.GetPlan(), putMode{in.GetCreate(), in.GetUpdate()})
 }
 
 func (s *adminService) GetPlan(_ context.Context, in *configv1.GetRequest) (*configv1.Plan, error) {
-	p, ok := s.n.Config().Plan(in.GetName())
-	return lookup(p, ok, "plan", in.GetName())
+	return s.n.getPlan(in.GetName())
 }
 
 func (s *adminService) ListPlans(context.Context, *configv1.ListRequest) (*configv1.PlanList, error) {
@@ -80,8 +71,7 @@ func (s *adminService) PutTenant(ctx context.Context, in *configv1.PutTenantRequ
 }
 
 func (s *adminService) GetTenant(_ context.Context, in *configv1.GetRequest) (*configv1.Tenant, error) {
-	t, ok := s.n.Config().Tenant(in.GetName())
-	return lookup(t, ok, "tenant", in.GetName())
+	return s.n.getTenant(in.GetName())
 }
 
 func (s *adminService) ListTenants(context.Context, *configv1.ListRequest) (*configv1.TenantList, error) {
@@ -97,16 +87,15 @@ func (s *adminService) CreateKey(ctx context.Context, in *configv1.CreateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	k = proto.CloneOf(k)
-	k.Sha256 = nil
 	return &configv1.CreatedKey{Key: k, Secret: secret}, nil
 }
 
 func (s *adminService) ListKeys(_ context.Context, in *configv1.ListKeysRequest) (*configv1.KeyList, error) {
-	if _, ok := s.n.Config().Tenant(in.GetTenant()); in.GetTenant() != "" && !ok {
-		return nil, status.Errorf(codes.NotFound, "tenant %q not found", in.GetTenant())
+	keys, err := s.n.keysOf(in.GetTenant())
+	if err != nil {
+		return nil, err
 	}
-	return &configv1.KeyList{Keys: s.n.keysOf(in.GetTenant())}, nil
+	return &configv1.KeyList{Keys: keys}, nil
 }
 
 func (s *adminService) RevokeKey(ctx context.Context, in *configv1.GetRequest) (*configv1.APIKey, error) {
@@ -118,8 +107,7 @@ func (s *adminService) PutProvider(ctx context.Context, in *configv1.PutProvider
 }
 
 func (s *adminService) GetProvider(_ context.Context, in *configv1.GetRequest) (*configv1.Provider, error) {
-	p, ok := s.n.Config().Provider(in.GetName())
-	return lookup(p, ok, "provider", in.GetName())
+	return s.n.getProvider(in.GetName())
 }
 
 func (s *adminService) ListProviders(context.Context, *configv1.ListRequest) (*configv1.ProviderList, error) {

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
@@ -68,7 +65,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		return listJSON("plans", sortedValues(n.Config().plans), planToJSON), nil
 	})
 	get("GET /admin/v1/plans/{name}", func(r *http.Request) (any, error) {
-		return found(n.Config().Plan(r.PathValue("name")))(planToJSON, "plan", r.PathValue("name"))
+		return answer(planToJSON)(n.getPlan(r.PathValue("name")))
 	})
 	h("POST /admin/v1/plans", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", planFromJSON, func(p *configv1.Plan) (*configv1.Plan, error) {
@@ -86,7 +83,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		return listJSON("tenants", sortedValues(n.Config().tenants), tenantToJSON), nil
 	})
 	get("GET /admin/v1/tenants/{id}", func(r *http.Request) (any, error) {
-		return found(n.Config().Tenant(r.PathValue("id")))(tenantToJSON, "tenant", r.PathValue("id"))
+		return answer(tenantToJSON)(n.getTenant(r.PathValue("id")))
 	})
 	h("POST /admin/v1/tenants", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", tenantFromJSON, func(t *configv1.Tenant) (*configv1.Tenant, error) {
@@ -134,10 +131,8 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	h("POST /admin/v1/keys", func(r *http.Request) (int, any, error) { return createKey(r, "") })
 	h("POST /admin/v1/tenants/{id}/keys", func(r *http.Request) (int, any, error) { return createKey(r, r.PathValue("id")) })
 	listKeys := func(tenant string) (any, error) {
-		if _, ok := n.Config().Tenant(tenant); tenant != "" && !ok {
-			return nil, status.Errorf(codes.NotFound, "tenant %q not found", tenant)
-		}
-		return listJSON("keys", n.keysOf(tenant), keyToJSON), nil
+		keys, err := n.keysOf(tenant)
+		return listJSON("keys", keys, keyToJSON), err
 	}
 	get("GET /admin/v1/keys", func(r *http.Request) (any, error) { return listKeys(r.URL.Query().Get("tenant")) })
 	get("GET /admin/v1/tenants/{id}/keys", func(r *http.Request) (any, error) { return listKeys(r.PathValue("id")) })
@@ -155,7 +150,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		return listJSON("providers", sortedValues(n.Config().providers), providerToJSON), nil
 	})
 	get("GET /admin/v1/providers/{name}", func(r *http.Request) (any, error) {
-		return found(n.Config().Provider(r.PathValue("name")))(providerToJSON, "provider", r.PathValue("name"))
+		return answer(providerToJSON)(n.getProvider(r.PathValue("name")))
 	})
 	h("POST /admin/v1/providers", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", providerFromJSON, func(p *configv1.Provider) (*configv1.Provider, error) {
@@ -185,11 +180,12 @@ func (n *Node) deleteHandler(kind string) func(*http.Request) (int, any, error) 
 	}
 }
 
-// found turns a lookup into a JSON answer or a 404.
-func found[T any](v T, ok bool) func(conv func(T) any, kind, name string) (any, error) {
-	return func(conv func(T) any, kind, name string) (any, error) {
-		if !ok {
-			return nil, status.Errorf(codes.NotFound, "%s %q not found", kind, name)
+// answer turns a lookup's result into its JSON answer with conv, or
+// passes its error on.
+func answer[T any](conv func(T) any) func(T, error) (any, error) {
+	return func(v T, err error) (any, error) {
+		if err != nil {
+			return nil, err
 		}
 		return conv(v), nil
 	}

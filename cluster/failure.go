@@ -17,7 +17,7 @@ const closedRetryAfter = time.Second
 func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
 	resp := n.decidePolicy(req)
 	if resp.Allowed && req.Plan {
-		n.recordUsage(req, 0, 0) // used all the same; the owner's budget entry never saw it
+		n.recordUsage(req, n.now(), 0, 0) // used all the same; the owner's budget entry never saw it
 	}
 	return resp
 }

@@ -348,15 +348,31 @@ func (h *memberlistLogHandler) WithAttrs([]slog.Attr) slog.Handler       { retur
 func (h *memberlistLogHandler) WithGroup(string) slog.Handler            { return h }
 
 func (h *memberlistLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	msg := []byte(r.Message)
+	level, msg := leveledLine([]byte(r.Message), "memberlist: ")
+	h.log.Log(ctx, level, msg)
+	return nil
+}
+
+// libraryLevels are the level tags memberlist ("[ERR] ") and hclog, for
+// Raft ("[ERROR]  "), start their lines with.
+var libraryLevels = []struct {
+	tag   string
+	level slog.Level
+}{
+	{"[TRACE]", slog.LevelDebug - 4}, {"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo},
+	{"[WARN]", slog.LevelWarn}, {"[ERR]", slog.LevelError}, {"[ERROR]", slog.LevelError},
+}
+
+// leveledLine splits a library's log line into its level (info if it has
+// no tag) and its message, without the tag and the library's own prefix.
+func leveledLine(line []byte, prefix string) (slog.Level, string) {
+	line = bytes.TrimSpace(line)
 	level := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{"[DEBUG] ": slog.LevelDebug, "[INFO] ": slog.LevelInfo, "[WARN] ": slog.LevelWarn, "[ERR] ": slog.LevelError} {
-		if bytes.HasPrefix(msg, []byte(prefix)) {
-			level, msg = l, msg[len(prefix):]
+	for _, l := range libraryLevels {
+		if rest, ok := bytes.CutPrefix(line, []byte(l.tag)); ok {
+			level, line = l.level, bytes.TrimSpace(rest)
 			break
 		}
 	}
-	msg = bytes.TrimPrefix(msg, []byte("memberlist: "))
-	h.log.Log(ctx, level, string(msg))
-	return nil
+	return level, string(bytes.TrimPrefix(line, []byte(prefix)))
 }

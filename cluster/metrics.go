@@ -195,7 +195,7 @@ func (m *metrics) registerRaft(isLeader func() bool, applied func() uint64, pend
 		}, func() float64 { return float64(applied()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_usage_unflushed_tenants",
-			Help: "Tenants with usage admitted here and not yet committed.",
+			Help: "Usage rows (tenant, model, day) admitted here and not yet committed.",
 		}, func() float64 { return float64(pending()) }),
 	)
 	return rm

@@ -167,7 +167,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.raft = c
 		n.cfg.RaftAddr = c.addr
-		n.raftMetrics = n.metrics.registerRaft(c.isLeader, n.fsm.applied.Load, n.usage.pendingTenants)
+		n.raftMetrics = n.metrics.registerRaft(c.isLeader, n.fsm.applied.Load, n.usage.pendingRows)
 	}
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins

@@ -65,7 +65,7 @@ func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
 	if !req.Plan || month < 0 {
 		resp, err := n.decideIn(n.store, req)
 		if err == nil && req.Plan && resp.Allowed {
-			n.recordUsage(req, -1, 0)
+			n.recordUsage(req, n.now(), -1, 0)
 		}
 		return resp, err
 	}
@@ -90,14 +90,15 @@ func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
 		resp.Allowed, st.Allowed, st.Remaining, st.RetryAfter, st.ResetAfter = false, false, 0, untilNext, untilNext
 	}
 	if resp.Allowed {
-		n.recordUsage(req, st.Window, req.Tokens)
+		n.recordUsage(req, now, st.Window, req.Tokens)
 	}
 	return resp, nil
 }
 
-// recordUsage notes an admitted plan check's usage for the next flush;
-// charged tokens were counted in this node's month entry (window).
-func (n *Node) recordUsage(req *CheckRequest, window, charged int64) {
-	day := n.now().UTC().Format("2006-01-02")
+// recordUsage notes an admitted plan check's usage, decided at now, for
+// the next flush; charged tokens were counted in this node's month entry
+// (window).
+func (n *Node) recordUsage(req *CheckRequest, now time.Time, window, charged int64) {
+	day := now.UTC().Format("2006-01-02")
 	n.usage.add(dayKey{tenant: req.Tenant, day: day}, &configv1.Usage{Requests: req.Hits, Tokens: req.Tokens}, window, charged)
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -158,15 +157,7 @@ func (c *consensus) isLeader() bool { return c.raft.State() == raft.Leader }
 type raftLogWriter struct{ log *slog.Logger }
 
 func (w *raftLogWriter) Write(p []byte) (int, error) {
-	line := bytes.TrimSpace(p)
-	level := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{"[TRACE]": slog.LevelDebug - 4, "[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERROR]": slog.LevelError} {
-		if bytes.HasPrefix(line, []byte(prefix)) {
-			level, line = l, bytes.TrimSpace(line[len(prefix):])
-			break
-		}
-	}
-	line = bytes.TrimPrefix(line, []byte("raft: "))
-	w.log.Log(context.Background(), level, string(line)) //nolint: a log line has no caller context
+	level, msg := leveledLine(p, "raft: ")
+	w.log.Log(context.Background(), level, msg) // a log line has no caller context
 	return len(p), nil
 }

@@ -164,8 +164,8 @@ func (n *Node) FlushUsage(ctx context.Context) error {
 	}
 }
 
-// pendingTenants counts the usage rows not yet committed.
-func (b *usageBuffer) pendingTenants() int {
+// pendingRows counts the usage rows (tenant, model, day) not yet committed.
+func (b *usageBuffer) pendingRows() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.pending)

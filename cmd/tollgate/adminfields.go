@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // jsonObject is a JSON object as the server sent it. Commands that change a
@@ -24,12 +23,6 @@ func (o jsonObject) set(field string, v any) {
 		panic(fmt.Sprintf("field %s: %v", field, err))
 	}
 	o[field] = b
-}
-
-func (o jsonObject) merge(patch jsonObject) {
-	for k, v := range patch {
-		o[k] = v
-	}
 }
 
 // getObject GETs the record at path, to change and PUT back.
@@ -76,11 +69,10 @@ func (f fieldFlags) string(name, field, usage string) {
 // list takes a comma-separated list; an empty one clears the field.
 func (f fieldFlags) list(name, field, usage string) {
 	f.fs.Func(name, usage, func(s string) error {
-		items := []string{}
-		for _, it := range strings.Split(s, ",") {
-			if it = strings.TrimSpace(it); it != "" {
-				items = append(items, it)
-			}
+		var items commaList
+		_ = items.Set(s) // never fails
+		if items == nil {
+			items = commaList{} // an empty list, not null
 		}
 		f.patch.set(field, items)
 		return nil

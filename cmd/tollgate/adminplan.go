@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"maps"
 	"net/http"
 	"net/url"
 )
@@ -75,7 +76,7 @@ func planCreate(fs *flag.FlagSet) runFunc {
 	return func(ctx context.Context, a *adminSession, args []string) error {
 		plan := jsonObject{}
 		plan.set("name", args[0])
-		plan.merge(f.patch)
+		maps.Copy(plan, f.patch)
 		raw, err := a.client.do(ctx, http.MethodPost, "/admin/v1/plans", plan)
 		if err != nil {
 			return err
@@ -95,7 +96,7 @@ func planSet(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		plan.merge(f.patch)
+		maps.Copy(plan, f.patch)
 		raw, err := a.client.do(ctx, http.MethodPut, planPath(args[0]), plan)
 		if err != nil {
 			return err

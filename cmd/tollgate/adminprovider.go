@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -74,7 +75,7 @@ func providerSet(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		provider.merge(f.patch)
+		maps.Copy(provider, f.patch)
 		raw, err := a.client.do(ctx, http.MethodPut, providerPath(args[0]), provider)
 		if err != nil {
 			return err

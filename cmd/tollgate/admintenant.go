@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,7 +99,7 @@ func bindTenantFlags(fs *flag.FlagSet) tenantFlags {
 
 // apply changes tenant as the flags say, keeping the overrides not given.
 func (f tenantFlags) apply(tenant jsonObject) error {
-	tenant.merge(f.own.patch)
+	maps.Copy(tenant, f.own.patch)
 	if len(f.overrides.patch) == 0 {
 		return nil
 	}
@@ -108,7 +109,7 @@ func (f tenantFlags) apply(tenant jsonObject) error {
 			return fmt.Errorf("unexpected overrides in the tenant: %w", err)
 		}
 	}
-	o.merge(f.overrides.patch)
+	maps.Copy(o, f.overrides.patch)
 	tenant.set("overrides", o)
 	return nil
 }

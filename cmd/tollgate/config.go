@@ -26,7 +26,7 @@ type Config struct {
 	GRPCAddr        string        `yaml:"grpc-addr"`
 	GossipAddr      string        `yaml:"gossip-addr"`
 	RaftAddr        string        `yaml:"raft-addr"`
-	Join            addrList      `yaml:"join"`
+	Join            commaList     `yaml:"join"`
 	BootstrapExpect int           `yaml:"bootstrap-expect"`
 	AdminToken      string        `yaml:"admin-token"`
 	InMemory        bool          `yaml:"in-memory"`
@@ -91,13 +91,13 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
 
-// addrList is a comma-separated list on the command line and in the
+// commaList is a comma-separated list on the command line and in the
 // environment, and a list or a comma-separated string in YAML.
-type addrList []string
+type commaList []string
 
-func (a *addrList) String() string { return strings.Join(*a, ",") }
+func (a *commaList) String() string { return strings.Join(*a, ",") }
 
-func (a *addrList) Set(s string) error {
+func (a *commaList) Set(s string) error {
 	*a = nil
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part != "" {
@@ -107,7 +107,7 @@ func (a *addrList) Set(s string) error {
 	return nil
 }
 
-func (a *addrList) UnmarshalYAML(node *yaml.Node) error {
+func (a *commaList) UnmarshalYAML(node *yaml.Node) error {
 	if node.Kind == yaml.ScalarNode {
 		return a.Set(node.Value)
 	}

@@ -74,20 +74,15 @@ func view(t *testing.T, p *process, tenant string) clusterView {
 func (c *realCluster) waitRing(size int) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	deadline := start.Add(20 * time.Second)
-	for {
-		ok := true
+	eventually(c.t, 20*time.Second, fmt.Sprintf("the nodes to converge on %d owners", size), func() bool {
 		for _, p := range c.nodes {
-			ok = ok && len(view(c.t, p, "x").Ring) == size
+			if len(view(c.t, p, "x").Ring) != size {
+				return false
+			}
 		}
-		if ok {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("nodes did not converge on %d owners within 20s", size)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
+	return time.Since(start)
 }
 
 // send makes n checks round robin over the nodes and counts the admitted
@@ -175,14 +170,10 @@ func TestClusterEndToEnd(t *testing.T) {
 
 		stop, done = make(chan struct{}), make(chan int)
 		go traffic(stop, done)
-		if err := p4.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		p4.signal(t, syscall.SIGTERM)
 		c.remove(p4)
 		c.waitRing(3)
-		exit := <-p4.done
-		p4.done <- exit // for the cleanup
-		if exit != nil {
+		if exit := p4.exit(); exit != nil {
 			t.Errorf("e2e-4 after SIGTERM: %v", exit)
 		}
 		close(stop)

@@ -80,25 +80,14 @@ func (d *durableNode) start(t *testing.T) {
 
 func (d *durableNode) kill(t *testing.T) {
 	t.Helper()
-	_ = d.p.cmd.Process.Signal(syscall.SIGKILL)
-	err := <-d.p.done
-	d.p.done <- err // for the cleanup
+	d.p.signal(t, syscall.SIGKILL)
+	_ = d.p.exit() // killed: the exit is an error
 }
 
 func (d *durableNode) stop(t *testing.T) {
 	t.Helper()
-	if err := d.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.p.done:
-		d.p.done <- err
-		if err != nil {
-			t.Fatalf("%s: exit after SIGTERM: %v", d.name, err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not stop within 20s of SIGTERM", d.name)
-	}
+	d.p.signal(t, syscall.SIGTERM)
+	d.p.waitExit(t, 20*time.Second)
 }
 
 // admin sends an admin API call with the e2e token and decodes the answer.
@@ -121,17 +110,6 @@ func admin(addr, method, path, body string, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // tenantsOn lists the tenant ids a node has.

@@ -100,6 +100,47 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 	return p
 }
 
+func (p *process) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exit waits for the process to exit and returns how, keeping it for the
+// cleanup.
+func (p *process) exit() error {
+	err := <-p.done
+	p.done <- err
+	return err
+}
+
+// waitExit fails the test unless the process exits cleanly within timeout.
+func (p *process) waitExit(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("%s: exit: %v", p.name, err)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %s", p.name, timeout)
+	}
+}
+
+// eventually polls cond until it holds, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *process) readLogs(r io.Reader, addrs chan<- [2]string) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -196,18 +237,8 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// SIGTERM stops it cleanly, and the admin token never reached the logs.
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("tollgate did not stop within 15s of SIGTERM")
-	}
+	p.signal(t, syscall.SIGTERM)
+	p.waitExit(t, 15*time.Second)
 	logs := p.logText()
 	if !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("no clean-stop log line in %s", logs)
