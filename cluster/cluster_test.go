@@ -20,7 +20,7 @@ type testCluster struct {
 	clock   *limiter.ManualClock
 	forward ForwardConfig
 	log     *slog.Logger
-	raft    bool // nodes run Raft in memory and form one cluster
+	tweak   func(*Config) // applied to every node's configuration, if set
 
 	mu      sync.Mutex // traffic goroutines read the members while a test changes them
 	servers map[string]*Server
@@ -29,13 +29,13 @@ type testCluster struct {
 
 func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster {
 	t.Helper()
-	return startTestCluster(t, n, false, forward...)
+	return startTestCluster(t, n, nil, forward...)
 }
 
-func startTestCluster(t testing.TB, n int, withRaft bool, forward ...ForwardConfig) *testCluster {
+func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...ForwardConfig) *testCluster {
 	t.Helper()
 	c := &testCluster{
-		raft:    withRaft,
+		tweak:   tweak,
 		t:       t,
 		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
 		servers: map[string]*Server{},
@@ -97,8 +97,8 @@ func (c *testCluster) add(name string) *Server {
 		NodeName: name, Clock: c.clock, Logger: c.log.With("node", name),
 		GossipAddr: "127.0.0.1:0", Join: join, Forward: c.forward,
 	}
-	if c.raft {
-		cfg.RaftListen, cfg.InMemory, cfg.Admin = "127.0.0.1:0", true, AdminAuth{Token: testAdminToken}
+	if c.tweak != nil {
+		c.tweak(&cfg)
 	}
 	srv, err := StartServer(c.t.Context(), ServerConfig{APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Node: cfg})
 	if err != nil {

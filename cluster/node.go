@@ -56,6 +56,9 @@ type Config struct {
 	BootstrapExpect int
 	// Admin guards the admin API.
 	Admin AdminAuth
+	// UsageFlushInterval is how often usage is written to Raft: a crash
+	// loses at most this much. 1s if zero.
+	UsageFlushInterval time.Duration
 }
 
 // maxHops bounds how often one check is forwarded: once to the owner the
@@ -103,6 +106,9 @@ func NewNode(cfg Config) *Node {
 	}
 	if cfg.HandoffWindow <= 0 {
 		cfg.HandoffWindow = 5 * time.Second
+	}
+	if cfg.UsageFlushInterval <= 0 {
+		cfg.UsageFlushInterval = time.Second
 	}
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}
 	store := limiter.NewStore(opts)

@@ -25,11 +25,17 @@ import (
 
 const testAdminToken = "test-admin-token"
 
-// newRaftCluster starts n nodes that form one Raft cluster, and waits
-// until every node has the default plans.
-func newRaftCluster(t *testing.T, n int) *testCluster {
+// newRaftCluster starts n nodes that form one Raft cluster in memory, and
+// waits until every node has the default plans. tweaks change every
+// node's configuration further.
+func newRaftCluster(t *testing.T, n int, tweaks ...func(*Config)) *testCluster {
 	t.Helper()
-	c := startTestCluster(t, n, true)
+	c := startTestCluster(t, n, func(cfg *Config) {
+		cfg.RaftListen, cfg.InMemory, cfg.Admin = "127.0.0.1:0", true, AdminAuth{Token: testAdminToken}
+		for _, tweak := range tweaks {
+			tweak(cfg)
+		}
+	})
 	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("platinum"); return ok })
 	return c
 }
@@ -434,5 +440,88 @@ func TestAdminOverGRPCNeedsTheToken(t *testing.T) {
 	}
 	if _, err := admin.GetPlan(ctx, &configv1.GetRequest{Name: "diamond"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("unknown plan: %v, want NotFound", err)
+	}
+}
+
+func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
+	// No periodic flush during the test: only the hand-off can commit.
+	c := newRaftCluster(t, 3, func(cfg *Config) { cfg.UsageFlushInterval = time.Hour })
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"base","plan":"gold"}`, nil)
+	ring4 := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	tenant := tenantOwnedBy(t, ring4, "node-4", "moving")
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold","overrides":{"tokens_per_month":1000}}`, tenant), nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant(tenant); return ok })
+	check := func(tokens int) bool {
+		var resp checkResponseJSON
+		if code := call(t, c.running()[0], "POST", "/v1/check", fmt.Sprintf(`{"tenant":%q,"tokens":%d}`, tenant, tokens), &resp); code != 200 {
+			t.Fatalf("check: %d", code)
+		}
+		return resp.Allowed
+	}
+	if !check(600) {
+		t.Fatal("600 of a budget of 1000 denied")
+	}
+	c.add("node-4")
+	c.waitRing(4)
+	waitFor(t, 10*time.Second, "the usage committed by the hand-off", func() bool {
+		return c.server("node-4").Node.fsm.monthUsage(tenant, "2026-05").GetTokens() == 600
+	})
+	// The state moved without the flushed tokens: they count once.
+	if check(401) || !check(400) {
+		t.Fatal("after the hand-off: want 401 denied and 400 admitted (600 counted once)")
+	}
+}
+
+func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
+	c := startTestCluster(t, 1, func(cfg *Config) { cfg.RaftListen, cfg.InMemory = "127.0.0.1:0", true })
+	var out errorJSON
+	if code := call(t, c.running()[0], "GET", "/admin/v1/plans", "", &out); code != 403 || out.Error.Code != "admin_disabled" {
+		t.Fatalf("admin API without a token: %d %+v", code, out)
+	}
+}
+
+func TestAdminAPIManagesPlansProvidersAndKeys(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	s := c.running()[0]
+	var plan map[string]any
+	if code := call(t, s, "PUT", "/admin/v1/plans/team", `{"requests_per_minute":30,"tokens_per_month":5000}`, &plan); code != 200 || plan["name"] != "team" || plan["failure_policy"] != "local" {
+		t.Fatalf("put plan: %d %v", code, plan)
+	}
+	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"team"}`, nil)
+	if code := call(t, s, "DELETE", "/admin/v1/plans/team", "", nil); code != 409 {
+		t.Fatalf("deleting a plan in use: %d, want 409", code)
+	}
+	if code := call(t, s, "DELETE", "/admin/v1/tenants/acme", "", nil); code != 200 {
+		t.Fatalf("delete tenant: %d", code)
+	}
+	if code := call(t, s, "DELETE", "/admin/v1/plans/team", "", nil); code != 200 {
+		t.Fatalf("delete plan: %d", code)
+	}
+	if code := call(t, s, "GET", "/admin/v1/plans/team", "", nil); code != 404 {
+		t.Fatalf("deleted plan: %d, want 404", code)
+	}
+
+	body := `{"name":"up","base_url":"https://llm.example/v1","api_key_env":"UP_KEY","models":["m1"],"prompt_price_per_million":2.5,"completion_price_per_million":10}`
+	var prov map[string]any
+	if code := call(t, s, "POST", "/admin/v1/providers", body, &prov); code != 201 || prov["prompt_price_per_million"] != 2.5 {
+		t.Fatalf("create provider: %d %v", code, prov)
+	}
+	if p, _ := s.Node.Config().Provider("up"); p.GetPromptPriceMicros() != 2_500_000 || p.GetApiKeyEnv() != "UP_KEY" {
+		t.Fatalf("stored provider: %v", p)
+	}
+	if code := call(t, s, "DELETE", "/admin/v1/providers/up", "", nil); code != 200 {
+		t.Fatalf("delete provider: %d", code)
+	}
+
+	call(t, s, "POST", "/admin/v1/tenants", `{"id":"beta","plan":"silver"}`, nil)
+	var created KeyJSON
+	call(t, s, "POST", "/admin/v1/keys", `{"tenant":"beta"}`, &created)
+	var list struct{ Keys []map[string]any }
+	if code := call(t, s, "GET", "/admin/v1/tenants/beta/keys", "", &list); code != 200 || len(list.Keys) != 1 {
+		t.Fatalf("list keys: %d %v", code, list)
+	}
+	k := list.Keys[0]
+	if k["id"] != created.ID || !strings.HasPrefix(created.Key, created.ID) || k["key"] != nil || k["sha256"] != nil {
+		t.Fatalf("a listed key shows more than its prefix: %v", k)
 	}
 }

@@ -9,10 +9,6 @@ import (
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
-// usageFlushInterval is how often a node writes its usage to Raft; a crash
-// loses at most this much.
-const usageFlushInterval = time.Second
-
 // usageBuffer holds the usage a node has admitted and not yet committed.
 // A flush is written with a sequence number and retried unchanged until it
 // commits, so the FSM applies it exactly once. Tokens charged to a
@@ -120,9 +116,9 @@ func (n *Node) refundFlushed() {
 	}
 }
 
-// runUsageFlusher flushes every usageFlushInterval until ctx ends.
+// runUsageFlusher flushes every UsageFlushInterval until ctx ends.
 func (n *Node) runUsageFlusher(ctx context.Context) {
-	t := time.NewTicker(usageFlushInterval)
+	t := time.NewTicker(n.cfg.UsageFlushInterval)
 	defer t.Stop()
 	for {
 		select {
