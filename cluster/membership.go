@@ -67,6 +67,11 @@ type membership struct {
 // minimum, 3 × 200 ms for up to ten nodes, once another member confirms
 // (at most twice that): time enough for a node stalled by a pause to
 // refute the suspicion.
+// deadNodeReclaimTime is how long the old incarnation of a node must have
+// been dead before the node, restarted under its name on another address,
+// may take its name back.
+const deadNodeReclaimTime = 5 * time.Second
+
 func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.NodeEvent, log *slog.Logger) (*memberlist.Config, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -91,9 +96,7 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 	cfg.PushPullInterval = 10 * time.Second
 	cfg.GossipToTheDeadTime = 5 * time.Second
 	cfg.TCPTimeout = 2 * time.Second
-	// A node restarted under its name on another port may take its name
-	// back once the old incarnation has been dead this long.
-	cfg.DeadNodeReclaimTime = 5 * time.Second
+	cfg.DeadNodeReclaimTime = deadNodeReclaimTime
 	cfg.Delegate = meta
 	cfg.Events = &memberlist.ChannelEventDelegate{Ch: events}
 	cfg.Logger = slog.NewLogLogger(&memberlistLogHandler{log}, slog.LevelDebug)

@@ -525,3 +525,47 @@ func TestAdminAPIManagesPlansProvidersAndKeys(t *testing.T) {
 		t.Fatalf("a listed key shows more than its prefix: %v", k)
 	}
 }
+
+func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	leaderOf := func() *Server {
+		for _, s := range c.running() {
+			if s.Node.raft.isLeader() {
+				return s
+			}
+		}
+		return nil
+	}
+	victim := c.follower().Node.Name()
+	c.kill(victim)
+	// Gossip lets the name be taken on a new address only once the old
+	// incarnation has been dead for deadNodeReclaimTime.
+	c.waitRing(2)
+	dead := time.Now()
+	waitFor(t, 2*deadNodeReclaimTime, "gossip to let the name be reclaimed", func() bool {
+		return time.Since(dead) > deadNodeReclaimTime+500*time.Millisecond
+	})
+	c.add(victim) // same name, new ports, empty in-memory log
+	c.waitRing(3)
+	waitFor(t, 15*time.Second, victim+" a voter at its new address", func() bool {
+		l := leaderOf()
+		if l == nil {
+			return false
+		}
+		f := l.Node.raft.raft.GetConfiguration()
+		if f.Error() != nil || len(f.Configuration().Servers) != 3 {
+			return false
+		}
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == victim {
+				return string(s.Address) == c.server(victim).Node.raft.addr && s.Suffrage == raft.Voter
+			}
+		}
+		return false
+	})
+	// It has the configuration again, from the others' log.
+	waitFor(t, 10*time.Second, victim+" to have the default plans", func() bool {
+		_, ok := c.server(victim).Node.Config().Plan("gold")
+		return ok
+	})
+}
