@@ -17,6 +17,8 @@ test: fuzz
 # testdata/fuzz runs as ordinary tests too).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime 10s ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzInference$$' -fuzztime 10s ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./proxy/mockupstream
 
 # Limiter and ring micro-benchmarks, and batched against unary forwarding
 # between 3 in-process nodes; pipe through benchstat to compare runs.

@@ -58,6 +58,7 @@ func checkPlan(p *configv1.Plan) error {
 	}{
 		{"requests_per_minute", p.GetRequestsPerMinute()}, {"tokens_per_minute", p.GetTokensPerMinute()},
 		{"tokens_per_month", p.GetTokensPerMonth()}, {"max_concurrent", p.GetMaxConcurrent()}, {"priority", int64(p.GetPriority())},
+		{"default_max_tokens", p.GetDefaultMaxTokens()},
 	} {
 		if f.v < 0 {
 			return fieldErr(f.name, "must be >= 0 (0: no limit), got %d", f.v)

@@ -238,11 +238,12 @@ type planJSON struct {
 	Priority          int32    `json:"priority"`
 	FailurePolicy     string   `json:"failure_policy"`
 	AllowedModels     []string `json:"allowed_models"`
+	DefaultMaxTokens  int64    `json:"default_max_tokens"`
 }
 
 func planToJSON(p *configv1.Plan) any {
 	return planJSON{p.GetName(), p.GetRequestsPerMinute(), p.GetTokensPerMinute(), p.GetTokensPerMonth(),
-		p.GetMaxConcurrent(), p.GetPriority(), p.GetFailurePolicy(), nonNil(p.GetAllowedModels())}
+		p.GetMaxConcurrent(), p.GetPriority(), p.GetFailurePolicy(), nonNil(p.GetAllowedModels()), p.GetDefaultMaxTokens()}
 }
 
 func planFromJSON(r io.Reader, path string) (*configv1.Plan, error) {
@@ -255,7 +256,7 @@ func planFromJSON(r io.Reader, path string) (*configv1.Plan, error) {
 	}
 	return &configv1.Plan{Name: in.Name, RequestsPerMinute: in.RequestsPerMinute, TokensPerMinute: in.TokensPerMinute,
 		TokensPerMonth: in.TokensPerMonth, MaxConcurrent: in.MaxConcurrent, Priority: in.Priority,
-		FailurePolicy: in.FailurePolicy, AllowedModels: in.AllowedModels}, nil
+		FailurePolicy: in.FailurePolicy, AllowedModels: in.AllowedModels, DefaultMaxTokens: in.DefaultMaxTokens}, nil
 }
 
 type overridesJSON struct {

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"maps"
+	"slices"
+	"sync"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
@@ -19,6 +21,9 @@ type ConfigView struct {
 	keyHashes map[[32]byte]*configv1.APIKey // by SHA-256 of the key
 	providers map[string]*configv1.Provider
 	seeded    bool
+
+	indexOnce sync.Once
+	idx       *viewIndex
 }
 
 func emptyView() *ConfigView {
@@ -71,4 +76,64 @@ func (v *ConfigView) VerifyKey(secret string) (*configv1.APIKey, bool) {
 		return nil, false
 	}
 	return k, true
+}
+
+// TenantPlan returns the tenant's plan with its overrides applied.
+func (v *ConfigView) TenantPlan(id string) (*configv1.Plan, bool) {
+	t, ok := v.tenants[id]
+	if !ok {
+		return nil, false
+	}
+	p, ok := v.plans[t.GetPlan()]
+	if !ok {
+		return nil, false
+	}
+	return EffectivePlan(p, t), true
+}
+
+// ModelProvider returns the provider that serves model (the first by name
+// if several do).
+func (v *ConfigView) ModelProvider(model string) (*configv1.Provider, bool) {
+	p, ok := v.index().models[model]
+	return p, ok
+}
+
+// Models lists every model some provider serves, sorted.
+func (v *ConfigView) Models() []string { return v.index().modelNames }
+
+// OriginAllowed reports whether any tenant allows browsers from origin:
+// a CORS preflight carries no key, so it cannot name its tenant.
+func (v *ConfigView) OriginAllowed(origin string) bool {
+	_, ok := v.index().origins[origin]
+	return ok
+}
+
+// viewIndex holds lookups derived from a view, built on first use: the
+// view never changes after it is published.
+type viewIndex struct {
+	models     map[string]*configv1.Provider
+	modelNames []string
+	origins    map[string]struct{}
+}
+
+func (v *ConfigView) index() *viewIndex {
+	v.indexOnce.Do(func() {
+		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}}
+		for _, name := range slices.Sorted(maps.Keys(v.providers)) {
+			for _, m := range v.providers[name].GetModels() {
+				if _, taken := ix.models[m]; !taken {
+					ix.models[m] = v.providers[name]
+					ix.modelNames = append(ix.modelNames, m)
+				}
+			}
+		}
+		slices.Sort(ix.modelNames)
+		for _, t := range v.tenants {
+			for _, o := range t.GetAllowedOrigins() {
+				ix.origins[o] = struct{}{}
+			}
+		}
+		v.idx = ix
+	})
+	return v.idx
 }

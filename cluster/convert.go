@@ -114,12 +114,30 @@ var policyToProto = map[FailurePolicy]tollgatev1.FailurePolicy{
 
 // forwardedCheck flattens a validated request for the peer hop.
 func forwardedCheck(req *CheckRequest) *peerv1.ForwardedCheck {
-	out := &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, Plan: req.Plan, Tokens: req.Tokens, FailurePolicy: policyToProto[req.FailurePolicy],
-		Limits: make([]*peerv1.PeerLimit, len(req.Limits))}
-	for i, l := range req.Limits {
-		out.Limits[i] = &peerv1.PeerLimit{Name: l.Name, Algorithm: algorithmToProto[l.Algorithm], Limit: l.Limit, PeriodNanos: int64(l.Period), Burst: l.Burst}
+	return &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, Plan: req.Plan, Reserve: req.Reserve, Tokens: req.Tokens,
+		FailurePolicy: policyToProto[req.FailurePolicy], Limits: peerLimits(req.Limits)}
+}
+
+func peerLimits(limits []limiter.Limit) []*peerv1.PeerLimit {
+	out := make([]*peerv1.PeerLimit, len(limits))
+	for i, l := range limits {
+		out[i] = &peerv1.PeerLimit{Name: l.Name, Algorithm: algorithmToProto[l.Algorithm], Limit: l.Limit, PeriodNanos: int64(l.Period), Burst: l.Burst}
 	}
 	return out
+}
+
+// limitsFromPeer rebuilds limits from the peer hop; the caller validates
+// them.
+func limitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
+	out := make([]limiter.Limit, len(in))
+	for i, l := range in {
+		alg, ok := algorithmFromProto[l.GetAlgorithm()]
+		if !ok {
+			return nil, fieldErr(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
+		}
+		out[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
+	}
+	return out, nil
 }
 
 // checkFromForwarded rebuilds and validates a forwarded request: a peer is
@@ -129,14 +147,11 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 	if !ok {
 		return nil, fieldErr("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: make([]limiter.Limit, len(in.GetLimits()))}
-	for i, l := range in.GetLimits() {
-		alg, ok := algorithmFromProto[l.GetAlgorithm()]
-		if !ok {
-			return nil, fieldErr(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
-		}
-		req.Limits[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
+	limits, err := limitsFromPeer(in.GetLimits())
+	if err != nil {
+		return nil, err
 	}
+	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Reserve: in.GetReserve(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: limits}
 	// A plan check arrives with its plan's limits, resolved by the sender
 	// (none if every field of the plan is 0).
 	return req, req.Validate("")
@@ -147,7 +162,7 @@ func checkResult(resp *CheckResponse) *peerv1.CheckResult {
 	out := &peerv1.CheckResult{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]*peerv1.PeerStatus, len(resp.Limits))}
 	for i, l := range resp.Limits {
 		out.Limits[i] = &peerv1.PeerStatus{Allowed: l.Allowed, Limit: l.Limit, Remaining: l.Remaining,
-			ResetAfterNanos: int64(l.ResetAfter), RetryAfterNanos: int64(l.RetryAfter), LeaseId: l.Lease}
+			ResetAfterNanos: int64(l.ResetAfter), RetryAfterNanos: int64(l.RetryAfter), LeaseId: l.Lease, Window: l.Window}
 	}
 	return out
 }
@@ -169,6 +184,7 @@ func responseOf(req *CheckRequest, r *peerv1.CheckResult) (*CheckResponse, error
 			ResetAfter: time.Duration(l.GetResetAfterNanos()),
 			RetryAfter: time.Duration(l.GetRetryAfterNanos()),
 			Lease:      l.GetLeaseId(),
+			Window:     l.GetWindow(),
 		}}
 	}
 	return out, nil

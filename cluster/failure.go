@@ -16,7 +16,7 @@ const closedRetryAfter = time.Second
 // node as the one that decided.
 func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
 	resp := n.decidePolicy(req)
-	if resp.Allowed && req.Plan {
+	if resp.Allowed && req.Plan && !req.Reserve {
 		n.recordUsage(req, n.now(), 0, 0) // used all the same; the owner's budget entry never saw it
 	}
 	return resp

@@ -24,6 +24,7 @@ type metrics struct {
 	degraded       *prometheus.CounterVec // by policy
 	handoffBuckets *prometheus.CounterVec // by direction: sent, received
 	handoffBytes   *prometheus.CounterVec
+	settled        *prometheus.CounterVec // by where: owner, sent, passed_on, unreachable
 }
 
 // latencyBuckets run from 1µs to about 1s: local decisions take
@@ -71,9 +72,13 @@ func newMetrics(store *limiter.Store) *metrics {
 			Name: "tollgate_handoff_bytes_total",
 			Help: "Encoded size of the tenant states handed over, by direction.",
 		}, []string{"direction"}),
+		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_settlements_total",
+			Help: "Gateway reservations settled, by where: owner (applied here as the owner), sent (to the owner), passed_on (to the node the tenant was handed to), unreachable (the owner never answered; usage recorded here).",
+		}, []string{"where"}),
 	}
 	reg.MustRegister(
-		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes,
+		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes, m.settled,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_store_entries",
 			Help: "Limit entries (tenant × limit) held in this node's store.",
@@ -86,6 +91,14 @@ func newMetrics(store *limiter.Store) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// registerSettles exports the settlements waiting to be applied.
+func (m *metrics) registerSettles(pending func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_settlements_pending",
+		Help: "Gateway settlements queued on this node or on their way to the owner.",
+	}, func() float64 { return float64(pending()) }))
 }
 
 // registerMembers exports the member count by state, read when scraped.

@@ -86,6 +86,10 @@ type Node struct {
 	fsm   *fsm         // the replicated configuration, on every node
 	raft  *consensus   // nil without RaftListen
 	usage *usageBuffer // usage admitted here and not yet committed
+	// settles are gateway settlements not yet applied; settled remembers
+	// those applied here lately.
+	settles *settleQueue
+	settled settleDedup
 	// raftMetrics is nil without Raft.
 	raftMetrics *raftMetrics
 
@@ -123,8 +127,10 @@ func NewNode(cfg Config) *Node {
 		pushes:   make(chan struct{}, 1),
 		fsm:      newFSM(),
 		usage:    newUsageBuffer(),
+		settles:  newSettleQueue(),
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
+	n.metrics.registerSettles(n.settles.pending)
 	n.setRing(NewRing([]string{n.name}, nil))
 	return n
 }
@@ -190,6 +196,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.membersChanged()
 	}
 	n.wg.Go(func() { n.housekeep(ctx) })
+	n.wg.Go(func() { n.runSettler(ctx) })
 	if n.raft != nil {
 		n.wg.Go(func() { n.manageRaft(ctx) })
 		n.wg.Go(func() { n.runUsageFlusher(ctx) })
@@ -312,6 +319,11 @@ func (n *Node) countMembers(state string) int {
 // checks here until they hear of the leave, and this node passes them on.
 func (n *Node) Leave(ctx context.Context) {
 	n.ready.Store(false)
+	// Settlements of requests served here go to their owners while this
+	// node still owns its share: its own are applied before they move.
+	if err := n.drainSettles(ctx); err != nil {
+		n.log.Warn("settling gateway requests on stop", "left", n.settles.pending(), "err", err)
+	}
 	if n.members == nil {
 		if err := n.FlushUsage(ctx); err != nil {
 			n.log.Warn("flushing usage on stop", "err", err)

@@ -74,6 +74,27 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 	return checkResult(resp)
 }
 
+// Settle applies settlements sent by the nodes that served the requests.
+// All are validated before any is applied; one applied before (its answer
+// was lost and it was resent) is skipped.
+func (s *peerService) Settle(ctx context.Context, in *peerv1.SettleRequest) (*peerv1.SettleResponse, error) {
+	ss := make([]*settlement, len(in.GetSettlements()))
+	for i, p := range in.GetSettlements() {
+		st, err := settlementFromProto(p)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "settlements[%d]: %v", i, err)
+		}
+		ss[i] = st
+	}
+	now := time.Now()
+	for _, st := range ss {
+		if s.node.settled.first(settleID{st.origin, st.seq}, now) {
+			s.node.settleHere(ctx, st)
+		}
+	}
+	return &peerv1.SettleResponse{}, nil
+}
+
 func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*peerv1.HandoffResponse, error) {
 	if err := s.node.handoff.receive(in); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())

@@ -39,6 +39,13 @@ func (n *Node) resolvePlan(req *CheckRequest) error {
 	}
 	eff := EffectivePlan(p, t)
 	req.Limits = planLimits(eff)
+	if c := eff.GetMaxConcurrent(); req.Reserve && c > 0 {
+		ttl := req.LeaseTTL
+		if ttl <= 0 {
+			ttl = DefaultLeaseTTL
+		}
+		req.Limits = append(req.Limits, limiter.Limit{Name: LimitConcurrentRequests, Algorithm: limiter.Concurrency, Limit: c, Period: ttl})
+	}
 	policy, err := ParseFailurePolicy(eff.GetFailurePolicy())
 	if err != nil {
 		policy = PolicyLocal
@@ -64,7 +71,7 @@ func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
 	month := slices.IndexFunc(req.Limits, func(l limiter.Limit) bool { return l.Name == LimitTokensPerMonth })
 	if !req.Plan || month < 0 {
 		resp, err := n.decideIn(n.store, req)
-		if err == nil && req.Plan && resp.Allowed {
+		if err == nil && req.Plan && !req.Reserve && resp.Allowed {
 			n.recordUsage(req, n.now(), -1, 0)
 		}
 		return resp, err
@@ -89,7 +96,7 @@ func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
 		untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
 		resp.Allowed, st.Allowed, st.Remaining, st.RetryAfter, st.ResetAfter = false, false, 0, untilNext, untilNext
 	}
-	if resp.Allowed {
+	if resp.Allowed && !req.Reserve { // a reservation is recorded when it is settled
 		n.recordUsage(req, now, st.Window, req.Tokens)
 	}
 	return resp, nil

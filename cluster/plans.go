@@ -35,7 +35,15 @@ const (
 	LimitRequestsPerMinute = "requests_per_minute"
 	LimitTokensPerMinute   = "tokens_per_minute"
 	LimitTokensPerMonth    = "tokens_per_month"
+	// LimitConcurrentRequests is the plan's max_concurrent, held by
+	// gateway reservations only.
+	LimitConcurrentRequests = "concurrent_requests"
 )
+
+// DefaultLeaseTTL is how long a gateway reservation's concurrency lease
+// lives when the gateway names no TTL: a lease whose request never settles
+// (its node crashed) comes back after it.
+const DefaultLeaseTTL = 10 * time.Minute
 
 // EffectivePlan is a tenant's plan with the tenant's overrides applied.
 func EffectivePlan(p *configv1.Plan, t *configv1.Tenant) *configv1.Plan {
@@ -48,6 +56,7 @@ func EffectivePlan(p *configv1.Plan, t *configv1.Tenant) *configv1.Plan {
 		Priority:          p.GetPriority(),
 		FailurePolicy:     p.GetFailurePolicy(),
 		AllowedModels:     p.GetAllowedModels(),
+		DefaultMaxTokens:  p.GetDefaultMaxTokens(),
 	}
 	o := t.GetOverrides()
 	if o == nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tollgate/tollgate/limiter"
 )
@@ -82,11 +83,16 @@ type CheckRequest struct {
 	FailurePolicy FailurePolicy
 	Plan          bool
 	Tokens        int64
+	// Reserve makes a plan check a gateway reservation: it also takes a
+	// lease on the plan's concurrent requests, valid for LeaseTTL, and its
+	// usage is recorded when it is settled (see Node.Settle).
+	Reserve  bool
+	LeaseTTL time.Duration
 }
 
 // hitsFor returns what the i-th limit consumes.
 func (r *CheckRequest) hitsFor(i int) int64 {
-	if r.Plan && r.Limits[i].Name != LimitRequestsPerMinute {
+	if r.Plan && (r.Limits[i].Name == LimitTokensPerMinute || r.Limits[i].Name == LimitTokensPerMonth) {
 		return r.Tokens
 	}
 	return r.Hits
@@ -130,6 +136,9 @@ func (r *CheckRequest) Validate(prefix string) error {
 	}
 	if r.Tokens > 0 && !r.Plan {
 		return fieldErr(prefix+"tokens", "only for checks against the tenant's plan (no limits)")
+	}
+	if r.Reserve && !r.Plan {
+		return fieldErr(prefix+"reserve", "only for checks against the tenant's plan")
 	}
 	switch n := len(r.Limits); {
 	case n == 0 && r.Plan:

@@ -68,6 +68,7 @@ func planFlags(fs *flag.FlagSet) fieldFlags {
 	f := newFieldFlags(fs)
 	f.limits()
 	f.list("models", "allowed_models", "the models the plan allows, as `a,b` (empty: all)")
+	f.int("default-max-tokens", "default_max_tokens", "completion tokens a gateway request reserves when it sets no max_tokens (0: the gateway's --default-max-tokens)")
 	return f
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate/tollgate/proxy"
 )
 
 // Config is everything `tollgate serve` reads. Each field is a flag, a key
@@ -36,8 +38,14 @@ type Config struct {
 	ForwardTimeout  time.Duration `yaml:"forward-timeout"`
 	IdleTTL         time.Duration `yaml:"idle-ttl"`
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
-	LogLevel        string        `yaml:"log-level"`
-	LogFormat       string        `yaml:"log-format"`
+
+	UpstreamConnectTimeout time.Duration `yaml:"upstream-connect-timeout"`
+	UpstreamHeaderTimeout  time.Duration `yaml:"upstream-header-timeout"`
+	UpstreamTimeout        time.Duration `yaml:"upstream-timeout"`
+	DefaultMaxTokens       int64         `yaml:"default-max-tokens"`
+
+	LogLevel  string `yaml:"log-level"`
+	LogFormat string `yaml:"log-format"`
 
 	// adminOpen runs the admin API without a token: tollgate dev only.
 	adminOpen bool
@@ -62,8 +70,14 @@ func defaultConfig() Config {
 		ForwardTimeout:  500 * time.Millisecond,
 		IdleTTL:         10 * time.Minute,
 		ShutdownTimeout: 10 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
+
+		UpstreamConnectTimeout: proxy.DefaultConnectTimeout,
+		UpstreamHeaderTimeout:  proxy.DefaultHeaderTimeout,
+		UpstreamTimeout:        proxy.DefaultTimeout,
+		DefaultMaxTokens:       proxy.DefaultMaxTokens,
+
+		LogLevel:  "info",
+		LogFormat: "text",
 	}
 }
 
@@ -87,6 +101,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long to wait for a tenant's owner before the failure policy decides")
 	fs.DurationVar(&c.IdleTTL, "idle-ttl", c.IdleTTL, "how long a tenant is unused before its full limits are forgotten")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop waits for requests in flight")
+	fs.DurationVar(&c.UpstreamConnectTimeout, "upstream-connect-timeout", c.UpstreamConnectTimeout, "how long the gateway waits to connect to an upstream provider")
+	fs.DurationVar(&c.UpstreamHeaderTimeout, "upstream-header-timeout", c.UpstreamHeaderTimeout, "how long the gateway waits for an upstream's answer to begin (then 504)")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "longest upstream call, a whole stream included; concurrency leases outlive it by a minute")
+	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", c.DefaultMaxTokens, "completion tokens reserved for a request without max_tokens whose plan names no default")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }
@@ -222,6 +240,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("idle-ttl: must be > 0, got %s", c.IdleTTL)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown-timeout: must be > 0, got %s", c.ShutdownTimeout)
+	case c.UpstreamConnectTimeout <= 0:
+		return fmt.Errorf("upstream-connect-timeout: must be > 0, got %s", c.UpstreamConnectTimeout)
+	case c.UpstreamHeaderTimeout <= 0:
+		return fmt.Errorf("upstream-header-timeout: must be > 0, got %s", c.UpstreamHeaderTimeout)
+	case c.UpstreamTimeout <= 0:
+		return fmt.Errorf("upstream-timeout: must be > 0, got %s", c.UpstreamTimeout)
+	case c.DefaultMaxTokens <= 0:
+		return fmt.Errorf("default-max-tokens: must be > 0, got %d", c.DefaultMaxTokens)
 	}
 	if _, err := c.logger(io.Discard); err != nil {
 		return err

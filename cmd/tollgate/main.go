@@ -16,7 +16,9 @@ const usageText = `tollgate: a distributed rate-limit and quota cluster
 
 Usage:
   tollgate serve [flags]   run one node (tollgate serve -h lists the flags)
-  tollgate dev [flags]     run a local N-node cluster in this process (tollgate dev -h)
+  tollgate dev [flags]     run a local N-node cluster in this process, with a mock
+                           upstream and demo tenants (tollgate dev -h)
+  tollgate mock-upstream   run an OpenAI-compatible fake upstream (tollgate mock-upstream -h)
   tollgate help            show this text
 
 Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stderr)
 	case "dev":
 		return devCluster(ctx, args[1:], getenv, stdout, stderr)
+	case "mock-upstream":
+		return runMockUpstream(ctx, args[1:], getenv, stdout, stderr)
 	case "plan", "tenant", "key", "provider", "usage", "status":
 		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

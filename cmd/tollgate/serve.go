@@ -47,10 +47,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log = log.With("node", cfg.NodeName)
-	srv, err := cluster.StartServer(ctx, cfg.nodeConfig(log))
+	srv, err := startNode(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	log.Info("listening", "server", "gateway", "addr", srv.HTTPAddr())
 	log.Info("listening", "server", "api", "addr", srv.APIAddr())
 	log.Info("listening", "server", "grpc", "addr", srv.GRPCAddr())
 	if cfg.AdminToken == "" {

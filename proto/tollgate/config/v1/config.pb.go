@@ -35,8 +35,11 @@ type Plan struct {
 	FailurePolicy string `protobuf:"bytes,7,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
 	// Models the plan may use; empty allows every model.
 	AllowedModels []string `protobuf:"bytes,8,rep,name=allowed_models,json=allowedModels,proto3" json:"allowed_models,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Completion tokens a gateway request reserves when it names no
+	// max_tokens; 0 leaves it to the gateway's default.
+	DefaultMaxTokens int64 `protobuf:"varint,9,opt,name=default_max_tokens,json=defaultMaxTokens,proto3" json:"default_max_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -123,6 +126,13 @@ func (x *Plan) GetAllowedModels() []string {
 		return x.AllowedModels
 	}
 	return nil
+}
+
+func (x *Plan) GetDefaultMaxTokens() int64 {
+	if x != nil {
+		return x.DefaultMaxTokens
+	}
+	return 0
 }
 
 // Overrides replaces single fields of a tenant's plan; unset fields keep
@@ -1447,7 +1457,7 @@ var File_tollgate_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1ftollgate/config/v1/config.proto\x12\x12tollgate.config.v1\"\xb1\x02\n" +
+	"\x1ftollgate/config/v1/config.proto\x12\x12tollgate.config.v1\"\xdf\x02\n" +
 	"\x04Plan\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x13requests_per_minute\x18\x02 \x01(\x03R\x11requestsPerMinute\x12*\n" +
@@ -1456,7 +1466,8 @@ const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\x0emax_concurrent\x18\x05 \x01(\x03R\rmaxConcurrent\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12%\n" +
 	"\x0efailure_policy\x18\a \x01(\tR\rfailurePolicy\x12%\n" +
-	"\x0eallowed_models\x18\b \x03(\tR\rallowedModels\"\x8f\x03\n" +
+	"\x0eallowed_models\x18\b \x03(\tR\rallowedModels\x12,\n" +
+	"\x12default_max_tokens\x18\t \x01(\x03R\x10defaultMaxTokens\"\x8f\x03\n" +
 	"\tOverrides\x123\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\x03H\x00R\x11requestsPerMinute\x88\x01\x01\x12/\n" +
 	"\x11tokens_per_minute\x18\x02 \x01(\x03H\x01R\x0ftokensPerMinute\x88\x01\x01\x12-\n" +

@@ -143,8 +143,11 @@ type ForwardedCheck struct {
 	// Plan says the limits come from the tenant's plan: the owner charges
 	// tokens (not hits) to the token limits, re-reads the monthly budget and
 	// records the usage.
-	Plan          bool  `protobuf:"varint,8,opt,name=plan,proto3" json:"plan,omitempty"`
-	Tokens        int64 `protobuf:"varint,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	Plan   bool  `protobuf:"varint,8,opt,name=plan,proto3" json:"plan,omitempty"`
+	Tokens int64 `protobuf:"varint,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// Reserve marks a gateway reservation: it holds a concurrency lease and
+	// its usage is recorded when it is settled, not when it is admitted.
+	Reserve       bool `protobuf:"varint,10,opt,name=reserve,proto3" json:"reserve,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,6 +243,13 @@ func (x *ForwardedCheck) GetTokens() int64 {
 		return x.Tokens
 	}
 	return 0
+}
+
+func (x *ForwardedCheck) GetReserve() bool {
+	if x != nil {
+		return x.Reserve
+	}
+	return false
 }
 
 type PeerLimit struct {
@@ -475,8 +485,11 @@ type PeerStatus struct {
 	ResetAfterNanos int64                  `protobuf:"varint,4,opt,name=reset_after_nanos,json=resetAfterNanos,proto3" json:"reset_after_nanos,omitempty"`
 	RetryAfterNanos int64                  `protobuf:"varint,5,opt,name=retry_after_nanos,json=retryAfterNanos,proto3" json:"retry_after_nanos,omitempty"`
 	LeaseId         uint64                 `protobuf:"varint,6,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The window (or month) the hits were counted in; see
+	// limiter.Result.Window.
+	Window        int64 `protobuf:"varint,7,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PeerStatus) Reset() {
@@ -547,6 +560,13 @@ func (x *PeerStatus) GetRetryAfterNanos() int64 {
 func (x *PeerStatus) GetLeaseId() uint64 {
 	if x != nil {
 		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetWindow() int64 {
+	if x != nil {
+		return x.Window
 	}
 	return 0
 }
@@ -1002,6 +1022,252 @@ func (x *PullResponse) GetTenants() []*TenantState {
 	return nil
 }
 
+// Settlement is the outcome of one admitted gateway reservation.
+type Settlement struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The limits the reservation was decided on, in its order.
+	Limits []*PeerLimit `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
+	// Tokens reserved (the estimate) against the token limits.
+	Reserved int64  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	LeaseId  uint64 `protobuf:"varint,4,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// The window the monthly budget was charged in.
+	MonthWindow      int64  `protobuf:"varint,5,opt,name=month_window,json=monthWindow,proto3" json:"month_window,omitempty"`
+	Model            string `protobuf:"bytes,6,opt,name=model,proto3" json:"model,omitempty"`
+	PromptTokens     int64  `protobuf:"varint,7,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int64  `protobuf:"varint,8,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	CostMicros       int64  `protobuf:"varint,9,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	// Failed says the request came to nothing (the upstream failed): the
+	// whole reservation is refunded and no usage recorded.
+	Failed bool `protobuf:"varint,10,opt,name=failed,proto3" json:"failed,omitempty"`
+	// The UTC day (YYYY-MM-DD) the request was served.
+	Day string `protobuf:"bytes,11,opt,name=day,proto3" json:"day,omitempty"`
+	// Hops counts how often the settlement was passed on.
+	Hops uint32 `protobuf:"varint,12,opt,name=hops,proto3" json:"hops,omitempty"`
+	// Origin (the node that queued it) and seq identify the settlement: a
+	// resent one is applied once.
+	Origin        string `protobuf:"bytes,13,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq           uint64 `protobuf:"varint,14,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settlement) Reset() {
+	*x = Settlement{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settlement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settlement) ProtoMessage() {}
+
+func (x *Settlement) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
+func (*Settlement) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Settlement) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Settlement) GetLimits() []*PeerLimit {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *Settlement) GetReserved() int64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
+func (x *Settlement) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *Settlement) GetMonthWindow() int64 {
+	if x != nil {
+		return x.MonthWindow
+	}
+	return 0
+}
+
+func (x *Settlement) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Settlement) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Settlement) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *Settlement) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
+func (x *Settlement) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+func (x *Settlement) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *Settlement) GetHops() uint32 {
+	if x != nil {
+		return x.Hops
+	}
+	return 0
+}
+
+func (x *Settlement) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Settlement) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type SettleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Settlements   []*Settlement          `protobuf:"bytes,2,rep,name=settlements,proto3" json:"settlements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRequest) Reset() {
+	*x = SettleRequest{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRequest) ProtoMessage() {}
+
+func (x *SettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
+func (*SettleRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SettleRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *SettleRequest) GetSettlements() []*Settlement {
+	if x != nil {
+		return x.Settlements
+	}
+	return nil
+}
+
+type SettleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleResponse) Reset() {
+	*x = SettleResponse{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleResponse) ProtoMessage() {}
+
+func (x *SettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
+func (*SettleResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+}
+
 var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
@@ -1011,7 +1277,7 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"Y\n" +
 	"\rApplyResponse\x122\n" +
 	"\x06result\x18\x01 \x01(\v2\x1a.tollgate.config.v1.ResultR\x06result\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb6\x02\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xd0\x02\n" +
 	"\x0eForwardedCheck\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12#\n" +
 	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x12\n" +
@@ -1021,7 +1287,9 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x0efailure_policy\x18\x06 \x01(\x0e2\x1a.tollgate.v1.FailurePolicyR\rfailurePolicy\x123\n" +
 	"\x06limits\x18\a \x03(\v2\x1b.tollgate.peer.v1.PeerLimitR\x06limits\x12\x12\n" +
 	"\x04plan\x18\b \x01(\bR\x04plan\x12\x16\n" +
-	"\x06tokens\x18\t \x01(\x03R\x06tokens\"\xa4\x01\n" +
+	"\x06tokens\x18\t \x01(\x03R\x06tokens\x12\x18\n" +
+	"\areserve\x18\n" +
+	" \x01(\bR\areserve\"\xa4\x01\n" +
 	"\tPeerLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x16.tollgate.v1.AlgorithmR\talgorithm\x12\x14\n" +
@@ -1038,7 +1306,7 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\aallowed\x18\x03 \x01(\bR\aallowed\x12\x14\n" +
 	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x1a\n" +
 	"\bdegraded\x18\x05 \x01(\bR\bdegraded\x124\n" +
-	"\x06limits\x18\x06 \x03(\v2\x1c.tollgate.peer.v1.PeerStatusR\x06limits\"\xcd\x01\n" +
+	"\x06limits\x18\x06 \x03(\v2\x1c.tollgate.peer.v1.PeerStatusR\x06limits\"\xe5\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x14\n" +
@@ -1046,7 +1314,8 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12*\n" +
 	"\x11reset_after_nanos\x18\x04 \x01(\x03R\x0fresetAfterNanos\x12*\n" +
 	"\x11retry_after_nanos\x18\x05 \x01(\x03R\x0fretryAfterNanos\x12\x19\n" +
-	"\blease_id\x18\x06 \x01(\x04R\aleaseId\"]\n" +
+	"\blease_id\x18\x06 \x01(\x04R\aleaseId\x12\x16\n" +
+	"\x06window\x18\a \x01(\x03R\x06window\"]\n" +
 	"\x12CheckBatchResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.CheckResultR\aresults\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\"W\n" +
@@ -1075,14 +1344,37 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\"G\n" +
 	"\fPullResponse\x127\n" +
-	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants2\xe4\x03\n" +
+	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants\"\xa4\x03\n" +
+	"\n" +
+	"Settlement\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
+	"\x06limits\x18\x02 \x03(\v2\x1b.tollgate.peer.v1.PeerLimitR\x06limits\x12\x1a\n" +
+	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x19\n" +
+	"\blease_id\x18\x04 \x01(\x04R\aleaseId\x12!\n" +
+	"\fmonth_window\x18\x05 \x01(\x03R\vmonthWindow\x12\x14\n" +
+	"\x05model\x18\x06 \x01(\tR\x05model\x12#\n" +
+	"\rprompt_tokens\x18\a \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\b \x01(\x03R\x10completionTokens\x12\x1f\n" +
+	"\vcost_micros\x18\t \x01(\x03R\n" +
+	"costMicros\x12\x16\n" +
+	"\x06failed\x18\n" +
+	" \x01(\bR\x06failed\x12\x10\n" +
+	"\x03day\x18\v \x01(\tR\x03day\x12\x12\n" +
+	"\x04hops\x18\f \x01(\rR\x04hops\x12\x16\n" +
+	"\x06origin\x18\r \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x0e \x01(\x04R\x03seq\"c\n" +
+	"\rSettleRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12>\n" +
+	"\vsettlements\x18\x02 \x03(\v2\x1c.tollgate.peer.v1.SettlementR\vsettlements\"\x10\n" +
+	"\x0eSettleResponse2\xb1\x04\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
 	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12\\\n" +
 	"\vCheckStream\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse(\x010\x01\x12N\n" +
 	"\aHandoff\x12 .tollgate.peer.v1.HandoffRequest\x1a!.tollgate.peer.v1.HandoffResponse\x12E\n" +
 	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
-	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponse\x12H\n" +
+	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponse\x12K\n" +
+	"\x06Settle\x12\x1f.tollgate.peer.v1.SettleRequest\x1a .tollgate.peer.v1.SettleResponse\x12H\n" +
 	"\x05Apply\x12\x1e.tollgate.peer.v1.ApplyRequest\x1a\x1f.tollgate.peer.v1.ApplyResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
 
 var (
@@ -1097,7 +1389,7 @@ func file_tollgate_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_tollgate_peer_v1_peer_proto_rawDescData
 }
 
-var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*ApplyRequest)(nil),        // 0: tollgate.peer.v1.ApplyRequest
 	(*ApplyResponse)(nil),       // 1: tollgate.peer.v1.ApplyResponse
@@ -1114,43 +1406,50 @@ var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*HandoffResponse)(nil),     // 12: tollgate.peer.v1.HandoffResponse
 	(*PullRequest)(nil),         // 13: tollgate.peer.v1.PullRequest
 	(*PullResponse)(nil),        // 14: tollgate.peer.v1.PullResponse
-	(*v1.Result)(nil),           // 15: tollgate.config.v1.Result
-	(v11.FailurePolicy)(0),      // 16: tollgate.v1.FailurePolicy
-	(v11.Algorithm)(0),          // 17: tollgate.v1.Algorithm
-	(*v11.Limit)(nil),           // 18: tollgate.v1.Limit
-	(*v11.ReleaseRequest)(nil),  // 19: tollgate.v1.ReleaseRequest
-	(*v11.ReleaseResponse)(nil), // 20: tollgate.v1.ReleaseResponse
+	(*Settlement)(nil),          // 15: tollgate.peer.v1.Settlement
+	(*SettleRequest)(nil),       // 16: tollgate.peer.v1.SettleRequest
+	(*SettleResponse)(nil),      // 17: tollgate.peer.v1.SettleResponse
+	(*v1.Result)(nil),           // 18: tollgate.config.v1.Result
+	(v11.FailurePolicy)(0),      // 19: tollgate.v1.FailurePolicy
+	(v11.Algorithm)(0),          // 20: tollgate.v1.Algorithm
+	(*v11.Limit)(nil),           // 21: tollgate.v1.Limit
+	(*v11.ReleaseRequest)(nil),  // 22: tollgate.v1.ReleaseRequest
+	(*v11.ReleaseResponse)(nil), // 23: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
-	15, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
-	16, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	18, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
+	19, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
 	3,  // 2: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
-	17, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
+	20, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
 	2,  // 4: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
 	6,  // 5: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
 	5,  // 6: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
-	18, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
+	21, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
 	8,  // 8: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
 	9,  // 9: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
 	10, // 10: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
 	10, // 11: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
-	4,  // 12: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	4,  // 13: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
-	11, // 14: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	13, // 15: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	19, // 16: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	0,  // 17: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
-	7,  // 18: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	7,  // 19: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
-	12, // 20: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	14, // 21: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	20, // 22: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	1,  // 23: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	3,  // 12: tollgate.peer.v1.Settlement.limits:type_name -> tollgate.peer.v1.PeerLimit
+	15, // 13: tollgate.peer.v1.SettleRequest.settlements:type_name -> tollgate.peer.v1.Settlement
+	4,  // 14: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
+	4,  // 15: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	11, // 16: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	13, // 17: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	22, // 18: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	16, // 19: tollgate.peer.v1.Peer.Settle:input_type -> tollgate.peer.v1.SettleRequest
+	0,  // 20: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
+	7,  // 21: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	7,  // 22: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	12, // 23: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	14, // 24: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	23, // 25: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	17, // 26: tollgate.peer.v1.Peer.Settle:output_type -> tollgate.peer.v1.SettleResponse
+	1,  // 27: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_peer_v1_peer_proto_init() }
@@ -1164,7 +1463,7 @@ func file_tollgate_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_peer_v1_peer_proto_rawDesc), len(file_tollgate_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

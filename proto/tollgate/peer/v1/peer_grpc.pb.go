@@ -25,6 +25,7 @@ const (
 	Peer_Handoff_FullMethodName     = "/tollgate.peer.v1.Peer/Handoff"
 	Peer_Pull_FullMethodName        = "/tollgate.peer.v1.Peer/Pull"
 	Peer_Release_FullMethodName     = "/tollgate.peer.v1.Peer/Release"
+	Peer_Settle_FullMethodName      = "/tollgate.peer.v1.Peer/Settle"
 	Peer_Apply_FullMethodName       = "/tollgate.peer.v1.Peer/Apply"
 )
 
@@ -50,6 +51,9 @@ type PeerClient interface {
 	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (*PullResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(ctx context.Context, in *v1.ReleaseRequest, opts ...grpc.CallOption) (*v1.ReleaseResponse, error)
+	// Settle settles admitted gateway reservations on their tenants' owner:
+	// tokens corrected, lease released, usage recorded for the ledger.
+	Settle(ctx context.Context, in *SettleRequest, opts ...grpc.CallOption) (*SettleResponse, error)
 	// Apply hands a configuration write to the Raft leader, which answers
 	// once the write is committed and applied there.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
@@ -116,6 +120,16 @@ func (c *peerClient) Release(ctx context.Context, in *v1.ReleaseRequest, opts ..
 	return out, nil
 }
 
+func (c *peerClient) Settle(ctx context.Context, in *SettleRequest, opts ...grpc.CallOption) (*SettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SettleResponse)
+	err := c.cc.Invoke(ctx, Peer_Settle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *peerClient) Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ApplyResponse)
@@ -148,6 +162,9 @@ type PeerServer interface {
 	Pull(context.Context, *PullRequest) (*PullResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error)
+	// Settle settles admitted gateway reservations on their tenants' owner:
+	// tokens corrected, lease released, usage recorded for the ledger.
+	Settle(context.Context, *SettleRequest) (*SettleResponse, error)
 	// Apply hands a configuration write to the Raft leader, which answers
 	// once the write is committed and applied there.
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
@@ -175,6 +192,9 @@ func (UnimplementedPeerServer) Pull(context.Context, *PullRequest) (*PullRespons
 }
 func (UnimplementedPeerServer) Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedPeerServer) Settle(context.Context, *SettleRequest) (*SettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Settle not implemented")
 }
 func (UnimplementedPeerServer) Apply(context.Context, *ApplyRequest) (*ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
@@ -279,6 +299,24 @@ func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Settle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Settle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Settle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Settle(ctx, req.(*SettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Peer_Apply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ApplyRequest)
 	if err := dec(in); err != nil {
@@ -319,6 +357,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _Peer_Release_Handler,
+		},
+		{
+			MethodName: "Settle",
+			Handler:    _Peer_Settle_Handler,
 		},
 		{
 			MethodName: "Apply",

@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate/limiter"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// Reservation is the answer to a gateway reservation: the decision for
+// each of the plan's limits and what settling it needs.
+type Reservation struct {
+	*CheckResponse
+	Tenant string
+	// Tokens is the estimate reserved against the token limits.
+	Tokens int64
+	// limits are the plan's limits the reservation was decided on.
+	limits []limiter.Limit
+}
+
+// Reserve takes, in one atomic step on the tenant's owner, one request
+// from requests per minute, tokens from tokens per minute and the monthly
+// budget, and a lease on the plan's concurrent requests that lives for
+// leaseTTL (DefaultLeaseTTL if 0). An admitted reservation must be settled
+// exactly once, with Settle.
+func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error) {
+	req := &CheckRequest{Tenant: tenant, Plan: true, Reserve: true, Hits: 1, Tokens: tokens, LeaseTTL: leaseTTL}
+	resp, err := n.Check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{CheckResponse: resp, Tenant: tenant, Tokens: tokens, limits: req.Limits}, nil
+}
+
+// Usage is what an admitted gateway request consumed.
+type Usage struct {
+	Model                          string
+	PromptTokens, CompletionTokens int64
+	CostMicros                     int64
+	// Failed says the request came to nothing (the upstream failed): the
+	// whole reservation is refunded and no usage is recorded.
+	Failed bool
+}
+
+// Tokens is what the request is charged against the token limits.
+func (u Usage) Tokens() int64 {
+	if u.Failed {
+		return 0
+	}
+	return u.PromptTokens + u.CompletionTokens
+}
+
+// Settle settles an admitted reservation with what the request really
+// used: the token limits are corrected (a refund, or a debt beyond the
+// limit), the lease is released and the usage is recorded for the ledger,
+// all on the tenant's owner. It only queues the work, so it never delays
+// the caller; the queue has no bound, so nothing is dropped when the node
+// is busy. A denied reservation needs no settling and is ignored.
+func (n *Node) Settle(r *Reservation, u Usage) {
+	if r == nil || !r.Allowed {
+		return
+	}
+	s := &settlement{
+		tenant: r.Tenant, limits: r.limits, reserved: r.Tokens, usage: u,
+		day: n.now().UTC().Format("2006-01-02"), degraded: r.Degraded, origin: n.name,
+	}
+	for i, l := range r.limits {
+		switch l.Name {
+		case LimitConcurrentRequests:
+			s.lease = r.Limits[i].Lease
+		case LimitTokensPerMonth:
+			s.monthWindow = r.Limits[i].Window
+		}
+	}
+	n.settles.add(s)
+}
+
+// settlement is a queued Settle.
+type settlement struct {
+	tenant      string
+	limits      []limiter.Limit
+	reserved    int64
+	lease       uint64
+	monthWindow int64
+	usage       Usage
+	day         string
+	// degraded reservations were decided in this node's fallback store
+	// and are settled there.
+	degraded bool
+	// origin (the node that queued it) and seq identify it, so a resent
+	// settlement is applied once.
+	origin string
+	seq    uint64
+	// hops counts how often it was passed on; attempts, how often sending
+	// it to the owner failed.
+	hops     uint32
+	attempts int
+}
+
+func (s *settlement) toProto() *peerv1.Settlement {
+	return &peerv1.Settlement{
+		Tenant: s.tenant, Limits: peerLimits(s.limits), Reserved: s.reserved, LeaseId: s.lease, MonthWindow: s.monthWindow,
+		Model: s.usage.Model, PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens,
+		CostMicros: s.usage.CostMicros, Failed: s.usage.Failed, Day: s.day, Hops: s.hops, Origin: s.origin, Seq: s.seq,
+	}
+}
+
+// settlementFromProto rebuilds and validates a settlement from a peer.
+func settlementFromProto(in *peerv1.Settlement) (*settlement, error) {
+	if err := validateTenant("", in.GetTenant()); err != nil {
+		return nil, err
+	}
+	limits, err := limitsFromPeer(in.GetLimits())
+	if err != nil {
+		return nil, err
+	}
+	for i := range limits {
+		if err := validateLimit(&limits[i]); err != nil {
+			return nil, err.under(fmt.Sprintf("limits[%d]", i))
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{{"reserved", in.GetReserved()}, {"prompt_tokens", in.GetPromptTokens()}, {"completion_tokens", in.GetCompletionTokens()}, {"cost_micros", in.GetCostMicros()}} {
+		if f.value < 0 {
+			return nil, fieldErr(f.name, "must be >= 0, got %d", f.value)
+		}
+	}
+	return &settlement{
+		tenant: in.GetTenant(), limits: limits, reserved: in.GetReserved(), lease: in.GetLeaseId(), monthWindow: in.GetMonthWindow(),
+		usage: Usage{Model: in.GetModel(), PromptTokens: in.GetPromptTokens(), CompletionTokens: in.GetCompletionTokens(),
+			CostMicros: in.GetCostMicros(), Failed: in.GetFailed()},
+		day: in.GetDay(), hops: in.GetHops(), origin: in.GetOrigin(), seq: in.GetSeq(),
+	}, nil
+}
+
+// adjustments turn a settlement into the store's corrections.
+func (s *settlement) adjustments() []limiter.Adjustment {
+	out := make([]limiter.Adjustment, 0, len(s.limits))
+	delta := s.usage.Tokens() - s.reserved
+	for _, l := range s.limits {
+		a := limiter.Adjustment{Limit: l}
+		switch l.Name {
+		case LimitRequestsPerMinute:
+			if !s.usage.Failed {
+				continue
+			}
+			a.Delta = -1
+		case LimitTokensPerMinute:
+			a.Delta = delta
+		case LimitTokensPerMonth:
+			a.Delta, a.Window = delta, s.monthWindow
+		case LimitConcurrentRequests:
+			a.Lease = s.lease
+		}
+		if a.Delta != 0 || a.Lease != 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// record notes a settled request's usage for the next flush. charged is
+// how many of its tokens this node's month entry holds (window), 0 if
+// none.
+func (n *Node) record(s *settlement, charged, window int64) {
+	if s.usage.Failed {
+		return
+	}
+	u := s.usage
+	n.usage.add(dayKey{tenant: s.tenant, model: u.Model, day: s.day}, &configv1.Usage{
+		Requests: 1, Tokens: u.Tokens(), PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostMicros: u.CostMicros,
+	}, window, charged)
+}

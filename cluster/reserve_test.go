@@ -1,0 +1,118 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// reserveOn reserves on node i of the cluster and fails the test on error.
+func reserveOn(t *testing.T, c *testCluster, i int, tokens int64) *Reservation {
+	t.Helper()
+	r, err := c.running()[i].Node.Reserve(t.Context(), "acme", tokens, time.Minute)
+	if err != nil {
+		t.Fatalf("reserve %d tokens on node %d: %v", tokens, i, err)
+	}
+	return r
+}
+
+func remaining(r *Reservation, name string) int64 {
+	for _, l := range r.Limits {
+		if l.Name == name {
+			return l.Remaining
+		}
+	}
+	return -1
+}
+
+func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	call(t, c.running()[0], "POST", "/admin/v1/tenants",
+		`{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000,"max_concurrent":2,"tokens_per_month":100000}}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	owner := c.server(c.running()[0].Node.Owner("acme")).Node
+	other := 0
+	for i, s := range c.running() {
+		if s.Node != owner {
+			other = i
+		}
+	}
+
+	// Two reservations from a node that does not own the tenant hold both
+	// leases; a third is denied by concurrency alone, though tokens are
+	// left.
+	a, b := reserveOn(t, c, other, 300), reserveOn(t, c, other, 300)
+	if !a.Allowed || !b.Allowed || a.Owner != owner.Name() {
+		t.Fatalf("two reservations: allowed %v %v, owner %q (want %q)", a.Allowed, b.Allowed, a.Owner, owner.Name())
+	}
+	if got := remaining(b, LimitTokensPerMinute); got != 400 {
+		t.Fatalf("tokens per minute left after 2×300: %d, want 400", got)
+	}
+	if d := reserveOn(t, c, other, 1); d.Allowed || remaining(d, LimitConcurrentRequests) != 0 {
+		t.Fatalf("third reservation with 2 leases held: %+v", d.Limits)
+	}
+
+	// Settling a with 100 real tokens returns 200 and its lease; b's
+	// upstream failed, so all of b comes back, its request included.
+	c.running()[other].Node.Settle(a, Usage{Model: "m", PromptTokens: 60, CompletionTokens: 40, CostMicros: 7})
+	c.running()[other].Node.Settle(b, Usage{Model: "m", Failed: true})
+	var e *Reservation
+	waitFor(t, 5*time.Second, "the settlements to reach the owner", func() bool {
+		e = reserveOn(t, c, other, 0)
+		c.running()[other].Node.Settle(e, Usage{Failed: true})
+		return e.Allowed && remaining(e, LimitTokensPerMinute) == 900
+	})
+	if got := remaining(e, LimitConcurrentRequests); got != 1 {
+		t.Fatalf("leases free after both settled (one taken by this check): %d, want 1", got)
+	}
+
+	// The ledger gets the real usage of a, once; b and the probes were
+	// refunded and record nothing.
+	waitFor(t, 10*time.Second, "the usage in every node's ledger", func() bool {
+		for _, s := range c.running() {
+			u := s.Node.fsm.monthUsage("acme", "2026-05")
+			if u.GetTokens() != 100 || u.GetRequests() != 1 || u.GetPromptTokens() != 60 || u.GetCompletionTokens() != 40 || u.GetCostMicros() != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := testutil.ToFloat64(c.running()[other].Node.metrics.settled.WithLabelValues("sent")); got < 2 {
+		t.Fatalf("settlements sent from the non-owner: %v, want at least 2", got)
+	}
+}
+
+func TestASettlementResentIsAppliedOnce(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000}}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	n := c.running()[0].Node
+	r := reserveOn(t, c, 0, 500)
+	s := &settlement{tenant: "acme", limits: r.limits, reserved: 500, usage: Usage{Model: "m", PromptTokens: 10, CompletionTokens: 10}, day: "2026-05-01", origin: "elsewhere", seq: 42}
+	req := &peerv1.SettleRequest{From: "elsewhere", Settlements: []*peerv1.Settlement{s.toProto()}}
+	svc := n.PeerService()
+	for range 2 {
+		if _, err := svc.Settle(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.FlushUsage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if u := n.fsm.monthUsage("acme", "2026-05"); u.GetTokens() != 20 || u.GetRequests() != 1 {
+		t.Fatalf("ledger after the same settlement twice: %v, want 20 tokens in 1 request", u)
+	}
+	if got := remaining(reserveOn(t, c, 0, 0), LimitTokensPerMinute); got != 980 {
+		t.Fatalf("tokens per minute after settling 500 reserved to 20 (twice sent): %d left, want 980", got)
+	}
+
+	// A peer's settlement is checked like a client's request.
+	bad := s.toProto()
+	bad.PromptTokens = -1
+	if _, err := svc.Settle(t.Context(), &peerv1.SettleRequest{Settlements: []*peerv1.Settlement{bad}}); err == nil {
+		t.Fatal("a settlement with negative tokens was accepted")
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/proxy"
+)
+
+// runningNode is one node: the cluster member with its API and gRPC
+// servers, and the OpenAI-compatible gateway in front of it.
+type runningNode struct {
+	*cluster.Server
+	gateway  *proxy.Gateway
+	http     *http.Server
+	httpAddr string
+	errc     chan error
+}
+
+// startNode listens on the gateway address first, so that the node
+// advertises the port it really got, then starts the node and the gateway.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode, error) {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http-addr: %w", err)
+	}
+	nc := cfg.nodeConfig(log)
+	nc.Node.HTTPAddr = ln.Addr().String()
+	srv, err := cluster.StartServer(ctx, nc)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	gw, err := proxy.New(proxy.Options{
+		Config:           func() proxy.Config { return srv.Node.Config() },
+		Reserver:         gatewayBackend{srv.Node},
+		Node:             cfg.NodeName,
+		Logger:           log,
+		ConnectTimeout:   cfg.UpstreamConnectTimeout,
+		HeaderTimeout:    cfg.UpstreamHeaderTimeout,
+		Timeout:          cfg.UpstreamTimeout,
+		DefaultMaxTokens: cfg.DefaultMaxTokens,
+	})
+	if err != nil {
+		ln.Close()
+		_ = srv.Shutdown(ctx)
+		return nil, err
+	}
+	n := &runningNode{
+		Server: srv, gateway: gw, httpAddr: ln.Addr().String(), errc: make(chan error, 2),
+		http: &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+	}
+	go func() {
+		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.errc <- fmt.Errorf("gateway: %w", err)
+		}
+	}()
+	go func() {
+		if err := <-srv.Err(); err != nil {
+			n.errc <- err
+		}
+	}()
+	return n, nil
+}
+
+// HTTPAddr is the gateway's address.
+func (n *runningNode) HTTPAddr() string { return n.httpAddr }
+
+// Err delivers the error of a server that stopped on its own.
+func (n *runningNode) Err() <-chan error { return n.errc }
+
+// Shutdown stops the gateway first: requests in flight get half the time
+// to finish, then are cut off, and each settles as it ends. Then the node
+// stops, which applies those settlements before it hands its tenants on.
+func (n *runningNode) Shutdown(ctx context.Context) error {
+	drain := time.Until(deadlineOr(ctx, time.Now().Add(10*time.Second))) / 2
+	drainCtx, cancel := context.WithTimeout(ctx, drain)
+	err := n.http.Shutdown(drainCtx)
+	cancel()
+	if err != nil {
+		_ = n.http.Close()
+	}
+	n.gateway.Wait()
+	n.gateway.Close()
+	return errors.Join(err, n.Server.Shutdown(ctx))
+}
+
+func deadlineOr(ctx context.Context, t time.Time) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return t
+}
+
+// gatewayBackend lets the gateway reserve and settle on the node. The two
+// packages do not know each other; this is the whole of what they share.
+type gatewayBackend struct{ node *cluster.Node }
+
+func (b gatewayBackend) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*proxy.Reservation, error) {
+	r, err := b.node.Reserve(ctx, tenant, tokens, leaseTTL)
+	switch {
+	case errors.Is(err, cluster.ErrTenantSuspended):
+		return nil, fmt.Errorf("%w: %v", proxy.ErrTenantSuspended, err)
+	case errors.Is(err, cluster.ErrUnknownTenant):
+		return nil, fmt.Errorf("%w: %v", proxy.ErrUnknownTenant, err)
+	case err != nil:
+		return nil, err
+	}
+	out := &proxy.Reservation{Allowed: r.Allowed, Owner: r.Owner, Degraded: r.Degraded, Ticket: r, Limits: make([]proxy.LimitStatus, len(r.Limits))}
+	for i, l := range r.Limits {
+		out.Limits[i] = proxy.LimitStatus{Name: l.Name, Result: l.Result}
+	}
+	return out, nil
+}
+
+func (b gatewayBackend) Settle(r *proxy.Reservation, u proxy.Usage) {
+	b.node.Settle(r.Ticket.(*cluster.Reservation), cluster.Usage(u))
+}

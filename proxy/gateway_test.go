@@ -1,0 +1,406 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/proxy/mockupstream"
+)
+
+// openAIError decodes an error answer and checks it has OpenAI's shape:
+// an "error" object with message, type, param and code, all present.
+func openAIError(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	var body map[string]map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("error answer is not JSON: %v", err)
+	}
+	e, ok := body["error"]
+	if !ok {
+		t.Fatalf("no error object in %v", body)
+	}
+	for _, k := range []string{"message", "type", "param", "code"} {
+		if _, ok := e[k]; !ok {
+			t.Fatalf("error object lacks %q: %v", k, e)
+		}
+	}
+	if m, _ := e["message"].(string); m == "" {
+		t.Fatalf("empty message: %v", e)
+	}
+	return e
+}
+
+func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
+	r := newRig(t, mockupstream.Options{}, nil)
+	chat := `{"model":"mock-chat","messages":[{"role":"user","content":"hi"}]}`
+	for name, tc := range map[string]struct {
+		method, path, body string
+		headers            []string
+		status             int
+		code, param        any
+	}{
+		"no key":            {"POST", "/v1/chat/completions", chat, []string{"Authorization", ""}, 401, "invalid_api_key", nil},
+		"wrong scheme":      {"POST", "/v1/chat/completions", chat, []string{"Authorization", "Basic " + testKey}, 401, "invalid_api_key", nil},
+		"unknown key":       {"POST", "/v1/chat/completions", chat, []string{"Authorization", "Bearer tg_nope"}, 401, "invalid_api_key", nil},
+		"revoked key":       {"POST", "/v1/chat/completions", chat, []string{"Authorization", "Bearer " + revokedKey}, 401, "invalid_api_key", nil},
+		"suspended tenant":  {"POST", "/v1/chat/completions", chat, []string{"Authorization", "Bearer " + suspendKey}, 403, "tenant_suspended", nil},
+		"unknown model":     {"POST", "/v1/chat/completions", `{"model":"gpt-9","messages":[]}`, nil, 404, "model_not_found", "model"},
+		"model not allowed": {"POST", "/v1/chat/completions", `{"model":"other-model","messages":[]}`, nil, 403, "model_not_allowed", "model"},
+		"no model":          {"POST", "/v1/chat/completions", `{"messages":[]}`, nil, 400, nil, "model"},
+		"bad json":          {"POST", "/v1/completions", `{"model":`, nil, 400, nil, nil},
+		"bad type":          {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":"many"}`, nil, 400, nil, "max_tokens"},
+		"negative max":      {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":-1}`, nil, 400, nil, "max_tokens"},
+		"streamed embed":    {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"x","stream":true}`, nil, 400, nil, "stream"},
+		"too large":         {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"` + strings.Repeat("a", 10<<20) + `"}`, nil, 413, "request_too_large", nil},
+		"key via x-api-key": {"POST", "/v1/chat/completions", `{"model":"gpt-9"}`, []string{"Authorization", "", "x-api-key", testKey}, 404, "model_not_found", "model"},
+		"other origin":      {"POST", "/v1/chat/completions", chat, []string{"Origin", otherOrigin}, 403, "origin_not_allowed", nil},
+		"wrong method":      {"GET", "/v1/chat/completions", "", nil, 405, "method_not_allowed", nil},
+		"unknown path":      {"POST", "/v1/images", "{}", nil, 404, "unknown_url", nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tc.method, r.srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			for i := 0; i+1 < len(tc.headers); i += 2 {
+				if tc.headers[i+1] == "" {
+					req.Header.Del(tc.headers[i])
+				} else {
+					req.Header.Set(tc.headers[i], tc.headers[i+1])
+				}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			e := openAIError(t, resp)
+			if e["code"] != tc.code || e["param"] != tc.param {
+				t.Fatalf("code %v param %v, want %v %v (%v)", e["code"], e["param"], tc.code, tc.param, e["message"])
+			}
+		})
+	}
+	if n := len(r.reserver.reserved); n != 0 {
+		t.Fatalf("%d reservations taken for refused requests", n)
+	}
+	if strings.Contains(r.logs.String(), testKey) || strings.Contains(r.logs.String(), "Bearer") {
+		t.Fatal("the audit log contains key material")
+	}
+}
+
+func TestACompletionIsSettledWithTheUsageTheUpstreamReported(t *testing.T) {
+	r := newRig(t, mockupstream.Options{CompletionTokens: 7}, nil)
+	resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[{"role":"user","content":"sixteen letters."}],"max_tokens":50}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body(resp))
+	}
+	var answer struct {
+		Usage struct{ PromptTokens, CompletionTokens int64 } `json:"usage"`
+	}
+	raw := body(resp)
+	if err := json.Unmarshal([]byte(raw), &answer); err != nil {
+		t.Fatal(err)
+	}
+	got := r.reserver.waitSettled(t, 1)[0]
+	want := Usage{Model: "mock-chat", PromptTokens: 4, CompletionTokens: 7, CostMicros: 4*2 + 7*6}
+	if got != want {
+		t.Fatalf("settled %+v, want %+v (answer %s)", got, want, raw)
+	}
+	// Reserved: a prompt of 16 characters (4 tokens) and max_tokens.
+	if r.reserver.reserved[0] != 4+50 {
+		t.Fatalf("reserved %d tokens, want 54", r.reserver.reserved[0])
+	}
+	h := resp.Header
+	for k, v := range map[string]string{
+		"RateLimit-Policy":               `"requests";q=100;w=60, "tokens";q=100000;w=60`,
+		"RateLimit":                      `"requests";r=99;t=1, "tokens";r=99946;t=1`,
+		"x-ratelimit-limit-requests":     "100",
+		"x-ratelimit-remaining-requests": "99",
+		"x-ratelimit-reset-requests":     "600ms",
+		"x-ratelimit-limit-tokens":       "100000",
+		"x-ratelimit-remaining-tokens":   "99946",
+		"x-ratelimit-reset-tokens":       "32ms",
+	} {
+		if h.Get(k) != v {
+			t.Errorf("%s: %q, want %q", k, h.Get(k), v)
+		}
+	}
+	audit := r.logs.String()
+	for _, want := range []string{`"tenant":"acme"`, `"model":"mock-chat"`, `"status":200`, `"prompt_tokens":4`, `"completion_tokens":7`, `"cost_micros":50`, `"node":"node-a"`, `"owner":"owner-node"`, `"latency"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit line lacks %s: %s", want, audit)
+		}
+	}
+	if strings.Contains(audit, testKey) {
+		t.Fatal("the audit log contains the key")
+	}
+}
+
+// events reads a stream's data lines until [DONE] or EOF.
+func events(t *testing.T, rd io.Reader) []string {
+	t.Helper()
+	var out []string
+	sc := bufio.NewScanner(rd)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestAStreamIsRelayedAndSettledWithItsLastChunk(t *testing.T) {
+	r := newRig(t, mockupstream.Options{CompletionTokens: 5}, nil)
+	for _, tc := range []struct {
+		name      string
+		body      string
+		wantUsage bool
+	}{
+		{"usage not asked", `{"model":"mock-chat","stream":true,"messages":[{"role":"user","content":"abcd"}]}`, false},
+		{"usage asked", `{"model":"mock-chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"abcd"}]}`, true},
+		{"completions", `{"model":"mock-chat","stream":true,"prompt":"abcd"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(r.reserver.settlements())
+			resp := r.post(t, pathOf(tc.body), tc.body)
+			if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if resp.Header.Get("x-ratelimit-remaining-requests") == "" {
+				t.Fatal("a stream lacks the rate-limit headers")
+			}
+			evs := events(t, resp.Body)
+			if evs[len(evs)-1] != "[DONE]" {
+				t.Fatalf("stream does not end with [DONE]: %q", evs)
+			}
+			sawUsage := false
+			for _, e := range evs {
+				sawUsage = sawUsage || hasUsage([]byte(e))
+			}
+			if sawUsage != tc.wantUsage {
+				t.Fatalf("usage chunk delivered: %v, want %v", sawUsage, tc.wantUsage)
+			}
+			got := r.reserver.waitSettled(t, before+1)[before]
+			if got.PromptTokens != 1 || got.CompletionTokens != 5 || got.Failed {
+				t.Fatalf("settled %+v, want 1 prompt and 5 completion tokens", got)
+			}
+		})
+	}
+}
+
+func pathOf(body string) string {
+	if strings.Contains(body, `"prompt"`) {
+		return "/v1/completions"
+	}
+	return "/v1/chat/completions"
+}
+
+func body(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestTheBodyGoesUpstreamUnchangedButForIncludeUsage(t *testing.T) {
+	var got atomic.Value
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		got.Store(string(b))
+		if req.Header.Get("Authorization") != "Bearer upstream-secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
+	})
+	r := newRig(t, mockupstream.Options{}, upstream, func(o *Options) {
+		o.Getenv = func(k string) string {
+			if k == "MOCK_KEY" {
+				return "upstream-secret"
+			}
+			return ""
+		}
+	})
+	r.cfg.providers[0].ApiKeyEnv = "MOCK_KEY"
+	plain := `{"temperature":0.5,  "model":"mock-chat","messages":[{"role":"user","content":"x"}]}`
+	if resp := r.post(t, "/v1/chat/completions", plain); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got.Load() != plain {
+		t.Fatalf("upstream got %q, want the body unchanged", got.Load())
+	}
+	streamed := `{"model":"mock-chat","stream":true,"stream_options":{"other":1},"n":2}`
+	r.post(t, "/v1/chat/completions", streamed)
+	var sent map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(got.Load().(string)), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if string(sent["stream_options"]) != `{"include_usage":true,"other":1}` || string(sent["n"]) != "2" || string(sent["model"]) != `"mock-chat"` {
+		t.Fatalf("streaming body sent upstream: %s", got.Load())
+	}
+}
+
+func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
+	for _, tc := range []struct{ deny, code, typ, mention string }{
+		{LimitRequestsPerMinute, "rate_limit_exceeded", "requests", "requests per minute"},
+		{LimitTokensPerMinute, "rate_limit_exceeded", "tokens", "tokens per minute"},
+		{LimitConcurrentRequests, "rate_limit_exceeded", "requests", "concurrent"},
+		{LimitTokensPerMonth, "insufficient_quota", "insufficient_quota", "monthly token budget"},
+	} {
+		t.Run(tc.deny, func(t *testing.T) {
+			r := newRig(t, mockupstream.Options{}, nil)
+			r.reserver.deny = tc.deny
+			resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[]}`)
+			if resp.StatusCode != 429 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			e := openAIError(t, resp)
+			if e["code"] != tc.code || e["type"] != tc.typ || !strings.Contains(e["message"].(string), tc.mention) {
+				t.Fatalf("error %v", e)
+			}
+			want := "3"
+			if tc.deny == LimitConcurrentRequests {
+				want = "1"
+			}
+			if resp.Header.Get("Retry-After") != want || resp.Header.Get("RateLimit") == "" {
+				t.Fatalf("Retry-After %q (want %s), RateLimit %q", resp.Header.Get("Retry-After"), want, resp.Header.Get("RateLimit"))
+			}
+			if len(r.reserver.settlements()) != 0 {
+				t.Fatal("a denied request was settled")
+			}
+		})
+	}
+}
+
+func TestUpstreamFailuresAre502Or504AndRefunded(t *testing.T) {
+	slow := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-req.Context().Done():
+		case <-time.After(time.Second):
+		}
+	})
+	for _, tc := range []struct {
+		name     string
+		opts     mockupstream.Options
+		upstream http.Handler
+		status   int
+		code     string
+	}{
+		{"upstream 500", mockupstream.Options{ErrorRate: 1}, nil, 502, "upstream_error"},
+		{"upstream slow", mockupstream.Options{}, slow, 504, "upstream_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.opts, tc.upstream, func(o *Options) { o.HeaderTimeout = 200 * time.Millisecond })
+			resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if e := openAIError(t, resp); e["code"] != tc.code {
+				t.Fatalf("code %v, want %s", e["code"], tc.code)
+			}
+			if got := r.reserver.waitSettled(t, 1); !got[0].Failed || len(got) != 1 {
+				t.Fatalf("settlements %+v, want one refund", got)
+			}
+		})
+	}
+	t.Run("upstream down", func(t *testing.T) {
+		r := newRig(t, mockupstream.Options{}, nil)
+		r.upstream.Close()
+		resp := r.post(t, "/v1/embeddings", `{"model":"mock-embed","input":"x"}`)
+		if resp.StatusCode != 502 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if got := r.reserver.waitSettled(t, 1); !got[0].Failed {
+			t.Fatalf("settled %+v, want a refund", got)
+		}
+	})
+}
+
+func TestAClientThatLeavesMidStreamIsChargedWhatWasDelivered(t *testing.T) {
+	r := newRig(t, mockupstream.Options{CompletionTokens: 1000, ChunkDelay: 5 * time.Millisecond}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"mock-chat","stream":true,"messages":[{"role":"user","content":"abcdefgh"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(resp.Body)
+	for seen := 0; seen < 3; {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			seen++
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	got := r.reserver.waitSettled(t, 1)
+	if len(got) != 1 || got[0].Failed || got[0].PromptTokens != 2 || got[0].CompletionTokens < 3 || got[0].CompletionTokens >= 1000 {
+		t.Fatalf("settled %+v, want the prompt estimate and the chunks delivered", got)
+	}
+	r.gw.Wait()
+	if n := len(r.reserver.settlements()); n != 1 {
+		t.Fatalf("%d settlements, want exactly 1", n)
+	}
+}
+
+func TestCORSAllowsOnlyTheTenantsOrigins(t *testing.T) {
+	r := newRig(t, mockupstream.Options{}, nil)
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "OPTIONS", r.srv.URL+"/v1/chat/completions", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, x-stainless-os")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	ok := preflight(testOrigin)
+	if ok.StatusCode != 204 || ok.Header.Get("Access-Control-Allow-Origin") != testOrigin ||
+		ok.Header.Get("Access-Control-Allow-Headers") != "authorization, content-type, x-stainless-os" {
+		t.Fatalf("preflight from an allowed origin: %d %v", ok.StatusCode, ok.Header)
+	}
+	if bad := preflight("https://evil.example"); bad.StatusCode != 403 || bad.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from an unknown origin: %d %v", bad.StatusCode, bad.Header)
+	}
+	resp := r.post(t, "/v1/embeddings", `{"model":"mock-embed","input":"x"}`, "Origin", testOrigin)
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != testOrigin ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "x-ratelimit-remaining-tokens") {
+		t.Fatalf("request from the tenant's origin: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestModelsListsWhatTheTenantMayUse(t *testing.T) {
+	r := newRig(t, mockupstream.Options{}, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", r.srv.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Object string
+		Data   []struct{ ID, Object, OwnedBy string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || list.Object != "list" || len(list.Data) != 2 || list.Data[0].ID != "mock-chat" || list.Data[1].ID != "mock-embed" || list.Data[0].Object != "model" {
+		t.Fatalf("models: %d %+v", resp.StatusCode, list)
+	}
+}

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
+// newTransport is the client side towards upstreams: many connections
+// kept open per provider, since every request is a fresh call.
+func newTransport(o *Options) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+		ResponseHeaderTimeout: o.HeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// upstreamRequest builds the call to the provider: its base URL (up to the
+// API version, as OpenAI's SDKs take it) and the endpoint, its own key
+// from the environment, and none of the client's credentials.
+func (g *Gateway) upstreamRequest(ctx context.Context, p *configv1.Provider, endpoint string, body []byte, in *http.Request) (*http.Request, error) {
+	url := strings.TrimSuffix(p.GetBaseUrl(), "/") + endpoint
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a := in.Header.Get("Accept"); a != "" {
+		req.Header.Set("Accept", a)
+	}
+	if env := p.GetApiKeyEnv(); env != "" {
+		if key := g.opts.Getenv(env); key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+	}
+	return req, nil
+}
+
+// upstreamFailure maps a failed call to the answer the client gets: 504
+// when the upstream took too long, 502 otherwise.
+func upstreamFailure(err error) *apiError {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return errUpstreamTO
+	}
+	return errUpstream
+}
+
+// upstreamStatus maps an upstream's error status: its own failures and
+// refusals of the gateway's credentials are the gateway's problem (502);
+// other client errors (a bad parameter, say) are the caller's, passed on
+// as they are.
+func upstreamStatus(code int) (*apiError, bool) {
+	switch {
+	case code < 400:
+		return nil, false
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return newError(http.StatusBadGateway, typeServer, "upstream_error", "The upstream model provider refused the gateway's credentials."), true
+	case code == http.StatusGatewayTimeout:
+		return errUpstreamTO, true
+	case code >= 500:
+		return newError(http.StatusBadGateway, typeServer, "upstream_error", "The upstream model provider failed: "+http.StatusText(code)+"."), true
+	}
+	return nil, true
+}
+
+// cost prices usage by the provider's table (micro-dollars per million
+// tokens), rounded to the nearest micro-dollar.
+func cost(p *configv1.Provider, prompt, completion int64) int64 {
+	const perMillion = 1_000_000
+	micros := float64(prompt)*float64(p.GetPromptPriceMicros()) + float64(completion)*float64(p.GetCompletionPriceMicros())
+	return int64(micros/perMillion + 0.5)
+}
