@@ -8,8 +8,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-
-	"github.com/tollgate/tollgate/cluster"
 )
 
 // devCluster runs `tollgate dev`: an N-node cluster in this process on
@@ -22,6 +20,9 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of node-1; node-n gets grpc-port+n-1 (0: any free port)")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port of node-1; node-n gets gossip-port+n-1 (0: any free port)")
 	raftPort := fs.Int("raft-port", 8300, "Raft port of node-1; node-n gets raft-port+n-1 (0: any free port)")
+	httpPort := fs.Int("http-port", 8080, "gateway port of node-1; node-n gets http-port+n-1 (0: any free port)")
+	mockPort := fs.Int("mock-port", 8090, "port of the mock upstream (0: any free port)")
+	mockChunkDelay := fs.Duration("mock-chunk-delay", 20*time.Millisecond, "the mock upstream's wait before each streamed token")
 	adminToken := fs.String("admin-token", "", "admin token (default $TOLLGATE_ADMIN_TOKEN; with neither, the admin API needs none)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +51,14 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 		return "127.0.0.1:" + strconv.Itoa(first+i)
 	}
 
-	var servers []*cluster.Server
+	// The mock upstream first: the demo provider points at it.
+	mock, err := startDevMock(port(*mockPort, 0), *mockChunkDelay)
+	if err != nil {
+		return err
+	}
+	defer mock.Close()
+
+	var servers []*runningNode
 	defer func() {
 		// Stop in reverse, each handing its tenants to the others.
 		for i := len(servers) - 1; i >= 0; i-- {
@@ -63,11 +71,11 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 		cfg := base
 		cfg.NodeName = fmt.Sprintf("node-%d", i+1)
 		cfg.APIAddr, cfg.GRPCAddr, cfg.GossipAddr = port(*apiPort, i), port(*grpcPort, i), port(*gossipPort, i)
-		cfg.RaftAddr = port(*raftPort, i)
+		cfg.RaftAddr, cfg.HTTPAddr = port(*raftPort, i), port(*httpPort, i)
 		if i > 0 {
 			cfg.Join = []string{servers[0].GossipAddr()}
 		}
-		srv, err := cluster.StartServer(ctx, cfg.nodeConfig(log.With("node", cfg.NodeName)))
+		srv, err := startNode(ctx, cfg, log.With("node", cfg.NodeName))
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.NodeName, err)
 		}
@@ -76,7 +84,11 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if err := waitForMembers(ctx, servers); err != nil {
 		return err
 	}
-	printDev(stdout, servers)
+	keys, err := seedDemo(ctx, "http://"+servers[0].APIAddr(), *adminToken, "http://"+mock.Addr().String()+"/v1")
+	if err != nil {
+		return fmt.Errorf("creating the demo tenants: %w", err)
+	}
+	printDev(stdout, servers, mock.Addr().String(), keys)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return nil
@@ -84,7 +96,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 
 // waitForMembers waits until every node sees all of them and has the
 // default plans from the Raft leader.
-func waitForMembers(ctx context.Context, servers []*cluster.Server) error {
+func waitForMembers(ctx context.Context, servers []*runningNode) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		formed := true
@@ -106,15 +118,24 @@ func waitForMembers(ctx context.Context, servers []*cluster.Server) error {
 	}
 }
 
-func printDev(w io.Writer, servers []*cluster.Server) {
-	fmt.Fprintf(w, "Tollgate dev cluster: %d nodes on loopback (Ctrl-C stops it)\n\n", len(servers))
-	fmt.Fprintf(w, "%-8s %-22s %-22s %s\n", "node", "api", "grpc", "gossip")
+func printDev(w io.Writer, servers []*runningNode, mock string, keys []demoKey) {
+	fmt.Fprintf(w, "Tollgate dev cluster: %d nodes on loopback, a mock upstream on %s (Ctrl-C stops it)\n\n", len(servers), mock)
+	fmt.Fprintf(w, "%-8s %-22s %-22s %-22s %s\n", "node", "gateway", "api", "grpc", "gossip")
 	for _, s := range servers {
-		fmt.Fprintf(w, "%-8s %-22s %-22s %s\n", s.Node.Name(), s.APIAddr(), s.GRPCAddr(), s.GossipAddr())
+		fmt.Fprintf(w, "%-8s %-22s %-22s %-22s %s\n", s.Node.Name(), s.HTTPAddr(), s.APIAddr(), s.GRPCAddr(), s.GossipAddr())
 	}
-	fmt.Fprintf(w, "\nTry it (any node answers; \"owner\" names the node that decided):\n\n")
+	fmt.Fprintf(w, "\nDemo tenants and their API keys (the keys are shown only now):\n\n")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-12s plan %-8s %s\n", k.tenant, k.plan, k.key)
+	}
+	gw := "http://" + servers[0].HTTPAddr()
+	fmt.Fprintf(w, "\nA chat completion through the gateway (any node's gateway will do):\n\n")
+	fmt.Fprintf(w, "  curl -s %s/v1/chat/completions -H 'Authorization: Bearer %s' \\\n", gw, keys[0].key)
+	fmt.Fprintf(w, "    -d '{\"model\":\"mock-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n")
+	fmt.Fprintf(w, "  curl -sN %s/v1/chat/completions -H 'Authorization: Bearer %s' \\\n", "http://"+servers[len(servers)-1].HTTPAddr(), keys[0].key)
+	fmt.Fprintf(w, "    -d '{\"model\":\"mock-chat\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n")
+	fmt.Fprintf(w, "\nThe check API and the admin CLI:\n\n")
 	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n", "http://"+servers[0].APIAddr())
-	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=acme\n", "http://"+servers[len(servers)-1].APIAddr())
-	fmt.Fprintf(w, "  tollgate tenant create acme --plan gold --server http://%s\n", servers[0].APIAddr())
-	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"requests\":1,\"tokens\":500}'\n\n", "http://"+servers[0].APIAddr())
+	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=%s\n", "http://"+servers[len(servers)-1].APIAddr(), keys[0].tenant)
+	fmt.Fprintf(w, "  tollgate usage %s --server http://%s\n\n", keys[0].tenant, servers[0].APIAddr())
 }
