@@ -47,6 +47,7 @@ type process struct {
 	cmd        *exec.Cmd
 	name       string
 	apiAddr    string
+	httpAddr   string // the gateway
 	grpcAddr   string
 	gossipAddr string
 	done       chan error
@@ -60,7 +61,7 @@ type process struct {
 func startServe(t *testing.T, name string, extra ...string) *process {
 	t.Helper()
 	args := append([]string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
-		"--api-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, extra...)
+		"--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "TOLLGATE_ADMIN_TOKEN=e2e-secret")
 	stderr, err := cmd.StderrPipe()
@@ -71,7 +72,7 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 		t.Fatal(err)
 	}
 	p := &process{cmd: cmd, name: name, done: make(chan error, 1)}
-	addrs := make(chan [2]string, 3)
+	addrs := make(chan [2]string, 4)
 	go p.readLogs(stderr, addrs)
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -79,12 +80,14 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 		<-p.done
 	})
 	deadline := time.After(15 * time.Second)
-	for p.apiAddr == "" || p.grpcAddr == "" || p.gossipAddr == "" {
+	for p.apiAddr == "" || p.httpAddr == "" || p.grpcAddr == "" || p.gossipAddr == "" {
 		select {
 		case a := <-addrs:
 			switch a[0] {
 			case "api":
 				p.apiAddr = a[1]
+			case "gateway":
+				p.httpAddr = a[1]
 			case "grpc":
 				p.grpcAddr = a[1]
 			case "gossip":
