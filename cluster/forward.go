@@ -172,7 +172,13 @@ func (f *forwarder) retire(members []Member) {
 // or the owner leaves. One batch per owner is in flight: while it waits for
 // its answer, new checks queue up and leave in a bigger batch, so the
 // busier the owner, the more each message carries.
+//
+// The window is waited only when the last batch had company: a lone
+// caller's check leaves at once rather than wait for others who are not
+// coming (and a sub-millisecond timer on an idle machine takes about a
+// millisecond to fire).
 func (f *forwarder) collect(owner string, q *queue) {
+	last := 0
 	for {
 		var batch []*pending
 		select {
@@ -183,17 +189,20 @@ func (f *forwarder) collect(owner string, q *queue) {
 		case p := <-q.checks:
 			batch = append(batch, p)
 		}
-		f.send(owner, f.fill(q.checks, batch))
+		batch = f.fill(q.checks, batch, last > 1)
+		last = len(batch)
+		f.send(owner, batch)
 	}
 }
 
 // fill adds queued checks to batch until it is full or the window, which
-// opened when the first of them was queued, closes. A check that has
-// already waited its window while the previous batch was out leaves with
-// whatever has queued behind it.
-func (f *forwarder) fill(q chan *pending, batch []*pending) []*pending {
+// opened when the first of them was queued, closes (without wait, once
+// nothing more is queued). A check that has already waited its window
+// while the previous batch was out leaves with whatever has queued behind
+// it.
+func (f *forwarder) fill(q chan *pending, batch []*pending, waitWindow bool) []*pending {
 	var window <-chan time.Time
-	if wait := f.cfg.BatchWindow - time.Since(batch[0].queued); wait > 0 {
+	if wait := f.cfg.BatchWindow - time.Since(batch[0].queued); wait > 0 && waitWindow {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		window = t.C

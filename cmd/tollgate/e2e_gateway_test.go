@@ -268,7 +268,9 @@ func (r *gatewayRig) monthlyBudget(t *testing.T) {
 			resp.Body.Close()
 			continue
 		}
-		var body struct{ Error struct{ Type, Code, Message string } }
+		var body struct {
+			Error struct{ Type, Code, Message string }
+		}
 		_ = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != 429 || body.Error.Code != "insufficient_quota" || resp.Header.Get("Retry-After") == "" {
