@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Gateway; zero values take the defaults below.
@@ -35,6 +37,8 @@ type Options struct {
 	Transport http.RoundTripper
 	// Getenv reads providers' API keys; os.Getenv if nil.
 	Getenv func(string) string
+	// Registerer takes the gateway's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Defaults of Options.
@@ -100,6 +104,7 @@ type Gateway struct {
 	audit    *slog.Logger
 	log      *slog.Logger
 	leaseTTL time.Duration
+	metrics  *metrics
 	ids      atomic.Uint64
 	// inflight counts requests being served, for Wait.
 	inflight sync.WaitGroup
@@ -123,6 +128,7 @@ func New(opts Options) (*Gateway, error) {
 		// A lease outlives the longest upstream call, so it ends with its
 		// request unless the node serving that request dies.
 		leaseTTL: opts.Timeout + leaseMargin,
+		metrics:  newMetrics(opts.Registerer),
 	}, nil
 }
 
@@ -153,7 +159,11 @@ var endpoints = map[string]endpoint{
 // error shape too.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.Add(1)
-	defer g.inflight.Done()
+	g.metrics.inFlight.Inc()
+	defer func() {
+		g.metrics.inFlight.Dec()
+		g.inflight.Done()
+	}()
 	id := r.Header.Get(headerRequestID)
 	if id == "" || len(id) > 128 {
 		id = g.opts.Node + "-" + strconv.FormatUint(g.ids.Add(1), 10)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 )
 
@@ -141,6 +143,17 @@ func TestACompletionIsSettledWithTheUsageTheUpstreamReported(t *testing.T) {
 	}
 	if strings.Contains(audit, testKey) {
 		t.Fatal("the audit log contains the key")
+	}
+	r.gw.Wait()
+	m := r.gw.metrics
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("/chat/completions", "200")); got != 1 {
+		t.Errorf("tollgate_gateway_requests_total{200} = %v", got)
+	}
+	if got := testutil.ToFloat64(m.tokens.WithLabelValues("completion")); got != 7 {
+		t.Errorf("tollgate_gateway_tokens_total{completion} = %v", got)
+	}
+	if got := testutil.ToFloat64(m.cost); got != 50 {
+		t.Errorf("tollgate_gateway_cost_micro_dollars_total = %v", got)
 	}
 }
 

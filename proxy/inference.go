@@ -153,6 +153,8 @@ func (x *exchange) settle(u Usage) {
 // refunded) and writes the audit line. It never logs the key.
 func (x *exchange) finish() {
 	x.settle(Usage{Failed: true})
+	took := time.Since(x.start)
+	x.g.metrics.observe(x.endpoint, x.status, took, x.usage)
 	level := slog.LevelInfo
 	if x.status >= 500 {
 		level = slog.LevelWarn
@@ -167,7 +169,7 @@ func (x *exchange) finish() {
 		slog.Int64("prompt_tokens", x.usage.PromptTokens),
 		slog.Int64("completion_tokens", x.usage.CompletionTokens),
 		slog.Int64("cost_micros", x.usage.CostMicros),
-		slog.Duration("latency", time.Since(x.start)),
+		slog.Duration("latency", took),
 		slog.String("node", x.g.opts.Node),
 	}
 	attrs = append(attrs, slog.String("owner", x.owner), slog.Bool("degraded", x.degraded))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // estimate is what a request was reserved for, split as the settlement
@@ -35,6 +36,7 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 	if err != nil {
 		return errUpstream
 	}
+	sent := time.Now()
 	resp, err := x.g.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -47,6 +49,7 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 		return upstreamFailure(err)
 	}
 	defer resp.Body.Close()
+	x.g.metrics.upstream.Observe(time.Since(sent).Seconds())
 	if apiErr, isErr := upstreamStatus(resp.StatusCode); isErr {
 		if apiErr != nil {
 			return apiErr

@@ -46,6 +46,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode,
 		HeaderTimeout:    cfg.UpstreamHeaderTimeout,
 		Timeout:          cfg.UpstreamTimeout,
 		DefaultMaxTokens: cfg.DefaultMaxTokens,
+		Registerer:       srv.Node.Registry(),
 	})
 	if err != nil {
 		ln.Close()
