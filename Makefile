@@ -20,11 +20,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzInference$$' -fuzztime 10s ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./proxy/mockupstream
 
-# Limiter and ring micro-benchmarks, and batched against unary forwarding
-# between 3 in-process nodes; pipe through benchstat to compare runs.
+# Limiter and ring micro-benchmarks, batched against unary forwarding
+# between 3 in-process nodes, and the gateway against a plain reverse proxy
+# to the same mock upstream; pipe through benchstat to compare runs.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
 	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster
+	$(GO) test -run '^$$' -bench 'Gateway' -benchtime 3s -count 5 ./cmd/tollgate
 
 # Regenerates the Go under proto/ with Debian's protoc and the plugin
 # versions pinned in go.mod.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/proxy/mockupstream"
@@ -25,7 +24,8 @@ func runMockUpstream(ctx context.Context, args []string, getenv func(string) str
 	tokens := fs.Int("completion-tokens", 16, "completion tokens per answer; a request's max_tokens may lower it")
 	errorRate := fs.Float64("error-rate", 0, "share of requests, 0 to 1, answered 500")
 	seed := fs.Int64("seed", 0, "seed of the draw of failing requests, so runs repeat")
-	models := fs.String("models", "mock-chat,mock-embed", "comma-separated models listed by GET /v1/models (any model is answered)")
+	models := commaList{"mock-chat", "mock-embed"}
+	fs.Var(&models, "models", "comma-separated models listed by GET /v1/models (any model is answered)")
 	apiKey := fs.String("api-key", "", "bearer key requests must carry (default $TOLLGATE_MOCK_API_KEY; with neither, none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,7 +42,7 @@ func runMockUpstream(ctx context.Context, args []string, getenv func(string) str
 		CompletionTokens: *tokens,
 		ErrorRate:        *errorRate,
 		Seed:             *seed,
-		Models:           splitList(*models),
+		Models:           models,
 		APIKey:           *apiKey,
 	}
 	if err := opts.Validate(); err != nil {
@@ -85,15 +85,4 @@ func runMockUpstream(ctx context.Context, args []string, getenv func(string) str
 	}
 	<-served // Serve returns ErrServerClosed once Shutdown or Close has begun
 	return err
-}
-
-// splitList splits a comma-separated flag value, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for part := range strings.SplitSeq(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
 }
