@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
@@ -48,6 +49,10 @@ type forwarder struct {
 	metrics *metrics
 	ctx     context.Context // the node's lifetime
 
+	// abandoned takes an owner's answer that came after its caller had
+	// given up (see pending.state); nil drops it.
+	abandoned func(*CheckRequest, *CheckResponse)
+
 	mu      sync.Mutex
 	queues  map[string]*queue
 	streams map[string]*peerStream
@@ -67,6 +72,38 @@ type pending struct {
 	req      *CheckRequest
 	check    *peerv1.ForwardedCheck
 	done     chan forwardResult // buffered: the sender never blocks on a caller that gave up
+	// state settles the race between an answer and a caller giving up:
+	// whoever moves it from waiting first decides. An answer that loses
+	// went to nobody, yet the owner may have admitted the check.
+	state atomic.Int32
+}
+
+const (
+	pendingWaiting = iota
+	pendingAnswered
+	pendingAbandoned
+)
+
+// deliver hands the caller its answer, or, if it has given up, passes an
+// owner's admission to the abandoned hook (a gateway reservation must be
+// settled even when nobody will use it).
+func (f *forwarder) deliver(p *pending, r forwardResult) {
+	if p.state.CompareAndSwap(pendingWaiting, pendingAnswered) {
+		p.done <- r
+		return
+	}
+	if r.err == nil && r.resp != nil && r.resp.Allowed && f.abandoned != nil {
+		f.abandoned(p.req, r.resp)
+	}
+}
+
+// giveUp marks p abandoned; if its answer has just come, the caller gets
+// it after all.
+func (p *pending) giveUp() (forwardResult, bool) {
+	if p.state.CompareAndSwap(pendingWaiting, pendingAbandoned) {
+		return forwardResult{}, false
+	}
+	return <-p.done, true
 }
 
 type forwardResult struct {
@@ -116,8 +153,14 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	case r := <-p.done:
 		return r.resp, r.err
 	case <-ctx.Done():
+		if r, ok := p.giveUp(); ok {
+			return r.resp, r.err
+		}
 		return nil, ctx.Err()
 	case <-timer.C:
+		if r, ok := p.giveUp(); ok {
+			return r.resp, r.err
+		}
 		return nil, errForwardTimeout
 	}
 }
@@ -241,6 +284,12 @@ func (f *forwarder) send(owner string, batch []*pending) {
 		if p.deadline.After(latest) {
 			latest = p.deadline
 		}
+		if p.req.Reserve {
+			// The owner may admit a reservation in its caller's last
+			// moment: listen for the answer a while longer, so that an
+			// admission nobody waits for is still settled (deliver).
+			latest = maxTime(latest, start.Add(f.cfg.Timeout))
+		}
 	}
 	resp, err := f.roundTrip(owner, req, latest)
 	if err == nil && len(resp.GetResults()) != len(req.Checks) {
@@ -253,11 +302,11 @@ func (f *forwarder) send(owner string, batch []*pending) {
 	f.metrics.observeBatch(len(batch), time.Since(start), err)
 	for i, p := range batch {
 		if err != nil {
-			p.done <- forwardResult{err: err}
+			f.deliver(p, forwardResult{err: err})
 			continue
 		}
 		r, rerr := responseOf(p.req, resp.Results[i])
-		p.done <- forwardResult{resp: r, err: rerr}
+		f.deliver(p, forwardResult{resp: r, err: rerr})
 	}
 }
 
@@ -275,6 +324,13 @@ func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBat
 		return nil, fmt.Errorf("forwarding to %s: %d results for %d checks", owner, len(resp.GetResults()), len(req.Checks))
 	}
 	return resp, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // wait blocks until every goroutine of the forwarder has returned; the

@@ -170,6 +170,7 @@ func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
 	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics)
+	n.fwd.abandoned = n.settleAbandoned
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
@@ -320,10 +321,14 @@ func (n *Node) countMembers(state string) int {
 func (n *Node) Leave(ctx context.Context) {
 	n.ready.Store(false)
 	// Settlements of requests served here go to their owners while this
-	// node still owns its share: its own are applied before they move.
-	if err := n.drainSettles(ctx); err != nil {
-		n.log.Warn("settling gateway requests on stop", "left", n.settles.pending(), "err", err)
+	// node still owns its share: its own are applied before they move. A
+	// third of the time left, so the hand-off and the last flush keep the
+	// rest.
+	drainCtx, cancel := context.WithTimeout(ctx, time.Until(deadlineOr(ctx, 6*time.Second))/3)
+	if err := n.drainSettles(drainCtx); err != nil {
+		n.log.Warn("settling gateway requests on stop", "err", err)
 	}
+	cancel()
 	if n.members == nil {
 		if err := n.FlushUsage(ctx); err != nil {
 			n.log.Warn("flushing usage on stop", "err", err)
@@ -358,10 +363,19 @@ func (n *Node) Leave(ctx context.Context) {
 	}
 }
 
+// deadlineOr is ctx's deadline, or d from now if it has none.
+func deadlineOr(ctx context.Context, d time.Duration) time.Time {
+	if t, ok := ctx.Deadline(); ok {
+		return t
+	}
+	return time.Now().Add(d)
+}
+
 // Wait blocks until the goroutines started by Start have returned; their
 // context must have ended.
 func (n *Node) Wait() {
 	n.wg.Wait()
+	n.settles.senders.Wait()
 	if n.fwd != nil {
 		n.fwd.wait()
 	}

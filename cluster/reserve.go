@@ -35,6 +35,16 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 	return &Reservation{CheckResponse: resp, Tenant: tenant, Tokens: tokens, limits: req.Limits}, nil
 }
 
+// settleAbandoned refunds a reservation whose caller gave up (its client
+// left, or the forward timeout passed) before the owner's admission came
+// back: nobody will settle it otherwise, and its lease would be held until
+// its TTL.
+func (n *Node) settleAbandoned(req *CheckRequest, resp *CheckResponse) {
+	if req.Reserve {
+		n.Settle(&Reservation{CheckResponse: resp, Tenant: req.Tenant, Tokens: req.Tokens, limits: req.Limits}, Usage{Failed: true})
+	}
+}
+
 // Usage is what an admitted gateway request consumed.
 type Usage struct {
 	Model                          string
@@ -95,9 +105,10 @@ type settlement struct {
 	origin string
 	seq    uint64
 	// hops counts how often it was passed on; attempts, how often sending
-	// it to the owner failed.
+	// it to the owner failed; due, when it may be resent.
 	hops     uint32
 	attempts int
+	due      time.Time
 }
 
 func (s *settlement) toProto() *peerv1.Settlement {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -115,4 +116,40 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	if _, err := svc.Settle(t.Context(), &peerv1.SettleRequest{Settlements: []*peerv1.Settlement{bad}}); err == nil {
 		t.Fatal("a settlement with negative tokens was accepted")
 	}
+}
+
+func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"max_concurrent":1000}}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	var other *Node
+	for _, s := range c.running() {
+		if s.Node.Name() != s.Node.Owner("acme") {
+			other = s.Node
+		}
+	}
+	// Callers that give up at any moment of the round trip to the owner;
+	// what they got, they settle; what they did not get, the node does.
+	gaveUp := 0
+	for i := range 200 {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%40)*10*time.Microsecond)
+		r, err := other.Reserve(ctx, "acme", 1, time.Hour)
+		cancel()
+		if err != nil {
+			gaveUp++
+			continue
+		}
+		other.Settle(r, Usage{Failed: true})
+	}
+	if gaveUp == 0 {
+		t.Log("no caller gave up in time; the test proved less than it could")
+	}
+	// Reservations whose owner answered after the forward timeout were
+	// admitted twice, there and by the failure policy here; both are
+	// refunded.
+	waitFor(t, 10*time.Second, "every lease back", func() bool {
+		r := reserveOn(t, c, 0, 0)
+		c.running()[0].Node.Settle(r, Usage{Failed: true})
+		return remaining(r, LimitConcurrentRequests) == 999
+	})
 }

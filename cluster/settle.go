@@ -10,36 +10,40 @@ import (
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
-// Settlements whose owner does not answer are resent with a growing
-// delay; after the last attempt the usage is recorded here (so the ledger
-// still gets it) and the owner's reservation is left to run out: its
-// tokens refill with time and its lease expires with its TTL.
+// Settlements whose owner does not answer are resent, by the ring of the
+// time, with a delay that grows to settleBackoffMax, for as long as the
+// node runs: a dead owner leaves the ring within seconds and its tenants'
+// new owner takes them. Only a stopping node gives up, and then records
+// the usage itself (see drainSettles).
 const (
-	maxSettleAttempts = 5
-	settleBackoff     = 100 * time.Millisecond
-	settleTimeout     = 2 * time.Second
+	settleBackoff    = 50 * time.Millisecond
+	settleBackoffMax = time.Second
+	settleTimeout    = 2 * time.Second
+	// maxSettleBatch bounds one call, well inside gRPC's 4 MiB message.
+	maxSettleBatch = 1000
 	// settleDedupTTL is how long an owner remembers a settlement it has
-	// applied, so a resent one (its answer was lost) is not applied twice;
-	// well beyond the time a sender spends resending.
+	// applied, so a resent one (its answer was lost) is not applied twice.
 	settleDedupTTL = 2 * time.Minute
 )
 
 // settleQueue holds settlements not yet applied. It has no bound: each is
 // owed for a request already served, and dropping one would lose usage.
+// One call per owner is in flight at a time, so a slow owner delays only
+// its own tenants.
 type settleQueue struct {
 	mu    sync.Mutex
 	items []*settlement
-	// busy counts settlements taken out and not done: being sent, or
-	// waiting to be resent.
-	busy int
-	seq  uint64
-	wake chan struct{}
+	// sending maps owners with a call in flight to its size.
+	sending map[string]int
+	seq     uint64
+	wake    chan struct{}
+	senders sync.WaitGroup
 }
 
 func newSettleQueue() *settleQueue {
 	// Sequence numbers start from the clock so that they keep growing
 	// across restarts of the node.
-	return &settleQueue{wake: make(chan struct{}, 1), seq: uint64(time.Now().UnixNano())}
+	return &settleQueue{wake: make(chan struct{}, 1), sending: map[string]int{}, seq: uint64(time.Now().UnixNano())}
 }
 
 func (q *settleQueue) add(s *settlement) {
@@ -58,125 +62,102 @@ func (q *settleQueue) signal() {
 	}
 }
 
-// take removes everything queued; it counts as busy until done.
-func (q *settleQueue) take() []*settlement {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.items
-	q.items = nil
-	q.busy += len(out)
-	return out
-}
-
-func (q *settleQueue) done(k int) {
-	q.mu.Lock()
-	q.busy -= k
-	q.mu.Unlock()
-}
-
-// retry puts busy settlements back in the queue.
-func (q *settleQueue) retry(ss []*settlement) {
-	q.mu.Lock()
-	q.items = append(q.items, ss...)
-	q.busy -= len(ss)
-	q.mu.Unlock()
-	q.signal()
-}
-
-// pending counts settlements queued or under way.
+// pending counts settlements queued or being sent.
 func (q *settleQueue) pending() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) + q.busy
+	n := len(q.items)
+	for _, k := range q.sending {
+		n += k
+	}
+	return n
 }
 
 // runSettler applies queued settlements until ctx ends.
 func (n *Node) runSettler(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		next := n.settleRound(ctx)
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.settles.wake:
-		}
-		n.settleQueued(ctx)
-	}
-}
-
-func (n *Node) settleQueued(ctx context.Context) {
-	for {
-		batch := n.settles.take()
-		if len(batch) == 0 {
-			return
-		}
-		n.settleBatch(ctx, batch)
-	}
-}
-
-// drainSettles applies every queued settlement, waiting for those being
-// resent, until none is left or ctx ends: a graceful stop runs it before
-// the hand-off and the last usage flush.
-func (n *Node) drainSettles(ctx context.Context) error {
-	for {
-		n.settleQueued(ctx)
-		if n.settles.pending() == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-timer.C:
 		}
 	}
 }
 
-// settleBatch settles here what this node owns (and what it decided
-// degraded), and sends the rest to their owners, one call per owner.
-func (n *Node) settleBatch(ctx context.Context, batch []*settlement) {
-	remote := map[string][]*settlement{}
-	here := 0
-	for _, s := range batch {
+// settleRound applies what this node settles itself and sends the rest,
+// one batch per owner that has no call in flight. It returns when the
+// earliest settlement waiting to be resent is due (zero if none).
+func (n *Node) settleRound(ctx context.Context) time.Time {
+	q := n.settles
+	now := time.Now()
+	var here []*settlement
+	batches := map[string][]*settlement{}
+	var next time.Time
+	q.mu.Lock()
+	keep := q.items[:0]
+	for _, s := range q.items {
 		owner := n.Owner(s.tenant)
-		if s.degraded || owner == "" || owner == n.name {
-			n.settleHere(ctx, s)
-			here++
-			continue
+		switch {
+		case s.due.After(now):
+			if next.IsZero() || s.due.Before(next) {
+				next = s.due
+			}
+			keep = append(keep, s)
+		case s.degraded || owner == "" || owner == n.name:
+			here = append(here, s)
+		case q.sending[owner] > 0 || len(batches[owner]) >= maxSettleBatch:
+			keep = append(keep, s) // after the call in flight
+		default:
+			batches[owner] = append(batches[owner], s)
 		}
-		remote[owner] = append(remote[owner], s)
 	}
-	n.settles.done(here)
-	var wg sync.WaitGroup
-	for owner, ss := range remote {
-		wg.Go(func() { n.sendSettles(ctx, owner, ss) })
+	clear(q.items[len(keep):])
+	q.items = keep
+	for owner, ss := range batches {
+		q.sending[owner] = len(ss)
 	}
-	wg.Wait()
+	q.mu.Unlock()
+
+	for _, s := range here {
+		n.settleHere(ctx, s)
+	}
+	for owner, ss := range batches {
+		q.senders.Go(func() { n.sendSettles(ctx, owner, ss) })
+	}
+	return next
 }
 
-// sendSettles sends settlements to their owner, resending later on
-// failure (by the ring of that time) and recording them here after the
-// last attempt.
+// sendSettles makes one call to an owner; what fails goes back in the
+// queue with a delay.
 func (n *Node) sendSettles(ctx context.Context, owner string, ss []*settlement) {
 	err := n.callSettle(ctx, owner, ss)
-	if err == nil {
-		n.metrics.settled.WithLabelValues("sent").Add(float64(len(ss)))
-		n.settles.done(len(ss))
+	q := n.settles
+	q.mu.Lock()
+	delete(q.sending, owner)
+	if err != nil {
+		due := time.Now()
+		for _, s := range ss {
+			s.attempts++
+			s.due = due.Add(min(settleBackoff<<min(s.attempts-1, 10), settleBackoffMax))
+		}
+		q.items = append(q.items, ss...)
+	}
+	q.mu.Unlock()
+	q.signal()
+	if err != nil {
+		if ss[0].attempts == 3 {
+			n.log.Warn("settling on the owner keeps failing; resending", "owner", owner, "settlements", len(ss), "err", err)
+		}
 		return
 	}
-	var again []*settlement
-	attempt := 0
-	for _, s := range ss {
-		s.attempts++
-		if s.attempts < maxSettleAttempts && ctx.Err() == nil {
-			again = append(again, s)
-			attempt = max(attempt, s.attempts)
-			continue
-		}
-		n.log.Warn("owner unreachable; usage recorded here, its reservation runs out", "owner", owner, "tenant", s.tenant, "err", err)
-		n.settleUnreachable(s)
-	}
-	n.settles.done(len(ss) - len(again))
-	if len(again) > 0 {
-		time.AfterFunc(settleBackoff<<(attempt-1), func() { n.settles.retry(again) })
-	}
+	n.metrics.settled.WithLabelValues("sent").Add(float64(len(ss)))
 }
 
 func (n *Node) callSettle(ctx context.Context, owner string, ss []*settlement) error {
@@ -191,6 +172,42 @@ func (n *Node) callSettle(ctx context.Context, owner string, ss []*settlement) e
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	_, err = client.Settle(ctx, req)
+	return err
+}
+
+// drainSettles settles everything queued before a graceful stop, until
+// none is left or ctx ends. Then, once the calls in flight have returned,
+// it records what is left here: the usage reaches the ledger with this
+// node's last flush, and the owners' reservations run out by themselves.
+func (n *Node) drainSettles(ctx context.Context) error {
+	q := n.settles
+	var err error
+	for q.pending() > 0 {
+		q.mu.Lock()
+		for _, s := range q.items {
+			s.due = time.Time{} // no waiting out a backoff now
+		}
+		q.mu.Unlock()
+		n.settleRound(n.ctx)
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	q.senders.Wait()
+	q.mu.Lock()
+	left := q.items
+	q.items = nil
+	q.mu.Unlock()
+	for _, s := range left {
+		n.settleUnreachable(s)
+	}
+	if len(left) > 0 {
+		n.log.Warn("owners unreachable on stop; usage recorded here", "settlements", len(left))
+	}
 	return err
 }
 
@@ -243,10 +260,13 @@ func (s *settlement) hasLimit(name string) bool {
 	return false
 }
 
-// settleDedup remembers the settlements an owner has applied lately.
+// settleDedup remembers the settlements an owner has applied lately, in
+// two generations: the older is dropped whole once the newer has lived
+// settleDedupTTL/2, so an id is remembered between TTL/2 and TTL.
 type settleDedup struct {
-	mu   sync.Mutex
-	seen map[settleID]time.Time
+	mu        sync.Mutex
+	cur, prev map[settleID]struct{}
+	started   time.Time
 }
 
 type settleID struct {
@@ -254,24 +274,19 @@ type settleID struct {
 	seq    uint64
 }
 
-// first reports whether id has not been seen in the last settleDedupTTL,
-// and remembers it.
+// first reports whether id is new, and remembers it.
 func (d *settleDedup) first(id settleID, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[settleID]time.Time{}
+	if d.cur == nil || now.Sub(d.started) > settleDedupTTL/2 {
+		d.prev, d.cur, d.started = d.cur, map[settleID]struct{}{}, now
 	}
-	if _, ok := d.seen[id]; ok {
+	if _, ok := d.cur[id]; ok {
 		return false
 	}
-	d.seen[id] = now
-	if len(d.seen)%1024 == 0 {
-		for k, t := range d.seen {
-			if now.Sub(t) > settleDedupTTL {
-				delete(d.seen, k)
-			}
-		}
+	if _, ok := d.prev[id]; ok {
+		return false
 	}
+	d.cur[id] = struct{}{}
 	return true
 }
