@@ -18,6 +18,7 @@ test: fuzz
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime 10s ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzInference$$' -fuzztime 10s ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzSSERelay$$' -fuzztime 10s ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./proxy/mockupstream
 
 # Limiter and ring micro-benchmarks, batched against unary forwarding

@@ -133,6 +133,9 @@ func settlementFromProto(in *peerv1.Settlement) (*settlement, error) {
 			return nil, err.under(fmt.Sprintf("limits[%d]", i))
 		}
 	}
+	if _, err := time.Parse("2006-01-02", in.GetDay()); err != nil {
+		return nil, fieldErr("day", "%q is not a date (YYYY-MM-DD)", in.GetDay())
+	}
 	for _, f := range []struct {
 		name  string
 		value int64

@@ -153,3 +153,30 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 		return remaining(r, LimitConcurrentRequests) == 999
 	})
 }
+
+func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	ownerName := c.running()[0].Node.Owner("acme")
+	var other *Node
+	for _, s := range c.running() {
+		if s.Node.Name() != ownerName {
+			other = s.Node
+		}
+	}
+	r, err := other.Reserve(t.Context(), "acme", 100, time.Hour)
+	if err != nil || !r.Allowed {
+		t.Fatalf("reserve: %v %v", r, err)
+	}
+	// The owner dies with the reservation; the settlement is resent until
+	// the tenant's next owner takes it, and its usage reaches the ledger.
+	c.kill(ownerName)
+	other.Settle(r, Usage{Model: "m", PromptTokens: 30, CompletionTokens: 12})
+	waitFor(t, 20*time.Second, "the usage in the ledger", func() bool {
+		return other.fsm.monthUsage("acme", "2026-05").GetTokens() == 42
+	})
+	if other.settles.pending() != 0 {
+		t.Fatalf("%d settlements still pending", other.settles.pending())
+	}
+}

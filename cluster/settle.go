@@ -139,6 +139,7 @@ func (n *Node) settleRound(ctx context.Context) time.Time {
 func (n *Node) sendSettles(ctx context.Context, owner string, ss []*settlement) {
 	err := n.callSettle(ctx, owner, ss)
 	q := n.settles
+	attempts := 0
 	q.mu.Lock()
 	delete(q.sending, owner)
 	if err != nil {
@@ -147,12 +148,13 @@ func (n *Node) sendSettles(ctx context.Context, owner string, ss []*settlement) 
 			s.attempts++
 			s.due = due.Add(min(settleBackoff<<min(s.attempts-1, 10), settleBackoffMax))
 		}
+		attempts = ss[0].attempts
 		q.items = append(q.items, ss...)
 	}
 	q.mu.Unlock()
 	q.signal()
 	if err != nil {
-		if ss[0].attempts == 3 {
+		if attempts == 3 {
 			n.log.Warn("settling on the owner keeps failing; resending", "owner", owner, "settlements", len(ss), "err", err)
 		}
 		return

@@ -64,16 +64,16 @@ const exposedHeaders = "RateLimit, RateLimit-Policy, Retry-After, X-Request-Id, 
 // preflight answers a CORS preflight. It carries no key, so it cannot name
 // its tenant: an origin that some tenant allows passes, and the request
 // that follows is checked against its own tenant's origins.
-func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) (status int) {
 	origin := r.Header.Get("Origin")
 	if origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return http.StatusNoContent
 	}
 	if !g.opts.Config().OriginAllowed(origin) {
 		writeError(w, errOrigin)
-		return
+		return errOrigin.status
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
@@ -86,6 +86,7 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Max-Age", "600")
 	h.Add("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
 	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
 }
 
 // modelAllowed applies the tenant's allowed models, else its plan's; an

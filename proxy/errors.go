@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 )
 
@@ -46,7 +47,6 @@ var (
 	errBadKey     = newError(http.StatusUnauthorized, typeInvalidRequest, "invalid_api_key", "Incorrect, revoked or unknown API key provided.")
 	errSuspended  = newError(http.StatusForbidden, typePermission, "tenant_suspended", "This tenant is suspended; contact the gateway's operators.")
 	errOrigin     = newError(http.StatusForbidden, typePermission, "origin_not_allowed", "This origin is not allowed for this tenant.")
-	errTooLarge   = newError(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large", "The request body is over the gateway's limit of 10 MiB.")
 	errBadJSON    = invalid("", "The request body is not valid JSON.")
 	errNoModel    = invalid("model", "You must provide a model parameter.")
 	errNotFound   = newError(http.StatusNotFound, typeInvalidRequest, "unknown_url", "Unknown request URL.")
@@ -55,6 +55,12 @@ var (
 	errUpstream   = newError(http.StatusBadGateway, typeServer, "upstream_error", "The upstream model provider failed to answer.")
 	errUpstreamTO = newError(http.StatusGatewayTimeout, typeServer, "upstream_timeout", "The upstream model provider did not answer in time.")
 )
+
+// tooLarge answers a body over the gateway's limit.
+func tooLarge(limit int64) *apiError {
+	return newError(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+		fmt.Sprintf("The request body is over the gateway's limit of %d bytes.", limit))
+}
 
 // writeError answers with e in OpenAI's shape.
 func writeError(w http.ResponseWriter, e *apiError) {

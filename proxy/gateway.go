@@ -52,7 +52,7 @@ const (
 
 const (
 	leaseMargin             = time.Minute
-	maxCapturedAnswerSize   = 8 << 20
+	bodyReadTimeout         = 2 * time.Minute
 	headerRequestID         = "X-Request-Id"
 	headerAPIKey            = "X-Api-Key"
 	contentTypeEventStream  = "text/event-stream"
@@ -122,9 +122,14 @@ func New(opts Options) (*Gateway, error) {
 		opts: opts,
 		// Timeouts are per request (a context), so that a stream may
 		// outlive the header timeout.
-		client: &http.Client{Transport: opts.Transport},
-		audit:  opts.Logger.With("component", "audit"),
-		log:    opts.Logger.With("component", "gateway"),
+		client: &http.Client{
+			Transport: opts.Transport,
+			// A redirect is the upstream's answer, passed on as it is:
+			// following it would send the provider's key elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		audit: opts.Logger.With("component", "audit"),
+		log:   opts.Logger.With("component", "gateway"),
 		// A lease outlives the longest upstream call, so it ends with its
 		// request unless the node serving that request dies.
 		leaseTTL: opts.Timeout + leaseMargin,
@@ -169,27 +174,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = g.opts.Node + "-" + strconv.FormatUint(g.ids.Add(1), 10)
 	}
 	w.Header().Set(headerRequestID, id)
+	x := &exchange{g: g, id: id, start: time.Now(), endpoint: r.URL.Path, ctx: r.Context()}
+	defer x.finish()
 	if r.Method == http.MethodOptions {
-		g.preflight(w, r)
+		x.status = g.preflight(w, r)
 		return
 	}
 	if ep, ok := endpoints[r.URL.Path]; ok {
+		x.endpoint = ep.upstream
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST, OPTIONS")
-			writeError(w, errBadMethod)
+			x.fail(w, errBadMethod)
 			return
 		}
-		g.serveInference(w, r, ep, id)
+		if apiErr := x.run(w, r, ep); apiErr != nil {
+			x.fail(w, apiErr)
+		}
 		return
 	}
 	if r.URL.Path == "/v1/models" {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET, OPTIONS")
-			writeError(w, errBadMethod)
+			x.fail(w, errBadMethod)
 			return
 		}
-		g.serveModels(w, r)
+		if apiErr := x.serveModels(w, r); apiErr != nil {
+			x.fail(w, apiErr)
+		}
 		return
 	}
-	writeError(w, errNotFound)
+	x.fail(w, errNotFound)
 }

@@ -59,6 +59,7 @@ func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
 		"bad json":          {"POST", "/v1/completions", `{"model":`, nil, 400, nil, nil},
 		"bad type":          {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":"many"}`, nil, 400, nil, "max_tokens"},
 		"negative max":      {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":-1}`, nil, 400, nil, "max_tokens"},
+		"model twice":       {"POST", "/v1/completions", `{"model":"mock-chat","Model":"other-model"}`, nil, 400, nil, "Model"},
 		"streamed embed":    {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"x","stream":true}`, nil, 400, nil, "stream"},
 		"too large":         {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"` + strings.Repeat("a", 10<<20) + `"}`, nil, 413, "request_too_large", nil},
 		"key via x-api-key": {"POST", "/v1/chat/completions", `{"model":"gpt-9"}`, []string{"Authorization", "", "x-api-key", testKey}, 404, "model_not_found", "model"},
@@ -196,7 +197,7 @@ func TestAStreamIsRelayedAndSettledWithItsLastChunk(t *testing.T) {
 			}
 			sawUsage := false
 			for _, e := range evs {
-				sawUsage = sawUsage || hasUsage([]byte(e))
+				sawUsage = sawUsage || usageIn([]byte(e)) != nil
 			}
 			if sawUsage != tc.wantUsage {
 				t.Fatalf("usage chunk delivered: %v, want %v", sawUsage, tc.wantUsage)

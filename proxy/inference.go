@@ -31,17 +31,8 @@ type exchange struct {
 	ctx      context.Context
 }
 
-// serveInference proxies one chat, completion or embeddings request.
-func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, ep endpoint, id string) {
-	x := &exchange{g: g, id: id, start: time.Now(), endpoint: ep.upstream, ctx: r.Context()}
-	defer x.finish()
-	if apiErr := x.run(w, r, ep); apiErr != nil {
-		x.fail(w, apiErr)
-	}
-}
-
-// run takes the request as far as an answer; an error it returns has not
-// been written yet.
+// run proxies one chat, completion or embeddings request as far as an
+// answer; an error it returns has not been written yet.
 func (x *exchange) run(w http.ResponseWriter, r *http.Request, ep endpoint) *apiError {
 	g := x.g
 	cfg := g.opts.Config()
@@ -53,10 +44,15 @@ func (x *exchange) run(w http.ResponseWriter, r *http.Request, ep endpoint) *api
 	if apiErr := allowCORS(w, r, t); apiErr != nil {
 		return apiErr
 	}
+	// The upload has a deadline of its own; the answer may stream for as
+	// long as the upstream call lasts.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-			return errTooLarge
+		if _, over := errors.AsType[*http.MaxBytesError](err); over {
+			return tooLarge(g.opts.MaxBodyBytes)
 		}
 		return invalid("", "Could not read the request body.")
 	}

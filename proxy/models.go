@@ -14,15 +14,15 @@ type modelJSON struct {
 
 // serveModels lists the models the caller's tenant may use, in OpenAI's
 // shape.
-func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
-	cfg := g.opts.Config()
+func (x *exchange) serveModels(w http.ResponseWriter, r *http.Request) *apiError {
+	cfg := x.g.opts.Config()
 	t, apiErr := authenticate(cfg, r)
-	if apiErr == nil {
-		apiErr = allowCORS(w, r, t)
-	}
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return apiErr
+	}
+	x.tenant = t.GetId()
+	if apiErr := allowCORS(w, r, t); apiErr != nil {
+		return apiErr
 	}
 	plan, _ := cfg.TenantPlan(t.GetId())
 	out := struct {
@@ -38,5 +38,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
 		out.Data = append(out.Data, modelJSON{ID: m, Object: "model", OwnedBy: p.GetName()})
 	}
 	w.Header().Set("Content-Type", "application/json")
+	x.status = http.StatusOK
 	_ = json.NewEncoder(w).Encode(out)
+	return nil
 }

@@ -40,10 +40,11 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 	resp, err := x.g.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
-			// The client left before any answer: nobody reads one, and
-			// an upstream cut off before answering charges nothing.
+			// The client left before any answer. The upstream had the
+			// request, so it counts as one, with no tokens: refunding it
+			// whole would let a client that hangs up go unlimited.
 			x.status, x.errCode = statusClientClosedEarly, "client_closed"
-			x.settle(Usage{Failed: true})
+			x.settle(Usage{})
 			return nil
 		}
 		return upstreamFailure(err)
@@ -55,12 +56,16 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 			return apiErr
 		}
 		// The caller's mistake, in the upstream's words (an
-		// OpenAI-compatible upstream answers in the same error shape).
+		// OpenAI-compatible upstream answers in the same error shape). It
+		// counts as a request, with no tokens.
 		x.status, x.errCode = resp.StatusCode, "upstream_"+strconv.Itoa(resp.StatusCode)
 		copyAnswerHeaders(w.Header(), resp.Header)
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, io.LimitReader(resp.Body, maxCapturedAnswerSize))
-		x.settle(Usage{Failed: true})
+		_, _ = io.Copy(w, resp.Body)
+		x.settle(Usage{})
 		return nil
 	}
 	var relayErr error
@@ -89,20 +94,17 @@ func copyAnswerHeaders(dst, src http.Header) {
 	}
 }
 
-// relayJSON copies a whole answer through as it arrives, keeping a copy
-// (up to maxCapturedAnswerSize) to read its usage from. Without usage the
+// relayJSON copies a whole answer through as it arrives, keeping its last
+// bytes, where OpenAI's answers carry their usage. Without usage the
 // reservation stands as charged: the upstream did the work.
 func (x *exchange) relayJSON(w http.ResponseWriter, resp *http.Response, est estimate) error {
 	copyAnswerHeaders(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	x.status = resp.StatusCode
-	var kept cappedBuffer
-	_, err := io.Copy(w, io.TeeReader(resp.Body, &kept))
-	var answer struct {
-		Usage *usageJSON `json:"usage"`
-	}
-	if json.Unmarshal(kept.buf.Bytes(), &answer) == nil && answer.Usage != nil {
-		x.settle(answer.Usage.usage())
+	var tail tailBuffer
+	_, err := io.Copy(w, io.TeeReader(resp.Body, &tail))
+	if u := usageIn(tail.bytes()); u != nil {
+		x.settle(u.usage())
 	} else {
 		x.settle(Usage{PromptTokens: est.prompt, CompletionTokens: est.completion})
 		x.errCode = "no_usage"
@@ -110,14 +112,39 @@ func (x *exchange) relayJSON(w http.ResponseWriter, resp *http.Response, est est
 	return err
 }
 
-// cappedBuffer keeps the first maxCapturedAnswerSize bytes written.
-type cappedBuffer struct{ buf bytes.Buffer }
+// tailSize is how much of the end of an answer is kept to find its usage.
+const tailSize = 64 << 10
 
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := maxCapturedAnswerSize - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(len(p), room)])
+// tailBuffer keeps the last tailSize bytes written.
+type tailBuffer struct{ buf []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if extra := len(t.buf) - tailSize; extra > tailSize {
+		t.buf = append(t.buf[:0], t.buf[extra:]...)
 	}
 	return len(p), nil
+}
+
+func (t *tailBuffer) bytes() []byte { return t.buf[max(len(t.buf)-tailSize, 0):] }
+
+// usageIn finds the last usage object in data (an answer's end, or a
+// stream chunk) and decodes it; nil if there is none.
+func usageIn(data []byte) *usageJSON {
+	i := bytes.LastIndex(data, []byte(`"usage"`))
+	if i < 0 {
+		return nil
+	}
+	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
+	rest, ok := bytes.CutPrefix(rest, []byte(":"))
+	if rest = bytes.TrimLeft(rest, " \t\r\n"); !ok || len(rest) == 0 || rest[0] != '{' {
+		return nil
+	}
+	var u usageJSON
+	if json.NewDecoder(bytes.NewReader(rest)).Decode(&u) != nil {
+		return nil
+	}
+	return &u
 }
 
 // relayStream passes a server-sent event stream through event by event,
@@ -157,29 +184,57 @@ type sseRelay struct {
 	clientErr error
 }
 
+// maxEventSize bounds the event the relay holds to read; a larger one is
+// passed on as it comes, unread.
+const maxEventSize = 1 << 20
+
 // relay copies events until the stream ends, the upstream fails (its
 // error is returned) or the client goes (clientErr).
 func (s *sseRelay) relay(src io.Reader) error {
 	br := bufio.NewReaderSize(src, 16<<10)
-	var event, line []byte
+	var event []byte
+	oversized := false // passing a large event through unread
+	midLine := false   // the last read ended inside a line
 	for {
-		part, err := br.ReadSlice('\n')
-		line = append(line, part...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 {
-			if len(event) > 0 && !s.send(event) {
+		line, err := br.ReadSlice('\n')
+		blank := !midLine && len(line) > 0 && len(bytes.TrimRight(line, "\r\n")) == 0
+		midLine = errors.Is(err, bufio.ErrBufferFull)
+		switch {
+		case blank && oversized:
+			if !s.write(line) {
+				return nil
+			}
+			oversized = false
+		case blank:
+			if len(event) > 0 && !s.send(event, line) {
 				return nil
 			}
 			event = event[:0]
-		} else {
+		case oversized:
+			if !s.write(line) {
+				return nil
+			}
+		default:
 			event = append(event, line...)
+			if len(event) > maxEventSize {
+				if !s.write(event) {
+					return nil
+				}
+				event, oversized = event[:0], true
+			}
 		}
-		line = line[:0]
+		if midLine {
+			continue
+		}
 		if err != nil {
-			if len(event) > 0 {
-				s.send(event) // the last event, unterminated
+			switch {
+			case oversized:
+				s.write([]byte("\n\n")) // end the event for the client
+			case len(event) > 0:
+				if event[len(event)-1] != '\n' {
+					event = append(event, '\n')
+				}
+				s.send(event, []byte("\n")) // the last event, unterminated
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -189,32 +244,37 @@ func (s *sseRelay) relay(src io.Reader) error {
 	}
 }
 
-// send delivers one event unless it is the usage chunk the client did not
-// ask for; it reports false once the client has gone.
-func (s *sseRelay) send(event []byte) bool {
+// send delivers one event and the blank line that ends it, unless it is
+// the usage chunk the client did not ask for; it reports false once the
+// client has gone.
+func (s *sseRelay) send(event, end []byte) bool {
 	data := eventData(event)
 	switch {
 	case data == nil || bytes.Equal(data, []byte("[DONE]")):
-	case hasUsage(data):
+	default:
+		u := usageIn(data)
+		if u == nil {
+			s.chunks++
+			break
+		}
+		s.usage = u
 		var chunk struct {
-			Usage   *usageJSON        `json:"usage"`
 			Choices []json.RawMessage `json:"choices"`
 		}
-		if json.Unmarshal(data, &chunk) == nil && chunk.Usage != nil {
-			s.usage = chunk.Usage
-			if len(chunk.Choices) == 0 {
-				if !s.wantUsage {
-					return true
-				}
-				break
+		if json.Unmarshal(data, &chunk) == nil && len(chunk.Choices) == 0 {
+			if !s.wantUsage {
+				return true
 			}
+			break
 		}
 		s.chunks++
-	default:
-		s.chunks++
 	}
-	event = append(event, '\n')
-	if _, err := s.dst.Write(event); err != nil {
+	return s.write(append(event, end...))
+}
+
+// write passes bytes on and flushes them; false once the client has gone.
+func (s *sseRelay) write(p []byte) bool {
+	if _, err := s.dst.Write(p); err != nil {
 		s.clientErr = err
 		return false
 	}
@@ -240,16 +300,4 @@ func eventData(event []byte) []byte {
 		}
 	}
 	return data
-}
-
-// hasUsage reports whether a chunk carries a usage object (not null), so
-// only the last chunk of a stream is decoded.
-func hasUsage(data []byte) bool {
-	i := bytes.Index(data, []byte(`"usage"`))
-	if i < 0 {
-		return false
-	}
-	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
-	rest = bytes.TrimLeft(bytes.TrimPrefix(rest, []byte(":")), " \t\r\n")
-	return len(rest) > 0 && rest[0] == '{'
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,9 @@ type message struct {
 
 // parseInference decodes the fields the gateway needs and checks them.
 func parseInference(body []byte, embeddings bool) (*inference, *apiError) {
+	if apiErr := checkKeys(body); apiErr != nil {
+		return nil, apiErr
+	}
 	var in inference
 	if err := json.Unmarshal(body, &in); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -47,6 +51,35 @@ func parseInference(body []byte, embeddings bool) (*inference, *apiError) {
 		return nil, invalid("stream", "Embeddings cannot be streamed.")
 	}
 	return &in, nil
+}
+
+// checkKeys refuses a body whose top-level object names a key twice, in
+// any case: encoding/json matches keys without regard to case and keeps
+// the last, while an upstream may read the first ("model":"a","Model":"b"
+// would be checked and priced as one model and served as the other).
+func checkKeys(body []byte) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // not an object: the decoder proper says what is wrong
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if folded := strings.ToLower(key); seen[folded] {
+			return invalid(key, "The key '"+key+"' appears more than once (in any case).")
+		} else {
+			seen[folded] = true
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // charsPerToken is the estimate's rule of thumb for English text with
@@ -119,8 +152,9 @@ func (in *inference) completionTokens(dflt int64) int64 {
 
 // upstreamBody is the body sent upstream: the client's, unchanged, except
 // that a streaming request asks for usage in its last chunk
-// (stream_options.include_usage), which the gateway settles with. Only
-// that key is rewritten; the other values keep their bytes.
+// (stream_options.include_usage), which the gateway settles with. That
+// body is re-encoded: the keys come in sorted order, and values keep their
+// meaning (strings may be escaped differently).
 func upstreamBody(body []byte, in *inference) ([]byte, error) {
 	if !in.Stream || (in.StreamOptions != nil && in.StreamOptions.IncludeUsage) {
 		return body, nil

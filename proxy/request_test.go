@@ -46,13 +46,14 @@ func TestCompletionEstimatePrefersTheRequestsLimit(t *testing.T) {
 
 func TestUsageIsFoundOnlyWhereItIsAnObject(t *testing.T) {
 	for data, want := range map[string]bool{
-		`{"choices":[],"usage":{"prompt_tokens":1}}`:   true,
-		`{"choices":[],"usage" : {"prompt_tokens":1}}`: true,
-		`{"choices":[{"delta":{}}],"usage":null}`:      false,
-		`{"choices":[{"delta":{"content":"usage"}}]}`:  false,
+		`{"choices":[],"usage":{"prompt_tokens":1}}`:       true,
+		`{"choices":[],"usage" : {"prompt_tokens":1}}`:     true,
+		`{"choices":[{"delta":{}}],"usage":null}`:          false,
+		`{"choices":[{"delta":{"content":"usage"}}]}`:      false,
+		`{"x":{"usage":null},"usage":{"prompt_tokens":1}}`: true,
 	} {
-		if hasUsage([]byte(data)) != want {
-			t.Errorf("hasUsage(%s) = %v", data, !want)
+		if (usageIn([]byte(data)) != nil) != want {
+			t.Errorf("usageIn(%s) found: %v", data, !want)
 		}
 	}
 	if got := eventData([]byte("event: x\r\ndata: a\ndata:b\n: comment\n")); string(got) != "a\nb" {
@@ -70,7 +71,7 @@ func FuzzInference(f *testing.F) {
 		`{"model":"m","stream":true,"stream_options":null,"prompt":[1,2,[3]]}`,
 		`{"model":"m","stream":true,"stream_options":{"include_usage":false}}`,
 		`{"model":"m","input":[{"text":"x"}],"messages":[{"content":[{"text":7}]}]}`,
-		`{"model":"","max_tokens":-1}`, `[]`, `nul`, `{"model":"m","max_tokens":1e99}`,
+		`{"model":"","max_tokens":-1}`, `{"model":"a","MODEL":"b"}`, `[]`, `nul`, `{"model":"m","max_tokens":1e99}`,
 	} {
 		f.Add([]byte(seed))
 	}

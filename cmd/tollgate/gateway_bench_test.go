@@ -157,7 +157,7 @@ func startBenchCluster(b *testing.B, n int, upstream string) *benchCluster {
 		}
 		return nil
 	}
-	must(c.do(ctx, "PUT", "/admin/v1/plans/bench", map[string]any{"name": "bench", "requests_per_minute": 1 << 40, "tokens_per_minute": 1 << 50, "max_concurrent": 100_000}))
+	must(c.do(ctx, "PUT", "/admin/v1/plans/bench", map[string]any{"name": "bench", "requests_per_minute": 1 << 40, "tokens_per_minute": 1 << 50, "tokens_per_month": 1 << 55, "max_concurrent": 100_000}))
 	must(c.do(ctx, "PUT", "/admin/v1/providers/mock", cluster.ProviderJSON{Name: "mock", BaseURL: upstream, Models: []string{"mock-chat"}, PromptPricePerMillion: 1, CompletionPricePerMillion: 2}))
 	must(c.do(ctx, "PUT", "/admin/v1/tenants/bench", map[string]string{"id": "bench", "plan": "bench"}))
 	raw, err := c.do(ctx, "POST", "/admin/v1/tenants/bench/keys", nil)
