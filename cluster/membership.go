@@ -66,7 +66,10 @@ type membership struct {
 // instead of about six: probe every 200 ms, and the suspicion timeout is its
 // minimum, 3 × 200 ms for up to ten nodes, once another member confirms
 // (at most twice that): time enough for a node stalled by a pause to
-// refute the suspicion.
+// refute the suspicion. A full state exchange every 2 s (memberlist scales
+// it up past 32 nodes) heals a node that missed a metadata broadcast, such
+// as another node's readiness, within seconds rather than tens of them.
+//
 // deadNodeReclaimTime is how long the old incarnation of a node must have
 // been dead before the node, restarted under its name on another address,
 // may take its name back.
@@ -93,7 +96,7 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 	cfg.SuspicionMult = 3
 	cfg.SuspicionMaxTimeoutMult = 2
 	cfg.GossipInterval = 50 * time.Millisecond
-	cfg.PushPullInterval = 10 * time.Second
+	cfg.PushPullInterval = 2 * time.Second
 	cfg.GossipToTheDeadTime = 5 * time.Second
 	cfg.TCPTimeout = 2 * time.Second
 	cfg.DeadNodeReclaimTime = deadNodeReclaimTime
