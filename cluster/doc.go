@@ -10,7 +10,10 @@
 // (raft.go), its membership (raftmembers.go), the FSM (fsm.go) and its
 // immutable views (configview.go), writes through the leader (apply.go),
 // the admin operations (admin.go, adminhttp.go, admingrpc.go), plan checks
-// (plans.go, plancheck.go) and the usage flusher (usage.go).
+// (plans.go, plancheck.go) and the usage flusher (usage.go); and, for the
+// gateway, reservations on a tenant's owner (reserve.go) and their
+// settlement there, queued, batched and resent until applied once
+// (settle.go).
 //
 // It does not implement algorithms (package limiter) or the
 // OpenAI-compatible gateway (package proxy), and it does not read flags or
