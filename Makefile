@@ -5,7 +5,7 @@ BIN       := bin
 PROTOC    ?= protoc
 PROTO_SRC := $(shell find proto -name '*.proto')
 
-.PHONY: build test fuzz bench proto lint run clean
+.PHONY: build test fuzz bench bench-micro proto lint run clean
 
 build:
 	$(GO) build -o $(BIN)/tollgate ./cmd/tollgate
@@ -21,10 +21,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSSERelay$$' -fuzztime 10s ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime 10s ./proxy/mockupstream
 
+# The standard load: a 3-node cluster of tollgate processes, 2,000 checks a
+# second over gRPC for 20 s, with SLO gates; writes bench-report.html and
+# bench-report.json (see README, "tollgate bench").
+bench: build
+	$(BIN)/tollgate bench --spawn 3 --scenario check-grpc --rate 2000 --duration 20s \
+		--tenants 1000 --zipf 1.1 --limit 600 --period 1m \
+		--slo p99=25ms --slo error-rate=0.1% --slo overshoot=0% \
+		--json bench-report.json --html bench-report.html
+
 # Limiter and ring micro-benchmarks, batched against unary forwarding
 # between 3 in-process nodes, and the gateway against a plain reverse proxy
 # to the same mock upstream; pipe through benchstat to compare runs.
-bench:
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
 	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster
 	$(GO) test -run '^$$' -bench 'Gateway' -benchtime 3s -count 5 ./cmd/tollgate

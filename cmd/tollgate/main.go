@@ -19,6 +19,7 @@ Usage:
   tollgate dev [flags]     run a local N-node cluster in this process, with a mock
                            upstream and demo tenants (tollgate dev -h)
   tollgate mock-upstream   run an OpenAI-compatible fake upstream (tollgate mock-upstream -h)
+  tollgate bench [flags]   load a cluster (or start one) and check latency SLOs (tollgate bench -h)
   tollgate help            show this text
 
 Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return devCluster(ctx, args[1:], getenv, stdout, stderr)
 	case "mock-upstream":
 		return runMockUpstream(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "plan", "tenant", "key", "provider", "usage", "status":
 		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Run makes the run cfg describes and returns its report. An error means
+// the run could not be made (a bad flag, a cluster that would not start),
+// not that an SLO failed: Report.Passed says that.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	targets := cfg.Targets
+	var cluster *localCluster
+	if cfg.Spawn > 0 {
+		var err error
+		if cluster, err = spawnCluster(ctx, &cfg); err != nil {
+			return nil, err
+		}
+		defer cluster.stop()
+		targets = cluster.targets(cfg.Scenario)
+	}
+	// Tenants of this run only, so that what earlier runs used does not
+	// count against it.
+	runID := strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
+	tenants := make([]string, cfg.Tenants)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("bench-%s-%d", runID, i)
+	}
+	sc, err := newScenario(ctx, &cfg, tenants, targets)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.close()
+
+	start := time.Now()
+	rec := newRecorder(start)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	bg.Go(func() { printProgress(runCtx, cfg.Progress, rec, start) })
+	var events []Event
+	if cluster != nil {
+		bg.Go(func() { events = cluster.runChaos(runCtx, cfg.Chaos, start) })
+	}
+	if cfg.Workers > 0 {
+		closedLoop(runCtx, &cfg, sc, rec, tenants, len(targets))
+	} else {
+		openLoop(runCtx, &cfg, sc, rec, tenants, len(targets))
+	}
+	elapsed := time.Since(start)
+	cancel()
+	bg.Wait()
+
+	rep := &Report{Scenario: cfg.Scenario, Targets: targets, Mode: "open", TargetRate: cfg.Rate,
+		Started: start.UTC().Truncate(time.Second), Duration: elapsed.Seconds(), Events: events}
+	if cfg.Workers > 0 {
+		rep.Mode, rep.TargetRate, rep.Workers = "closed", 0, cfg.Workers
+	}
+	rec.fill(rep, elapsed)
+	impact(rep.Events, rep.Timeline)
+	rep.Accuracy = accuracy(rec.admittedByTenant(), &cfg, elapsed)
+	rep.SLOs, rep.Passed = evaluate(cfg.SLOs, rep)
+	return rep, nil
+}
+
+func newScenario(ctx context.Context, cfg *Config, tenants, targets []string) (scenario, error) {
+	switch cfg.Scenario {
+	case ScenarioCheckHTTP:
+		return newCheckHTTP(cfg, targets), nil
+	case ScenarioGateway:
+		return setUpGateway(ctx, cfg, tenants, targets)
+	}
+	return newCheckGRPC(cfg, targets)
+}
+
+// job is one request of an open loop: its place in the schedule.
+type job struct {
+	due time.Time
+	n   int64
+}
+
+// openLoop starts requests on a schedule of cfg.Rate a second whatever
+// the answers do: the n-th is due at start + n/rate, and its latency counts
+// from then when it has to wait for a free worker, so a slow server cannot
+// hide its queue.
+func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenants []string, targets int) {
+	total := int64(cfg.Rate * cfg.Duration.Seconds())
+	interval := float64(time.Second) / cfg.Rate
+	jobs := make(chan job, cfg.MaxInFlight)
+	var wg sync.WaitGroup
+	for w := range min(int64(cfg.MaxInFlight), max(total, 1)) {
+		pick := tenantPicker(cfg, len(tenants), uint64(w))
+		wg.Go(func() {
+			for j := range jobs {
+				send(ctx, cfg, sc, rec, tenants[pick()], int(j.n%int64(targets)), j.due)
+			}
+		})
+	}
+	timer := time.NewTimer(0)
+	<-timer.C
+	for n := int64(0); n < total && ctx.Err() == nil; n++ {
+		due := rec.start.Add(time.Duration(float64(n) * interval))
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+			case <-timer.C:
+			}
+		}
+		// The OS wakes the schedule up to a millisecond late: that slack is
+		// the generator's, not the server's, so a request sent late with a
+		// worker free counts from when it was sent. When every worker is
+		// busy the wait is the server's, and it counts from when it was due.
+		select {
+		case jobs <- job{due: maxTime(due, time.Now()), n: n}:
+		default:
+			jobs <- job{due: due, n: n}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// closedLoop runs cfg.Workers workers, each sending its next request when
+// the last is answered, until the run's time is up.
+func closedLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenants []string, targets int) {
+	end := rec.start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for w := range cfg.Workers {
+		pick := tenantPicker(cfg, len(tenants), uint64(w))
+		wg.Go(func() {
+			for n := w; time.Now().Before(end) && ctx.Err() == nil; n += cfg.Workers {
+				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, time.Now())
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func send(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenant string, target int, due time.Time) {
+	if ctx.Err() != nil {
+		return // the run was cut short; an unsent request is no result
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	o := sc.do(rctx, target, tenant)
+	cancel()
+	rec.record(tenant, cfg.Hits, due, time.Now(), o)
+}
+
+// tenantPicker draws tenant indexes, uniformly or by Zipf's law, from a
+// source of the worker's own (neither is safe for concurrent use).
+func tenantPicker(cfg *Config, n int, worker uint64) func() int {
+	r := rand.New(rand.NewPCG(uint64(n), worker))
+	if cfg.Zipf == 0 || n == 1 {
+		return func() int { return r.IntN(n) }
+	}
+	z := rand.NewZipf(r, cfg.Zipf, 1, uint64(n-1))
+	return func() int { return int(z.Uint64()) }
+}
+
+// printProgress writes one line a second until ctx ends.
+func printProgress(ctx context.Context, w interface{ Write([]byte) (int, error) }, rec *recorder, start time.Time) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			requests, failed, denied, p50, p99 := rec.progress()
+			fmt.Fprintf(w, "%5.0fs  %8.0f req/s  p50 %7.2fms  p99 %7.2fms  errors %d  denied %d\n",
+				now.Sub(start).Seconds(), float64(requests-last), p50, p99, failed, denied)
+			last = requests
+		}
+	}
+}
+
+// accuracy compares each tenant's admitted hits with what a token bucket
+// of cfg.Limit per cfg.Period, starting full, allows over the run.
+func accuracy(admitted map[string]int64, cfg *Config, elapsed time.Duration) Accuracy {
+	allowed := cfg.Limit + int64(float64(cfg.Limit)*elapsed.Seconds()/cfg.Period.Seconds())
+	out := Accuracy{Tenants: make([]TenantAccuracy, 0, len(admitted))}
+	for _, t := range sortedTenants(admitted) {
+		a := TenantAccuracy{Tenant: t, Admitted: admitted[t], Allowed: allowed}
+		if over := a.Admitted - allowed; over > 0 {
+			a.Overshoot = float64(over) / float64(allowed) * 100
+		}
+		if a.Overshoot > out.WorstOvershoot {
+			out.WorstOvershoot, out.WorstTenant = a.Overshoot, t
+		}
+		out.Tenants = append(out.Tenants, a)
+	}
+	return out
+}
+
+// evaluate checks the SLO gates against the report.
+func evaluate(slos []SLO, rep *Report) ([]SLOResult, bool) {
+	passed := true
+	var out []SLOResult
+	for _, s := range slos {
+		var actual float64
+		switch s.Name {
+		case "p50":
+			actual = rep.Latency.P50
+		case "p90":
+			actual = rep.Latency.P90
+		case "p99":
+			actual = rep.Latency.P99
+		case "p999":
+			actual = rep.Latency.P999
+		case "max":
+			actual = rep.Latency.Max
+		case "error-rate":
+			actual = rep.ErrorRate * 100
+		case "overshoot":
+			actual = rep.Accuracy.WorstOvershoot
+		}
+		r := SLOResult{Name: s.Name, Target: s.Target, Actual: actual, Unit: s.Unit, Passed: actual <= s.Target}
+		passed = passed && r.Passed
+		out = append(out, r)
+	}
+	return out, passed
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

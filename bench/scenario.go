@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+)
+
+// scenario sends one kind of request.
+type scenario interface {
+	// do sends one request for tenant to the target with index target.
+	do(ctx context.Context, target int, tenant string) outcome
+	close()
+}
+
+// limitName is the one limit the check scenarios send.
+const limitName = "bench"
+
+// checkHTTP posts inline-limit checks to /v1/check.
+type checkHTTP struct {
+	urls   []string
+	client *http.Client
+	limit  string // the JSON of the limit
+	hits   int64
+}
+
+func newCheckHTTP(cfg *Config, targets []string) *checkHTTP {
+	s := &checkHTTP{client: newHTTPClient(cfg.Timeout), hits: cfg.Hits,
+		limit: fmt.Sprintf(`{"name":%q,"algorithm":"token_bucket","limit":%d,"period":"%s"}`, limitName, cfg.Limit, cfg.Period)}
+	for _, t := range targets {
+		s.urls = append(s.urls, baseURL(t)+"/v1/check")
+	}
+	return s
+}
+
+func (s *checkHTTP) do(ctx context.Context, target int, tenant string) outcome {
+	body := fmt.Sprintf(`{"tenant":%q,"hits":%d,"limits":[%s]}`, tenant, s.hits, s.limit)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[target], strings.NewReader(body))
+	if err != nil {
+		return outcome{errKind: "request"}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return outcome{errKind: errKind(err)}
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Allowed bool `json:"allowed"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return outcome{errKind: "http_" + strconv.Itoa(resp.StatusCode)}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		return outcome{errKind: "bad_answer"}
+	}
+	return outcome{allowed: answer.Allowed}
+}
+
+func (s *checkHTTP) close() { s.client.CloseIdleConnections() }
+
+// checkGRPC calls tollgate.v1.RateLimiter/Check, one connection a node.
+type checkGRPC struct {
+	conns   []*grpc.ClientConn
+	clients []tollgatev1.RateLimiterClient
+	limit   *tollgatev1.Limit
+	hits    int64
+}
+
+func newCheckGRPC(cfg *Config, targets []string) (*checkGRPC, error) {
+	s := &checkGRPC{hits: cfg.Hits, limit: &tollgatev1.Limit{Name: limitName, Algorithm: tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET,
+		Limit: cfg.Limit, Period: durationpb.New(cfg.Period)}}
+	for _, t := range targets {
+		conn, err := grpc.NewClient(t, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("targets: %s: %w", t, err)
+		}
+		s.conns = append(s.conns, conn)
+		s.clients = append(s.clients, tollgatev1.NewRateLimiterClient(conn))
+	}
+	return s, nil
+}
+
+func (s *checkGRPC) do(ctx context.Context, target int, tenant string) outcome {
+	resp, err := s.clients[target].Check(ctx, &tollgatev1.CheckRequest{Tenant: tenant, Hits: &s.hits, Limits: []*tollgatev1.Limit{s.limit}})
+	if err != nil {
+		if st, ok := status.FromError(err); ok && ctx.Err() == nil {
+			return outcome{errKind: "grpc_" + strings.ToLower(st.Code().String())}
+		}
+		return outcome{errKind: errKind(err)}
+	}
+	return outcome{allowed: resp.GetAllowed()}
+}
+
+func (s *checkGRPC) close() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// gateway sends chat completions with each tenant's key, a share of them
+// streamed; 200 is admitted and 429 denied.
+type gateway struct {
+	urls   []string
+	client *http.Client
+	keys   map[string]string
+	model  string
+	share  float64
+	n      atomic.Uint64
+}
+
+func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
+	// Every 1/share-th request streams: a fixed pattern, so runs compare.
+	stream := s.share > 0 && float64(s.n.Add(1)%100) < s.share*100
+	body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"How do token buckets work?"}]}`, s.model, stream)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[target], strings.NewReader(body))
+	if err != nil {
+		return outcome{errKind: "request"}
+	}
+	req.Header.Set("Authorization", "Bearer "+s.keys[tenant])
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return outcome{errKind: errKind(err)}
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return outcome{errKind: errKind(err)}
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return outcome{allowed: true}
+	case http.StatusTooManyRequests:
+		return outcome{}
+	}
+	return outcome{errKind: "http_" + strconv.Itoa(resp.StatusCode)}
+}
+
+func (s *gateway) close() { s.client.CloseIdleConnections() }
+
+func newHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: timeout}).DialContext,
+	}}
+}
+
+func baseURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+// errKind names a failure for the report.
+func errKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "reset"
+	}
+	return "other"
+}
+
+// adminCall sends one admin API request and decodes its answer into out.
+func adminCall(ctx context.Context, server, token, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL(server)+path, body)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// setUpGateway creates the run's tenants, each on its own plan with the
+// run's requests per minute and a key, through the admin API.
+func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []string) (*gateway, error) {
+	plan := map[string]any{"name": "bench-" + tenants[0], "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
+	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+plan["name"].(string), plan, nil); err != nil {
+		return nil, fmt.Errorf("creating the bench plan: %w", err)
+	}
+	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, model: cfg.Model, share: cfg.StreamShare}
+	for _, t := range targets {
+		s.urls = append(s.urls, baseURL(t)+"/v1/chat/completions")
+	}
+	for _, t := range tenants {
+		if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/tenants/"+t,
+			map[string]any{"id": t, "plan": plan["name"]}, nil); err != nil {
+			return nil, fmt.Errorf("creating tenant %s: %w", t, err)
+		}
+		var key struct {
+			Key string `json:"key"`
+		}
+		if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPost, "/admin/v1/tenants/"+t+"/keys", nil, &key); err != nil {
+			return nil, fmt.Errorf("creating a key for %s: %w", t, err)
+		}
+		s.keys[t] = key.Key
+	}
+	// Every node learns the keys from Raft; wait until each gateway
+	// takes the last one, so that the run does not start with 401s.
+	last := s.keys[tenants[len(tenants)-1]]
+	deadline := time.Now().Add(15 * time.Second)
+	for _, t := range targets {
+		for !keyAccepted(ctx, s.client, baseURL(t), last) {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("targets: %s does not accept the bench's keys after 15s", t)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return s, nil
+}
+
+func keyAccepted(ctx context.Context, client *http.Client, base, key string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/models", nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

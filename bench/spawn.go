@@ -1,0 +1,265 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// localCluster is a cluster of `tollgate serve` processes on loopback
+// that a run started, and, for the gateway, a `tollgate mock-upstream`.
+type localCluster struct {
+	binary, token string
+	expect        int
+
+	mu     sync.Mutex
+	formed bool       // the first nodes have formed the cluster
+	nodes  []*process // running
+	killed []*process
+	next   int // numbers new nodes
+	mock   *process
+}
+
+// process is one child process and the addresses it reported.
+type process struct {
+	name  string
+	cmd   *exec.Cmd
+	addrs map[string]string // by server: api, grpc, gateway, gossip, mock
+	done  chan error
+}
+
+// spawnCluster starts cfg.Spawn nodes, waits until they form one cluster,
+// and for the gateway scenario starts a mock upstream and registers it.
+func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("spawn: no tollgate binary to start")
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn}
+	for range cfg.Spawn {
+		if _, err := c.startNode(ctx, ""); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	if err := c.waitFormed(ctx, 30*time.Second); err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.mu.Lock()
+	c.formed = true
+	c.mu.Unlock()
+	cfg.AdminServer, cfg.AdminToken = c.nodes[0].addrs["api"], c.token
+	if cfg.Scenario == ScenarioGateway {
+		if err := c.startMock(ctx, cfg); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// startNode starts a node under name (a new one if empty), joining the
+// running nodes, and waits for its addresses.
+func (c *localCluster) startNode(ctx context.Context, name string) (*process, error) {
+	c.mu.Lock()
+	if name == "" {
+		c.next++
+		name = fmt.Sprintf("bench-node-%d", c.next)
+	}
+	args := []string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
+		"--api-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}
+	// The first nodes form the cluster together; a node started later
+	// (chaos) joins the one there, and must not bootstrap another.
+	if !c.formed {
+		args = append(args, "--bootstrap-expect", fmt.Sprint(c.expect))
+	}
+	if len(c.nodes) > 0 {
+		var join []string
+		for _, n := range c.nodes {
+			join = append(join, n.addrs["gossip"])
+		}
+		args = append(args, "--join", strings.Join(join, ","))
+	}
+	c.mu.Unlock()
+	p, err := c.start(ctx, name, args, []string{"api", "grpc", "gateway", "gossip"})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+// start runs the binary with args and reads the addresses it logs.
+func (c *localCluster) start(ctx context.Context, name string, args, servers []string) (*process, error) {
+	cmd := exec.Command(c.binary, args...)
+	cmd.Env = append(cmd.Environ(), "TOLLGATE_ADMIN_TOKEN="+c.token)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn: starting %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan error, 1)}
+	found := make(chan [2]string, 8)
+	go readAddrs(stderr, found)
+	go readMockAddr(stdout, found)
+	go func() { p.done <- cmd.Wait() }()
+	deadline := time.After(15 * time.Second)
+	for _, s := range servers {
+		for p.addrs[s] == "" {
+			select {
+			case a := <-found:
+				p.addrs[a[0]] = a[1]
+			case err := <-p.done:
+				p.done <- err
+				return nil, fmt.Errorf("spawn: %s exited at start: %v", name, err)
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				return nil, fmt.Errorf("spawn: %s did not report its addresses within 15s", name)
+			case <-ctx.Done():
+				_ = cmd.Process.Kill()
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return p, nil
+}
+
+// readAddrs picks the "listening" lines out of a node's JSON log and
+// drops the rest (the bench's own output is the report).
+func readAddrs(r io.Reader, found chan<- [2]string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var line struct{ Msg, Server, Addr string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			select {
+			case found <- [2]string{line.Server, line.Addr}:
+			default:
+			}
+		}
+	}
+}
+
+func readMockAddr(r io.Reader, found chan<- [2]string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "mock upstream listening on "); ok {
+			select {
+			case found <- [2]string{"mock", addr}:
+			default:
+			}
+		}
+	}
+}
+
+// waitFormed waits until every node sees all of them as owners and the
+// cluster's configuration has its default plans.
+func (c *localCluster) waitFormed(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if c.isFormed(ctx) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("spawn: the %d nodes did not form a cluster within %s", len(c.nodes), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *localCluster) isFormed(ctx context.Context) bool {
+	c.mu.Lock()
+	nodes := slices.Clone(c.nodes)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		var view struct {
+			Ring []string `json:"ring"`
+		}
+		if adminCall(ctx, n.addrs["api"], "", http.MethodGet, "/v1/cluster", nil, &view) != nil || len(view.Ring) != len(nodes) {
+			return false
+		}
+	}
+	return adminCall(ctx, nodes[0].addrs["api"], c.token, http.MethodGet, "/admin/v1/plans/bronze", nil, nil) == nil
+}
+
+// startMock starts the mock upstream and registers it as the provider of
+// cfg.Model.
+func (c *localCluster) startMock(ctx context.Context, cfg *Config) error {
+	p, err := c.start(ctx, "mock-upstream", []string{"mock-upstream", "--addr", "127.0.0.1:0", "--models", cfg.Model}, []string{"mock"})
+	if err != nil {
+		return err
+	}
+	c.mock = p
+	provider := map[string]any{"name": "bench-mock", "base_url": p.addrs["mock"] + "/v1", "models": []string{cfg.Model}}
+	return adminCall(ctx, cfg.AdminServer, c.token, http.MethodPut, "/admin/v1/providers/bench-mock", provider, nil)
+}
+
+// targets are the running nodes' addresses for a scenario.
+func (c *localCluster) targets(scenario string) []string {
+	server := map[string]string{ScenarioCheckGRPC: "grpc", ScenarioCheckHTTP: "api", ScenarioGateway: "gateway"}[scenario]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.addrs[server]
+	}
+	return out
+}
+
+// stop ends every process gracefully, in parallel, killing what has not
+// stopped within 15 s.
+func (c *localCluster) stop() {
+	c.mu.Lock()
+	procs := slices.Clone(c.nodes)
+	if c.mock != nil {
+		procs = append(procs, c.mock)
+	}
+	c.nodes = nil
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(func() { p.terminate(15 * time.Second) })
+	}
+	wg.Wait()
+}
+
+// terminate sends SIGTERM and waits, then SIGKILL.
+func (p *process) terminate(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		err := <-p.done
+		p.done <- err
+		return fmt.Errorf("%s did not stop within %s", p.name, timeout)
+	}
+}

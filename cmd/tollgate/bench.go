@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tollgate/tollgate/bench"
+)
+
+// errSLO is the run's verdict when a gate failed: the lines that say
+// which have been printed.
+var errSLO = errors.New("SLO violated")
+
+// sloList collects repeated --slo flags.
+type sloList []bench.SLO
+
+func (l *sloList) String() string { return fmt.Sprint(len(*l), " gates") }
+
+func (l *sloList) Set(s string) error {
+	slo, err := bench.ParseSLO(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, slo)
+	return nil
+}
+
+// chaosList collects --chaos flags, each one or more comma-separated
+// events.
+type chaosList []bench.ChaosEvent
+
+func (l *chaosList) String() string { return fmt.Sprint(len(*l), " events") }
+
+func (l *chaosList) Set(s string) error {
+	events, err := bench.ParseChaos(s)
+	*l = append(*l, events...)
+	return err
+}
+
+// runBench runs `tollgate bench`: the load, a progress line a second, the
+// table, the reports, and exit status 1 when an SLO gate fails.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg bench.Config
+	var slos sloList
+	var chaos chaosList
+	targets := commaList{}
+	fs := flag.NewFlagSet("tollgate bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioCheckGRPC, "check-grpc, check-http or gateway (chat completions)")
+	fs.Var(&targets, "targets", "comma-separated node addresses: gRPC for check-grpc, API for check-http, gateway for gateway")
+	fs.IntVar(&cfg.Tenants, "tenants", 100, "tenants the load spreads over")
+	fs.Float64Var(&cfg.Zipf, "zipf", 1.1, "skew of the tenants' shares: Zipf's s, > 1 (0: uniform)")
+	fs.Int64Var(&cfg.Limit, "limit", 100, "each tenant's limit per --period (a token bucket, burst the same)")
+	fs.DurationVar(&cfg.Period, "period", time.Minute, "the period of --limit (1m for the gateway: requests per minute)")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "requests a second on an open-loop schedule")
+	fs.IntVar(&cfg.Workers, "workers", 0, "run a closed loop of N workers instead of the schedule")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long the load runs")
+	fs.Int64Var(&cfg.Hits, "hits", 1, "hits each check asks for")
+	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Second, "how long one request may take before it counts as an error")
+	fs.Float64Var(&cfg.StreamShare, "stream-share", 0.5, "gateway: the share of requests that stream, 0 to 1")
+	fs.StringVar(&cfg.Model, "model", "mock-chat", "gateway: the model to ask for")
+	fs.StringVar(&cfg.AdminServer, "admin-server", "", "gateway: a node's API address, where the run creates its tenants and keys")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "gateway: the admin token (default $TOLLGATE_ADMIN_TOKEN)")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 2048, "most requests under way at once in the open loop")
+	fs.Var(&slos, "slo", "a gate such as p99=2ms, error-rate=0.1% or overshoot=0% (repeatable); a violation exits 1")
+	jsonPath := fs.String("json", "", "write the report as JSON to this file")
+	htmlPath := fs.String("html", "", "write the report as a self-contained HTML page to this file")
+	fs.IntVar(&cfg.Spawn, "spawn", 0, "start an N-node local cluster of tollgate serve processes for the run (and a mock upstream for the gateway)")
+	fs.Var(&chaos, "chaos", "with --spawn: events such as kill@10s,restart@20s,join@15s,leave@25s (KIND@TIME[:NODE]; repeatable)")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = getenv("TOLLGATE_ADMIN_TOKEN") // read after parsing: help must not print it
+	}
+	cfg.Targets, cfg.SLOs, cfg.Chaos = targets, slos, chaos
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	if cfg.Spawn > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("spawn: finding the tollgate binary: %w", err)
+		}
+		cfg.Binary = exe
+	}
+
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bench.WriteTable(stdout, rep)
+	if err := writeReport(*jsonPath, rep, bench.WriteJSON); err != nil {
+		return err
+	}
+	if err := writeReport(*htmlPath, rep, bench.WriteHTML); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return errSLO
+	}
+	return nil
+}
+
+// writeReport writes one rendering of the report to path, if one is given.
+func writeReport(path string, rep *bench.Report, render func(io.Writer, *bench.Report) error) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := render(f, rep); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/bench"
+)
+
+// runBenchBinary runs the built tollgate's bench and decodes its JSON
+// report.
+func runBenchBinary(t *testing.T, args ...string) (*bench.Report, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(binary, append([]string{"bench", "--quiet", "--json", path}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tollgate bench %v: %v\n%s", args, err, out)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return &rep, string(out)
+}
+
+func TestBenchSpawnsAClusterAndSchedulesChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of tollgate processes")
+	}
+	rep, out := runBenchBinary(t, "--spawn", "3", "--scenario", "check-http", "--rate", "200", "--duration", "6s",
+		"--tenants", "20", "--limit", "50", "--chaos", "kill@2s,restart@3s", "--slo", "error-rate=100%")
+	if len(rep.Events) != 2 || rep.Events[0].Kind != "kill" || rep.Events[1].Kind != "restart" {
+		t.Fatalf("events: %+v\n%s", rep.Events, out)
+	}
+	for _, e := range rep.Events {
+		if e.Error != "" || !strings.Contains(e.Detail, "p99") {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if rep.Requests != 1200 || rep.Allowed == 0 || len(rep.Timeline) < 6 {
+		t.Fatalf("report: %d requests, %d allowed, %d seconds", rep.Requests, rep.Allowed, len(rep.Timeline))
+	}
+}
+
+func TestBenchDrivesTheGatewayOfASpawnedCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of tollgate processes")
+	}
+	rep, out := runBenchBinary(t, "--spawn", "3", "--scenario", "gateway", "--rate", "100", "--duration", "3s",
+		"--tenants", "5", "--limit", "20", "--zipf", "0", "--slo", "error-rate=0%", "--slo", "overshoot=0%")
+	// Five tenants at 20 a minute: about 100 of the 300 admitted, the rest
+	// 429, none failed, and no tenant over its limit.
+	if rep.Errors != 0 || rep.Allowed < 100 || rep.Allowed > 105 || rep.Denied != 300-rep.Allowed {
+		t.Fatalf("gateway run: %d allowed, %d denied, %d errors %v\n%s", rep.Allowed, rep.Denied, rep.Errors, rep.ErrorsByKind, out)
+	}
+}
