@@ -135,6 +135,10 @@ func (s *peerService) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peer
 	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
 	}
+	if !knownCommand(&cmd) {
+		// Written to the log, it would stop every replica that reads it.
+		return nil, status.Errorf(codes.InvalidArgument, "command: no operation this node knows (%T)", cmd.Op)
+	}
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	res, index, err := n.applyLocal(ctx, in.GetCommand())

@@ -108,6 +108,20 @@ func (f *fsm) apply(cmd *configv1.Command) *configv1.Result {
 	return res
 }
 
+// knownCommand reports whether this version's FSM applies cmd: the one
+// check before a command enters the log, since an unknown one panics on
+// every replica (see Apply). Keep it in step with apply's switch.
+func knownCommand(cmd *configv1.Command) bool {
+	switch cmd.Op.(type) {
+	case *configv1.Command_RecordUsage, *configv1.Command_PutPlan, *configv1.Command_DeletePlan,
+		*configv1.Command_PutTenant, *configv1.Command_DeleteTenant, *configv1.Command_CreateKey,
+		*configv1.Command_RevokeKey, *configv1.Command_PutProvider, *configv1.Command_DeleteProvider,
+		*configv1.Command_SeedPlans:
+		return true
+	}
+	return false
+}
+
 func done() *configv1.Result { return &configv1.Result{} }
 
 func fail(code codes.Code, format string, args ...any) *configv1.Result {

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 const testAdminToken = "test-admin-token"
@@ -568,4 +569,22 @@ func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 		_, ok := c.server(victim).Node.Config().Plan("gold")
 		return ok
 	})
+}
+
+// A command the FSM does not know would panic on every replica that reads
+// it from the log: the leader refuses it at the door.
+func TestAPeerWriteWithoutAKnownOperationIsRefused(t *testing.T) {
+	c := newRaftCluster(t, 1)
+	svc := c.running()[0].Node.PeerService()
+	for _, cmd := range []*configv1.Command{{}, {Create: true}} {
+		data, err := proto.Marshal(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Apply(t.Context(), &peerv1.ApplyRequest{Command: data}); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("command %v: %v, want InvalidArgument", cmd, err)
+		}
+	}
+	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
+	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
 }
