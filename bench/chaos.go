@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -12,7 +13,7 @@ import (
 // ends, and reports what each did.
 func (c *localCluster) runChaos(ctx context.Context, events []ChaosEvent, start time.Time) []Event {
 	events = slices.Clone(events)
-	slices.SortStableFunc(events, func(a, b ChaosEvent) int { return int(a.At - b.At) })
+	slices.SortStableFunc(events, func(a, b ChaosEvent) int { return cmp.Compare(a.At, b.At) })
 	var out []Event
 	for _, e := range events {
 		select {
@@ -64,13 +65,13 @@ func (c *localCluster) do(ctx context.Context, e ChaosEvent) (node, detail strin
 		if p == nil {
 			return e.Node, "", fmt.Errorf("no killed node %q to restart", e.Node)
 		}
-		q, err := c.startNode(ctx, p.name)
+		q, err := c.startNode(ctx, p.name, p.addrs)
 		if err != nil {
 			return p.name, "", err
 		}
-		return q.name, fmt.Sprintf("restarted and serving in %s (new addresses; the load keeps the old ones)", time.Since(began).Round(time.Millisecond)), nil
+		return q.name, fmt.Sprintf("restarted on its addresses, serving in %s", time.Since(began).Round(time.Millisecond)), nil
 	case "join":
-		q, err := c.startNode(ctx, e.Node)
+		q, err := c.startNode(ctx, e.Node, nil)
 		if err != nil {
 			return e.Node, "", err
 		}

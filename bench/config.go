@@ -62,7 +62,15 @@ type Config struct {
 	Progress io.Writer
 }
 
-// Defaults fills the zero fields.
+// DefaultConfig is the run `tollgate bench` makes without flags.
+func DefaultConfig() Config {
+	c := Config{Zipf: 1.1, StreamShare: 0.5}
+	c.Defaults()
+	return c
+}
+
+// Defaults fills the zero fields (Zipf and StreamShare mean what they
+// say at zero: uniform, none).
 func (c *Config) Defaults() {
 	if c.Scenario == "" {
 		c.Scenario = ScenarioCheckGRPC
@@ -132,6 +140,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hits: must be >= 1, got %d", c.Hits)
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: must be > 0, got %s", c.Timeout)
+	case c.Scenario == ScenarioGateway && c.Hits != 1:
+		return fmt.Errorf("hits: a gateway request is one request; want 1, got %d", c.Hits)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("max-inflight: must be >= 1, got %d", c.MaxInFlight)
 	case c.StreamShare < 0 || c.StreamShare > 1:
 		return fmt.Errorf("stream-share: must be between 0 and 1, got %v", c.StreamShare)
 	case c.Scenario == ScenarioGateway && c.Spawn == 0 && c.AdminServer == "":

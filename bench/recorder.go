@@ -2,7 +2,6 @@ package bench
 
 import (
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -27,18 +26,20 @@ type outcome struct {
 	errKind string // "" unless it failed
 }
 
-// recorder gathers a run's results from every worker.
+// recorder gathers a run's results from every worker. Latency is that of
+// answered requests (admitted or denied); a failure is counted by kind, and
+// a fast refusal must not make the latency look good.
 type recorder struct {
 	mu      sync.Mutex
 	start   time.Time
 	all     *hdrhistogram.Histogram
 	seconds []*secondStats
 	errors  map[string]int64
-	// admitted counts each tenant's admitted hits.
-	admitted                          map[string]int64
+	tenants map[string]*tenantRun
+	// sent is when the last request was started: the end of the window
+	// the achieved rate is taken over.
+	sent                              time.Time
 	requests, allowed, denied, failed int64
-	// window is the histogram of the progress line's last second.
-	window *hdrhistogram.Histogram
 }
 
 type secondStats struct {
@@ -46,8 +47,16 @@ type secondStats struct {
 	requests, errors, denied int64
 }
 
+// tenantRun is what one tenant was admitted, and over what span: its
+// bucket is full at its first request, and refills until its last
+// admission.
+type tenantRun struct {
+	admitted    int64
+	first, last time.Time
+}
+
 func newRecorder(start time.Time) *recorder {
-	return &recorder{start: start, all: newHistogram(), window: newHistogram(), errors: map[string]int64{}, admitted: map[string]int64{}}
+	return &recorder{start: start, all: newHistogram(), errors: map[string]int64{}, tenants: map[string]*tenantRun{}}
 }
 
 // record notes one request that was due at due and ended at end.
@@ -63,43 +72,57 @@ func (r *recorder) record(tenant string, hits int64, due, end time.Time, o outco
 	s := r.seconds[sec]
 	s.requests++
 	r.requests++
-	_ = s.hist.RecordValue(micros)
-	_ = r.all.RecordValue(micros)
-	_ = r.window.RecordValue(micros)
-	switch {
-	case o.errKind != "":
+	t := r.tenants[tenant]
+	if t == nil {
+		t = &tenantRun{first: due}
+		r.tenants[tenant] = t
+	}
+	t.first = minTime(t.first, due)
+	if o.errKind != "" {
 		s.errors++
 		r.failed++
 		r.errors[o.errKind]++
-	case o.allowed:
+		return
+	}
+	_ = s.hist.RecordValue(micros)
+	_ = r.all.RecordValue(micros)
+	if o.allowed {
 		r.allowed++
-		r.admitted[tenant] += hits
-	default:
+		t.admitted += hits
+		t.last = maxTime(t.last, end)
+	} else {
 		s.denied++
 		r.denied++
 	}
 }
 
-// progress returns the figures of the progress line and starts a new
-// window.
+// noteSent marks a request started at t.
+func (r *recorder) noteSent(t time.Time) {
+	r.mu.Lock()
+	r.sent = maxTime(r.sent, t)
+	r.mu.Unlock()
+}
+
+// progress returns the figures of the progress line: counts and latency
+// so far.
 func (r *recorder) progress() (requests, failed, denied int64, p50, p99 float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p50, p99 = ms(r.window.ValueAtQuantile(50)), ms(r.window.ValueAtQuantile(99))
-	r.window.Reset()
-	return r.requests, r.failed, r.denied, p50, p99
+	return r.requests, r.failed, r.denied, ms(r.all.ValueAtQuantile(50)), ms(r.all.ValueAtQuantile(99))
 }
 
 func ms(micros int64) float64 { return float64(micros) / 1000 }
 
-// fill writes the recorded figures into rep.
-func (r *recorder) fill(rep *Report, elapsed time.Duration) {
+// fill writes the recorded figures into rep. The achieved rate is over the
+// window in which requests were started, not the wait for the last
+// answers.
+func (r *recorder) fill(rep *Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep.Requests, rep.Allowed, rep.Denied, rep.Errors = r.requests, r.allowed, r.denied, r.failed
 	rep.ErrorsByKind = maps.Clone(r.errors)
-	if elapsed > 0 {
-		rep.AchievedRate = float64(r.requests) / elapsed.Seconds()
+	if window := r.sent.Sub(r.start); window > 0 && r.requests > 1 {
+		rep.AchievedRate = float64(r.requests-1) / window.Seconds()
 	}
 	if r.requests > 0 {
 		rep.ErrorRate = float64(r.failed) / float64(r.requests)
@@ -142,12 +165,27 @@ func distribution(h *hdrhistogram.Histogram) []Percentile {
 	return out
 }
 
-// admittedByTenant returns a copy of the admitted hits, by tenant.
-func (r *recorder) admittedByTenant() map[string]int64 {
+// tenantRuns returns a copy of what each tenant was admitted.
+func (r *recorder) tenantRuns() map[string]tenantRun {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return maps.Clone(r.admitted)
+	out := make(map[string]tenantRun, len(r.tenants))
+	for name, t := range r.tenants {
+		out[name] = *t
+	}
+	return out
 }
 
-// sortedTenants orders tenant names for a stable report.
-func sortedTenants(m map[string]int64) []string { return slices.Sorted(maps.Keys(m)) }
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

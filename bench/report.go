@@ -32,6 +32,9 @@ type Report struct {
 	Events []Event     `json:"events,omitempty"`
 	SLOs   []SLOResult `json:"slos,omitempty"`
 	Passed bool        `json:"passed"` // every SLO met (true without SLOs)
+	// Interrupted says the run was stopped before its time (Ctrl-C): its
+	// figures cover only part of it.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Latency summarises a histogram, in milliseconds.

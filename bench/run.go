@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -64,9 +67,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Workers > 0 {
 		rep.Mode, rep.TargetRate, rep.Workers = "closed", 0, cfg.Workers
 	}
-	rec.fill(rep, elapsed)
+	rec.fill(rep)
 	impact(rep.Events, rep.Timeline)
-	rep.Accuracy = accuracy(rec.admittedByTenant(), &cfg, elapsed)
+	rep.Accuracy = accuracy(rec.tenantRuns(), &cfg)
+	rep.Interrupted = ctx.Err() != nil
 	rep.SLOs, rep.Passed = evaluate(cfg.SLOs, rep)
 	return rep, nil
 }
@@ -80,6 +84,10 @@ func newScenario(ctx context.Context, cfg *Config, tenants, targets []string) (s
 	}
 	return newCheckGRPC(cfg, targets)
 }
+
+// timerSlack is how late the schedule may send a request and still count
+// it from when it was sent.
+const timerSlack = 2 * time.Millisecond
 
 // job is one request of an open loop: its place in the schedule.
 type job struct {
@@ -115,14 +123,19 @@ func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tena
 			case <-timer.C:
 			}
 		}
-		// The OS wakes the schedule up to a millisecond late: that slack is
-		// the generator's, not the server's, so a request sent late with a
-		// worker free counts from when it was sent. When every worker is
-		// busy the wait is the server's, and it counts from when it was due.
+		// Go's sleeps here wake up to about a millisecond late: slack of
+		// the generator's own, so a request sent within timerSlack of its
+		// time counts from when it was sent. A later one was held up (every
+		// worker busy, or a machine too loaded to keep the schedule) and
+		// counts from when it was due.
+		stamp := due
+		if late := time.Since(due); late > 0 && late <= timerSlack {
+			stamp = due.Add(late)
+		}
 		select {
-		case jobs <- job{due: maxTime(due, time.Now()), n: n}:
-		default:
-			jobs <- job{due: due, n: n}
+		case jobs <- job{due: stamp, n: n}:
+			rec.noteSent(stamp)
+		case <-ctx.Done():
 		}
 	}
 	close(jobs)
@@ -138,7 +151,9 @@ func closedLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, te
 		pick := tenantPicker(cfg, len(tenants), uint64(w))
 		wg.Go(func() {
 			for n := w; time.Now().Before(end) && ctx.Err() == nil; n += cfg.Workers {
-				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, time.Now())
+				now := time.Now()
+				rec.noteSent(now)
+				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, now)
 			}
 		})
 	}
@@ -151,7 +166,14 @@ func send(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenant s
 	}
 	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	o := sc.do(rctx, target, tenant)
+	timedOut := rctx.Err() == context.DeadlineExceeded
 	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return // cut short by the run's end (Ctrl-C): not the server's failure
+	case o.errKind != "" && timedOut:
+		o.errKind = "timeout" // whatever the client library called it
+	}
 	rec.record(tenant, cfg.Hits, due, time.Now(), o)
 }
 
@@ -166,8 +188,9 @@ func tenantPicker(cfg *Config, n int, worker uint64) func() int {
 	return func() int { return int(z.Uint64()) }
 }
 
-// printProgress writes one line a second until ctx ends.
-func printProgress(ctx context.Context, w interface{ Write([]byte) (int, error) }, rec *recorder, start time.Time) {
+// printProgress writes one line a second until ctx ends: the rate of the
+// last second, and latency, errors and denials so far.
+func printProgress(ctx context.Context, w io.Writer, rec *recorder, start time.Time) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var last int64
@@ -177,7 +200,7 @@ func printProgress(ctx context.Context, w interface{ Write([]byte) (int, error) 
 			return
 		case now := <-t.C:
 			requests, failed, denied, p50, p99 := rec.progress()
-			fmt.Fprintf(w, "%5.0fs  %8.0f req/s  p50 %7.2fms  p99 %7.2fms  errors %d  denied %d\n",
+			fmt.Fprintf(w, "%5.0fs  %8.0f req/s  so far: p50 %7.2fms  p99 %7.2fms  errors %d  denied %d\n",
 				now.Sub(start).Seconds(), float64(requests-last), p50, p99, failed, denied)
 			last = requests
 		}
@@ -185,17 +208,20 @@ func printProgress(ctx context.Context, w interface{ Write([]byte) (int, error) 
 }
 
 // accuracy compares each tenant's admitted hits with what a token bucket
-// of cfg.Limit per cfg.Period, starting full, allows over the run.
-func accuracy(admitted map[string]int64, cfg *Config, elapsed time.Duration) Accuracy {
-	allowed := cfg.Limit + int64(float64(cfg.Limit)*elapsed.Seconds()/cfg.Period.Seconds())
-	out := Accuracy{Tenants: make([]TenantAccuracy, 0, len(admitted))}
-	for _, t := range sortedTenants(admitted) {
-		a := TenantAccuracy{Tenant: t, Admitted: admitted[t], Allowed: allowed}
+// of cfg.Limit per cfg.Period allows it: full at its first request, and
+// refilling until its last admission.
+func accuracy(runs map[string]tenantRun, cfg *Config) Accuracy {
+	out := Accuracy{Tenants: make([]TenantAccuracy, 0, len(runs))}
+	for _, name := range slices.Sorted(maps.Keys(runs)) {
+		t := runs[name]
+		span := max(t.last.Sub(t.first), 0)
+		allowed := cfg.Limit + int64(float64(cfg.Limit)*span.Seconds()/cfg.Period.Seconds())
+		a := TenantAccuracy{Tenant: name, Admitted: t.admitted, Allowed: allowed}
 		if over := a.Admitted - allowed; over > 0 {
 			a.Overshoot = float64(over) / float64(allowed) * 100
 		}
 		if a.Overshoot > out.WorstOvershoot {
-			out.WorstOvershoot, out.WorstTenant = a.Overshoot, t
+			out.WorstOvershoot, out.WorstTenant = a.Overshoot, name
 		}
 		out.Tenants = append(out.Tenants, a)
 	}
@@ -225,15 +251,11 @@ func evaluate(slos []SLO, rep *Report) ([]SLOResult, bool) {
 			actual = rep.Accuracy.WorstOvershoot
 		}
 		r := SLOResult{Name: s.Name, Target: s.Target, Actual: actual, Unit: s.Unit, Passed: actual <= s.Target}
+		if s.Unit == "ms" && rep.Requests == rep.Errors {
+			r.Passed = false // no answer at all: no latency meets a gate
+		}
 		passed = passed && r.Passed
 		out = append(out, r)
 	}
 	return out, passed
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

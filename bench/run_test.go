@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,15 +17,73 @@ type nopScenario struct{}
 func (nopScenario) do(context.Context, int, string) outcome { return outcome{allowed: true} }
 func (nopScenario) close()                                  {}
 
+// timedScenario answers at once and notes when each request went out.
+type timedScenario struct {
+	mu   sync.Mutex
+	sent []time.Time
+}
+
+func (s *timedScenario) do(context.Context, int, string) outcome {
+	s.mu.Lock()
+	s.sent = append(s.sent, time.Now())
+	s.mu.Unlock()
+	return outcome{allowed: true}
+}
+func (s *timedScenario) close() {}
+
 func TestTheOpenLoopHoldsItsRate(t *testing.T) {
-	cfg := &Config{Rate: 2000, Duration: 2 * time.Second}
+	cfg := &Config{Rate: 2000, Duration: 2 * time.Second, MaxInFlight: 16}
 	cfg.Defaults()
 	rec := newRecorder(time.Now())
-	openLoop(t.Context(), cfg, nopScenario{}, rec, []string{"a", "b"}, 1)
-	elapsed := time.Since(rec.start)
-	rate := float64(rec.requests) / elapsed.Seconds()
+	sc := &timedScenario{}
+	openLoop(t.Context(), cfg, sc, rec, []string{"a", "b"}, 1)
+	slices.SortFunc(sc.sent, func(a, b time.Time) int { return a.Compare(b) })
+	if len(sc.sent) != 4000 {
+		t.Fatalf("%d requests sent, want 4000", len(sc.sent))
+	}
+	// The rate over the run, and no bursts: nearly every request goes out
+	// within a few milliseconds of its time.
+	rate := float64(len(sc.sent)-1) / sc.sent[len(sc.sent)-1].Sub(sc.sent[0]).Seconds()
 	if math.Abs(rate-2000)/2000 > 0.02 {
-		t.Fatalf("%d requests in %s: %.0f/s, want 2000/s within 2%%", rec.requests, elapsed, rate)
+		t.Fatalf("%.0f requests a second, want 2000 within 2%%", rate)
+	}
+	onTime := 0
+	for i, at := range sc.sent {
+		if at.Sub(rec.start.Add(time.Duration(i)*time.Second/2000)) < 5*time.Millisecond {
+			onTime++
+		}
+	}
+	if onTime < 3960 {
+		t.Fatalf("%d of 4000 sent within 5ms of their time, want 99%%", onTime)
+	}
+}
+
+// stallScenario holds every request until a moment, then answers at once:
+// a server that stalls for a while.
+type stallScenario struct{ until time.Time }
+
+func (s stallScenario) do(ctx context.Context, _ int, _ string) outcome {
+	select {
+	case <-time.After(time.Until(s.until)):
+	case <-ctx.Done():
+	}
+	return outcome{allowed: true}
+}
+func (stallScenario) close() {}
+
+// A server that stalls for 300 ms of a 1 s run at 1000/s delays about 300
+// requests by up to 300 ms: the latency must show it, though the few
+// workers were all busy and the requests went out late.
+func TestAStallShowsInTheLatencyOfEveryRequestItDelayed(t *testing.T) {
+	cfg := &Config{Rate: 1000, Duration: time.Second, MaxInFlight: 4}
+	cfg.Defaults()
+	start := time.Now()
+	rec := newRecorder(start)
+	openLoop(t.Context(), cfg, stallScenario{until: start.Add(300 * time.Millisecond)}, rec, []string{"a"}, 1)
+	var rep Report
+	rec.fill(&rep)
+	if rep.Latency.P90 < 150 || rep.Latency.P50 > 50 {
+		t.Fatalf("p50 %.1fms, p90 %.1fms: want the stall in the tail (p90 >= 150ms), not everywhere", rep.Latency.P50, rep.Latency.P90)
 	}
 }
 
@@ -62,7 +121,7 @@ func TestPercentilesMatchADirectComputation(t *testing.T) {
 		return [3]float64{at(i - 1), at(i), at(i + 1)}
 	}
 	var rep Report
-	rec.fill(&rep, time.Second)
+	rec.fill(&rep)
 	for _, c := range []struct {
 		name string
 		got  float64
@@ -83,7 +142,7 @@ func TestPercentilesMatchADirectComputation(t *testing.T) {
 }
 
 func TestSLOGatesPassAndFail(t *testing.T) {
-	rep := &Report{Latency: Latency{P99: 1.5}, ErrorRate: 0.002, Accuracy: Accuracy{WorstOvershoot: 0}}
+	rep := &Report{Requests: 1000, Errors: 2, Latency: Latency{P99: 1.5}, ErrorRate: 0.002}
 	parse := func(s string) SLO {
 		slo, err := ParseSLO(s)
 		if err != nil {
@@ -107,15 +166,35 @@ func TestSLOGatesPassAndFail(t *testing.T) {
 
 func TestAccuracyComparesAdmittedWithTheBucket(t *testing.T) {
 	cfg := &Config{Limit: 100, Period: time.Minute}
-	acc := accuracy(map[string]int64{"exact": 110, "over": 121, "under": 5}, cfg, 6*time.Second)
+	t0 := time.Now()
+	span := func(admitted int64, last time.Duration) tenantRun {
+		return tenantRun{admitted: admitted, first: t0, last: t0.Add(last)}
+	}
 	// A full bucket of 100 and 10 more in 6 s.
+	acc := accuracy(map[string]tenantRun{"exact": span(110, 6*time.Second), "over": span(121, 6*time.Second), "short": span(101, 0)}, cfg)
 	if acc.WorstTenant != "over" || math.Abs(acc.WorstOvershoot-10) > 1e-9 {
 		t.Fatalf("worst %q %.2f%%, want over at 10%%", acc.WorstTenant, acc.WorstOvershoot)
 	}
 	for _, a := range acc.Tenants {
-		if a.Allowed != 110 || (a.Tenant != "over" && a.Overshoot != 0) {
-			t.Fatalf("%+v", a)
+		want := map[string]int64{"exact": 110, "over": 110, "short": 100}[a.Tenant]
+		if a.Allowed != want || (a.Tenant == "exact" && a.Overshoot != 0) {
+			t.Fatalf("%+v: allowed %d, want %d", a, a.Allowed, want)
 		}
+	}
+}
+
+func TestLatencyGatesNeedAnswers(t *testing.T) {
+	rep := &Report{Requests: 10, Errors: 10}
+	slo, _ := ParseSLO("p99=2ms")
+	if _, ok := evaluate([]SLO{slo}, rep); ok {
+		t.Fatal("a p99 gate passed a run in which every request failed")
+	}
+	start := time.Now()
+	rec := newRecorder(start)
+	rec.record("t", 1, start, start.Add(time.Microsecond), outcome{errKind: "refused"})
+	rec.fill(rep)
+	if rep.Latency.P99 != 0 || rep.Errors != 1 {
+		t.Fatalf("a failure entered the latency: %+v", rep.Latency)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -128,8 +129,10 @@ type gateway struct {
 }
 
 func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
-	// Every 1/share-th request streams: a fixed pattern, so runs compare.
-	stream := s.share > 0 && float64(s.n.Add(1)%100) < s.share*100
+	// The share streams, spread evenly (a fixed pattern, so runs
+	// compare): request n streams when n·share crosses a whole number.
+	n := float64(s.n.Add(1) - 1)
+	stream := math.Floor((n+1)*s.share) > math.Floor(n*s.share)
 	body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"How do token buckets work?"}]}`, s.model, stream)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[target], strings.NewReader(body))
 	if err != nil {
@@ -200,7 +203,8 @@ func adminCall(ctx context.Context, server, token, method, path string, in, out 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Bounded: a hung node must not hang the set-up.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func adminCall(ctx context.Context, server, token, method, path string, in, out 
 // setUpGateway creates the run's tenants, each on its own plan with the
 // run's requests per minute and a key, through the admin API.
 func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []string) (*gateway, error) {
-	plan := map[string]any{"name": "bench-" + tenants[0], "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
+	plan := map[string]any{"name": strings.TrimSuffix(tenants[0], "-0"), "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
 	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+plan["name"].(string), plan, nil); err != nil {
 		return nil, fmt.Errorf("creating the bench plan: %w", err)
 	}
@@ -248,7 +252,11 @@ func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("targets: %s does not accept the bench's keys after 15s", t)
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
 	return s, nil

@@ -1,14 +1,13 @@
 package bench
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -50,7 +49,7 @@ func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
 	_, _ = rand.Read(secret)
 	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn}
 	for range cfg.Spawn {
-		if _, err := c.startNode(ctx, ""); err != nil {
+		if _, err := c.startNode(ctx, "", nil); err != nil {
 			c.stop()
 			return nil, err
 		}
@@ -73,16 +72,23 @@ func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
 }
 
 // startNode starts a node under name (a new one if empty), joining the
-// running nodes, and waits for its addresses.
-func (c *localCluster) startNode(ctx context.Context, name string) (*process, error) {
+// running nodes, and waits for its addresses. A restarted node takes back
+// the addresses it had (prev), so the load reaches it again.
+func (c *localCluster) startNode(ctx context.Context, name string, prev map[string]string) (*process, error) {
+	addr := func(server string) string {
+		if a := prev[server]; a != "" {
+			return a
+		}
+		return "127.0.0.1:0"
+	}
 	c.mu.Lock()
 	if name == "" {
 		c.next++
 		name = fmt.Sprintf("bench-node-%d", c.next)
 	}
 	args := []string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
-		"--api-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}
+		"--api-addr", addr("api"), "--grpc-addr", addr("grpc"), "--http-addr", addr("gateway"),
+		"--gossip-addr", addr("gossip"), "--raft-addr", "127.0.0.1:0"}
 	// The first nodes form the cluster together; a node started later
 	// (chaos) joins the one there, and must not bootstrap another.
 	if !c.formed {
@@ -106,38 +112,32 @@ func (c *localCluster) startNode(ctx context.Context, name string) (*process, er
 	return p, nil
 }
 
-// start runs the binary with args and reads the addresses it logs.
+// start runs the binary with args and reads the addresses it reports.
+// The child dies with the bench (Pdeathsig) and is in a process group of
+// its own, so a Ctrl-C reaches the bench alone, which stops it in order.
 func (c *localCluster) start(ctx context.Context, name string, args, servers []string) (*process, error) {
 	cmd := exec.Command(c.binary, args...)
 	cmd.Env = append(cmd.Environ(), "TOLLGATE_ADMIN_TOKEN="+c.token)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out := &childOutput{found: make(chan [2]string, 8)}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("spawn: starting %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan error, 1)}
-	found := make(chan [2]string, 8)
-	go readAddrs(stderr, found)
-	go readMockAddr(stdout, found)
 	go func() { p.done <- cmd.Wait() }()
 	deadline := time.After(15 * time.Second)
 	for _, s := range servers {
 		for p.addrs[s] == "" {
 			select {
-			case a := <-found:
+			case a := <-out.found:
 				p.addrs[a[0]] = a[1]
 			case err := <-p.done:
 				p.done <- err
-				return nil, fmt.Errorf("spawn: %s exited at start: %v", name, err)
+				return nil, fmt.Errorf("spawn: %s exited at start: %v; its last lines:\n%s", name, err, out.tail())
 			case <-deadline:
 				_ = cmd.Process.Kill()
-				return nil, fmt.Errorf("spawn: %s did not report its addresses within 15s", name)
+				return nil, fmt.Errorf("spawn: %s did not report its addresses within 15s; its last lines:\n%s", name, out.tail())
 			case <-ctx.Done():
 				_ = cmd.Process.Kill()
 				return nil, ctx.Err()
@@ -147,31 +147,60 @@ func (c *localCluster) start(ctx context.Context, name string, args, servers []s
 	return p, nil
 }
 
-// readAddrs picks the "listening" lines out of a node's JSON log and
-// drops the rest (the bench's own output is the report).
-func readAddrs(r io.Reader, found chan<- [2]string) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var line struct{ Msg, Server, Addr string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-			select {
-			case found <- [2]string{line.Server, line.Addr}:
-			default:
+// childOutput takes a child's output: it reports the addresses the child
+// says it listens on and keeps its last lines for an error message;
+// everything else (a gateway's audit lines, say) is dropped unread.
+type childOutput struct {
+	mu    sync.Mutex
+	found chan [2]string
+	part  []byte
+	last  []string
+}
+
+const keptLines = 20
+
+func (o *childOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.part = append(o.part, p...)
+	for {
+		i := bytes.IndexByte(o.part, '\n')
+		if i < 0 {
+			if len(o.part) > 64<<10 {
+				o.part = o.part[:0] // a line too long to be an address
 			}
+			return len(p), nil
 		}
+		o.line(string(o.part[:i]))
+		o.part = o.part[i+1:]
 	}
 }
 
-func readMockAddr(r io.Reader, found chan<- [2]string) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if addr, ok := strings.CutPrefix(sc.Text(), "mock upstream listening on "); ok {
-			select {
-			case found <- [2]string{"mock", addr}:
-			default:
-			}
-		}
+func (o *childOutput) line(l string) {
+	o.last = append(o.last, l)
+	if len(o.last) > keptLines {
+		o.last = o.last[1:]
 	}
+	var log struct{ Msg, Server, Addr string }
+	switch {
+	case strings.Contains(l, `"msg":"listening"`) && json.Unmarshal([]byte(l), &log) == nil:
+		o.report(log.Server, log.Addr)
+	case strings.HasPrefix(l, "mock upstream listening on "):
+		o.report("mock", strings.TrimPrefix(l, "mock upstream listening on "))
+	}
+}
+
+func (o *childOutput) report(server, addr string) {
+	select {
+	case o.found <- [2]string{server, addr}:
+	default:
+	}
+}
+
+func (o *childOutput) tail() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.last, "\n")
 }
 
 // waitFormed waits until every node sees all of them as owners and the
@@ -233,7 +262,7 @@ func (c *localCluster) targets(scenario string) []string {
 }
 
 // stop ends every process gracefully, in parallel, killing what has not
-// stopped within 15 s.
+// stopped within 5 s: they hold nothing worth waiting for.
 func (c *localCluster) stop() {
 	c.mu.Lock()
 	procs := slices.Clone(c.nodes)
@@ -244,7 +273,7 @@ func (c *localCluster) stop() {
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Go(func() { p.terminate(15 * time.Second) })
+		wg.Go(func() { _ = p.terminate(5 * time.Second) })
 	}
 	wg.Wait()
 }

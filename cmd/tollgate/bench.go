@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/tollgate/tollgate/bench"
 )
@@ -45,28 +44,28 @@ func (l *chaosList) Set(s string) error {
 // runBench runs `tollgate bench`: the load, a progress line a second, the
 // table, the reports, and exit status 1 when an SLO gate fails.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cfg bench.Config
+	cfg := bench.DefaultConfig()
 	var slos sloList
 	var chaos chaosList
 	targets := commaList{}
 	fs := flag.NewFlagSet("tollgate bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioCheckGRPC, "check-grpc, check-http or gateway (chat completions)")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "check-grpc, check-http or gateway (chat completions)")
 	fs.Var(&targets, "targets", "comma-separated node addresses: gRPC for check-grpc, API for check-http, gateway for gateway")
-	fs.IntVar(&cfg.Tenants, "tenants", 100, "tenants the load spreads over")
-	fs.Float64Var(&cfg.Zipf, "zipf", 1.1, "skew of the tenants' shares: Zipf's s, > 1 (0: uniform)")
-	fs.Int64Var(&cfg.Limit, "limit", 100, "each tenant's limit per --period (a token bucket, burst the same)")
-	fs.DurationVar(&cfg.Period, "period", time.Minute, "the period of --limit (1m for the gateway: requests per minute)")
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "requests a second on an open-loop schedule")
-	fs.IntVar(&cfg.Workers, "workers", 0, "run a closed loop of N workers instead of the schedule")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long the load runs")
-	fs.Int64Var(&cfg.Hits, "hits", 1, "hits each check asks for")
-	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Second, "how long one request may take before it counts as an error")
-	fs.Float64Var(&cfg.StreamShare, "stream-share", 0.5, "gateway: the share of requests that stream, 0 to 1")
-	fs.StringVar(&cfg.Model, "model", "mock-chat", "gateway: the model to ask for")
+	fs.IntVar(&cfg.Tenants, "tenants", cfg.Tenants, "tenants the load spreads over")
+	fs.Float64Var(&cfg.Zipf, "zipf", cfg.Zipf, "skew of the tenants' shares: Zipf's s, > 1 (0: uniform)")
+	fs.Int64Var(&cfg.Limit, "limit", cfg.Limit, "each tenant's limit per --period (a token bucket, burst the same)")
+	fs.DurationVar(&cfg.Period, "period", cfg.Period, "the period of --limit (1m for the gateway: requests per minute)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "requests a second on an open-loop schedule")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "run a closed loop of N workers instead of the schedule")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long the load runs")
+	fs.Int64Var(&cfg.Hits, "hits", cfg.Hits, "hits each check asks for (1 for the gateway)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "how long one request may take before it counts as an error")
+	fs.Float64Var(&cfg.StreamShare, "stream-share", cfg.StreamShare, "gateway: the share of requests that stream, 0 to 1")
+	fs.StringVar(&cfg.Model, "model", cfg.Model, "gateway: the model to ask for")
 	fs.StringVar(&cfg.AdminServer, "admin-server", "", "gateway: a node's API address, where the run creates its tenants and keys")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "gateway: the admin token (default $TOLLGATE_ADMIN_TOKEN)")
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 2048, "most requests under way at once in the open loop")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "most requests under way at once in the open loop")
 	fs.Var(&slos, "slo", "a gate such as p99=2ms, error-rate=0.1% or overshoot=0% (repeatable); a violation exits 1")
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	htmlPath := fs.String("html", "", "write the report as a self-contained HTML page to this file")
@@ -86,6 +85,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if !*quiet {
 		cfg.Progress = stderr
 	}
+	if cfg.Workers > 0 {
+		cfg.Rate = 0 // a closed loop has no schedule
+	}
 	if cfg.Spawn > 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -104,6 +106,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err := writeReport(*htmlPath, rep, bench.WriteHTML); err != nil {
 		return err
+	}
+	if rep.Interrupted {
+		return fmt.Errorf("interrupted after %.1fs: the figures cover that much of the run", rep.Duration)
 	}
 	if !rep.Passed {
 		return errSLO
