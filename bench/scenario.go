@@ -126,6 +126,10 @@ type gateway struct {
 	model  string
 	share  float64
 	n      atomic.Uint64
+	// The run's plan and tenants, deleted when it ends: a run leaves
+	// nothing behind in the cluster's configuration (their usage stays
+	// in the ledger).
+	admin, token, plan string
 }
 
 func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
@@ -156,7 +160,17 @@ func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
 	return outcome{errKind: "http_" + strconv.Itoa(resp.StatusCode)}
 }
 
-func (s *gateway) close() { s.client.CloseIdleConnections() }
+func (s *gateway) close() {
+	s.client.CloseIdleConnections()
+	// The run's context may have ended (Ctrl-C): clean up under a bound
+	// of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for t := range s.keys {
+		_ = adminCall(ctx, s.admin, s.token, http.MethodDelete, "/admin/v1/tenants/"+t, nil, nil)
+	}
+	_ = adminCall(ctx, s.admin, s.token, http.MethodDelete, "/admin/v1/plans/"+s.plan, nil, nil)
+}
 
 func newHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
@@ -226,7 +240,14 @@ func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []
 	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+plan["name"].(string), plan, nil); err != nil {
 		return nil, fmt.Errorf("creating the bench plan: %w", err)
 	}
-	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, model: cfg.Model, share: cfg.StreamShare}
+	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, model: cfg.Model, share: cfg.StreamShare,
+		admin: cfg.AdminServer, token: cfg.AdminToken, plan: plan["name"].(string)}
+	ready := false
+	defer func() {
+		if !ready {
+			s.close() // what was made so far
+		}
+	}()
 	for _, t := range targets {
 		s.urls = append(s.urls, baseURL(t)+"/v1/chat/completions")
 	}
@@ -235,6 +256,7 @@ func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []
 			map[string]any{"id": t, "plan": plan["name"]}, nil); err != nil {
 			return nil, fmt.Errorf("creating tenant %s: %w", t, err)
 		}
+		s.keys[t] = "" // to be deleted, even without a key
 		var key struct {
 			Key string `json:"key"`
 		}
@@ -259,6 +281,7 @@ func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []
 			}
 		}
 	}
+	ready = true
 	return s, nil
 }
 
