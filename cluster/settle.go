@@ -41,9 +41,7 @@ type settleQueue struct {
 }
 
 func newSettleQueue() *settleQueue {
-	// Sequence numbers start from the clock so that they keep growing
-	// across restarts of the node.
-	return &settleQueue{wake: make(chan struct{}, 1), sending: map[string]int{}, seq: uint64(time.Now().UnixNano())}
+	return &settleQueue{wake: make(chan struct{}, 1), sending: map[string]int{}, seq: firstSeq()}
 }
 
 func (q *settleQueue) add(s *settlement) {

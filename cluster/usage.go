@@ -39,10 +39,14 @@ type usageRefund struct {
 }
 
 func newUsageBuffer() *usageBuffer {
-	// Sequence numbers start from the clock so that they keep growing
-	// across restarts of the node.
-	return &usageBuffer{pending: map[dayKey]*configv1.Usage{}, charged: map[monthCharge]int64{}, seq: uint64(time.Now().UnixNano())}
+	return &usageBuffer{pending: map[dayKey]*configv1.Usage{}, charged: map[monthCharge]int64{}, seq: firstSeq()}
 }
+
+// firstSeq starts a node's sequence of flushes or settlements from the
+// clock, so that it keeps growing across restarts of the node and a
+// receiver that deduplicates by (node, seq) never mistakes a new one for
+// an old one.
+func firstSeq() uint64 { return uint64(time.Now().UnixNano()) }
 
 // add records admitted usage. charged is how many of its tokens were
 // counted in this node's month entry for the tenant (window), 0 if none.

@@ -31,17 +31,27 @@ type exchange struct {
 	ctx      context.Context
 }
 
+// admit finds the caller's tenant by key in the current configuration and
+// checks the request's origin against it.
+func (x *exchange) admit(w http.ResponseWriter, r *http.Request) (Config, *configv1.Tenant, *apiError) {
+	cfg := x.g.opts.Config()
+	t, apiErr := authenticate(cfg, r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	x.tenant = t.GetId()
+	if apiErr := allowCORS(w, r, t); apiErr != nil {
+		return nil, nil, apiErr
+	}
+	return cfg, t, nil
+}
+
 // run proxies one chat, completion or embeddings request as far as an
 // answer; an error it returns has not been written yet.
 func (x *exchange) run(w http.ResponseWriter, r *http.Request, ep endpoint) *apiError {
 	g := x.g
-	cfg := g.opts.Config()
-	t, apiErr := authenticate(cfg, r)
+	cfg, t, apiErr := x.admit(w, r)
 	if apiErr != nil {
-		return apiErr
-	}
-	x.tenant = t.GetId()
-	if apiErr := allowCORS(w, r, t); apiErr != nil {
 		return apiErr
 	}
 	// The upload has a deadline of its own; the answer may stream for as

@@ -15,13 +15,8 @@ type modelJSON struct {
 // serveModels lists the models the caller's tenant may use, in OpenAI's
 // shape.
 func (x *exchange) serveModels(w http.ResponseWriter, r *http.Request) *apiError {
-	cfg := x.g.opts.Config()
-	t, apiErr := authenticate(cfg, r)
+	cfg, t, apiErr := x.admit(w, r)
 	if apiErr != nil {
-		return apiErr
-	}
-	x.tenant = t.GetId()
-	if apiErr := allowCORS(w, r, t); apiErr != nil {
 		return apiErr
 	}
 	plan, _ := cfg.TenantPlan(t.GetId())
