@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -220,4 +223,62 @@ func TestChaosAndConfigAreChecked(t *testing.T) {
 			t.Errorf("%s: %v", flag, err)
 		}
 	}
+}
+
+func TestZipfSkewsTheTenantsShares(t *testing.T) {
+	counts := func(zipf float64) []int {
+		cfg := &Config{Zipf: zipf}
+		pick := tenantPicker(cfg, 100, 1)
+		c := make([]int, 100)
+		for range 100_000 {
+			c[pick()]++
+		}
+		return c
+	}
+	uniform, skewed := counts(0), counts(1.5)
+	if uniform[0] > 1500 || uniform[0] < 500 {
+		t.Fatalf("uniform: tenant 0 got %d of 100000, want about 1000", uniform[0])
+	}
+	if skewed[0] < 30_000 || skewed[0] < 10*skewed[50] {
+		t.Fatalf("zipf 1.5: tenant 0 got %d, tenant 50 %d; want the first far ahead", skewed[0], skewed[50])
+	}
+}
+
+func TestARunPrintsProgressEverySecond(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"allowed":true}`)
+	}))
+	defer api.Close()
+	var out syncBuffer
+	rep, err := Run(t.Context(), Config{Scenario: ScenarioCheckHTTP, Targets: []string{api.URL}, Rate: 100,
+		Duration: 2200 * time.Millisecond, Progress: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], "req/s") || !strings.Contains(lines[0], "p99") || !strings.Contains(lines[0], "denied") {
+		t.Fatalf("progress: %q", out.String())
+	}
+	if rep.Requests != 220 || rep.Allowed != 220 {
+		t.Fatalf("%d requests, %d allowed", rep.Requests, rep.Allowed)
+	}
+}
+
+// syncBuffer is a writer safe for the progress goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
