@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -121,5 +124,41 @@ func TestFailedPushIsSentAgain(t *testing.T) {
 	}
 	if st := a.store.Export(tenant); len(st) != 0 {
 		t.Fatalf("the old owner kept the state: %+v", st)
+	}
+}
+
+// A node that joins and leaves again and again, while checks go on at the
+// others: every check is answered. (A tenant handed back by a leaving node
+// could be asked for at its old owner before the push landed, and each
+// node's record named the other as the holder.)
+func TestChecksDuringRepeatedJoinsAndLeavesAreAllAnswered(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	stable := c.running()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	errs := map[string]int{}
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				req := dayLimit(fmt.Sprintf("t-%d", (i*7+w)%20), 1<<30)
+				if _, err := stable[(i+w)%len(stable)].Node.Check(t.Context(), &req); err != nil {
+					mu.Lock()
+					errs[err.Error()]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for range 8 {
+		c.add("node-4")
+		c.waitRing(4)
+		c.leave("node-4")
+		c.waitRing(3)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("checks failed during joins and leaves: %v", errs)
 	}
 }
