@@ -256,6 +256,49 @@ func TestConcurrentForwardsAreBatched(t *testing.T) {
 	}
 }
 
+// Forwarded checks reuse their records and peer messages. Callers whose
+// deadlines end before, during or after their batch is written must never
+// see another check's answer, and checks given time must be exact.
+func TestCallersThatGiveUpNeverGetAnotherChecksAnswer(t *testing.T) {
+	c := newTestCluster(t, 3)
+	nodes := c.running()
+	const callers, checks = 24, 60
+	var wg sync.WaitGroup
+	for g := range callers {
+		wg.Go(func() {
+			// Each caller has its own tenant and limit, so a mixed-up
+			// answer shows in the limit it reports.
+			limit := int64(1000 + g)
+			patient := dayLimit(fmt.Sprintf("patient-%d", g), limit)
+			hasty := dayLimit(fmt.Sprintf("hasty-%d", g), limit)
+			node := nodes[g%len(nodes)].Node
+			admitted := 0
+			for i := range checks {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%7)*40*time.Microsecond)
+				if resp, err := node.Check(ctx, &hasty); err == nil && !resp.Degraded && resp.Limits[0].Limit != limit {
+					t.Errorf("caller %d: a hasty check got an answer for limit %d", g, resp.Limits[0].Limit)
+				}
+				cancel()
+				resp, err := node.Check(t.Context(), &patient)
+				if err != nil {
+					t.Errorf("caller %d: %v", g, err)
+					return
+				}
+				if resp.Limits[0].Limit != limit || resp.Limits[0].Name != "rpd" {
+					t.Errorf("caller %d: answer for limit %s=%d, want rpd=%d", g, resp.Limits[0].Name, resp.Limits[0].Limit, limit)
+				}
+				if resp.Allowed {
+					admitted++
+				}
+				if want := limit - int64(admitted); resp.Limits[0].Remaining != want {
+					t.Errorf("caller %d, check %d: %d remaining, want %d", g, i, resp.Limits[0].Remaining, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestReleaseReachesTheOwner(t *testing.T) {
 	c := newTestCluster(t, 3)
 	nodes := c.running()

@@ -112,10 +112,17 @@ var policyToProto = map[FailurePolicy]tollgatev1.FailurePolicy{
 	PolicyClosed: tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED,
 }
 
-// forwardedCheck flattens a validated request for the peer hop.
-func forwardedCheck(req *CheckRequest) *peerv1.ForwardedCheck {
-	return &peerv1.ForwardedCheck{Tenant: req.Tenant, Hits: req.Hits, Plan: req.Plan, Reserve: req.Reserve, Tokens: req.Tokens,
-		FailurePolicy: policyToProto[req.FailurePolicy], Limits: peerLimits(req.Limits)}
+// setForwardedCheck flattens a validated request for the peer hop into
+// dst, reusing its limit messages; the hop fields are the caller's to set.
+func setForwardedCheck(dst *peerv1.ForwardedCheck, req *CheckRequest) {
+	dst.Tenant, dst.Hits, dst.Plan, dst.Reserve, dst.Tokens = req.Tenant, req.Hits, req.Plan, req.Reserve, req.Tokens
+	dst.FailurePolicy = policyToProto[req.FailurePolicy]
+	dst.TimeoutNanos, dst.Hops, dst.PullFrom = 0, 0, ""
+	dst.Limits = grow(dst.Limits, len(req.Limits))
+	for i, l := range req.Limits {
+		pl := dst.Limits[i]
+		pl.Name, pl.Algorithm, pl.Limit, pl.PeriodNanos, pl.Burst = l.Name, algorithmToProto[l.Algorithm], l.Limit, int64(l.Period), l.Burst
+	}
 }
 
 func peerLimits(limits []limiter.Limit) []*peerv1.PeerLimit {
@@ -157,14 +164,24 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 	return req, req.Validate("")
 }
 
-// checkResult flattens an owner's decision for the peer hop.
-func checkResult(resp *CheckResponse) *peerv1.CheckResult {
-	out := &peerv1.CheckResult{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]*peerv1.PeerStatus, len(resp.Limits))}
+// setCheckResult flattens an owner's decision for the peer hop into dst,
+// reusing the messages it holds.
+func setCheckResult(dst *peerv1.CheckResult, resp *CheckResponse) {
+	dst.Code, dst.Message = 0, ""
+	dst.Allowed, dst.Owner, dst.Degraded = resp.Allowed, resp.Owner, resp.Degraded
+	dst.Limits = grow(dst.Limits, len(resp.Limits))
 	for i, l := range resp.Limits {
-		out.Limits[i] = &peerv1.PeerStatus{Allowed: l.Allowed, Limit: l.Limit, Remaining: l.Remaining,
-			ResetAfterNanos: int64(l.ResetAfter), RetryAfterNanos: int64(l.RetryAfter), LeaseId: l.Lease, Window: l.Window}
+		ps := dst.Limits[i]
+		ps.Allowed, ps.Limit, ps.Remaining, ps.LeaseId, ps.Window = l.Allowed, l.Limit, l.Remaining, l.Lease, l.Window
+		ps.ResetAfterNanos, ps.RetryAfterNanos = int64(l.ResetAfter), int64(l.RetryAfter)
 	}
-	return out
+}
+
+// setFailedResult makes dst the answer to a check the owner did not decide.
+func setFailedResult(dst *peerv1.CheckResult, code codes.Code, msg string) {
+	dst.Code, dst.Message = uint32(code), msg
+	dst.Allowed, dst.Owner, dst.Degraded = false, "", false
+	dst.Limits = dst.Limits[:0]
 }
 
 // responseOf turns an owner's answer to req back into a response.

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -53,29 +55,7 @@ func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "slow")
 	other := tenantOwnedBy(t, n1.currentRing(), "node-3", "fine")
-	// node-2 stays alive in gossip, but node-1 reaches it at an address
-	// that accepts connections and never answers.
-	hole, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hole.Close()
-	go func() {
-		for {
-			conn, err := hole.Accept()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-		}
-	}()
-	members := n1.Members()
-	for i := range members {
-		if members[i].Name == "node-2" {
-			members[i].GRPCAddr = hole.Addr().String()
-		}
-	}
-	n1.peers.update(members)
+	silence(t, n1, "node-2")
 	n1.fwd.cfg.Timeout = 300 * time.Millisecond
 
 	start := time.Now()
@@ -90,5 +70,63 @@ func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
 	// A silent owner holds up only its own tenants.
 	if resp := c.check(0, dayLimit(other, 10)); resp.Degraded || resp.Owner != "node-3" {
 		t.Fatalf("a tenant of a healthy owner, while another owner is silent: %+v", resp)
+	}
+}
+
+// silence makes n reach the named peer at an address that accepts
+// connections and never answers, while gossip still has the peer alive.
+func silence(t *testing.T, n *Node, name string) {
+	t.Helper()
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	go func() {
+		for {
+			conn, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	members := n.Members()
+	for i := range members {
+		if members[i].Name == name {
+			members[i].GRPCAddr = hole.Addr().String()
+		}
+	}
+	n.peers.update(members)
+}
+
+// Checks beyond what may wait for a silent owner are decided by the failure
+// policy at once, not after the forward timeout.
+func TestAFullOwnerQueueAppliesThePolicyAtOnce(t *testing.T) {
+	const timeout = 3 * time.Second
+	c := newTestCluster(t, 3, ForwardConfig{BatchMax: 2, Timeout: timeout})
+	n1 := c.running()[0].Node
+	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "stuck")
+	silence(t, n1, "node-2")
+	const callers = 30 // one batch of 2 out, 8 waiting: 20 beyond
+	var quick atomic.Int32
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			req := dayLimit(tenant, 10)
+			start := time.Now()
+			resp, err := n1.Check(t.Context(), &req)
+			if err != nil || !resp.Degraded {
+				t.Errorf("silent owner: %+v, %v", resp, err)
+				return
+			}
+			if time.Since(start) < timeout/2 {
+				quick.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if q := quick.Load(); q < callers-2*5 {
+		t.Fatalf("%d of %d checks were decided at once; at most 10 may wait for the owner", q, callers)
 	}
 }

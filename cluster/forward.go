@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,8 @@ func (c *ForwardConfig) setDefaults() {
 	}
 }
 
-// forwarder coalesces concurrent checks to the same owner into one
-// CheckBatch call: a queue and a goroutine per owner.
+// forwarder coalesces concurrent checks to the same owner into batches
+// sent on one stream per owner.
 type forwarder struct {
 	cfg     ForwardConfig
 	self    string
@@ -59,11 +60,75 @@ type forwarder struct {
 	wg      sync.WaitGroup
 }
 
-// queue holds the checks waiting for one owner; stop retires it when the
-// owner leaves the cluster.
+// queue holds the checks waiting for one owner. One batch at a time is out
+// to the owner: while it is, new checks queue up and leave together in the
+// next, so the busier the owner, the more each message carries. stop
+// retires the queue when the owner leaves the cluster.
 type queue struct {
-	checks chan *pending
-	stop   chan struct{}
+	owner string
+	kick  chan struct{} // wakes the sender goroutine; buffered 1
+	stop  chan struct{}
+
+	mu      sync.Mutex
+	waiting []*pending
+	busy    bool // someone holds the duty of sending the next batch
+	waiter  bool // ... and it is the sender goroutine
+	last    int  // the size of the last batch sent
+}
+
+// maxQueued bounds the checks waiting for one owner: beyond it the owner
+// is not keeping up, and the failure policy decides at once.
+func (f *forwarder) maxQueued() int { return 4 * f.cfg.BatchMax }
+
+var errQueueFull = errors.New("too many checks waiting for the owner")
+
+// enqueue adds p to q and, if q was idle, sends it.
+func (f *forwarder) enqueue(q *queue, p *pending) error {
+	q.mu.Lock()
+	if len(q.waiting) >= f.maxQueued() {
+		q.mu.Unlock()
+		return errQueueFull
+	}
+	q.waiting = append(q.waiting, p)
+	if q.busy {
+		full := q.waiter && len(q.waiting) == f.cfg.BatchMax
+		q.mu.Unlock()
+		if full {
+			q.wake() // the sender is waiting out a window that need not end
+		}
+		return nil
+	}
+	q.busy = true
+	q.mu.Unlock()
+	f.next(q)
+	return nil
+}
+
+func (q *queue) wake() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to n of the oldest waiting checks. The caller holds q.mu.
+func (q *queue) take(n int) []*pending {
+	n = min(n, len(q.waiting))
+	batch := slices.Clone(q.waiting[:n])
+	rest := copy(q.waiting, q.waiting[n:])
+	clear(q.waiting[rest:])
+	q.waiting = q.waiting[:rest]
+	q.last = len(batch)
+	return batch
+}
+
+// outBatch is a batch sent and not yet ended.
+type outBatch struct {
+	q       *queue
+	batch   []*pending
+	start   time.Time
+	timer   *time.Timer // ends the batch at its latest caller's deadline
+	sending sync.Mutex  // held while Send writes the batch
 }
 
 type pending struct {
@@ -72,6 +137,7 @@ type pending struct {
 	req      *CheckRequest
 	check    *peerv1.ForwardedCheck
 	done     chan forwardResult // buffered: the sender never blocks on a caller that gave up
+	timer    *time.Timer        // the caller's wait: up to deadline
 	// state settles the race between an answer and a caller giving up:
 	// whoever moves it from waiting first decides. An answer that loses
 	// went to nobody, yet the owner may have admitted the check.
@@ -127,42 +193,69 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	check := forwardedCheck(req)
-	check.TimeoutNanos, check.Hops, check.PullFrom = int64(time.Until(deadline)), hops, pullFrom
 	// A second hop is sent on its own: it is made while deciding a batch
 	// from a peer, and queueing it behind that peer's batches to us could
 	// wait on itself.
 	if f.cfg.BatchMax == 1 || hops > 1 {
+		check := &peerv1.ForwardedCheck{}
+		setForwardedCheck(check, req)
+		check.TimeoutNanos, check.Hops, check.PullFrom = int64(time.Until(deadline)), hops, pullFrom
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		return f.forwardAlone(ctx, owner, req, check)
 	}
-	// A timer rather than a derived context: this runs for every
-	// forwarded check, and a context costs several allocations more.
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	p := &pending{queued: time.Now(), deadline: deadline, req: req, check: check, done: make(chan forwardResult, 1)}
-	select {
-	case f.queue(owner).checks <- p:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timer.C:
-		return nil, errForwardTimeout
+	p := getPending(req, deadline)
+	setForwardedCheck(p.check, req)
+	p.check.Hops, p.check.PullFrom = hops, pullFrom
+	if err := f.enqueue(f.queue(owner), p); err != nil {
+		p.release()
+		return nil, err
 	}
 	select {
 	case r := <-p.done:
+		p.release()
 		return r.resp, r.err
 	case <-ctx.Done():
 		if r, ok := p.giveUp(); ok {
+			p.release()
 			return r.resp, r.err
 		}
 		return nil, ctx.Err()
-	case <-timer.C:
+	case <-p.timer.C:
 		if r, ok := p.giveUp(); ok {
+			p.release()
 			return r.resp, r.err
 		}
 		return nil, errForwardTimeout
 	}
+}
+
+// Pendings are reused: a forwarded check would otherwise allocate its
+// record, channel, timer and peer message each time. A pending goes back
+// only once the forwarder is done with it, which is certain when its caller
+// has received the answer; one whose caller gave up first is left to the
+// garbage collector.
+var pendingPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &pending{done: make(chan forwardResult, 1), timer: t, check: &peerv1.ForwardedCheck{}}
+}}
+
+// getPending returns a pending for req whose timer (a timer rather than a
+// derived context: a context costs several allocations more) fires at
+// deadline.
+func getPending(req *CheckRequest, deadline time.Time) *pending {
+	p := pendingPool.Get().(*pending)
+	p.queued, p.deadline, p.req = time.Now(), deadline, req
+	p.state.Store(pendingWaiting)
+	p.timer.Reset(time.Until(deadline))
+	return p
+}
+
+func (p *pending) release() {
+	p.timer.Stop() // since Go 1.23, no stale fire is received after this
+	p.req = nil
+	pendingPool.Put(p)
 }
 
 // forwardAlone sends one check in its own call, from the caller's
@@ -182,9 +275,9 @@ func (f *forwarder) queue(owner string) *queue {
 	defer f.mu.Unlock()
 	q := f.queues[owner]
 	if q == nil {
-		q = &queue{checks: make(chan *pending, 4*f.cfg.BatchMax), stop: make(chan struct{})}
+		q = &queue{owner: owner, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 		f.queues[owner] = q
-		f.wg.Go(func() { f.collect(owner, q) })
+		f.wg.Go(func() { f.sender(q) })
 	}
 	return q
 }
@@ -211,96 +304,141 @@ func (f *forwarder) retire(members []Member) {
 	}
 }
 
-// collect gathers a batch for one owner and sends it, until the node stops
-// or the owner leaves. One batch per owner is in flight: while it waits for
-// its answer, new checks queue up and leave in a bigger batch, so the
-// busier the owner, the more each message carries.
-//
+// next sends the next batch to q's owner, or leaves q idle when nothing
+// waits. Its caller holds q's sending duty (q.busy). The batch leaves
+// from the calling goroutine (a caller that found the queue idle, or
+// whoever ended the batch that was out) when the owner's stream is open
+// and no batch window is to be waited; otherwise q's sender goroutine takes
+// the duty over. Sending from whoever is at hand spares a lone check, and
+// every batch, two goroutine hand-offs.
+func (f *forwarder) next(q *queue) {
+	q.mu.Lock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		q.mu.Unlock()
+		return
+	}
+	ps := f.openStream(q.owner)
+	if ps == nil || f.windowLeft(q) > 0 {
+		q.waiter = true
+		q.mu.Unlock()
+		q.wake()
+		return
+	}
+	batch := q.take(f.cfg.BatchMax)
+	q.mu.Unlock()
+	f.send(q, ps, batch)
+}
+
+// windowLeft is how long the oldest waiting check still waits for company.
 // The window is waited only when the last batch had company: a lone
 // caller's check leaves at once rather than wait for others who are not
 // coming (and a sub-millisecond timer on an idle machine takes about a
-// millisecond to fire).
-func (f *forwarder) collect(owner string, q *queue) {
-	last := 0
+// millisecond to fire). A check that has waited its window while the
+// previous batch was out leaves with whatever has queued behind it. The
+// caller holds q.mu.
+func (f *forwarder) windowLeft(q *queue) time.Duration {
+	if q.last <= 1 || len(q.waiting) >= f.cfg.BatchMax {
+		return 0
+	}
+	return f.cfg.BatchWindow - time.Since(q.waiting[0].queued)
+}
+
+// sender takes q's sending duty when it cannot be done at once: it waits
+// out batch windows and opens the owner's stream (which waits while the
+// connection comes up), until the node stops or the owner leaves.
+func (f *forwarder) sender(q *queue) {
 	for {
-		var batch []*pending
 		select {
 		case <-f.ctx.Done():
 			return
 		case <-q.stop:
 			return
-		case p := <-q.checks:
-			batch = append(batch, p)
+		case <-q.kick:
 		}
-		batch = f.fill(q.checks, batch, last > 1)
-		last = len(batch)
-		f.send(owner, batch)
-	}
-}
-
-// fill adds queued checks to batch until it is full or the window, which
-// opened when the first of them was queued, closes (without wait, once
-// nothing more is queued). A check that has already waited its window
-// while the previous batch was out leaves with whatever has queued behind
-// it.
-func (f *forwarder) fill(q chan *pending, batch []*pending, waitWindow bool) []*pending {
-	var window <-chan time.Time
-	if wait := f.cfg.BatchWindow - time.Since(batch[0].queued); wait > 0 && waitWindow {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		window = t.C
-	}
-	for len(batch) < f.cfg.BatchMax {
-		select {
-		case p := <-q:
-			batch = append(batch, p)
+		q.mu.Lock()
+		mine, wait := q.waiter, f.windowLeft(q)
+		q.mu.Unlock()
+		if !mine {
+			continue // a stale wake-up
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-f.ctx.Done():
+			case <-q.stop:
+			case <-q.kick: // the batch filled up
+			case <-t.C:
+			}
+			t.Stop()
+			q.wake() // look again: the window may still be open
 			continue
-		default:
 		}
-		if window == nil {
-			return batch
+		ps, err := f.stream(q.owner)
+		q.mu.Lock()
+		q.waiter = false
+		batch := q.take(f.cfg.BatchMax)
+		q.mu.Unlock()
+		if err != nil {
+			f.finish(&outBatch{q: q, batch: batch, start: time.Now()}, nil, err)
+			continue
 		}
-		select {
-		case p := <-q:
-			batch = append(batch, p)
-		case <-window:
-			return batch
-		case <-f.ctx.Done():
-			return batch
-		}
+		f.send(q, ps, batch)
 	}
-	return batch
 }
 
-// send makes one CheckBatch call and hands each caller its answer.
-func (f *forwarder) send(owner string, batch []*pending) {
-	start := time.Now()
-	var latest time.Time
+// send puts one batch on owner's stream; whoever ends it (its answer, its
+// timer, or the stream breaking) hands each caller its answer and sends
+// the next.
+func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
+	out := &outBatch{q: q, batch: batch, start: time.Now()}
 	req := &peerv1.CheckBatchRequest{From: f.self, Checks: make([]*peerv1.ForwardedCheck, len(batch))}
+	var latest time.Time
 	for i, p := range batch {
 		// Each check carries the time it has left now, not when queued.
 		p.check.TimeoutNanos = int64(time.Until(p.deadline))
 		req.Checks[i] = p.check
-		if p.deadline.After(latest) {
-			latest = p.deadline
-		}
+		latest = maxTime(latest, p.deadline)
 		if p.req.Reserve {
 			// The owner may admit a reservation in its caller's last
 			// moment: listen for the answer a while longer, so that an
 			// admission nobody waits for is still settled (deliver).
-			latest = maxTime(latest, start.Add(f.cfg.Timeout))
+			latest = maxTime(latest, out.start.Add(f.cfg.Timeout))
 		}
 	}
-	resp, err := f.roundTrip(owner, req, latest)
-	if err == nil && len(resp.GetResults()) != len(req.Checks) {
-		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(req.Checks))
+	// Once registered the batch may end at any moment (its timer, the
+	// stream breaking), but its pendings, whose messages req holds, are
+	// not handed back until Send is done with them (out.sending).
+	out.sending.Lock()
+	if err := ps.register(out, req, latest, f.finish); err != nil {
+		out.sending.Unlock()
+		f.finish(out, nil, err)
+		return
+	}
+	ps.sendMu.Lock()
+	err := ps.stream.Send(req)
+	ps.sendMu.Unlock()
+	out.sending.Unlock()
+	if err != nil {
+		f.dropStream(q.owner, ps, err)
+	}
+}
+
+// finish ends a batch once: it hands each caller its answer, or err, and
+// passes the queue's sending duty on.
+func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err error) {
+	out.sending.Lock() // wait for Send to be done with the batch's messages
+	out.sending.Unlock()
+	owner := out.q.owner
+	if err == nil && len(resp.GetResults()) != len(out.batch) {
+		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(out.batch))
 	}
 	if err != nil {
 		err = fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
 	f.peers.report(owner, err)
-	f.metrics.observeBatch(len(batch), time.Since(start), err)
-	for i, p := range batch {
+	f.metrics.observeBatch(len(out.batch), time.Since(out.start), err)
+	for i, p := range out.batch {
 		if err != nil {
 			f.deliver(p, forwardResult{err: err})
 			continue
@@ -308,6 +446,7 @@ func (f *forwarder) send(owner string, batch []*pending) {
 		r, rerr := responseOf(p.req, resp.Results[i])
 		f.deliver(p, forwardResult{resp: r, err: rerr})
 	}
+	f.next(out.q)
 }
 
 func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {

@@ -562,11 +562,14 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 
 // decideIn reserves req in store. The only error is limiter.ErrMoved.
 func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) (*CheckResponse, error) {
-	reqs := make([]limiter.Request, len(req.Limits))
+	// On the stack for the usual few limits.
+	var reqBuf [4]limiter.Request
+	var resBuf [4]limiter.Result
+	reqs, results := reqBuf[:0], resBuf[:0]
 	for i, l := range req.Limits {
-		reqs[i] = limiter.Request{Limit: l, Hits: req.hitsFor(i)}
+		reqs = append(reqs, limiter.Request{Limit: l, Hits: req.hitsFor(i)})
+		results = append(results, limiter.Result{})
 	}
-	results := make([]limiter.Result, len(reqs))
 	allowed, err := store.Reserve(req.Tenant, reqs, results)
 	if errors.Is(err, limiter.ErrMoved) {
 		return nil, err

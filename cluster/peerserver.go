@@ -20,34 +20,24 @@ type peerService struct {
 	node *Node
 }
 
-// CheckBatch decides forwarded checks in order, under a deadline that is
-// the latest of their callers' (a decision here does not wait, except for
-// the rare pull or second hop). A check whose own time is up by the time
-// its turn comes is not decided: its caller has had an answer already.
+// CheckBatch decides forwarded checks in order.
 func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
-	received := time.Now()
-	var latest int64
-	for _, fc := range in.GetChecks() {
-		latest = max(latest, fc.GetTimeoutNanos())
-	}
-	ctx, cancel := context.WithDeadline(ctx, received.Add(time.Duration(latest)))
-	defer cancel()
-	out := &peerv1.CheckBatchResponse{Results: make([]*peerv1.CheckResult, len(in.GetChecks()))}
-	for i, fc := range in.GetChecks() {
-		out.Results[i] = s.decide(ctx, in.GetFrom(), received, fc)
-	}
+	out := &peerv1.CheckBatchResponse{}
+	s.decideBatch(ctx, in, out)
 	return out, nil
 }
 
 // CheckStream answers batches sent on one stream, in order, until the
-// sender closes it.
+// sender closes it. One answer message serves every batch in turn: Send
+// has written it before the next batch is decided.
 func (s *peerService) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
+	out := &peerv1.CheckBatchResponse{}
 	for {
 		in, err := stream.Recv()
 		if err != nil {
 			return nil // the sender closed or broke the stream; nothing to answer
 		}
-		out, _ := s.CheckBatch(stream.Context(), in)
+		s.decideBatch(stream.Context(), in, out)
 		out.Id = in.GetId()
 		if err := stream.Send(out); err != nil {
 			return err
@@ -55,9 +45,45 @@ func (s *peerService) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
 	}
 }
 
-func (s *peerService) decide(ctx context.Context, from string, received time.Time, fc *peerv1.ForwardedCheck) *peerv1.CheckResult {
+// decideBatch decides in's checks into out, reusing the result messages out
+// holds, under a deadline that is the latest of their callers' (a decision
+// here does not wait, except for the rare pull or second hop). A check
+// whose own time is up by the time its turn comes is not decided: its
+// caller has had an answer already.
+func (s *peerService) decideBatch(ctx context.Context, in *peerv1.CheckBatchRequest, out *peerv1.CheckBatchResponse) {
+	received := time.Now()
+	var latest int64
+	for _, fc := range in.GetChecks() {
+		latest = max(latest, fc.GetTimeoutNanos())
+	}
+	ctx, cancel := context.WithDeadline(ctx, received.Add(time.Duration(latest)))
+	defer cancel()
+	out.Results = grow(out.Results, len(in.GetChecks()))
+	for i, fc := range in.GetChecks() {
+		s.decide(ctx, in.GetFrom(), received, fc, out.Results[i])
+	}
+}
+
+// grow returns msgs with length n, keeping the messages it holds (past its
+// length too) and adding new ones where there are none.
+func grow[M any](msgs []*M, n int) []*M {
+	if n <= cap(msgs) {
+		msgs = msgs[:n]
+	} else {
+		msgs = append(msgs[:cap(msgs)], make([]*M, n-cap(msgs))...)
+	}
+	for i, m := range msgs {
+		if m == nil {
+			msgs[i] = new(M)
+		}
+	}
+	return msgs
+}
+
+func (s *peerService) decide(ctx context.Context, from string, received time.Time, fc *peerv1.ForwardedCheck, out *peerv1.CheckResult) {
 	if time.Since(received) >= time.Duration(fc.GetTimeoutNanos()) || ctx.Err() != nil {
-		return &peerv1.CheckResult{Code: uint32(codes.DeadlineExceeded), Message: "deadline passed before the owner got to it"}
+		setFailedResult(out, codes.DeadlineExceeded, "deadline passed before the owner got to it")
+		return
 	}
 	req, err := checkFromForwarded(fc)
 	var resp *CheckResponse
@@ -69,9 +95,10 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 	}
 	if err != nil {
 		st := status.Convert(grpcError(err))
-		return &peerv1.CheckResult{Code: uint32(st.Code()), Message: st.Message()}
+		setFailedResult(out, st.Code(), st.Message())
+		return
 	}
-	return checkResult(resp)
+	setCheckResult(out, resp)
 }
 
 // Settle applies settlements sent by the nodes that served the requests.

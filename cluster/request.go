@@ -192,13 +192,15 @@ func validateLimit(l *limiter.Limit) *FieldError {
 	if len(l.Name) > MaxNameLen {
 		return fieldErr("name", "at most %d bytes", MaxNameLen)
 	}
-	var le *limiter.LimitError
-	if err := l.Validate(); errors.As(err, &le) {
-		return fieldErr(le.Field, "%s", le.Reason)
-	} else if err != nil {
-		return fieldErr("", "%v", err)
+	err := l.Validate()
+	if err == nil {
+		return nil // before errors.As, whose target would escape on every check
 	}
-	return nil
+	var le *limiter.LimitError
+	if errors.As(err, &le) {
+		return fieldErr(le.Field, "%s", le.Reason)
+	}
+	return fieldErr("", "%v", err)
 }
 
 // under prefixes the field name with the path of its container.

@@ -10,20 +10,20 @@ import (
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
-// peerStream is one long-lived CheckStream to an owner, carrying the
-// batches of every sender to it. A reader goroutine matches answers to
-// batches by id; when the stream breaks, every batch waiting on it fails
-// and the next batch opens a new stream.
+// peerStream is one long-lived CheckStream to an owner, carrying every
+// batch to it. A reader goroutine matches answers to batches by id; when
+// the stream breaks, every batch out on it fails and the next batch opens a
+// new stream.
 type peerStream struct {
 	stream peerv1.Peer_CheckStreamClient
 	cancel context.CancelFunc
 
 	sendMu sync.Mutex // one Send at a time, as gRPC requires
 
-	mu      sync.Mutex
-	nextID  uint64
-	waiting map[uint64]chan *peerv1.CheckBatchResponse
-	broken  error
+	mu     sync.Mutex
+	nextID uint64
+	out    map[uint64]*outBatch
+	broken error
 }
 
 var errStreamBroken = errors.New("stream to peer broken")
@@ -50,7 +50,7 @@ func (f *forwarder) stream(owner string) (*peerStream, error) {
 		cancel()
 		return nil, err
 	}
-	ps = &peerStream{stream: s, cancel: cancel, waiting: map[uint64]chan *peerv1.CheckBatchResponse{}}
+	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}}
 	f.mu.Lock()
 	_, member := f.queues[owner]
 	if member {
@@ -65,7 +65,45 @@ func (f *forwarder) stream(owner string) (*peerStream, error) {
 	return ps, nil
 }
 
-// read delivers answers until the stream ends.
+// openStream returns owner's stream if one is open, without waiting.
+func (f *forwarder) openStream(owner string) *peerStream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.streams[owner]
+}
+
+// register gives req an id and records out as waiting for its answer until
+// deadline, when end is called with errForwardTimeout. Whoever takes a
+// batch out of ps.out (an answer, its timer, the stream breaking) ends it,
+// so it ends once.
+func (ps *peerStream) register(out *outBatch, req *peerv1.CheckBatchRequest, deadline time.Time, end func(*outBatch, *peerv1.CheckBatchResponse, error)) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.broken != nil {
+		return ps.broken
+	}
+	ps.nextID++
+	id := ps.nextID
+	req.Id = id
+	ps.out[id] = out
+	out.timer = time.AfterFunc(time.Until(deadline), func() {
+		if ps.take(id) != nil {
+			end(out, nil, errForwardTimeout)
+		}
+	})
+	return nil
+}
+
+// take removes and returns the batch out under id, or nil if it has ended.
+func (ps *peerStream) take(id uint64) *outBatch {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := ps.out[id]
+	delete(ps.out, id)
+	return out
+}
+
+// read ends batches with their answers until the stream ends.
 func (f *forwarder) read(owner string, ps *peerStream) {
 	for {
 		resp, err := ps.stream.Recv()
@@ -73,17 +111,14 @@ func (f *forwarder) read(owner string, ps *peerStream) {
 			f.dropStream(owner, ps, err)
 			return
 		}
-		ps.mu.Lock()
-		ch := ps.waiting[resp.GetId()]
-		delete(ps.waiting, resp.GetId())
-		ps.mu.Unlock()
-		if ch != nil {
-			ch <- resp
+		if out := ps.take(resp.GetId()); out != nil {
+			out.timer.Stop()
+			f.finish(out, resp, nil)
 		}
 	}
 }
 
-// dropStream forgets a broken stream and fails the batches waiting on it.
+// dropStream forgets a broken stream and fails the batches out on it.
 func (f *forwarder) dropStream(owner string, ps *peerStream, cause error) {
 	f.mu.Lock()
 	if f.streams[owner] == ps {
@@ -95,53 +130,15 @@ func (f *forwarder) dropStream(owner string, ps *peerStream, cause error) {
 	if ps.broken == nil {
 		ps.broken = fmt.Errorf("%w: %v", errStreamBroken, cause)
 	}
-	for id, ch := range ps.waiting {
-		close(ch)
-		delete(ps.waiting, id)
+	failed := make([]*outBatch, 0, len(ps.out))
+	for id, out := range ps.out {
+		failed = append(failed, out)
+		delete(ps.out, id)
 	}
+	broken := ps.broken
 	ps.mu.Unlock()
-}
-
-// roundTrip sends one batch on owner's stream and waits for its answer
-// until deadline.
-func (f *forwarder) roundTrip(owner string, req *peerv1.CheckBatchRequest, deadline time.Time) (*peerv1.CheckBatchResponse, error) {
-	ps, err := f.stream(owner)
-	if err != nil {
-		return nil, err
+	for _, out := range failed {
+		out.timer.Stop()
+		f.finish(out, nil, broken)
 	}
-	ch := make(chan *peerv1.CheckBatchResponse, 1)
-	ps.mu.Lock()
-	if ps.broken != nil {
-		ps.mu.Unlock()
-		return nil, ps.broken
-	}
-	ps.nextID++
-	req.Id = ps.nextID
-	ps.waiting[req.Id] = ch
-	ps.mu.Unlock()
-
-	ps.sendMu.Lock()
-	err = ps.stream.Send(req)
-	ps.sendMu.Unlock()
-	if err != nil {
-		f.dropStream(owner, ps, err)
-		return nil, err
-	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case resp, ok := <-ch:
-		if !ok {
-			ps.mu.Lock()
-			defer ps.mu.Unlock()
-			return nil, ps.broken
-		}
-		return resp, nil
-	case <-timer.C:
-	case <-f.ctx.Done():
-	}
-	ps.mu.Lock()
-	delete(ps.waiting, req.Id)
-	ps.mu.Unlock()
-	return nil, errForwardTimeout
 }
