@@ -73,6 +73,7 @@ type queue struct {
 	waiting []*pending
 	busy    bool // someone holds the duty of sending the next batch
 	waiter  bool // ... and it is the sender goroutine
+	window  bool // the next batch may wait its window: none is out
 	last    int  // the size of the last batch sent
 }
 
@@ -100,7 +101,7 @@ func (f *forwarder) enqueue(q *queue, p *pending) error {
 	}
 	q.busy = true
 	q.mu.Unlock()
-	f.next(q)
+	f.next(q, true)
 	return nil
 }
 
@@ -311,13 +312,14 @@ func (f *forwarder) retire(members []Member) {
 // and no batch window is to be waited; otherwise q's sender goroutine takes
 // the duty over. Sending from whoever is at hand spares a lone check, and
 // every batch, two goroutine hand-offs.
-func (f *forwarder) next(q *queue) {
+func (f *forwarder) next(q *queue, window bool) {
 	q.mu.Lock()
 	if len(q.waiting) == 0 {
 		q.busy = false
 		q.mu.Unlock()
 		return
 	}
+	q.window = window
 	ps := f.openStream(q.owner)
 	if ps == nil || f.windowLeft(q) > 0 {
 		q.waiter = true
@@ -331,14 +333,14 @@ func (f *forwarder) next(q *queue) {
 }
 
 // windowLeft is how long the oldest waiting check still waits for company.
-// The window is waited only when the last batch had company: a lone
-// caller's check leaves at once rather than wait for others who are not
-// coming (and a sub-millisecond timer on an idle machine takes about a
-// millisecond to fire). A check that has waited its window while the
-// previous batch was out leaves with whatever has queued behind it. The
-// caller holds q.mu.
+// The window is waited only by a batch that starts an idle queue, and only
+// when the last batch had company: a lone caller's check leaves at once
+// rather than wait for others who are not coming (and a sub-millisecond
+// timer takes about a millisecond to fire). What queued while a batch was
+// out leaves as soon as it ends: it has had the round trip to gather.
+// The caller holds q.mu.
 func (f *forwarder) windowLeft(q *queue) time.Duration {
-	if q.last <= 1 || len(q.waiting) >= f.cfg.BatchMax {
+	if !q.window || q.last <= 1 || len(q.waiting) >= f.cfg.BatchMax {
 		return 0
 	}
 	return f.cfg.BatchWindow - time.Since(q.waiting[0].queued)
@@ -446,7 +448,7 @@ func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err e
 		r, rerr := responseOf(p.req, resp.Results[i])
 		f.deliver(p, forwardResult{resp: r, err: rerr})
 	}
-	f.next(out.q)
+	f.next(out.q, false)
 }
 
 func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
