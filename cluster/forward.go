@@ -27,6 +27,11 @@ type ForwardConfig struct {
 	Timeout time.Duration
 }
 
+func (c ForwardConfig) withDefaults() ForwardConfig {
+	c.setDefaults()
+	return c
+}
+
 func (c *ForwardConfig) setDefaults() {
 	if c.BatchWindow < 0 {
 		c.BatchWindow = 0
@@ -180,7 +185,9 @@ type forwardResult struct {
 
 func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics) *forwarder {
 	cfg.setDefaults()
-	return &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
+	f := &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
+	f.wg.Go(f.closeAll)
+	return f
 }
 
 // errForwardTimeout means the owner did not answer within the forward
@@ -284,14 +291,18 @@ func (f *forwarder) queue(owner string) *queue {
 }
 
 // retire stops the queues of nodes that are no longer members. Checks
-// still queued there end with their callers' timeout.
+// still queued there end with their callers' timeout. Their streams take no
+// new batch but stay open for the answers to the batches out on them: a
+// node that leaves gracefully answers what it has decided, and cutting
+// the stream would turn each of those admissions into an error (and a check
+// retried elsewhere would be charged twice).
 func (f *forwarder) retire(members []Member) {
 	live := make(map[string]bool, len(members))
 	for _, m := range members {
 		live[m.Name] = true
 	}
+	var closing []*peerStream
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for name, q := range f.queues {
 		if !live[name] {
 			close(q.stop)
@@ -300,8 +311,13 @@ func (f *forwarder) retire(members []Member) {
 	}
 	for name, ps := range f.streams {
 		if !live[name] {
-			ps.cancel() // its reader fails what waits on it and drops it
+			delete(f.streams, name)
+			closing = append(closing, ps)
 		}
+	}
+	f.mu.Unlock()
+	for _, ps := range closing {
+		ps.close(f.cfg.Timeout)
 	}
 }
 

@@ -69,6 +69,9 @@ func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
 		for i := 0; i < 200; i++ {
 			nodes := c.running()
 			resp, err := nodes[i%len(nodes)].Node.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+			if err != nil {
+				t.Logf("check via %s: %v", nodes[i%len(nodes)].Node.Name(), err)
+			}
 			if err == nil && resp.Allowed {
 				got++
 			}
@@ -107,6 +110,9 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 			}
 			nodes := c.running()
 			resp, err := nodes[i%len(nodes)].Node.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+			if err != nil {
+				t.Logf("check via %s: %v", nodes[i%len(nodes)].Node.Name(), err)
+			}
 			if err == nil && resp.Allowed {
 				got++
 			}

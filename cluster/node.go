@@ -123,7 +123,7 @@ func NewNode(cfg Config) *Node {
 		fallback: limiter.NewStore(opts),
 		metrics:  newMetrics(store),
 		log:      cfg.Logger.With("component", "node"),
-		peers:    newPeerPool(),
+		peers:    newPeerPool(2 * cfg.Forward.withDefaults().Timeout),
 		pushes:   make(chan struct{}, 1),
 		fsm:      newFSM(),
 		usage:    newUsageBuffer(),

@@ -17,6 +17,11 @@ var ErrNoPeer = errors.New("no such peer")
 // peerPool holds one gRPC connection per peer, keyed by node name (never
 // by address: two nodes may share a host).
 type peerPool struct {
+	// linger is how long the connection to a node that has gone stays
+	// open for the calls in flight on it: a node that leaves gracefully
+	// answers them.
+	linger time.Duration
+
 	mu      sync.Mutex
 	addrs   map[string]string
 	conns   map[string]*peerConn
@@ -29,12 +34,13 @@ type peerConn struct {
 	client peerv1.PeerClient
 }
 
-func newPeerPool() *peerPool {
-	return &peerPool{addrs: map[string]string{}, conns: map[string]*peerConn{}, failing: map[string]time.Time{}}
+func newPeerPool(linger time.Duration) *peerPool {
+	return &peerPool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, failing: map[string]time.Time{}}
 }
 
 // update sets the members' gRPC addresses; connections to nodes that are
-// gone or have moved are closed.
+// gone or have moved are closed once the calls on them have had linger to
+// end.
 func (p *peerPool) update(members []Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -46,7 +52,7 @@ func (p *peerPool) update(members []Member) {
 	}
 	for name, c := range p.conns {
 		if p.addrs[name] != c.addr {
-			c.conn.Close()
+			time.AfterFunc(p.linger, func() { c.conn.Close() })
 			delete(p.conns, name)
 		}
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,27 +43,54 @@ func (f *forwarder) stream(owner string) (*peerStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The stream outlives any one batch: it runs under the node's lifetime
-	// and ends when it breaks or the owner leaves (retire).
-	ctx, cancel := context.WithCancel(f.ctx)
+	// The stream outlives any one batch, and the node's context too: it
+	// ends when it breaks, or is closed once the answers to the batches out
+	// on it are in (retire, closeAll). Opening it stops with the node.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(f.ctx))
+	stopOpening := context.AfterFunc(f.ctx, cancel)
 	s, err := client.CheckStream(ctx)
-	if err != nil {
+	if !stopOpening() || err != nil {
 		cancel()
-		return nil, err
+		return nil, cmp.Or(err, ErrNotReady)
 	}
 	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}}
 	f.mu.Lock()
 	_, member := f.queues[owner]
-	if member {
+	open := member && f.ctx.Err() == nil // else closeAll has been, or will not see it
+	if open {
 		f.streams[owner] = ps
 	}
 	f.mu.Unlock()
-	if !member {
-		cancel() // retired while the stream opened
+	if !open {
+		cancel() // retired, or the node stopped, while the stream opened
 		return nil, ErrNoPeer
 	}
 	f.wg.Go(func() { f.read(owner, ps) })
 	return ps, nil
+}
+
+// close ends the stream once the batches out on it are answered: the owner
+// sees the end of its input after the last of them, answers it, and ends
+// the stream, which ends the reader. An owner that does not answer has the
+// stream cut after wait.
+func (ps *peerStream) close(wait time.Duration) {
+	ps.sendMu.Lock()
+	_ = ps.stream.CloseSend() // on a broken stream the reader has already ended it
+	ps.sendMu.Unlock()
+	time.AfterFunc(wait, ps.cancel)
+}
+
+// closeAll closes every stream once the node stops, so that the batches
+// out get their answers rather than an error (see retire).
+func (f *forwarder) closeAll() {
+	<-f.ctx.Done()
+	f.mu.Lock()
+	streams := f.streams
+	f.streams = map[string]*peerStream{}
+	f.mu.Unlock()
+	for _, ps := range streams {
+		ps.close(f.cfg.Timeout)
+	}
 }
 
 // openStream returns owner's stream if one is open, without waiting.

@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -45,6 +46,30 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := s.Check(tenants[i%len(tenants)], lim, 1); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkMemoryLatency is the floor under BenchmarkCheck on the machine
+// it runs on: loads from random places in 16 MiB (what the store's index
+// alone takes at a million tenants), each address read from the one before
+// so that no two overlap. A check among a million tenants cannot avoid at
+// least one such access, as their state does not fit in the CPU's caches;
+// compare the two within one run.
+func BenchmarkMemoryLatency(b *testing.B) {
+	const lines = 16 << 20 / 64 // one load per 64-byte cache line
+	chain := make([]uint64, lines*8)
+	order := rand.New(rand.NewPCG(1, 2)).Perm(lines)
+	for i, line := range order {
+		chain[line*8] = uint64(order[(i+1)%lines] * 8)
+	}
+	runtime.GC()
+	var at uint64
+	b.ResetTimer()
+	for b.Loop() {
+		at = chain[at]
+	}
+	if at%8 != 0 {
+		b.Fatal("the chain left its cache lines")
 	}
 }
 
