@@ -88,7 +88,7 @@ func (s *Store) Seal(tenant string) []EntryState {
 	defer sh.mu.Unlock()
 	ts := sh.get(tenant, h)
 	if ts == nil {
-		s.makeRoom(sh, nil, now)
+		s.makeRoom(sh, "", now)
 		ts = sh.put(strings.Clone(tenant), h)
 		ts.seen, ts.sealed = now, true
 		return nil
@@ -172,8 +172,8 @@ func (s *Store) Tenants(fn func(tenant string) bool) {
 func (sh *shard) each(fn func(tenant string) bool) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for i := range sh.slab {
-		if ts := &sh.slab[i]; ts.name != "" && !ts.sealed && !fn(ts.name) {
+	for i := range sh.table {
+		if ts := &sh.table[i]; ts.name != "" && !ts.sealed && !fn(ts.name) {
 			return false
 		}
 	}

@@ -238,7 +238,7 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 		return nil
 	}
 	if ts == nil {
-		s.makeRoom(sh, nil, now)
+		s.makeRoom(sh, "", now)
 		ts = sh.put(strings.Clone(tenant), h)
 	}
 	ts.seen = now
@@ -249,7 +249,8 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 		return e
 	}
 	if len(ts.limits) > 0 {
-		s.makeRoom(sh, ts, now)
+		s.makeRoom(sh, tenant, now)
+		ts = sh.get(tenant, h) // an eviction may have moved it
 	}
 	l := *lim
 	l.Name = strings.Clone(l.Name)
@@ -259,10 +260,10 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 }
 
 // makeRoom evicts while the store is full, from sh if it holds another
-// tenant than keep, else from another shard whose lock is free (never
+// tenant than keep ("": any), else from another shard whose lock is free (never
 // waiting on one: two writers evicting from each other's shards would
 // deadlock). If nothing can be evicted the store runs over for now.
-func (s *Store) makeRoom(sh *shard, keep *tenantState, now int64) {
+func (s *Store) makeRoom(sh *shard, keep string, now int64) {
 	for s.entries.Load() >= s.maxEntries {
 		if s.evictFrom(sh, keep, now) {
 			continue
@@ -273,7 +274,7 @@ func (s *Store) makeRoom(sh *shard, keep *tenantState, now int64) {
 			if other == sh || !other.mu.TryLock() {
 				continue
 			}
-			evicted = s.evictFrom(other, nil, now)
+			evicted = s.evictFrom(other, "", now)
 			other.mu.Unlock()
 			if evicted {
 				break
@@ -289,11 +290,11 @@ func (s *Store) makeRoom(sh *shard, keep *tenantState, now int64) {
 // one whose limits are all back to full if there is one (forgetting it
 // changes no decision), else the least recently seen. The caller holds
 // sh.mu.
-func (s *Store) evictFrom(sh *shard, keep *tenantState, now int64) bool {
+func (s *Store) evictFrom(sh *shard, keep string, now int64) bool {
 	var victim *tenantState
 	victimRested := false
 	sh.sample(evictionSample, func(ts *tenantState) {
-		if ts == keep || ts.sealed {
+		if ts.name == keep || ts.sealed {
 			return // a sealed tenant's marker keeps it from starting afresh
 		}
 		rested := ts.atRest(now)
@@ -322,12 +323,14 @@ func (s *Store) Sweep() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for j := range sh.slab {
-			ts := &sh.slab[j]
+		for j := 0; j < len(sh.table); {
+			ts := &sh.table[j]
 			if ts.name != "" && !ts.sealed && now-ts.seen >= s.idleTTL && ts.atRest(now) {
 				s.remove(sh, ts)
 				removed++
+				continue // a later record may have moved here
 			}
+			j++
 		}
 		sh.mu.Unlock()
 	}

@@ -3,6 +3,7 @@ package limiter
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -261,6 +262,48 @@ func TestMaxEntriesEvicts(t *testing.T) {
 	mustCheck(t, s, "t149", tpm, 1)
 	if r := mustCheck(t, s, "t149", rpm, 0); r.Remaining != 9 {
 		t.Fatalf("tenant lost its own state: %+v", r)
+	}
+}
+
+// Evictions and sweeps move records within a shard's table. Whatever moves,
+// a tenant keeps every limit it has used until it is evicted as a whole, a
+// tenant is never evicted to make room for its own next limit, and what it
+// consumed stays consumed.
+func TestRecordsThatMoveKeepTheirState(t *testing.T) {
+	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 48})
+	day := func(name string) Limit { return Limit{Name: name, Limit: 1000, Period: 24 * time.Hour} }
+	used := map[string]map[string]int64{} // tenant → limit → hits, while held
+	rng := rand.New(rand.NewPCG(7, 11))
+	for step := range 20000 {
+		clock.Advance(time.Millisecond)
+		tenant, limit := fmt.Sprint("t", rng.IntN(40)), fmt.Sprint("l", rng.IntN(4))
+		held := s.Export(tenant) != nil
+		if !held {
+			delete(used, tenant)
+		}
+		r := mustCheck(t, s, tenant, day(limit), 1)
+		if used[tenant] == nil {
+			used[tenant] = map[string]int64{}
+		}
+		used[tenant][limit]++
+		if want := 1000 - used[tenant][limit]; r.Remaining != want {
+			t.Fatalf("step %d: %s/%s has %d left, want %d", step, tenant, limit, r.Remaining, want)
+		}
+		states := s.Export(tenant)
+		if len(states) != len(used[tenant]) {
+			t.Fatalf("step %d: %s holds %d limits, want %d (%v)", step, tenant, len(states), len(used[tenant]), used[tenant])
+		}
+		if step%1000 == 999 {
+			clock.Advance(25 * time.Hour) // every limit back to full
+			s.Sweep()
+			used = map[string]map[string]int64{}
+			if s.Len() != 0 {
+				t.Fatalf("step %d: %d entries left after a sweep of rested tenants", step, s.Len())
+			}
+		}
+	}
+	if s.Evictions() == 0 {
+		t.Fatal("no eviction happened: the test moved no record")
 	}
 }
 
