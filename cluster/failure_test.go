@@ -1,11 +1,19 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tollgate/tollgate/limiter"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
@@ -108,7 +116,7 @@ func TestAFullOwnerQueueAppliesThePolicyAtOnce(t *testing.T) {
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "stuck")
 	silence(t, n1, "node-2")
-	const callers = 30 // one batch of 2 out, 8 waiting: 20 beyond
+	const callers = 30 // the stream never opens: 8 wait, 22 beyond
 	var quick atomic.Int32
 	var wg sync.WaitGroup
 	for range callers {
@@ -129,4 +137,95 @@ func TestAFullOwnerQueueAppliesThePolicyAtOnce(t *testing.T) {
 	if q := quick.Load(); q < callers-2*5 {
 		t.Fatalf("%d of %d checks were decided at once; at most 10 may wait for the owner", q, callers)
 	}
+}
+
+// frozenPeer takes a check stream and never reads it: an owner whose
+// process has stopped making progress while gossip still has it alive.
+type frozenPeer struct{ peerv1.UnimplementedPeerServer }
+
+func (frozenPeer) CheckStream(s peerv1.Peer_CheckStreamServer) error {
+	<-s.Context().Done()
+	return nil
+}
+
+// An owner that stops reading fills the stream until Send blocks. Callers
+// still keep to their deadlines, the owner's departure does not wait on
+// the blocked Send, and neither does stopping the node.
+func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	c := newTestCluster(t, 3, ForwardConfig{Timeout: timeout})
+	srv := c.running()[0]
+	n1 := srv.Node
+	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "frozen")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	peerv1.RegisterPeerServer(gs, frozenPeer{})
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	members := n1.Members()
+	for i := range members {
+		if members[i].Name == "node-2" {
+			members[i].GRPCAddr = lis.Addr().String()
+		}
+	}
+	n1.peers.update(members)
+
+	// Big checks, so that unread batches fill the flow-control windows.
+	var limits []limiter.Limit
+	for i := range 32 {
+		limits = append(limits, limiter.Limit{Name: fmt.Sprintf("%s%02d", strings.Repeat("x", 120), i), Limit: 1000, Period: time.Hour})
+	}
+	check := func(ctx context.Context) time.Duration {
+		start := time.Now()
+		req := CheckRequest{Tenant: tenant, Hits: 1, Limits: limits}
+		if resp, err := n1.Check(ctx, &req); err == nil && !resp.Degraded {
+			t.Errorf("a frozen owner answered: %+v", resp)
+		}
+		return time.Since(start)
+	}
+	var slowest atomic.Int64
+	var wg sync.WaitGroup
+	until := time.Now().Add(time.Second)
+	for range 64 {
+		wg.Go(func() {
+			for time.Now().Before(until) {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+				took := check(ctx)
+				cancel()
+				if int64(took) > slowest.Load() {
+					slowest.Store(int64(took))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s := time.Duration(slowest.Load()); s > time.Second {
+		t.Errorf("a check with a 20ms deadline took %s", s)
+	}
+
+	var live []Member
+	for _, m := range n1.Members() {
+		if m.Name != "node-2" {
+			live = append(live, m)
+		}
+	}
+	start := time.Now()
+	n1.peers.update(live)
+	n1.fwd.retire(live)
+	if took := time.Since(start); took > timeout {
+		t.Errorf("retiring the frozen owner took %s", took)
+	}
+	stopped := make(chan struct{})
+	go func() { srv.Kill(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * timeout):
+		gs.Stop()
+		<-stopped
+		t.Fatalf("stopping the node waited on the frozen owner for over %s", 10*timeout)
+	}
+	c.forget(srv.Node.Name())
 }

@@ -133,7 +133,7 @@ type outBatch struct {
 	q       *queue
 	batch   []*pending
 	start   time.Time
-	timer   *time.Timer // ends the batch at its latest caller's deadline
+	timer   *time.Timer // ends the batch at its latest caller's deadline (for a reservation, a forward timeout at least)
 	sending sync.Mutex  // held while Send writes the batch
 }
 
@@ -337,7 +337,7 @@ func (f *forwarder) next(q *queue, window bool) {
 	}
 	q.window = window
 	ps := f.openStream(q.owner)
-	if ps == nil || f.windowLeft(q) > 0 {
+	if ps == nil || !ps.usable() || f.windowLeft(q) > 0 {
 		q.waiter = true
 		q.mu.Unlock()
 		q.wake()
@@ -392,7 +392,7 @@ func (f *forwarder) sender(q *queue) {
 			q.wake() // look again: the window may still be open
 			continue
 		}
-		ps, err := f.stream(q.owner)
+		ps, err := f.stream(q)
 		q.mu.Lock()
 		q.waiter = false
 		batch := q.take(f.cfg.BatchMax)
@@ -434,10 +434,19 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 		return
 	}
 	ps.sendMu.Lock()
-	err := ps.stream.Send(req)
+	err := errStreamClosing
+	if !ps.halfClosed { // closed since register: the batch goes nowhere, the stream stays for the answers
+		err = ps.stream.Send(req)
+	}
 	ps.sendMu.Unlock()
 	out.sending.Unlock()
-	if err != nil {
+	switch {
+	case errors.Is(err, errStreamClosing):
+		if ps.take(req.Id) != nil {
+			out.timer.Stop()
+			f.finish(out, nil, err)
+		}
+	case err != nil:
 		f.dropStream(q.owner, ps, err)
 	}
 }

@@ -25,7 +25,8 @@ type peerPool struct {
 	mu      sync.Mutex
 	addrs   map[string]string
 	conns   map[string]*peerConn
-	failing map[string]time.Time // peers whose last call failed, since when
+	leaving map[*grpc.ClientConn]bool // connections to departed peers, lingering
+	failing map[string]time.Time      // peers whose last call failed, since when
 }
 
 type peerConn struct {
@@ -35,7 +36,7 @@ type peerConn struct {
 }
 
 func newPeerPool(linger time.Duration) *peerPool {
-	return &peerPool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, failing: map[string]time.Time{}}
+	return &peerPool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, leaving: map[*grpc.ClientConn]bool{}, failing: map[string]time.Time{}}
 }
 
 // update sets the members' gRPC addresses; connections to nodes that are
@@ -52,7 +53,8 @@ func (p *peerPool) update(members []Member) {
 	}
 	for name, c := range p.conns {
 		if p.addrs[name] != c.addr {
-			time.AfterFunc(p.linger, func() { c.conn.Close() })
+			p.leaving[c.conn] = true
+			time.AfterFunc(p.linger, func() { p.closeLingering(c.conn) })
 			delete(p.conns, name)
 		}
 	}
@@ -60,6 +62,15 @@ func (p *peerPool) update(members []Member) {
 		if _, ok := p.addrs[name]; !ok {
 			delete(p.failing, name)
 		}
+	}
+}
+
+func (p *peerPool) closeLingering(conn *grpc.ClientConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leaving[conn] {
+		delete(p.leaving, conn)
+		conn.Close()
 	}
 }
 
@@ -116,5 +127,9 @@ func (p *peerPool) close() {
 	for name, c := range p.conns {
 		c.conn.Close()
 		delete(p.conns, name)
+	}
+	for conn := range p.leaving {
+		conn.Close()
+		delete(p.leaving, conn)
 	}
 }

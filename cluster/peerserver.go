@@ -29,7 +29,8 @@ func (s *peerService) CheckBatch(ctx context.Context, in *peerv1.CheckBatchReque
 
 // CheckStream answers batches sent on one stream, in order, until the
 // sender closes it. One answer message serves every batch in turn: Send
-// has written it before the next batch is decided.
+// has written it before the next batch is decided (which would not hold
+// with a gRPC stats handler that reads messages later; the server has none).
 func (s *peerService) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
 	out := &peerv1.CheckBatchResponse{}
 	for {

@@ -19,20 +19,31 @@ type peerStream struct {
 	stream peerv1.Peer_CheckStreamClient
 	cancel context.CancelFunc
 
-	sendMu sync.Mutex // one Send at a time, as gRPC requires
+	sendMu     sync.Mutex // one Send (or CloseSend) at a time, as gRPC requires
+	halfClosed bool       // CloseSend done; under sendMu
 
-	mu     sync.Mutex
-	nextID uint64
-	out    map[uint64]*outBatch
-	broken error
+	mu      sync.Mutex
+	nextID  uint64
+	out     map[uint64]*outBatch
+	broken  error
+	closing bool // takes no new batch (close)
+	// stale says a batch on the stream went unanswered: the owner may have
+	// stopped reading, and a Send may block on flow control until the
+	// stream is cut. Only the queue's sender goroutine sends on it then, so
+	// that callers keep to their deadlines.
+	stale bool
 }
 
-var errStreamBroken = errors.New("stream to peer broken")
+var (
+	errStreamBroken  = errors.New("stream to peer broken")
+	errStreamClosing = errors.New("stream to peer closing")
+)
 
-// stream returns the open stream to owner, opening one if need be. Only
-// owner's sender calls it, so opening (which waits while the connection
+// stream returns the open stream to q's owner, opening one if need be.
+// Only q's sender calls it, so opening (which waits while the connection
 // comes up) holds no lock and stalls no other owner's checks.
-func (f *forwarder) stream(owner string) (*peerStream, error) {
+func (f *forwarder) stream(q *queue) (*peerStream, error) {
+	owner := q.owner
 	f.mu.Lock()
 	ps := f.streams[owner]
 	f.mu.Unlock()
@@ -55,29 +66,50 @@ func (f *forwarder) stream(owner string) (*peerStream, error) {
 	}
 	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}}
 	f.mu.Lock()
-	_, member := f.queues[owner]
-	open := member && f.ctx.Err() == nil // else closeAll has been, or will not see it
-	if open {
+	current := f.queues[owner] == q && f.ctx.Err() == nil // else retire or closeAll has been, and would not see it
+	other := f.streams[owner]
+	if current && other == nil {
 		f.streams[owner] = ps
 	}
 	f.mu.Unlock()
-	if !open {
+	switch {
+	case !current:
 		cancel() // retired, or the node stopped, while the stream opened
 		return nil, ErrNoPeer
+	case other != nil:
+		cancel()
+		return other, nil
 	}
 	f.wg.Go(func() { f.read(owner, ps) })
 	return ps, nil
 }
 
-// close ends the stream once the batches out on it are answered: the owner
-// sees the end of its input after the last of them, answers it, and ends
-// the stream, which ends the reader. An owner that does not answer has the
-// stream cut after wait.
+// close ends the stream once the batches out on it are answered: it takes
+// no new batch, the owner sees the end of its input after the last of
+// them, answers it, and ends the stream, which ends the reader. An owner
+// that does not answer has the stream cut after wait. It does not wait: a
+// Send blocked by an owner that stopped reading is cut then too.
 func (ps *peerStream) close(wait time.Duration) {
-	ps.sendMu.Lock()
-	_ = ps.stream.CloseSend() // on a broken stream the reader has already ended it
-	ps.sendMu.Unlock()
 	time.AfterFunc(wait, ps.cancel)
+	ps.mu.Lock()
+	ps.closing = true
+	ps.mu.Unlock()
+	go func() { // ends with the Send in progress, at the latest when cut
+		ps.sendMu.Lock()
+		defer ps.sendMu.Unlock()
+		if !ps.halfClosed {
+			ps.halfClosed = true
+			_ = ps.stream.CloseSend() // on a broken stream the reader has already ended it
+		}
+	}()
+}
+
+// usable reports whether a batch may be sent on the stream from a caller's
+// goroutine (see stale).
+func (ps *peerStream) usable() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return !ps.stale && !ps.closing && ps.broken == nil
 }
 
 // closeAll closes every stream once the node stops, so that the batches
@@ -110,12 +142,18 @@ func (ps *peerStream) register(out *outBatch, req *peerv1.CheckBatchRequest, dea
 	if ps.broken != nil {
 		return ps.broken
 	}
+	if ps.closing {
+		return errStreamClosing
+	}
 	ps.nextID++
 	id := ps.nextID
 	req.Id = id
 	ps.out[id] = out
 	out.timer = time.AfterFunc(time.Until(deadline), func() {
 		if ps.take(id) != nil {
+			ps.mu.Lock()
+			ps.stale = true
+			ps.mu.Unlock()
 			end(out, nil, errForwardTimeout)
 		}
 	})
