@@ -133,8 +133,8 @@ type outBatch struct {
 	q       *queue
 	batch   []*pending
 	start   time.Time
-	timer   *time.Timer // ends the batch at its latest caller's deadline (for a reservation, a forward timeout at least)
-	sending sync.Mutex  // held while Send writes the batch
+	timer   *time.Timer    // ends the batch at its latest caller's deadline (for a reservation, a forward timeout at least)
+	sending sync.WaitGroup // while Send writes the batch
 }
 
 type pending struct {
@@ -427,9 +427,9 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 	// Once registered the batch may end at any moment (its timer, the
 	// stream breaking), but its pendings, whose messages req holds, are
 	// not handed back until Send is done with them (out.sending).
-	out.sending.Lock()
+	out.sending.Add(1)
 	if err := ps.register(out, req, latest, f.finish); err != nil {
-		out.sending.Unlock()
+		out.sending.Done()
 		f.finish(out, nil, err)
 		return
 	}
@@ -439,7 +439,7 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 		err = ps.stream.Send(req)
 	}
 	ps.sendMu.Unlock()
-	out.sending.Unlock()
+	out.sending.Done()
 	switch {
 	case errors.Is(err, errStreamClosing):
 		if ps.take(req.Id) != nil {
@@ -454,8 +454,7 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 // finish ends a batch once: it hands each caller its answer, or err, and
 // passes the queue's sending duty on.
 func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err error) {
-	out.sending.Lock() // wait for Send to be done with the batch's messages
-	out.sending.Unlock()
+	out.sending.Wait() // for Send to be done with the batch's messages
 	owner := out.q.owner
 	if err == nil && len(resp.GetResults()) != len(out.batch) {
 		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(out.batch))
