@@ -299,6 +299,30 @@ func TestCallersThatGiveUpNeverGetAnotherChecksAnswer(t *testing.T) {
 	wg.Wait()
 }
 
+// A batch that goes unanswered (its caller's deadline passes before the
+// owner answers) puts the stream on the sender goroutine's slow path; the
+// next answer takes it off again.
+func TestAnAnswerAfterATimeoutPutsTheStreamBackInUse(t *testing.T) {
+	c := newTestCluster(t, 2)
+	n1 := c.running()[0].Node
+	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "hasty")
+	req := dayLimit(tenant, 1000)
+	c.check(0, req) // the stream is open
+	stream := func() *peerStream { return n1.fwd.openStream("node-2") }
+	waitFor(t, 5*time.Second, "a batch to end unanswered", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Microsecond)
+		defer cancel()
+		_, _ = n1.Check(ctx, &req)
+		ps := stream()
+		return ps != nil && !ps.usable()
+	})
+	waitFor(t, 5*time.Second, "an answered batch to put the stream back in use", func() bool {
+		c.check(0, req)
+		ps := stream()
+		return ps != nil && ps.usable()
+	})
+}
+
 func TestReleaseReachesTheOwner(t *testing.T) {
 	c := newTestCluster(t, 3)
 	nodes := c.running()

@@ -428,7 +428,7 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 	// stream breaking), but its pendings, whose messages req holds, are
 	// not handed back until Send is done with them (out.sending).
 	out.sending.Add(1)
-	if err := ps.register(out, req, latest, f.finish); err != nil {
+	if err := f.register(q.owner, ps, out, req, latest); err != nil {
 		out.sending.Done()
 		f.finish(out, nil, err)
 		return
@@ -459,10 +459,12 @@ func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err e
 	if err == nil && len(resp.GetResults()) != len(out.batch) {
 		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(out.batch))
 	}
+	if !errors.Is(err, errStreamClosing) { // our own doing, not the owner's
+		f.peers.report(owner, err)
+	}
 	if err != nil {
 		err = fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
-	f.peers.report(owner, err)
 	f.metrics.observeBatch(len(out.batch), time.Since(out.start), err)
 	for i, p := range out.batch {
 		if err != nil {

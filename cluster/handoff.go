@@ -229,6 +229,9 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	now := time.Now()
 	h.mu.Lock()
 	for _, t := range tenants {
+		if t == "" || len(t) > MaxTenantLen {
+			continue // no tenant of ours; a peer is trusted no more than a client
+		}
 		states := h.n.store.Seal(t)
 		if len(states) == 0 {
 			states = h.outgoing[t] // a push in flight: the puller gets the same copy

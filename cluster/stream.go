@@ -27,11 +27,17 @@ type peerStream struct {
 	out     map[uint64]*outBatch
 	broken  error
 	closing bool // takes no new batch (close)
-	// stale says a batch on the stream went unanswered: the owner may have
-	// stopped reading, and a Send may block on flow control until the
-	// stream is cut. Only the queue's sender goroutine sends on it then, so
-	// that callers keep to their deadlines.
+	// stale says the last batch to end on the stream went unanswered: the
+	// owner may have stopped reading, and a Send may block on flow control
+	// until the stream is cut. Only the queue's sender goroutine sends on
+	// it then, so that callers keep to their deadlines; the next answer
+	// clears it.
 	stale bool
+	// answered is when the owner last answered on the stream (or it
+	// opened). A stream unanswered for two forward timeouts is cut, so
+	// that the next batch opens a new one rather than wait on an owner
+	// that stopped reading it.
+	answered time.Time
 }
 
 var (
@@ -64,7 +70,7 @@ func (f *forwarder) stream(q *queue) (*peerStream, error) {
 		cancel()
 		return nil, cmp.Or(err, ErrNotReady)
 	}
-	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}}
+	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}, answered: time.Now()}
 	f.mu.Lock()
 	current := f.queues[owner] == q && f.ctx.Err() == nil // else retire or closeAll has been, and would not see it
 	other := f.streams[owner]
@@ -132,11 +138,11 @@ func (f *forwarder) openStream(owner string) *peerStream {
 	return f.streams[owner]
 }
 
-// register gives req an id and records out as waiting for its answer until
-// deadline, when end is called with errForwardTimeout. Whoever takes a
-// batch out of ps.out (an answer, its timer, the stream breaking) ends it,
-// so it ends once.
-func (ps *peerStream) register(out *outBatch, req *peerv1.CheckBatchRequest, deadline time.Time, end func(*outBatch, *peerv1.CheckBatchResponse, error)) error {
+// register gives req an id and records out as waiting on owner's stream for
+// its answer until deadline, when it ends with errForwardTimeout. Whoever
+// takes a batch out of ps.out (an answer, its timer, the stream breaking)
+// ends it, so it ends once.
+func (f *forwarder) register(owner string, ps *peerStream, out *outBatch, req *peerv1.CheckBatchRequest, deadline time.Time) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.broken != nil {
@@ -150,15 +156,22 @@ func (ps *peerStream) register(out *outBatch, req *peerv1.CheckBatchRequest, dea
 	req.Id = id
 	ps.out[id] = out
 	out.timer = time.AfterFunc(time.Until(deadline), func() {
-		if ps.take(id) != nil {
-			ps.mu.Lock()
-			ps.stale = true
-			ps.mu.Unlock()
-			end(out, nil, errForwardTimeout)
+		if ps.take(id) == nil {
+			return
+		}
+		ps.mu.Lock()
+		ps.stale = true
+		silent := time.Since(ps.answered) > 2*f.cfg.Timeout
+		ps.mu.Unlock()
+		f.finish(out, nil, errForwardTimeout)
+		if silent {
+			f.dropStream(owner, ps, errOwnerSilent)
 		}
 	})
 	return nil
 }
+
+var errOwnerSilent = errors.New("owner has not answered for two forward timeouts")
 
 // take removes and returns the batch out under id, or nil if it has ended.
 func (ps *peerStream) take(id uint64) *outBatch {
@@ -177,6 +190,9 @@ func (f *forwarder) read(owner string, ps *peerStream) {
 			f.dropStream(owner, ps, err)
 			return
 		}
+		ps.mu.Lock()
+		ps.stale, ps.answered = false, time.Now()
+		ps.mu.Unlock()
 		if out := ps.take(resp.GetId()); out != nil {
 			out.timer.Stop()
 			f.finish(out, resp, nil)

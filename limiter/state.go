@@ -82,6 +82,9 @@ var ErrMoved = errors.New("tenant moved to another node")
 // closes the race in which a decision already on its way here would
 // otherwise start the tenant afresh.
 func (s *Store) Seal(tenant string) []EntryState {
+	if tenant == "" {
+		return nil // no such tenant, and "" marks an empty record
+	}
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()

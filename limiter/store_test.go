@@ -369,3 +369,15 @@ func TestHugeValuesDoNotOverflow(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestSealOfNoTenantHoldsNothing(t *testing.T) {
+	s, _ := newTestStore(Options{Shards: 1})
+	for range 100 {
+		if got := s.Seal(""); got != nil {
+			t.Fatalf("Seal(\"\") = %v", got)
+		}
+	}
+	if n := s.shards[0].used; n != 0 {
+		t.Fatalf("%d records in use after sealing no tenant", n)
+	}
+}
