@@ -154,10 +154,22 @@ type endpoint struct {
 	embeddings bool
 }
 
-var endpoints = map[string]endpoint{
-	"/v1/chat/completions": {upstream: "/chat/completions"},
-	"/v1/completions":      {upstream: "/completions"},
-	"/v1/embeddings":       {upstream: "/embeddings", embeddings: true},
+func (ep endpoint) serve(x *exchange, w http.ResponseWriter, r *http.Request) *apiError {
+	return x.run(w, r, ep)
+}
+
+// route is one of the gateway's paths.
+type route struct {
+	method string
+	label  string // the endpoint in metrics and the audit log
+	serve  func(*exchange, http.ResponseWriter, *http.Request) *apiError
+}
+
+var routes = map[string]route{
+	"/v1/chat/completions": {http.MethodPost, "/chat/completions", endpoint{upstream: "/chat/completions"}.serve},
+	"/v1/completions":      {http.MethodPost, "/completions", endpoint{upstream: "/completions"}.serve},
+	"/v1/embeddings":       {http.MethodPost, "/embeddings", endpoint{upstream: "/embeddings", embeddings: true}.serve},
+	"/v1/models":           {http.MethodGet, "/v1/models", (*exchange).serveModels},
 }
 
 // ServeHTTP routes the gateway's endpoints; anything else gets OpenAI's
@@ -180,28 +192,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.status = g.preflight(w, r)
 		return
 	}
-	if ep, ok := endpoints[r.URL.Path]; ok {
-		x.endpoint = ep.upstream
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST, OPTIONS")
-			x.fail(w, errBadMethod)
-			return
-		}
-		if apiErr := x.run(w, r, ep); apiErr != nil {
+	rt, ok := routes[r.URL.Path]
+	switch {
+	case !ok:
+		x.fail(w, errNotFound)
+	case r.Method != rt.method:
+		x.endpoint = rt.label
+		w.Header().Set("Allow", rt.method+", OPTIONS")
+		x.fail(w, errBadMethod)
+	default:
+		x.endpoint = rt.label
+		if apiErr := rt.serve(x, w, r); apiErr != nil {
 			x.fail(w, apiErr)
 		}
-		return
 	}
-	if r.URL.Path == "/v1/models" {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET, OPTIONS")
-			x.fail(w, errBadMethod)
-			return
-		}
-		if apiErr := x.serveModels(w, r); apiErr != nil {
-			x.fail(w, apiErr)
-		}
-		return
-	}
-	x.fail(w, errNotFound)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"unicode/utf8"
 )
@@ -21,6 +22,10 @@ type inference struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+
+	// fields is the body's top-level object as checkKeys read it, for
+	// upstreamBody to edit without parsing the body again.
+	fields map[string]json.RawMessage
 }
 
 type message struct {
@@ -29,10 +34,11 @@ type message struct {
 
 // parseInference decodes the fields the gateway needs and checks them.
 func parseInference(body []byte, embeddings bool) (*inference, *apiError) {
-	if apiErr := checkKeys(body); apiErr != nil {
+	fields, apiErr := checkKeys(body)
+	if apiErr != nil {
 		return nil, apiErr
 	}
-	var in inference
+	in := inference{fields: fields}
 	if err := json.Unmarshal(body, &in); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
@@ -56,30 +62,34 @@ func parseInference(body []byte, embeddings bool) (*inference, *apiError) {
 // checkKeys refuses a body whose top-level object names a key twice, in
 // any case: encoding/json matches keys without regard to case and keeps
 // the last, while an upstream may read the first ("model":"a","Model":"b"
-// would be checked and priced as one model and served as the other).
-func checkKeys(body []byte) *apiError {
+// would be checked and priced as one model and served as the other). It
+// returns the object's fields as read; nil if the body is not a well-formed
+// object, which the decoder proper then reports.
+func checkKeys(body []byte) (map[string]json.RawMessage, *apiError) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil // not an object: the decoder proper says what is wrong
+		return nil, nil
 	}
+	fields := map[string]json.RawMessage{}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		key, _ := tok.(string)
 		if folded := strings.ToLower(key); seen[folded] {
-			return invalid(key, "The key '"+key+"' appears more than once (in any case).")
+			return nil, invalid(key, "The key '"+key+"' appears more than once (in any case).")
 		} else {
 			seen[folded] = true
 		}
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return nil
+		var value json.RawMessage
+		if dec.Decode(&value) != nil {
+			return nil, nil
 		}
+		fields[key] = value
 	}
-	return nil
+	return fields, nil
 }
 
 // charsPerToken is the estimate's rule of thumb for English text with
@@ -159,10 +169,7 @@ func upstreamBody(body []byte, in *inference) ([]byte, error) {
 	if !in.Stream || (in.StreamOptions != nil && in.StreamOptions.IncludeUsage) {
 		return body, nil
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, err
-	}
+	fields := maps.Clone(in.fields)
 	opts := map[string]json.RawMessage{}
 	if raw, ok := fields["stream_options"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		if err := json.Unmarshal(raw, &opts); err != nil {
