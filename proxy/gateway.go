@@ -186,22 +186,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = g.opts.Node + "-" + strconv.FormatUint(g.ids.Add(1), 10)
 	}
 	w.Header().Set(headerRequestID, id)
-	x := &exchange{g: g, id: id, start: time.Now(), endpoint: r.URL.Path, ctx: r.Context()}
-	defer x.finish()
-	if r.Method == http.MethodOptions {
-		x.status = g.preflight(w, r)
-		return
-	}
 	rt, ok := routes[r.URL.Path]
+	if !ok {
+		// Not the path: any client could make a metric series of its own.
+		rt.label = "unknown"
+	}
+	x := &exchange{g: g, id: id, start: time.Now(), endpoint: rt.label, ctx: r.Context()}
+	defer x.finish()
 	switch {
+	case r.Method == http.MethodOptions:
+		x.status = g.preflight(w, r)
 	case !ok:
 		x.fail(w, errNotFound)
 	case r.Method != rt.method:
-		x.endpoint = rt.label
 		w.Header().Set("Allow", rt.method+", OPTIONS")
 		x.fail(w, errBadMethod)
 	default:
-		x.endpoint = rt.label
 		if apiErr := rt.serve(x, w, r); apiErr != nil {
 			x.fail(w, apiErr)
 		}

@@ -94,6 +94,11 @@ func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
 	if n := len(r.reserver.reserved); n != 0 {
 		t.Fatalf("%d reservations taken for refused requests", n)
 	}
+	// Unknown paths share one label: a client cannot make series of its own.
+	r.gw.Wait()
+	if got := testutil.ToFloat64(r.gw.metrics.requests.WithLabelValues("unknown", "404")); got != 1 {
+		t.Errorf("tollgate_gateway_requests_total{endpoint=unknown,status=404} = %v, want 1", got)
+	}
 	if strings.Contains(r.logs.String(), testKey) || strings.Contains(r.logs.String(), "Bearer") {
 		t.Fatal("the audit log contains key material")
 	}
