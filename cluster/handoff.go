@@ -50,7 +50,6 @@ type handoff struct {
 	resolved map[string]time.Time            // state settled here (pushed in or pulled)
 	pulls    map[string]*pullCall            // pulls in flight, one per tenant
 	leavers  map[string]leaver               // nodes leaving gracefully
-	arrivals map[string]chan struct{}        // closed when the tenant's state is pushed in
 }
 
 type tombstone struct {
@@ -73,7 +72,6 @@ func newHandoff(n *Node, window time.Duration, log *slog.Logger) *handoff {
 		resolved: map[string]time.Time{},
 		pulls:    map[string]*pullCall{},
 		leavers:  map[string]leaver{},
-		arrivals: map[string]chan struct{}{},
 	}
 }
 
@@ -99,9 +97,12 @@ func (h *handoff) ringChanged(old, ring *Ring, leaving map[string]bool) {
 	}
 }
 
-// setMoved records a tombstone; the caller holds h.mu.
+// setMoved records a tombstone; the caller holds h.mu. The state has left,
+// so it is no longer settled here: if it is handed back, a check here pulls
+// it rather than wait for the push.
 func (h *handoff) setMoved(tenant, owner string, at time.Time) {
 	h.moved[tenant] = tombstone{owner: owner, at: at}
+	delete(h.resolved, tenant)
 	h.anyMoved.Store(true)
 }
 
@@ -212,10 +213,6 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 		h.mu.Lock()
 		h.resolved[ts.GetTenant()] = now
 		delete(h.moved, ts.GetTenant())
-		if ch := h.arrivals[ts.GetTenant()]; ch != nil {
-			close(ch)
-			delete(h.arrivals, ts.GetTenant())
-		}
 		h.mu.Unlock()
 	}
 	h.n.metrics.observeHandoff("received", len(req.GetTenants()), proto.Size(req))
@@ -370,41 +367,9 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 
 // prune forgets what is older than the window. A hand-off that was never
 // acknowledged or pulled is dealt with by reclaim.
-// awaitReturn waits until a tenant this node handed off comes back by a
-// push (its tombstone goes), or ctx ends, or timeout passes; it reports
-// whether it came. A node that hands a tenant back when it leaves may be
-// asked for it before its push lands here.
-func (h *handoff) awaitReturn(ctx context.Context, tenant string, timeout time.Duration) bool {
-	h.mu.Lock()
-	if _, moved := h.moved[tenant]; !moved {
-		h.mu.Unlock()
-		return true
-	}
-	ch := h.arrivals[tenant]
-	if ch == nil {
-		ch = make(chan struct{})
-		h.arrivals[tenant] = ch
-	}
-	h.mu.Unlock()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	return false
-}
-
 func (h *handoff) prune() {
 	var expired []string
 	h.mu.Lock()
-	for t := range h.arrivals {
-		if _, moved := h.moved[t]; !moved {
-			delete(h.arrivals, t) // nobody waits for what is not away
-		}
-	}
 	for t, ts := range h.moved {
 		if time.Since(ts.at) > h.window {
 			expired = append(expired, t)

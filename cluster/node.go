@@ -506,12 +506,6 @@ func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, from, 
 		return resp, nil
 	case isHandedToYou(err):
 		resp, to, err := n.decideHere(ctx, req, owner)
-		if to == owner && n.handoff.awaitReturn(ctx, req.Tenant, n.fwd.cfg.Timeout) {
-			// Each side's record says the other has it: the owner handed
-			// it back and its push is on the way here. Once it lands, the
-			// state is here.
-			resp, to, err = n.decideHere(ctx, req, owner)
-		}
 		if to != "" {
 			// Both sides say the other has it: neither decides rather
 			// than start it afresh.
