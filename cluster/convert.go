@@ -118,19 +118,34 @@ func setForwardedCheck(dst *peerv1.ForwardedCheck, req *CheckRequest) {
 	dst.Tenant, dst.Hits, dst.Plan, dst.Reserve, dst.Tokens = req.Tenant, req.Hits, req.Plan, req.Reserve, req.Tokens
 	dst.FailurePolicy = policyToProto[req.FailurePolicy]
 	dst.TimeoutNanos, dst.Hops, dst.PullFrom = 0, 0, ""
-	dst.Limits = grow(dst.Limits, len(req.Limits))
-	for i, l := range req.Limits {
-		pl := dst.Limits[i]
-		pl.Name, pl.Algorithm, pl.Limit, pl.PeriodNanos, pl.Burst = l.Name, algorithmToProto[l.Algorithm], l.Limit, int64(l.Period), l.Burst
-	}
+	dst.Limits = setPeerLimits(dst.Limits, req.Limits)
 }
 
-func peerLimits(limits []limiter.Limit) []*peerv1.PeerLimit {
-	out := make([]*peerv1.PeerLimit, len(limits))
+// setPeerLimits flattens limits for the peer hop into dst's messages (new
+// ones where it has too few) and returns them.
+func setPeerLimits(dst []*peerv1.PeerLimit, limits []limiter.Limit) []*peerv1.PeerLimit {
+	dst = grow(dst, len(limits))
 	for i, l := range limits {
-		out[i] = &peerv1.PeerLimit{Name: l.Name, Algorithm: algorithmToProto[l.Algorithm], Limit: l.Limit, PeriodNanos: int64(l.Period), Burst: l.Burst}
+		pl := dst[i]
+		pl.Name, pl.Algorithm, pl.Limit, pl.PeriodNanos, pl.Burst = l.Name, algorithmToProto[l.Algorithm], l.Limit, int64(l.Period), l.Burst
 	}
-	return out
+	return dst
+}
+
+// grow returns msgs with length n, keeping the messages it holds (past its
+// length too) and adding new ones where there are none.
+func grow[M any](msgs []*M, n int) []*M {
+	if n <= cap(msgs) {
+		msgs = msgs[:n]
+	} else {
+		msgs = append(msgs[:cap(msgs)], make([]*M, n-cap(msgs))...)
+	}
+	for i, m := range msgs {
+		if m == nil {
+			msgs[i] = new(M)
+		}
+	}
+	return msgs
 }
 
 // limitsFromPeer rebuilds limits from the peer hop; the caller validates

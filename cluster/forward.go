@@ -27,11 +27,6 @@ type ForwardConfig struct {
 	Timeout time.Duration
 }
 
-func (c ForwardConfig) withDefaults() ForwardConfig {
-	c.setDefaults()
-	return c
-}
-
 func (c *ForwardConfig) setDefaults() {
 	if c.BatchWindow < 0 {
 		c.BatchWindow = 0
@@ -183,9 +178,9 @@ type forwardResult struct {
 	err  error
 }
 
-func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics) *forwarder {
+func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics, abandoned func(*CheckRequest, *CheckResponse)) *forwarder {
 	cfg.setDefaults()
-	f := &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
+	f := &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, abandoned: abandoned, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
 	f.wg.Go(f.closeAll)
 	return f
 }
@@ -197,7 +192,8 @@ var errForwardTimeout = errors.New("owner did not answer in time")
 // forward asks owner to decide req and waits for the answer, the caller's
 // deadline or the forward timeout, whichever comes first.
 func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
-	deadline := time.Now().Add(f.cfg.Timeout)
+	now := time.Now()
+	deadline := now.Add(f.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -212,7 +208,7 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest
 		defer cancel()
 		return f.forwardAlone(ctx, owner, req, check)
 	}
-	p := getPending(req, deadline)
+	p := getPending(req, now, deadline)
 	setForwardedCheck(p.check, req)
 	p.check.Hops, p.check.PullFrom = hops, pullFrom
 	if err := f.enqueue(f.queue(owner), p); err != nil {
@@ -249,14 +245,14 @@ var pendingPool = sync.Pool{New: func() any {
 	return &pending{done: make(chan forwardResult, 1), timer: t, check: &peerv1.ForwardedCheck{}}
 }}
 
-// getPending returns a pending for req whose timer (a timer rather than a
-// derived context: a context costs several allocations more) fires at
-// deadline.
-func getPending(req *CheckRequest, deadline time.Time) *pending {
+// getPending returns a pending for req, queued at now, whose timer (a
+// timer rather than a derived context: a context costs several allocations
+// more) fires at deadline.
+func getPending(req *CheckRequest, now, deadline time.Time) *pending {
 	p := pendingPool.Get().(*pending)
-	p.queued, p.deadline, p.req = time.Now(), deadline, req
+	p.queued, p.deadline, p.req = now, deadline, req
 	p.state.Store(pendingWaiting)
-	p.timer.Reset(time.Until(deadline))
+	p.timer.Reset(deadline.Sub(now))
 	return p
 }
 
@@ -414,7 +410,7 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 	var latest time.Time
 	for i, p := range batch {
 		// Each check carries the time it has left now, not when queued.
-		p.check.TimeoutNanos = int64(time.Until(p.deadline))
+		p.check.TimeoutNanos = int64(p.deadline.Sub(out.start))
 		req.Checks[i] = p.check
 		latest = maxTime(latest, p.deadline)
 		if p.req.Reserve {

@@ -226,7 +226,7 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	now := time.Now()
 	h.mu.Lock()
 	for _, t := range tenants {
-		if t == "" || len(t) > MaxTenantLen {
+		if validateTenant("", t) != nil {
 			continue // no tenant of ours; a peer is trusted no more than a client
 		}
 		states := h.n.store.Seal(t)

@@ -114,6 +114,7 @@ func NewNode(cfg Config) *Node {
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = time.Second
 	}
+	cfg.Forward.setDefaults()
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}
 	store := limiter.NewStore(opts)
 	n := &Node{
@@ -123,7 +124,7 @@ func NewNode(cfg Config) *Node {
 		fallback: limiter.NewStore(opts),
 		metrics:  newMetrics(store),
 		log:      cfg.Logger.With("component", "node"),
-		peers:    newPeerPool(2 * cfg.Forward.withDefaults().Timeout),
+		peers:    newPeerPool(2 * cfg.Forward.Timeout),
 		pushes:   make(chan struct{}, 1),
 		fsm:      newFSM(),
 		usage:    newUsageBuffer(),
@@ -169,8 +170,7 @@ func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant
 // ends; Wait waits for that, Close releases the rest.
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
-	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics)
-	n.fwd.abandoned = n.settleAbandoned
+	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics, n.settleAbandoned)
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,

@@ -65,22 +65,6 @@ func (s *peerService) decideBatch(ctx context.Context, in *peerv1.CheckBatchRequ
 	}
 }
 
-// grow returns msgs with length n, keeping the messages it holds (past its
-// length too) and adding new ones where there are none.
-func grow[M any](msgs []*M, n int) []*M {
-	if n <= cap(msgs) {
-		msgs = msgs[:n]
-	} else {
-		msgs = append(msgs[:cap(msgs)], make([]*M, n-cap(msgs))...)
-	}
-	for i, m := range msgs {
-		if m == nil {
-			msgs[i] = new(M)
-		}
-	}
-	return msgs
-}
-
 func (s *peerService) decide(ctx context.Context, from string, received time.Time, fc *peerv1.ForwardedCheck, out *peerv1.CheckResult) {
 	if time.Since(received) >= time.Duration(fc.GetTimeoutNanos()) || ctx.Err() != nil {
 		setFailedResult(out, codes.DeadlineExceeded, "deadline passed before the owner got to it")

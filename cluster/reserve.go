@@ -32,7 +32,11 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 	if err != nil {
 		return nil, err
 	}
-	return &Reservation{CheckResponse: resp, Tenant: tenant, Tokens: tokens, limits: req.Limits}, nil
+	return reservationOf(req, resp), nil
+}
+
+func reservationOf(req *CheckRequest, resp *CheckResponse) *Reservation {
+	return &Reservation{CheckResponse: resp, Tenant: req.Tenant, Tokens: req.Tokens, limits: req.Limits}
 }
 
 // settleAbandoned refunds a reservation whose caller gave up (its client
@@ -41,7 +45,7 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 // its TTL.
 func (n *Node) settleAbandoned(req *CheckRequest, resp *CheckResponse) {
 	if req.Reserve {
-		n.Settle(&Reservation{CheckResponse: resp, Tenant: req.Tenant, Tokens: req.Tokens, limits: req.Limits}, Usage{Failed: true})
+		n.Settle(reservationOf(req, resp), Usage{Failed: true})
 	}
 }
 
@@ -113,7 +117,7 @@ type settlement struct {
 
 func (s *settlement) toProto() *peerv1.Settlement {
 	return &peerv1.Settlement{
-		Tenant: s.tenant, Limits: peerLimits(s.limits), Reserved: s.reserved, LeaseId: s.lease, MonthWindow: s.monthWindow,
+		Tenant: s.tenant, Limits: setPeerLimits(nil, s.limits), Reserved: s.reserved, LeaseId: s.lease, MonthWindow: s.monthWindow,
 		Model: s.usage.Model, PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens,
 		CostMicros: s.usage.CostMicros, Failed: s.usage.Failed, Day: s.day, Hops: s.hops, Origin: s.origin, Seq: s.seq,
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,16 +99,19 @@ func (n *Node) settleRound(ctx context.Context) time.Time {
 	var here []*settlement
 	batches := map[string][]*settlement{}
 	var next time.Time
+	ring := n.currentRing()
 	q.mu.Lock()
 	keep := q.items[:0]
 	for _, s := range q.items {
-		owner := n.Owner(s.tenant)
-		switch {
-		case s.due.After(now):
+		if s.due.After(now) { // backing off: no owner to look up yet
 			if next.IsZero() || s.due.Before(next) {
 				next = s.due
 			}
 			keep = append(keep, s)
+			continue
+		}
+		owner := ring.Owner(s.tenant)
+		switch {
 		case s.degraded || owner == "" || owner == n.name:
 			here = append(here, s)
 		case q.sending[owner] > 0 || len(batches[owner]) >= maxSettleBatch:
@@ -222,7 +226,7 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 	switch {
 	case err == nil:
 		var charged int64 // the month entry now holds the request's real tokens
-		if !s.degraded && s.hasLimit(LimitTokensPerMonth) {
+		if !s.degraded && slices.ContainsFunc(s.limits, func(l limiter.Limit) bool { return l.Name == LimitTokensPerMonth }) {
 			charged = s.usage.Tokens()
 		}
 		n.record(s, charged, s.monthWindow)
@@ -249,15 +253,6 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 func (n *Node) settleUnreachable(s *settlement) {
 	n.record(s, 0, 0)
 	n.metrics.settled.WithLabelValues("unreachable").Inc()
-}
-
-func (s *settlement) hasLimit(name string) bool {
-	for _, l := range s.limits {
-		if l.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // settleDedup remembers the settlements an owner has applied lately, in

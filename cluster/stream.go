@@ -50,9 +50,7 @@ var (
 // comes up) holds no lock and stalls no other owner's checks.
 func (f *forwarder) stream(q *queue) (*peerStream, error) {
 	owner := q.owner
-	f.mu.Lock()
-	ps := f.streams[owner]
-	f.mu.Unlock()
+	ps := f.openStream(owner)
 	if ps != nil {
 		return ps, nil
 	}
