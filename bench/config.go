@@ -84,7 +84,10 @@ func (c *Config) Defaults() {
 	if c.Period == 0 {
 		c.Period = time.Minute
 	}
-	if c.Rate == 0 && c.Workers == 0 {
+	switch {
+	case c.Workers > 0:
+		c.Rate = 0 // a closed loop has no schedule
+	case c.Rate == 0:
 		c.Rate = 1000
 	}
 	if c.Duration == 0 {

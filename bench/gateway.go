@@ -20,7 +20,7 @@ type gateway struct {
 	urls   []string
 	client *http.Client
 	keys   map[string]string
-	model  string
+	bodies [2]string // not streamed, streamed
 	share  float64
 	n      atomic.Uint64
 	// The run's plan and tenants, deleted when it ends: a run leaves
@@ -33,8 +33,10 @@ func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
 	// The share streams, spread evenly (a fixed pattern, so runs
 	// compare): request n streams when n·share crosses a whole number.
 	n := float64(s.n.Add(1) - 1)
-	stream := math.Floor((n+1)*s.share) > math.Floor(n*s.share)
-	body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"How do token buckets work?"}]}`, s.model, stream)
+	body := s.bodies[0]
+	if math.Floor((n+1)*s.share) > math.Floor(n*s.share) {
+		body = s.bodies[1]
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[target], strings.NewReader(body))
 	if err != nil {
 		return outcome{errKind: "request"}
@@ -102,15 +104,18 @@ func adminCall(ctx context.Context, server, token, method, path string, in, out 
 	return nil
 }
 
-// setUpGateway creates the run's tenants, each on its own plan with the
-// run's requests per minute and a key, through the admin API.
-func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []string) (*gateway, error) {
-	plan := map[string]any{"name": strings.TrimSuffix(tenants[0], "-0"), "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
-	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+plan["name"].(string), plan, nil); err != nil {
+// setUpGateway creates the run's tenants, on a plan named run with the
+// run's requests per minute, each with a key, through the admin API.
+func setUpGateway(ctx context.Context, cfg *Config, run string, tenants []string, targets []string) (*gateway, error) {
+	plan := map[string]any{"name": run, "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
+	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+run, plan, nil); err != nil {
 		return nil, fmt.Errorf("creating the bench plan: %w", err)
 	}
-	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, model: cfg.Model, share: cfg.StreamShare,
-		admin: cfg.AdminServer, token: cfg.AdminToken, plan: plan["name"].(string)}
+	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, share: cfg.StreamShare,
+		admin: cfg.AdminServer, token: cfg.AdminToken, plan: run}
+	for i, stream := range []bool{false, true} {
+		s.bodies[i] = fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"How do token buckets work?"}]}`, cfg.Model, stream)
+	}
 	ready := false
 	defer func() {
 		if !ready {
@@ -122,7 +127,7 @@ func setUpGateway(ctx context.Context, cfg *Config, tenants []string, targets []
 	}
 	for _, t := range tenants {
 		if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/tenants/"+t,
-			map[string]any{"id": t, "plan": plan["name"]}, nil); err != nil {
+			map[string]any{"id": t, "plan": run}, nil); err != nil {
 			return nil, fmt.Errorf("creating tenant %s: %w", t, err)
 		}
 		s.keys[t] = "" // to be deleted, even without a key

@@ -76,7 +76,8 @@ func escapeText(s string) string {
 	return strings.ReplaceAll(template.HTMLEscapeString(s), "://", "&#58;//")
 }
 
-// Chart geometry, in SVG user units; the page scales each SVG to fit.
+// runSpan is how many seconds the time charts show: the run, and anything
+// recorded past its nominal end.
 func runSpan(r *Report) float64 {
 	span := r.Duration
 	if n := len(r.Timeline); n > 0 {

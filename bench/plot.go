@@ -12,6 +12,7 @@ import (
 // The SVG chart machinery the HTML report draws with: a plot area with
 // axes, round-number ticks, polylines and a legend, as markup.
 
+// Chart geometry, in SVG user units; the page scales each SVG to fit.
 const (
 	chartW = 760
 	chartH = 300
@@ -154,6 +155,3 @@ func niceTicks(hi float64, n int) ([]tick, float64) {
 	}
 	return ticks, float64(steps) * step
 }
-
-// runSpan is how many seconds the time charts show: the run, and anything
-// recorded past its nominal end.

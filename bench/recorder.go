@@ -96,7 +96,8 @@ func (r *recorder) record(tenant string, hits int64, due, end time.Time, o outco
 	}
 }
 
-// noteSent marks a request started at t.
+// noteSent records that requests were started until t; each loop calls
+// it once, at its end, so that sending never waits on the lock.
 func (r *recorder) noteSent(t time.Time) {
 	r.mu.Lock()
 	r.sent = maxTime(r.sent, t)

@@ -164,20 +164,29 @@ func checkSelfContained(t *testing.T, page string) {
 	}
 }
 
-func TestRenderHTML(t *testing.T) {
+// renderHTML renders r and returns the page and its charts, each checked
+// to be well-formed XML.
+func renderHTML(t *testing.T, r *Report) (page string, charts []string) {
+	t.Helper()
 	var buf bytes.Buffer
-	if err := WriteHTML(&buf, sampleReport()); err != nil {
+	if err := WriteHTML(&buf, r); err != nil {
 		t.Fatal(err)
 	}
-	page := buf.String()
-	checkSelfContained(t, page)
+	page = buf.String()
+	charts = svgs(t, page)
+	for _, c := range charts {
+		checkXML(t, c)
+	}
+	return page, charts
+}
 
-	charts := svgs(t, page)
+func TestRenderHTML(t *testing.T) {
+	page, charts := renderHTML(t, sampleReport())
+	checkSelfContained(t, page)
 	if len(charts) < 2 {
 		t.Fatalf("page has %d <svg> elements, want at least 2", len(charts))
 	}
 	for _, c := range charts {
-		checkXML(t, c)
 		if !strings.Contains(c, `xmlns="http://www.w3.org/2000/svg"`) {
 			t.Errorf("SVG has no namespace: %.80s", c)
 		}
@@ -225,18 +234,12 @@ func TestRenderHTML(t *testing.T) {
 }
 
 func TestRenderHTMLEmpty(t *testing.T) {
-	var buf bytes.Buffer
-	if err := WriteHTML(&buf, &Report{}); err != nil {
-		t.Fatal(err)
-	}
-	page := buf.String()
+	page, charts := renderHTML(t, &Report{})
 	checkSelfContained(t, page)
-	charts := svgs(t, page)
 	if len(charts) < 2 {
 		t.Fatalf("empty page has %d <svg> elements, want at least 2", len(charts))
 	}
 	for _, c := range charts {
-		checkXML(t, c)
 		if !strings.Contains(c, "no data") {
 			t.Errorf("empty chart does not say so:\n%s", c)
 		}
@@ -249,12 +252,8 @@ func TestRenderHTMLSinglePoint(t *testing.T) {
 		Timeline:     []Second{{T: 0, Requests: 10, P50: 1, P99: 2}},
 		Distribution: []Percentile{{Percentile: 100, Latency: 3}},
 	}
-	var buf bytes.Buffer
-	if err := WriteHTML(&buf, r); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range svgs(t, buf.String()) {
-		checkXML(t, c)
+	_, charts := renderHTML(t, r)
+	for _, c := range charts {
 		if !strings.Contains(c, "<circle") {
 			t.Errorf("a one-point chart has no dot:\n%s", c)
 		}
@@ -269,13 +268,7 @@ func TestRenderHTMLSinglePoint(t *testing.T) {
 func TestRenderHTMLControlChars(t *testing.T) {
 	r := sampleReport()
 	r.Events[0].Node = "node\x01\x00-2\xff"
-	var buf bytes.Buffer
-	if err := WriteHTML(&buf, r); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range svgs(t, buf.String()) {
-		checkXML(t, c)
-	}
+	renderHTML(t, r) // checks every chart's XML
 }
 
 func TestRenderTable(t *testing.T) {

@@ -32,12 +32,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	// Tenants of this run only, so that what earlier runs used does not
 	// count against it.
-	runID := strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
+	run := "bench-" + strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
 	tenants := make([]string, cfg.Tenants)
 	for i := range tenants {
-		tenants[i] = fmt.Sprintf("bench-%s-%d", runID, i)
+		tenants[i] = run + "-" + strconv.Itoa(i)
 	}
-	sc, err := newScenario(ctx, &cfg, tenants, targets)
+	sc, err := newScenario(ctx, &cfg, run, tenants, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Scenario: cfg.Scenario, Targets: targets, Mode: "open", TargetRate: cfg.Rate,
 		Started: start.UTC().Truncate(time.Second), Duration: elapsed.Seconds(), Events: events}
 	if cfg.Workers > 0 {
-		rep.Mode, rep.TargetRate, rep.Workers = "closed", 0, cfg.Workers
+		rep.Mode, rep.Workers = "closed", cfg.Workers
 	}
 	rec.fill(rep)
 	impact(rep.Events, rep.Timeline)
@@ -75,12 +75,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-func newScenario(ctx context.Context, cfg *Config, tenants, targets []string) (scenario, error) {
+// newScenario sets up cfg's scenario; run names what a run creates.
+func newScenario(ctx context.Context, cfg *Config, run string, tenants, targets []string) (scenario, error) {
 	switch cfg.Scenario {
 	case ScenarioCheckHTTP:
 		return newCheckHTTP(cfg, targets), nil
 	case ScenarioGateway:
-		return setUpGateway(ctx, cfg, tenants, targets)
+		return setUpGateway(ctx, cfg, run, tenants, targets)
 	}
 	return newCheckGRPC(cfg, targets)
 }
@@ -114,6 +115,7 @@ func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tena
 	}
 	timer := time.NewTimer(0)
 	<-timer.C
+	var last time.Time
 	for n := int64(0); n < total && ctx.Err() == nil; n++ {
 		due := rec.start.Add(time.Duration(float64(n) * interval))
 		if wait := time.Until(due); wait > 0 {
@@ -134,11 +136,12 @@ func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tena
 		}
 		select {
 		case jobs <- job{due: stamp, n: n}:
-			rec.noteSent(stamp)
+			last = stamp
 		case <-ctx.Done():
 		}
 	}
 	close(jobs)
+	rec.noteSent(last) // once: the schedule must not wait on the recorder's lock
 	wg.Wait()
 }
 
@@ -150,11 +153,12 @@ func closedLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, te
 	for w := range cfg.Workers {
 		pick := tenantPicker(cfg, len(tenants), uint64(w))
 		wg.Go(func() {
+			var now time.Time
 			for n := w; time.Now().Before(end) && ctx.Err() == nil; n += cfg.Workers {
-				now := time.Now()
-				rec.noteSent(now)
+				now = time.Now()
 				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, now)
 			}
+			rec.noteSent(now)
 		})
 	}
 	wg.Wait()

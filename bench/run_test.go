@@ -250,7 +250,7 @@ func TestARunPrintsProgressEverySecond(t *testing.T) {
 		_, _ = io.WriteString(w, `{"allowed":true}`)
 	}))
 	defer api.Close()
-	var out syncBuffer
+	var out strings.Builder // written only by the progress goroutine, read after Run has waited for it
 	rep, err := Run(t.Context(), Config{Scenario: ScenarioCheckHTTP, Targets: []string{api.URL}, Rate: 100,
 		Duration: 2200 * time.Millisecond, Progress: &out})
 	if err != nil {
@@ -263,22 +263,4 @@ func TestARunPrintsProgressEverySecond(t *testing.T) {
 	if rep.Requests != 220 || rep.Allowed != 220 {
 		t.Fatalf("%d requests, %d allowed", rep.Requests, rep.Allowed)
 	}
-}
-
-// syncBuffer is a writer safe for the progress goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -100,7 +100,7 @@ func newCheckGRPC(cfg *Config, targets []string) (*checkGRPC, error) {
 func (s *checkGRPC) do(ctx context.Context, target int, tenant string) outcome {
 	resp, err := s.clients[target].Check(ctx, &tollgatev1.CheckRequest{Tenant: tenant, Hits: &s.hits, Limits: []*tollgatev1.Limit{s.limit}})
 	if err != nil {
-		if st, ok := status.FromError(err); ok && ctx.Err() == nil {
+		if st, ok := status.FromError(err); ok {
 			return outcome{errKind: "grpc_" + strings.ToLower(st.Code().String())}
 		}
 		return outcome{errKind: errKind(err)}

@@ -85,9 +85,6 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if !*quiet {
 		cfg.Progress = stderr
 	}
-	if cfg.Workers > 0 {
-		cfg.Rate = 0 // a closed loop has no schedule
-	}
 	if cfg.Spawn > 0 {
 		exe, err := os.Executable()
 		if err != nil {
