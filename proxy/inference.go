@@ -92,7 +92,7 @@ func (x *exchange) run(w http.ResponseWriter, r *http.Request, ep endpoint) *api
 		return errBadJSON
 	}
 
-	est, res, apiErr := x.reserve(r, in, plan, ep)
+	est, res, apiErr := x.reserve(in, plan, ep)
 	if apiErr != nil {
 		return apiErr
 	}
@@ -108,7 +108,7 @@ func (x *exchange) run(w http.ResponseWriter, r *http.Request, ep endpoint) *api
 // reserve takes the request's reservation: one request and its estimated
 // tokens, the prompt's plus the most the answer may take, capped at what
 // the plan allows a minute (a larger estimate could never be admitted).
-func (x *exchange) reserve(r *http.Request, in *inference, plan *configv1.Plan, ep endpoint) (estimate, *Reservation, *apiError) {
+func (x *exchange) reserve(in *inference, plan *configv1.Plan, ep endpoint) (estimate, *Reservation, *apiError) {
 	est := estimate{prompt: in.promptTokens()}
 	if !ep.embeddings {
 		dflt := plan.GetDefaultMaxTokens()
@@ -121,7 +121,7 @@ func (x *exchange) reserve(r *http.Request, in *inference, plan *configv1.Plan, 
 	if tpm := plan.GetTokensPerMinute(); tpm > 0 {
 		tokens = min(tokens, tpm)
 	}
-	res, err := x.g.opts.Reserver.Reserve(r.Context(), x.tenant, tokens, x.g.leaseTTL)
+	res, err := x.g.opts.Reserver.Reserve(x.ctx, x.tenant, tokens, x.g.leaseTTL)
 	switch {
 	case errors.Is(err, ErrTenantSuspended):
 		return est, nil, errSuspended
@@ -177,8 +177,9 @@ func (x *exchange) finish() {
 		slog.Int64("cost_micros", x.usage.CostMicros),
 		slog.Duration("latency", took),
 		slog.String("node", x.g.opts.Node),
+		slog.String("owner", x.owner),
+		slog.Bool("degraded", x.degraded),
 	}
-	attrs = append(attrs, slog.String("owner", x.owner), slog.Bool("degraded", x.degraded))
 	if x.errCode != "" {
 		attrs = append(attrs, slog.String("error", x.errCode))
 	}

@@ -44,7 +44,7 @@ func seedDemo(ctx context.Context, api, token, mockURL string) ([]demoKey, error
 	if err != nil {
 		return nil, err
 	}
-	provider := cluster.ProviderJSON{Name: "mock", BaseURL: mockURL, Models: []string{"mock-chat", "mock-embed"},
+	provider := cluster.ProviderJSON{Name: "mock", BaseURL: mockURL, Models: mockupstream.DefaultModels(),
 		PromptPricePerMillion: 0.5, CompletionPricePerMillion: 1.5}
 	if _, err := c.do(ctx, http.MethodPut, "/admin/v1/providers/mock", provider); err != nil {
 		return nil, err

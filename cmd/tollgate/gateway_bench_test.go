@@ -151,11 +151,10 @@ func startBenchCluster(b *testing.B, n int, upstream string) *benchCluster {
 		b.Fatal(err)
 	}
 	c, _ := newAdminClient("http://"+nodes[0].APIAddr(), "")
-	must := func(_ json.RawMessage, err error) json.RawMessage {
+	must := func(_ json.RawMessage, err error) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return nil
 	}
 	must(c.do(ctx, "PUT", "/admin/v1/plans/bench", map[string]any{"name": "bench", "requests_per_minute": 1 << 40, "tokens_per_minute": 1 << 50, "tokens_per_month": 1 << 55, "max_concurrent": 100_000}))
 	must(c.do(ctx, "PUT", "/admin/v1/providers/mock", cluster.ProviderJSON{Name: "mock", BaseURL: upstream, Models: []string{"mock-chat"}, PromptPricePerMillion: 1, CompletionPricePerMillion: 2}))
@@ -169,17 +168,13 @@ func startBenchCluster(b *testing.B, n int, upstream string) *benchCluster {
 		b.Fatal(err)
 	}
 	out.key = k.Key
-	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range nodes {
-		for {
-			if _, ok := n.Node.Config().VerifyKey(k.Key); ok {
-				break
+	eventually(b, 10*time.Second, "the key on every node", func() bool {
+		for _, n := range nodes {
+			if _, ok := n.Node.Config().VerifyKey(k.Key); !ok {
+				return false
 			}
-			if time.Now().After(deadline) {
-				b.Fatal("the key did not reach every node")
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
-	}
+		return true
+	})
 	return out
 }

@@ -21,10 +21,10 @@ func runMockUpstream(ctx context.Context, args []string, getenv func(string) str
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address (port 0: any free port)")
 	latency := fs.Duration("latency", 0, "wait before answering each request")
 	chunkDelay := fs.Duration("chunk-delay", 0, "wait before each streamed token chunk")
-	tokens := fs.Int("completion-tokens", 16, "completion tokens per answer; a request's max_tokens may lower it")
+	tokens := fs.Int("completion-tokens", mockupstream.DefaultCompletionTokens, "completion tokens per answer; a request's max_tokens may lower it")
 	errorRate := fs.Float64("error-rate", 0, "share of requests, 0 to 1, answered 500")
 	seed := fs.Int64("seed", 0, "seed of the draw of failing requests, so runs repeat")
-	models := commaList{"mock-chat", "mock-embed"}
+	models := commaList(mockupstream.DefaultModels())
 	fs.Var(&models, "models", "comma-separated models listed by GET /v1/models (any model is answered)")
 	apiKey := fs.String("api-key", "", "bearer key requests must carry (default $TOLLGATE_MOCK_API_KEY; with neither, none)")
 	if err := fs.Parse(args); err != nil {

@@ -14,16 +14,6 @@ import (
 	"time"
 )
 
-// mockKeyEnv is a getenv with the mock upstream's key set.
-func mockKeyEnv(key string) func(string) string {
-	return func(name string) string {
-		if name == "TOLLGATE_MOCK_API_KEY" {
-			return key
-		}
-		return ""
-	}
-}
-
 func TestMockUpstreamServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -31,7 +21,7 @@ func TestMockUpstreamServesUntilCancelled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		err := runMockUpstream(ctx, []string{"--addr", "127.0.0.1:0", "--completion-tokens", "3"},
-			mockKeyEnv("sk-env"), printed, io.Discard)
+			env(map[string]string{"TOLLGATE_MOCK_API_KEY": "sk-env"}), printed, io.Discard)
 		printed.Close() // a failure before the address line ends the read below
 		done <- err
 	}()
@@ -97,7 +87,7 @@ func TestMockUpstreamBadFlags(t *testing.T) {
 		{[]string{"stray"}, "stray"},
 	} {
 		var stderr bytes.Buffer
-		err := runMockUpstream(t.Context(), tc.args, mockKeyEnv(""), io.Discard, &stderr)
+		err := runMockUpstream(t.Context(), tc.args, env(map[string]string{"TOLLGATE_MOCK_API_KEY": ""}), io.Discard, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.want)
 		}
@@ -106,7 +96,7 @@ func TestMockUpstreamBadFlags(t *testing.T) {
 
 func TestMockUpstreamHelpHidesTheKey(t *testing.T) {
 	var stderr bytes.Buffer
-	err := runMockUpstream(t.Context(), []string{"-h"}, mockKeyEnv("sk-env-secret"), io.Discard, &stderr)
+	err := runMockUpstream(t.Context(), []string{"-h"}, env(map[string]string{"TOLLGATE_MOCK_API_KEY": "sk-env-secret"}), io.Discard, &stderr)
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "-error-rate") {
 		t.Fatalf("-h: %v, printed %q; want the flags and flag.ErrHelp", err, stderr.String())
 	}

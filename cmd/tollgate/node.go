@@ -80,7 +80,11 @@ func (n *runningNode) Err() <-chan error { return n.errc }
 // to finish, then are cut off, and each settles as it ends. Then the node
 // stops, which applies those settlements before it hands its tenants on.
 func (n *runningNode) Shutdown(ctx context.Context) error {
-	drain := time.Until(deadlineOr(ctx, time.Now().Add(10*time.Second))) / 2
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	drain := time.Until(deadline) / 2
 	drainCtx, cancel := context.WithTimeout(ctx, drain)
 	err := n.http.Shutdown(drainCtx)
 	cancel()
@@ -90,13 +94,6 @@ func (n *runningNode) Shutdown(ctx context.Context) error {
 	n.gateway.Wait()
 	n.gateway.Close()
 	return errors.Join(err, n.Server.Shutdown(ctx))
-}
-
-func deadlineOr(ctx context.Context, t time.Time) time.Time {
-	if d, ok := ctx.Deadline(); ok {
-		return d
-	}
-	return t
 }
 
 // gatewayBackend lets the gateway reserve and settle on the node. The two

@@ -12,8 +12,11 @@ import (
 	"time"
 )
 
-// defaultCompletionTokens is the answer length when Options leaves it zero.
-const defaultCompletionTokens = 16
+// DefaultCompletionTokens is the answer length when Options leaves it zero.
+const DefaultCompletionTokens = 16
+
+// DefaultModels returns the models listed when Options leaves them empty.
+func DefaultModels() []string { return []string{"mock-chat", "mock-embed"} }
 
 // Options tune the fake upstream. The zero value is valid: no delays, no
 // failures, no key, 16-token answers and the default model list.
@@ -84,10 +87,10 @@ func New(opts Options) *Server {
 		panic("mockupstream: " + err.Error())
 	}
 	if opts.CompletionTokens == 0 {
-		opts.CompletionTokens = defaultCompletionTokens
+		opts.CompletionTokens = DefaultCompletionTokens
 	}
 	if len(opts.Models) == 0 {
-		opts.Models = []string{"mock-chat", "mock-embed"}
+		opts.Models = DefaultModels()
 	}
 	opts.Models = append([]string(nil), opts.Models...) // the caller's slice stays theirs
 	return &Server{
