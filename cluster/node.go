@@ -344,15 +344,18 @@ func (n *Node) Leave(ctx context.Context) {
 	n.setRing(n.currentRing().Without(n.name))
 	n.ringMu.Unlock()
 	n.handoff.push(ctx)
-	// Usage admitted while the hand-off ran, then Raft leadership: the
-	// next leader removes this node once it sees it leave.
+	// Usage admitted while the hand-off ran, then Raft leadership, then
+	// this node's place in Raft, which the leader gives up.
 	if err := n.FlushUsage(ctx); err != nil {
 		n.log.Warn("flushing usage on leave", "err", err)
 	}
-	if n.raft != nil && n.raft.isLeader() {
-		if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
-			n.log.Warn("handing over raft leadership", "err", err)
+	if n.raft != nil {
+		if n.raft.isLeader() {
+			if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("handing over raft leadership", "err", err)
+			}
 		}
+		n.depart(ctx)
 	}
 	timeout := 2 * time.Second
 	if d, ok := ctx.Deadline(); ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +388,41 @@ func TestRaftMembershipFollowsGossip(t *testing.T) {
 		v, nv := members()
 		return strings.Count(v, ",") == 4 && nv == "" && !strings.Contains(v, leaver) && strings.Contains(v, nonvoter)
 	})
+}
+
+// A leaving member asks the leader to remove it from Raft, so that its
+// removal does not hang on gossip telling its leave from a crash (under
+// load a leader may see a graceful leave as a death, and keep the vote).
+func TestDepartRemovesAMemberFromRaft(t *testing.T) {
+	c := newRaftCluster(t, 3)
+	var leader, follower *Node
+	waitFor(t, 10*time.Second, "a leader and 3 voters", func() bool {
+		for _, s := range c.running() {
+			if s.Node.raft.isLeader() && len(s.Node.raftStatus().Voters) == 3 {
+				leader = s.Node
+			}
+		}
+		return leader != nil
+	})
+	for _, s := range c.running() {
+		if s.Node != leader {
+			follower = s.Node
+		}
+	}
+	if _, err := follower.PeerService().Depart(t.Context(), &peerv1.DepartRequest{From: leader.Name()}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Depart on a follower: %v, want FailedPrecondition", err)
+	}
+	if _, err := leader.PeerService().Depart(t.Context(), &peerv1.DepartRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Depart without a name: %v, want InvalidArgument", err)
+	}
+	for range 2 { // removing one that is not there is no error
+		if _, err := leader.PeerService().Depart(t.Context(), &peerv1.DepartRequest{From: follower.Name()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := leader.raftStatus().Voters; len(v) != 2 || slices.Contains(v, follower.Name()) {
+		t.Fatalf("voters after %s departed: %v", follower.Name(), v)
+	}
 }
 
 func BenchmarkVerifyKey(b *testing.B) {

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 // maxVoters is how many members vote in Raft; the rest replicate as
@@ -179,4 +183,46 @@ func (n *Node) raftStatus() RaftStatus {
 	slices.Sort(out.Voters)
 	slices.Sort(out.Nonvoters)
 	return out
+}
+
+// Depart removes a member that is leaving gracefully from Raft, on the
+// leader. Removing a member that is not there is not an error.
+func (s *peerService) Depart(_ context.Context, in *peerv1.DepartRequest) (*peerv1.DepartResponse, error) {
+	n := s.node
+	if in.GetFrom() == "" {
+		return nil, status.Error(codes.InvalidArgument, "from: required")
+	}
+	if n.raft == nil || !n.raft.isLeader() {
+		return nil, status.Error(codes.FailedPrecondition, notLeader)
+	}
+	f := n.raft.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == in.GetFrom() {
+			if !n.raftChange("removing a member that is leaving", in.GetFrom(), n.raft.raft.RemoveServer(srv.ID, 0, 0)) {
+				return nil, status.Error(codes.Unavailable, "removing "+in.GetFrom()+" from raft failed")
+			}
+		}
+	}
+	return &peerv1.DepartResponse{}, nil
+}
+
+// depart asks the Raft leader to remove this node, which is leaving. If it
+// cannot, the leader still removes it once gossip says it left.
+func (n *Node) depart(ctx context.Context) {
+	leader := n.raft.leader()
+	if leader == "" || leader == n.name {
+		return
+	}
+	client, err := n.peers.client(leader)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		defer cancel()
+		_, err = client.Depart(ctx, &peerv1.DepartRequest{From: n.name})
+	}
+	if err != nil {
+		n.log.Warn("asking the raft leader to remove this node", "leader", leader, "err", err)
+	}
 }

@@ -23,6 +23,87 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DepartRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leaving node's name, its Raft server ID.
+	From          string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DepartRequest) Reset() {
+	*x = DepartRequest{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepartRequest) ProtoMessage() {}
+
+func (x *DepartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepartRequest.ProtoReflect.Descriptor instead.
+func (*DepartRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DepartRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+type DepartResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DepartResponse) Reset() {
+	*x = DepartResponse{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepartResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepartResponse) ProtoMessage() {}
+
+func (x *DepartResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepartResponse.ProtoReflect.Descriptor instead.
+func (*DepartResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
 type ApplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A marshalled tollgate.config.v1.Command.
@@ -33,7 +114,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +126,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +139,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -80,7 +161,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -92,7 +173,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -105,7 +186,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyResponse) GetResult() *v1.Result {
@@ -154,7 +235,7 @@ type ForwardedCheck struct {
 
 func (x *ForwardedCheck) Reset() {
 	*x = ForwardedCheck{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -166,7 +247,7 @@ func (x *ForwardedCheck) String() string {
 func (*ForwardedCheck) ProtoMessage() {}
 
 func (x *ForwardedCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -179,7 +260,7 @@ func (x *ForwardedCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardedCheck.ProtoReflect.Descriptor instead.
 func (*ForwardedCheck) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ForwardedCheck) GetTenant() string {
@@ -265,7 +346,7 @@ type PeerLimit struct {
 
 func (x *PeerLimit) Reset() {
 	*x = PeerLimit{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +358,7 @@ func (x *PeerLimit) String() string {
 func (*PeerLimit) ProtoMessage() {}
 
 func (x *PeerLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +371,7 @@ func (x *PeerLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerLimit.ProtoReflect.Descriptor instead.
 func (*PeerLimit) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PeerLimit) GetName() string {
@@ -341,7 +422,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +434,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +447,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CheckBatchRequest) GetFrom() string {
@@ -407,7 +488,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +500,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +513,7 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CheckResult) GetCode() uint32 {
@@ -494,7 +575,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +587,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +600,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PeerStatus) GetAllowed() bool {
@@ -583,7 +664,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +676,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +689,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckBatchResponse) GetResults() []*CheckResult {
@@ -636,7 +717,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +729,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +742,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Lease) GetId() uint64 {
@@ -702,7 +783,7 @@ type EntryState struct {
 
 func (x *EntryState) Reset() {
 	*x = EntryState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +795,7 @@ func (x *EntryState) String() string {
 func (*EntryState) ProtoMessage() {}
 
 func (x *EntryState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +808,7 @@ func (x *EntryState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryState.ProtoReflect.Descriptor instead.
 func (*EntryState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EntryState) GetLimit() *v11.Limit {
@@ -796,7 +877,7 @@ type TenantState struct {
 
 func (x *TenantState) Reset() {
 	*x = TenantState{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +889,7 @@ func (x *TenantState) String() string {
 func (*TenantState) ProtoMessage() {}
 
 func (x *TenantState) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +902,7 @@ func (x *TenantState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantState.ProtoReflect.Descriptor instead.
 func (*TenantState) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TenantState) GetTenant() string {
@@ -848,7 +929,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +941,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +954,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HandoffRequest) GetFrom() string {
@@ -898,7 +979,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +991,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1004,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 type PullRequest struct {
@@ -936,7 +1017,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1029,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1042,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PullRequest) GetFrom() string {
@@ -987,7 +1068,7 @@ type PullResponse struct {
 
 func (x *PullResponse) Reset() {
 	*x = PullResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1080,7 @@ func (x *PullResponse) String() string {
 func (*PullResponse) ProtoMessage() {}
 
 func (x *PullResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1093,7 @@ func (x *PullResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullResponse.ProtoReflect.Descriptor instead.
 func (*PullResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PullResponse) GetTenants() []*TenantState {
@@ -1054,7 +1135,7 @@ type Settlement struct {
 
 func (x *Settlement) Reset() {
 	*x = Settlement{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1147,7 @@ func (x *Settlement) String() string {
 func (*Settlement) ProtoMessage() {}
 
 func (x *Settlement) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1160,7 @@ func (x *Settlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
 func (*Settlement) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Settlement) GetTenant() string {
@@ -1190,7 +1271,7 @@ type SettleRequest struct {
 
 func (x *SettleRequest) Reset() {
 	*x = SettleRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1283,7 @@ func (x *SettleRequest) String() string {
 func (*SettleRequest) ProtoMessage() {}
 
 func (x *SettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1296,7 @@ func (x *SettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
 func (*SettleRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SettleRequest) GetFrom() string {
@@ -1240,7 +1321,7 @@ type SettleResponse struct {
 
 func (x *SettleResponse) Reset() {
 	*x = SettleResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1333,7 @@ func (x *SettleResponse) String() string {
 func (*SettleResponse) ProtoMessage() {}
 
 func (x *SettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,14 +1346,17 @@ func (x *SettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
 func (*SettleResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1ftollgate/config/v1/config.proto\x1a\x1dtollgate/v1/ratelimiter.proto\"(\n" +
+	"\x1btollgate/peer/v1/peer.proto\x12\x10tollgate.peer.v1\x1a\x1ftollgate/config/v1/config.proto\x1a\x1dtollgate/v1/ratelimiter.proto\"#\n" +
+	"\rDepartRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\"\x10\n" +
+	"\x0eDepartResponse\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"Y\n" +
 	"\rApplyResponse\x122\n" +
@@ -1366,7 +1450,7 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\rSettleRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12>\n" +
 	"\vsettlements\x18\x02 \x03(\v2\x1c.tollgate.peer.v1.SettlementR\vsettlements\"\x10\n" +
-	"\x0eSettleResponse2\xb1\x04\n" +
+	"\x0eSettleResponse2\xfe\x04\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
 	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12\\\n" +
@@ -1375,7 +1459,8 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
 	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponse\x12K\n" +
 	"\x06Settle\x12\x1f.tollgate.peer.v1.SettleRequest\x1a .tollgate.peer.v1.SettleResponse\x12H\n" +
-	"\x05Apply\x12\x1e.tollgate.peer.v1.ApplyRequest\x1a\x1f.tollgate.peer.v1.ApplyResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
+	"\x05Apply\x12\x1e.tollgate.peer.v1.ApplyRequest\x1a\x1f.tollgate.peer.v1.ApplyResponse\x12K\n" +
+	"\x06Depart\x12\x1f.tollgate.peer.v1.DepartRequest\x1a .tollgate.peer.v1.DepartResponseB<Z:github.com/tollgate/tollgate/proto/tollgate/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_tollgate_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -1389,64 +1474,68 @@ func file_tollgate_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_tollgate_peer_v1_peer_proto_rawDescData
 }
 
-var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_tollgate_peer_v1_peer_proto_goTypes = []any{
-	(*ApplyRequest)(nil),        // 0: tollgate.peer.v1.ApplyRequest
-	(*ApplyResponse)(nil),       // 1: tollgate.peer.v1.ApplyResponse
-	(*ForwardedCheck)(nil),      // 2: tollgate.peer.v1.ForwardedCheck
-	(*PeerLimit)(nil),           // 3: tollgate.peer.v1.PeerLimit
-	(*CheckBatchRequest)(nil),   // 4: tollgate.peer.v1.CheckBatchRequest
-	(*CheckResult)(nil),         // 5: tollgate.peer.v1.CheckResult
-	(*PeerStatus)(nil),          // 6: tollgate.peer.v1.PeerStatus
-	(*CheckBatchResponse)(nil),  // 7: tollgate.peer.v1.CheckBatchResponse
-	(*Lease)(nil),               // 8: tollgate.peer.v1.Lease
-	(*EntryState)(nil),          // 9: tollgate.peer.v1.EntryState
-	(*TenantState)(nil),         // 10: tollgate.peer.v1.TenantState
-	(*HandoffRequest)(nil),      // 11: tollgate.peer.v1.HandoffRequest
-	(*HandoffResponse)(nil),     // 12: tollgate.peer.v1.HandoffResponse
-	(*PullRequest)(nil),         // 13: tollgate.peer.v1.PullRequest
-	(*PullResponse)(nil),        // 14: tollgate.peer.v1.PullResponse
-	(*Settlement)(nil),          // 15: tollgate.peer.v1.Settlement
-	(*SettleRequest)(nil),       // 16: tollgate.peer.v1.SettleRequest
-	(*SettleResponse)(nil),      // 17: tollgate.peer.v1.SettleResponse
-	(*v1.Result)(nil),           // 18: tollgate.config.v1.Result
-	(v11.FailurePolicy)(0),      // 19: tollgate.v1.FailurePolicy
-	(v11.Algorithm)(0),          // 20: tollgate.v1.Algorithm
-	(*v11.Limit)(nil),           // 21: tollgate.v1.Limit
-	(*v11.ReleaseRequest)(nil),  // 22: tollgate.v1.ReleaseRequest
-	(*v11.ReleaseResponse)(nil), // 23: tollgate.v1.ReleaseResponse
+	(*DepartRequest)(nil),       // 0: tollgate.peer.v1.DepartRequest
+	(*DepartResponse)(nil),      // 1: tollgate.peer.v1.DepartResponse
+	(*ApplyRequest)(nil),        // 2: tollgate.peer.v1.ApplyRequest
+	(*ApplyResponse)(nil),       // 3: tollgate.peer.v1.ApplyResponse
+	(*ForwardedCheck)(nil),      // 4: tollgate.peer.v1.ForwardedCheck
+	(*PeerLimit)(nil),           // 5: tollgate.peer.v1.PeerLimit
+	(*CheckBatchRequest)(nil),   // 6: tollgate.peer.v1.CheckBatchRequest
+	(*CheckResult)(nil),         // 7: tollgate.peer.v1.CheckResult
+	(*PeerStatus)(nil),          // 8: tollgate.peer.v1.PeerStatus
+	(*CheckBatchResponse)(nil),  // 9: tollgate.peer.v1.CheckBatchResponse
+	(*Lease)(nil),               // 10: tollgate.peer.v1.Lease
+	(*EntryState)(nil),          // 11: tollgate.peer.v1.EntryState
+	(*TenantState)(nil),         // 12: tollgate.peer.v1.TenantState
+	(*HandoffRequest)(nil),      // 13: tollgate.peer.v1.HandoffRequest
+	(*HandoffResponse)(nil),     // 14: tollgate.peer.v1.HandoffResponse
+	(*PullRequest)(nil),         // 15: tollgate.peer.v1.PullRequest
+	(*PullResponse)(nil),        // 16: tollgate.peer.v1.PullResponse
+	(*Settlement)(nil),          // 17: tollgate.peer.v1.Settlement
+	(*SettleRequest)(nil),       // 18: tollgate.peer.v1.SettleRequest
+	(*SettleResponse)(nil),      // 19: tollgate.peer.v1.SettleResponse
+	(*v1.Result)(nil),           // 20: tollgate.config.v1.Result
+	(v11.FailurePolicy)(0),      // 21: tollgate.v1.FailurePolicy
+	(v11.Algorithm)(0),          // 22: tollgate.v1.Algorithm
+	(*v11.Limit)(nil),           // 23: tollgate.v1.Limit
+	(*v11.ReleaseRequest)(nil),  // 24: tollgate.v1.ReleaseRequest
+	(*v11.ReleaseResponse)(nil), // 25: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
-	18, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
-	19, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
-	3,  // 2: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
-	20, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
-	2,  // 4: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
-	6,  // 5: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
-	5,  // 6: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
-	21, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
-	8,  // 8: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
-	9,  // 9: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
-	10, // 10: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
-	10, // 11: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
-	3,  // 12: tollgate.peer.v1.Settlement.limits:type_name -> tollgate.peer.v1.PeerLimit
-	15, // 13: tollgate.peer.v1.SettleRequest.settlements:type_name -> tollgate.peer.v1.Settlement
-	4,  // 14: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	4,  // 15: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
-	11, // 16: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	13, // 17: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	22, // 18: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	16, // 19: tollgate.peer.v1.Peer.Settle:input_type -> tollgate.peer.v1.SettleRequest
-	0,  // 20: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
-	7,  // 21: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	7,  // 22: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
-	12, // 23: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	14, // 24: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	23, // 25: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	17, // 26: tollgate.peer.v1.Peer.Settle:output_type -> tollgate.peer.v1.SettleResponse
-	1,  // 27: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
+	20, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
+	21, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	5,  // 2: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
+	22, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
+	4,  // 4: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
+	8,  // 5: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
+	7,  // 6: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
+	23, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
+	10, // 8: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
+	11, // 9: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
+	12, // 10: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
+	12, // 11: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
+	5,  // 12: tollgate.peer.v1.Settlement.limits:type_name -> tollgate.peer.v1.PeerLimit
+	17, // 13: tollgate.peer.v1.SettleRequest.settlements:type_name -> tollgate.peer.v1.Settlement
+	6,  // 14: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
+	6,  // 15: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	13, // 16: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	15, // 17: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	24, // 18: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	18, // 19: tollgate.peer.v1.Peer.Settle:input_type -> tollgate.peer.v1.SettleRequest
+	2,  // 20: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
+	0,  // 21: tollgate.peer.v1.Peer.Depart:input_type -> tollgate.peer.v1.DepartRequest
+	9,  // 22: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	9,  // 23: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	14, // 24: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	16, // 25: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	25, // 26: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	19, // 27: tollgate.peer.v1.Peer.Settle:output_type -> tollgate.peer.v1.SettleResponse
+	3,  // 28: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
+	1,  // 29: tollgate.peer.v1.Peer.Depart:output_type -> tollgate.peer.v1.DepartResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1463,7 +1552,7 @@ func file_tollgate_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_peer_v1_peer_proto_rawDesc), len(file_tollgate_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Peer_Release_FullMethodName     = "/tollgate.peer.v1.Peer/Release"
 	Peer_Settle_FullMethodName      = "/tollgate.peer.v1.Peer/Settle"
 	Peer_Apply_FullMethodName       = "/tollgate.peer.v1.Peer/Apply"
+	Peer_Depart_FullMethodName      = "/tollgate.peer.v1.Peer/Depart"
 )
 
 // PeerClient is the client API for Peer service.
@@ -57,6 +58,10 @@ type PeerClient interface {
 	// Apply hands a configuration write to the Raft leader, which answers
 	// once the write is committed and applied there.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
+	// Depart asks the Raft leader to remove a member that is leaving
+	// gracefully, so that its removal does not hang on gossip telling a
+	// leave from a crash.
+	Depart(ctx context.Context, in *DepartRequest, opts ...grpc.CallOption) (*DepartResponse, error)
 }
 
 type peerClient struct {
@@ -140,6 +145,16 @@ func (c *peerClient) Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *peerClient) Depart(ctx context.Context, in *DepartRequest, opts ...grpc.CallOption) (*DepartResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DepartResponse)
+	err := c.cc.Invoke(ctx, Peer_Depart_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -168,6 +183,10 @@ type PeerServer interface {
 	// Apply hands a configuration write to the Raft leader, which answers
 	// once the write is committed and applied there.
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
+	// Depart asks the Raft leader to remove a member that is leaving
+	// gracefully, so that its removal does not hang on gossip telling a
+	// leave from a crash.
+	Depart(context.Context, *DepartRequest) (*DepartResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -198,6 +217,9 @@ func (UnimplementedPeerServer) Settle(context.Context, *SettleRequest) (*SettleR
 }
 func (UnimplementedPeerServer) Apply(context.Context, *ApplyRequest) (*ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedPeerServer) Depart(context.Context, *DepartRequest) (*DepartResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Depart not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -335,6 +357,24 @@ func _Peer_Apply_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Depart_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DepartRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Depart(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Depart_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Depart(ctx, req.(*DepartRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -365,6 +405,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Apply",
 			Handler:    _Peer_Apply_Handler,
+		},
+		{
+			MethodName: "Depart",
+			Handler:    _Peer_Depart_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
