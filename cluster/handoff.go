@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/ring"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate/tollgate/limiter"
@@ -58,7 +60,7 @@ type tombstone struct {
 }
 
 type leaver struct {
-	ring  *Ring // the ring while it still owned tenants
+	ring  *ring.Ring // the ring while it still owned tenants
 	until time.Time
 }
 
@@ -86,7 +88,7 @@ func (h *handoff) joinWindowOpen() bool {
 
 // ringChanged notes the nodes that left the ring gracefully: their tenants
 // are pulled from them on first touch for a while.
-func (h *handoff) ringChanged(old, ring *Ring, leaving map[string]bool) {
+func (h *handoff) ringChanged(old, ring *ring.Ring, leaving map[string]bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, name := range old.Nodes() {

@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/cluster/ring"
 )
 
 // tenantOwnedBy finds a tenant that ring gives to node.
-func tenantOwnedBy(t *testing.T, ring *Ring, node, prefix string) string {
+func tenantOwnedBy(t *testing.T, ring *ring.Ring, node, prefix string) string {
 	t.Helper()
 	for i := range 10_000 {
 		if tenant := fmt.Sprintf("%s-%d", prefix, i); ring.Owner(tenant) == node {
@@ -22,7 +24,7 @@ func tenantOwnedBy(t *testing.T, ring *Ring, node, prefix string) string {
 func TestHandoffKeepsTheCountOnJoinAndLeave(t *testing.T) {
 	c := newTestCluster(t, 3)
 	// Tenants that the fourth node will take over when it joins.
-	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	joining := tenantOwnedBy(t, four, "node-4", "joining")
 	leaving := tenantOwnedBy(t, four, "node-4", "leaving")
 
@@ -59,7 +61,7 @@ func TestHandoffKeepsTheCountOnJoinAndLeave(t *testing.T) {
 // exact throughout.
 func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
 	c := newTestCluster(t, 3)
-	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, four, "node-4", "busy")
 	c.admitted(50, dayLimit(tenant, 100))
 
@@ -137,7 +139,7 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 
 func TestHandoffIsCountedInMetrics(t *testing.T) {
 	c := newTestCluster(t, 3)
-	four := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, four, "node-4", "counted")
 	c.admitted(10, dayLimit(tenant, 100))
 	n4 := c.add("node-4")

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/ring"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -132,18 +134,18 @@ func NewNode(cfg Config) *Node {
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
 	n.metrics.registerSettles(n.settles.pending)
-	n.setRing(NewRing([]string{n.name}, nil))
+	n.setRing(ring.New([]string{n.name}, nil))
 	return n
 }
 
 // ringView is the ring this node routes by, and the same ring without this
 // node: who owned a tenant before this node joined (see handoff.settle).
 type ringView struct {
-	ring, others *Ring
+	ring, others *ring.Ring
 }
 
 // setRing swaps in a new ring and returns the old one.
-func (n *Node) setRing(r *Ring) *Ring {
+func (n *Node) setRing(r *ring.Ring) *ring.Ring {
 	old := n.view.Swap(&ringView{ring: r, others: r.Without(n.name)})
 	if old == nil {
 		return nil
@@ -157,7 +159,7 @@ func (n *Node) Name() string { return n.name }
 // Registry returns the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
 
-func (n *Node) currentRing() *Ring { return n.view.Load().ring }
+func (n *Node) currentRing() *ring.Ring { return n.view.Load().ring }
 
 // RingSize returns how many nodes own tenants in this node's view.
 func (n *Node) RingSize() int { return n.currentRing().Len() }
@@ -275,7 +277,7 @@ func (n *Node) membersChanged() {
 		}
 		leaving[m.Name] = gone
 	}
-	ring := NewRing(names, nil)
+	ring := ring.New(names, nil)
 	old := n.setRing(ring)
 	// Only after the swap: a forward chosen by the old ring still finds
 	// its peer, and one that does not is routed again (see route).
@@ -289,7 +291,7 @@ func (n *Node) membersChanged() {
 	}
 }
 
-func sameNodes(a, b *Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
+func sameNodes(a, b *ring.Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
 
 // Members returns every member this node knows of, with its state.
 func (n *Node) Members() []Member {

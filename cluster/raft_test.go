@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/ring"
+
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
@@ -484,7 +486,7 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 	// No periodic flush during the test: only the hand-off can commit.
 	c := newRaftCluster(t, 3, func(cfg *Config) { cfg.UsageFlushInterval = time.Hour })
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"base","plan":"gold"}`, nil)
-	ring4 := NewRing([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
+	ring4 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, ring4, "node-4", "moving")
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold","overrides":{"tokens_per_month":1000}}`, tenant), nil)
 	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant(tenant); return ok })

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/ring"
 )
 
 // realCluster is a set of `tollgate serve` processes on loopback.
@@ -109,7 +109,7 @@ func dayBody(tenant string, limit int) string {
 
 func ownedBy(t *testing.T, nodes []string, node, prefix string) string {
 	t.Helper()
-	ring := cluster.NewRing(nodes, nil)
+	ring := ring.New(nodes, nil)
 	for i := range 10_000 {
 		if tenant := fmt.Sprintf("%s-%d", prefix, i); ring.Owner(tenant) == node {
 			return tenant

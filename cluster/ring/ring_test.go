@@ -1,4 +1,4 @@
-package cluster
+package ring
 
 import (
 	"fmt"
@@ -45,7 +45,7 @@ func TestRingBalance(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%d nodes", tc.nodes), func(t *testing.T) {
-			r := NewRing(ringNames("node", tc.nodes), nil)
+			r := New(ringNames("node", tc.nodes), nil)
 			counts := map[string]int{}
 			for _, tenant := range ringNames("tenant", tc.tenants) {
 				counts[r.Owner(tenant)]++
@@ -71,7 +71,7 @@ func TestRingJoinMovesOnlyToTheNewNode(t *testing.T) {
 	const tenants = 100_000
 	for _, from := range []int{10, 3, 1} { // 10 -> 11 is the project's requirement
 		t.Run(fmt.Sprintf("%d to %d", from, from+1), func(t *testing.T) {
-			before := NewRing(ringNames("node", from), nil)
+			before := New(ringNames("node", from), nil)
 			joined := fmt.Sprintf("node-%d", from)
 			after := before.With(joined)
 			moved := 0
@@ -95,7 +95,7 @@ func TestRingJoinMovesOnlyToTheNewNode(t *testing.T) {
 }
 
 func TestRingLeaveMovesOnlyThatNodesTenants(t *testing.T) {
-	before := NewRing(ringNames("node", 10), nil)
+	before := New(ringNames("node", 10), nil)
 	after := before.Without("node-3")
 	if after.Contains("node-3") || after.Len() != 9 {
 		t.Fatalf("Without(node-3) = %v", after.Nodes())
@@ -123,9 +123,9 @@ func TestRingDeterministic(t *testing.T) {
 		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
 	})
 	shuffled = append(shuffled, names[4], names[0]) // duplicates do not count
-	a, b := NewRing(names, nil), NewRing(shuffled, nil)
+	a, b := New(names, nil), New(shuffled, nil)
 	// The precomputed path must agree with DefaultHash called per node.
-	c := NewRing(shuffled, DefaultHash)
+	c := New(shuffled, DefaultHash)
 	if !slices.Equal(a.Nodes(), b.Nodes()) {
 		t.Fatalf("Nodes differ: %v vs %v", a.Nodes(), b.Nodes())
 	}
@@ -176,7 +176,7 @@ func TestRingMatchesReference(t *testing.T) {
 		if len(nodes) > 0 && rng.IntN(4) == 0 {
 			nodes[0] = ""
 		}
-		r := NewRing(nodes, nil)
+		r := New(nodes, nil)
 		for range 50 {
 			tenant := fmt.Sprintf("t%d", rng.Uint64())
 			if got, want := r.Owner(tenant), refOwner(nodes, tenant); got != want {
@@ -201,10 +201,10 @@ func TestRingInjectedHash(t *testing.T) {
 		ring *Ring
 		want string
 	}{
-		{"favours node-3", favour, NewRing(nodes, favour), "node-3"},
-		{"ties go to the smallest name", constant, NewRing(nodes, constant), "node-0"},
-		{"With keeps the hash", favour, NewRing(nil, favour).With("a").With("node-3"), "node-3"},
-		{"Without keeps the hash", constant, NewRing(nodes, constant).Without("node-0"), "node-1"},
+		{"favours node-3", favour, New(nodes, favour), "node-3"},
+		{"ties go to the smallest name", constant, New(nodes, constant), "node-0"},
+		{"With keeps the hash", favour, New(nil, favour).With("a").With("node-3"), "node-3"},
+		{"Without keeps the hash", constant, New(nodes, constant).Without("node-0"), "node-1"},
 	}
 	for _, tc := range cases {
 		for _, tenant := range ringNames("tenant", 100) {
@@ -221,14 +221,14 @@ func TestRingEmptyAndSingle(t *testing.T) {
 		ring *Ring
 		want string
 	}{
-		{"nil names", NewRing(nil, nil), ""},
+		{"nil names", New(nil, nil), ""},
 		{"zero Ring", &Ring{}, ""},
-		{"only empty names", NewRing([]string{"", ""}, nil), ""},
-		{"emptied by Without", NewRing([]string{"a"}, nil).Without("a"), ""},
-		{"empty with injected hash", NewRing(nil, DefaultHash), ""},
-		{"single", NewRing([]string{"solo"}, nil), "solo"},
-		{"single duplicated", NewRing([]string{"solo", "solo"}, nil), "solo"},
-		{"single with injected hash", NewRing([]string{"solo"}, DefaultHash), "solo"},
+		{"only empty names", New([]string{"", ""}, nil), ""},
+		{"emptied by Without", New([]string{"a"}, nil).Without("a"), ""},
+		{"empty with injected hash", New(nil, DefaultHash), ""},
+		{"single", New([]string{"solo"}, nil), "solo"},
+		{"single duplicated", New([]string{"solo", "solo"}, nil), "solo"},
+		{"single with injected hash", New([]string{"solo"}, DefaultHash), "solo"},
 	}
 	for _, tc := range cases {
 		for _, tenant := range []string{"", "tenant-0", "acme"} {
@@ -239,11 +239,11 @@ func TestRingEmptyAndSingle(t *testing.T) {
 	}
 }
 
-// TestRingImmutable checks that no caller can change a ring after NewRing:
+// TestRingImmutable checks that no caller can change a ring after New:
 // lookups rely on that to run without a lock.
 func TestRingImmutable(t *testing.T) {
 	names := []string{"c", "a", "b"}
-	r := NewRing(names, nil)
+	r := New(names, nil)
 	names[0] = "z"     // the caller reuses its slice
 	r.Nodes()[0] = "y" // or scribbles on the copy
 	grown, shrunk := r.With("d"), r.Without("a")
@@ -264,7 +264,7 @@ func TestRingImmutable(t *testing.T) {
 func TestRingOwnerDoesNotAllocate(t *testing.T) {
 	nodes := ringNames("node", 10)
 	tenant := "tenant-42"
-	for _, r := range []*Ring{NewRing(nodes, nil), NewRing(nodes, DefaultHash)} {
+	for _, r := range []*Ring{New(nodes, nil), New(nodes, DefaultHash)} {
 		if allocs := testing.AllocsPerRun(100, func() { r.Owner(tenant) }); allocs != 0 {
 			t.Errorf("Owner allocates %v times per call", allocs)
 		}
@@ -272,7 +272,7 @@ func TestRingOwnerDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkRingOwner(b *testing.B) {
-	r := NewRing(ringNames("node", 10), nil)
+	r := New(ringNames("node", 10), nil)
 	tenants := ringNames("tenant", 1024)
 	b.ReportAllocs()
 	i := 0

@@ -1,4 +1,4 @@
-package cluster
+package ring
 
 import "slices"
 
@@ -23,11 +23,11 @@ type Ring struct {
 // would disagree on owners.
 type HashFunc func(node, tenant string) uint64
 
-// NewRing returns a ring over the named nodes. Order and duplicates do not
+// New returns a ring over the named nodes. Order and duplicates do not
 // matter: names are sorted and deduplicated, so every node that sees the
 // same members builds the same ring. Empty names are dropped, because Owner
 // returns "" to mean "no owner". hash nil means DefaultHash.
-func NewRing(nodes []string, hash HashFunc) *Ring {
+func New(nodes []string, hash HashFunc) *Ring {
 	names := slices.Clone(nodes) // the caller may reuse its slice
 	names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
 	slices.Sort(names)
@@ -94,7 +94,7 @@ func (r *Ring) Without(node string) *Ring {
 		return r
 	}
 	rest := slices.DeleteFunc(r.Nodes(), func(n string) bool { return n == node })
-	return NewRing(rest, r.hash)
+	return New(rest, r.hash)
 }
 
 // With returns a ring that also holds node, with the same hash. If node is
@@ -103,7 +103,7 @@ func (r *Ring) With(node string) *Ring {
 	if node == "" || r.Contains(node) {
 		return r
 	}
-	return NewRing(append(r.Nodes(), node), r.hash)
+	return New(append(r.Nodes(), node), r.hash)
 }
 
 // DefaultHash scores node for tenant. It is mix(nodeSeed(node) ^
