@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // The admin operations, shared by the HTTP API under /admin/v1/ and the
@@ -34,7 +35,7 @@ type putMode struct{ create, update bool }
 
 func checkName(field, name string) error {
 	if !namePattern.MatchString(name) {
-		return fieldErr(field, "%q: want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return quota.Invalid(field, "%q: want 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	return nil
 }
@@ -42,7 +43,7 @@ func checkName(field, name string) error {
 func checkModels(field string, models []string) error {
 	for i, m := range models {
 		if m == "" || len(m) > 256 {
-			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "must be 1-256 bytes")
+			return quota.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be 1-256 bytes")
 		}
 	}
 	return nil
@@ -61,21 +62,21 @@ func checkPlan(p *configv1.Plan) error {
 		{"default_max_tokens", p.GetDefaultMaxTokens()},
 	} {
 		if f.v < 0 {
-			return fieldErr(f.name, "must be >= 0 (0: no limit), got %d", f.v)
+			return quota.Invalid(f.name, "must be >= 0 (0: no limit), got %d", f.v)
 		}
 	}
 	if p.GetMaxConcurrent() > 100_000 {
-		return fieldErr("max_concurrent", "at most 100000, got %d", p.GetMaxConcurrent())
+		return quota.Invalid("max_concurrent", "at most 100000, got %d", p.GetMaxConcurrent())
 	}
-	if _, err := ParseFailurePolicy(p.GetFailurePolicy()); err != nil {
-		return fieldErr("failure_policy", "%v", err)
+	if _, err := quota.ParseFailurePolicy(p.GetFailurePolicy()); err != nil {
+		return quota.Invalid("failure_policy", "%v", err)
 	}
 	return checkModels("allowed_models", p.GetAllowedModels())
 }
 
 func (n *Node) putPlan(ctx context.Context, p *configv1.Plan, mode putMode) (*configv1.Plan, error) {
 	if p == nil {
-		return nil, fieldErr("plan", "is required")
+		return nil, quota.Invalid("plan", "is required")
 	}
 	if p.GetFailurePolicy() == "" {
 		p.FailurePolicy = "local"
@@ -94,13 +95,13 @@ func checkTenant(t *configv1.Tenant, v *ConfigView) error {
 		return err
 	}
 	if len(t.GetName()) > 256 {
-		return fieldErr("name", "at most 256 bytes")
+		return quota.Invalid("name", "at most 256 bytes")
 	}
 	if t.GetPlan() == "" {
-		return fieldErr("plan", "is required")
+		return quota.Invalid("plan", "is required")
 	}
 	if _, ok := v.Plan(t.GetPlan()); !ok {
-		return fieldErr("plan", "%q does not exist", t.GetPlan())
+		return quota.Invalid("plan", "%q does not exist", t.GetPlan())
 	}
 	if o := t.GetOverrides(); o != nil {
 		for _, f := range []struct {
@@ -111,18 +112,18 @@ func checkTenant(t *configv1.Tenant, v *ConfigView) error {
 			{"tokens_per_month", o.TokensPerMonth}, {"max_concurrent", o.MaxConcurrent},
 		} {
 			if f.v != nil && *f.v < 0 {
-				return fieldErr("overrides."+f.name, "must be >= 0 (0: no limit), got %d", *f.v)
+				return quota.Invalid("overrides."+f.name, "must be >= 0 (0: no limit), got %d", *f.v)
 			}
 		}
 		if o.Priority != nil && *o.Priority < 0 {
-			return fieldErr("overrides.priority", "must be >= 0, got %d", *o.Priority)
+			return quota.Invalid("overrides.priority", "must be >= 0, got %d", *o.Priority)
 		}
 		if o.MaxConcurrent != nil && *o.MaxConcurrent > 100_000 {
-			return fieldErr("overrides.max_concurrent", "at most 100000, got %d", *o.MaxConcurrent)
+			return quota.Invalid("overrides.max_concurrent", "at most 100000, got %d", *o.MaxConcurrent)
 		}
 		if o.FailurePolicy != nil {
-			if _, err := ParseFailurePolicy(*o.FailurePolicy); err != nil || *o.FailurePolicy == "" {
-				return fieldErr("overrides.failure_policy", "%q is not local, open or closed", *o.FailurePolicy)
+			if _, err := quota.ParseFailurePolicy(*o.FailurePolicy); err != nil || *o.FailurePolicy == "" {
+				return quota.Invalid("overrides.failure_policy", "%q is not local, open or closed", *o.FailurePolicy)
 			}
 		}
 	}
@@ -132,7 +133,7 @@ func checkTenant(t *configv1.Tenant, v *ConfigView) error {
 	for i, o := range t.GetAllowedOrigins() {
 		u, err := url.Parse(o)
 		if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/")) {
-			return fieldErr(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin like https://app.example.com, or *", o)
+			return quota.Invalid(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin like https://app.example.com, or *", o)
 		}
 	}
 	return nil
@@ -140,7 +141,7 @@ func checkTenant(t *configv1.Tenant, v *ConfigView) error {
 
 func (n *Node) putTenant(ctx context.Context, t *configv1.Tenant, mode putMode) (*configv1.Tenant, error) {
 	if t == nil {
-		return nil, fieldErr("tenant", "is required")
+		return nil, quota.Invalid("tenant", "is required")
 	}
 	if err := checkTenant(t, n.Config()); err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func (n *Node) createKey(ctx context.Context, tenant, name string) (*configv1.AP
 		return nil, "", err
 	}
 	if len(name) > 128 {
-		return nil, "", fieldErr("name", "at most 128 bytes")
+		return nil, "", quota.Invalid("name", "at most 128 bytes")
 	}
 	for attempt := 0; ; attempt++ {
 		secret := newKeySecret()
@@ -270,29 +271,29 @@ func checkProvider(p *configv1.Provider) error {
 	}
 	u, err := url.Parse(p.GetBaseUrl())
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fieldErr("base_url", "%q is not an http(s) URL", p.GetBaseUrl())
+		return quota.Invalid("base_url", "%q is not an http(s) URL", p.GetBaseUrl())
 	}
 	if p.GetApiKeyEnv() != "" && !envPattern.MatchString(p.GetApiKeyEnv()) {
-		return fieldErr("api_key_env", "%q is not an environment variable name", p.GetApiKeyEnv())
+		return quota.Invalid("api_key_env", "%q is not an environment variable name", p.GetApiKeyEnv())
 	}
 	if len(p.GetModels()) == 0 {
-		return fieldErr("models", "at least one model is required")
+		return quota.Invalid("models", "at least one model is required")
 	}
 	if err := checkModels("models", p.GetModels()); err != nil {
 		return err
 	}
 	if p.GetPromptPriceMicros() < 0 {
-		return fieldErr("prompt_price_per_million", "must be >= 0")
+		return quota.Invalid("prompt_price_per_million", "must be >= 0")
 	}
 	if p.GetCompletionPriceMicros() < 0 {
-		return fieldErr("completion_price_per_million", "must be >= 0")
+		return quota.Invalid("completion_price_per_million", "must be >= 0")
 	}
 	return nil
 }
 
 func (n *Node) putProvider(ctx context.Context, p *configv1.Provider, mode putMode) (*configv1.Provider, error) {
 	if p == nil {
-		return nil, fieldErr("provider", "is required")
+		return nil, quota.Invalid("provider", "is required")
 	}
 	if err := checkProvider(p); err != nil {
 		return nil, err
@@ -309,7 +310,7 @@ func (n *Node) usageReport(tenant, month string) (*configv1.UsageReport, error) 
 	if month == "" {
 		month = time.Now().UTC().Format("2006-01")
 	} else if _, err := time.Parse("2006-01", month); err != nil {
-		return nil, fieldErr("month", "%q is not YYYY-MM", month)
+		return nil, quota.Invalid("month", "%q is not YYYY-MM", month)
 	}
 	total := n.fsm.monthUsage(tenant, month)
 	if _, ok := n.Config().Tenant(tenant); !ok && total.GetRequests() == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // AdminAuth says who may use the admin API: holders of Token, or anyone if
@@ -118,7 +119,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 			tenant = in.Tenant
 		}
 		if tenant == "" {
-			return 0, nil, fieldErr("tenant", "is required")
+			return 0, nil, quota.Invalid("tenant", "is required")
 		}
 		k, secret, err := n.createKey(r.Context(), tenant, in.Name)
 		if err != nil {
@@ -221,7 +222,7 @@ func nameFromPath(field string, body *string, path string) error {
 	case *body == "":
 		*body = path
 	case *body != path:
-		return fieldErr(field, "%q differs from %q in the path", *body, path)
+		return quota.Invalid(field, "%q differs from %q in the path", *body, path)
 	}
 	return nil
 }
@@ -305,7 +306,7 @@ func tenantFromJSON(r io.Reader, path string) (*configv1.Tenant, error) {
 	case "suspended":
 		t.Suspended = true
 	default:
-		return nil, fieldErr("status", "%q is not active or suspended", in.Status)
+		return nil, quota.Invalid("status", "%q is not active or suspended", in.Status)
 	}
 	if o := in.Overrides; o != nil {
 		t.Overrides = &configv1.Overrides{RequestsPerMinute: o.RequestsPerMinute, TokensPerMinute: o.TokensPerMinute,
@@ -430,7 +431,7 @@ func dollars(micros int64) float64 { return float64(micros) / 1e6 }
 
 func micros(field string, dollars float64) (int64, error) {
 	if dollars < 0 || math.IsNaN(dollars) || dollars > 1e9 {
-		return 0, fieldErr(field, "must be between 0 and 1e9 dollars")
+		return 0, quota.Invalid(field, "must be between 0 and 1e9 dollars")
 	}
 	return int64(math.Round(dollars * 1e6)), nil
 }

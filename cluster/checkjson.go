@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // The HTTP JSON shapes of /v1/check and /v1/release. Durations are written
@@ -70,17 +71,17 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 		}
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fieldErr("period", "not a duration: %q (want e.g. \"60s\" or \"1m\")", s)
+			return quota.Invalid("period", "not a duration: %q (want e.g. \"60s\" or \"1m\")", s)
 		}
 		*d = jsonDuration(v)
 		return nil
 	}
 	var secs float64
 	if err := json.Unmarshal(b, &secs); err != nil {
-		return fieldErr("period", "want a duration string such as \"60s\" or a number of seconds")
+		return quota.Invalid("period", "want a duration string such as \"60s\" or a number of seconds")
 	}
 	if math.Abs(secs) > limiter.MaxPeriod.Seconds() {
-		return fieldErr("period", "must be at most %s, got %g seconds", limiter.MaxPeriod, secs)
+		return quota.Invalid("period", "must be at most %s, got %g seconds", limiter.MaxPeriod, secs)
 	}
 	*d = jsonDuration(time.Duration(secs * float64(time.Second)))
 	return nil
@@ -100,34 +101,34 @@ func decodeJSON(r io.Reader, v any) error {
 	case errors.As(err, new(*http.MaxBytesError)):
 		return err
 	}
-	return fieldErr("body", "unexpected data after the JSON object")
+	return quota.Invalid("body", "unexpected data after the JSON object")
 }
 
 func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
-	var field *FieldError
+	var field *quota.FieldError
 	switch {
 	case errors.As(err, &tooBig), errors.As(err, &field):
 		return err
 	case errors.As(err, &syntax):
-		return fieldErr("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
+		return quota.Invalid("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
 			field = "body"
 		}
-		return fieldErr(field, "want %s, got JSON %s", kindName(typ.Type.Kind()), typ.Value)
+		return quota.Invalid(field, "want %s, got JSON %s", kindName(typ.Type.Kind()), typ.Value)
 	case errors.Is(err, io.EOF):
-		return fieldErr("body", "empty body; want a JSON object")
+		return quota.Invalid("body", "empty body; want a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fieldErr("body", "malformed JSON: unexpected end")
+		return quota.Invalid("body", "malformed JSON: unexpected end")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return fieldErr(name, "unknown field")
+		return quota.Invalid(name, "unknown field")
 	}
-	return fieldErr("body", "%v", err)
+	return quota.Invalid("body", "%v", err)
 }
 
 func kindName(k reflect.Kind) string {
@@ -147,29 +148,29 @@ func kindName(k reflect.Kind) string {
 }
 
 // DecodeCheck reads a /v1/check body and validates it.
-func DecodeCheck(r io.Reader) (*CheckRequest, error) {
+func DecodeCheck(r io.Reader) (*quota.CheckRequest, error) {
 	var in checkJSON
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	req := &CheckRequest{Tenant: in.Tenant, Hits: 1, Tokens: in.Tokens, Plan: len(in.Limits) == 0, Limits: make([]limiter.Limit, len(in.Limits))}
+	req := &quota.CheckRequest{Tenant: in.Tenant, Hits: 1, Tokens: in.Tokens, Plan: len(in.Limits) == 0, Limits: make([]limiter.Limit, len(in.Limits))}
 	switch {
 	case in.Hits != nil && in.Requests != nil:
-		return nil, fieldErr("requests", "give hits or requests, not both")
+		return nil, quota.Invalid("requests", "give hits or requests, not both")
 	case in.Hits != nil:
 		req.Hits = *in.Hits
 	case in.Requests != nil:
 		req.Hits = *in.Requests
 	}
-	policy, err := ParseFailurePolicy(in.FailurePolicy)
+	policy, err := quota.ParseFailurePolicy(in.FailurePolicy)
 	if err != nil {
-		return nil, fieldErr("failure_policy", "%v", err)
+		return nil, quota.Invalid("failure_policy", "%v", err)
 	}
 	req.FailurePolicy = policy
 	for i := range in.Limits {
 		l, err := in.Limits[i].limit()
 		if err != nil {
-			return nil, err.under(fmt.Sprintf("limits[%d]", i))
+			return nil, err.Under(fmt.Sprintf("limits[%d]", i))
 		}
 		req.Limits[i] = l
 	}
@@ -179,28 +180,28 @@ func DecodeCheck(r io.Reader) (*CheckRequest, error) {
 	return req, nil
 }
 
-func (l *limitJSON) limit() (limiter.Limit, *FieldError) {
+func (l *limitJSON) limit() (limiter.Limit, *quota.FieldError) {
 	alg, err := limiter.ParseAlgorithm(l.Algorithm)
 	if err != nil {
-		return limiter.Limit{}, fieldErr("algorithm", "%v", err)
+		return limiter.Limit{}, quota.Invalid("algorithm", "%v", err)
 	}
 	return limiter.Limit{Name: l.Name, Algorithm: alg, Limit: l.Limit, Period: time.Duration(l.Period), Burst: l.Burst}, nil
 }
 
-func decodeRelease(r io.Reader) (*ReleaseRequest, error) {
+func decodeRelease(r io.Reader) (*quota.ReleaseRequest, error) {
 	var in releaseJSON
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
 	l, ferr := in.Limit.limit()
 	if ferr != nil {
-		return nil, ferr.under("limit")
+		return nil, ferr.Under("limit")
 	}
-	req := &ReleaseRequest{Tenant: in.Tenant, Limit: l, Lease: in.LeaseID}
+	req := &quota.ReleaseRequest{Tenant: in.Tenant, Limit: l, Lease: in.LeaseID}
 	return req, req.Validate()
 }
 
-func encodeCheckResponse(resp *CheckResponse) *checkResponseJSON {
+func encodeCheckResponse(resp *quota.CheckResponse) *checkResponseJSON {
 	out := &checkResponseJSON{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]limitStatusJSON, len(resp.Limits))}
 	for i, l := range resp.Limits {
 		out.Limits[i] = limitStatusJSON{

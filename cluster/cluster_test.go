@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // testCluster runs nodes in this process on loopback ports, sharing one
@@ -172,7 +173,7 @@ func (c *testCluster) stopAll() {
 }
 
 // check sends one check to the i-th running node (round robin).
-func (c *testCluster) check(i int, req CheckRequest) *CheckResponse {
+func (c *testCluster) check(i int, req quota.CheckRequest) *quota.CheckResponse {
 	c.t.Helper()
 	nodes := c.running()
 	resp, err := nodes[i%len(nodes)].Node.Check(c.t.Context(), &req)
@@ -183,7 +184,7 @@ func (c *testCluster) check(i int, req CheckRequest) *CheckResponse {
 }
 
 // admitted sends n checks round robin and counts the admitted ones.
-func (c *testCluster) admitted(n int, req CheckRequest) int {
+func (c *testCluster) admitted(n int, req quota.CheckRequest) int {
 	c.t.Helper()
 	got := 0
 	for i := range n {
@@ -206,8 +207,8 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 // dayLimit refills so slowly that a test sees no refill.
-func dayLimit(tenant string, limit int64) CheckRequest {
-	return CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "rpd", Limit: limit, Period: 24 * time.Hour}}}
+func dayLimit(tenant string, limit int64) quota.CheckRequest {
+	return quota.CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "rpd", Limit: limit, Period: 24 * time.Hour}}}
 }
 
 func TestClusterLimitIsExactWhicheverNodeIsCalled(t *testing.T) {
@@ -327,12 +328,12 @@ func TestReleaseReachesTheOwner(t *testing.T) {
 	c := newTestCluster(t, 3)
 	nodes := c.running()
 	tenant := tenantOwnedBy(t, nodes[0].Node.currentRing(), "node-3", "leases")
-	conc := CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "conc", Algorithm: limiter.Concurrency, Limit: 1, Period: time.Hour}}}
+	conc := quota.CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{{Name: "conc", Algorithm: limiter.Concurrency, Limit: 1, Period: time.Hour}}}
 	first := c.check(0, conc)
 	if !first.Allowed || first.Limits[0].Lease == 0 || c.check(1, conc).Allowed {
 		t.Fatalf("one lease: %+v", first)
 	}
-	rel := &ReleaseRequest{Tenant: tenant, Limit: conc.Limits[0], Lease: first.Limits[0].Lease}
+	rel := &quota.ReleaseRequest{Tenant: tenant, Limit: conc.Limits[0], Lease: first.Limits[0].Lease}
 	if err := nodes[0].Node.Release(t.Context(), rel); err != nil {
 		t.Fatal(err)
 	}

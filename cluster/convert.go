@@ -12,6 +12,7 @@ import (
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Conversions between the wire types and ours.
@@ -33,11 +34,11 @@ var algorithmToProto = map[limiter.Algorithm]tollgatev1.Algorithm{
 	limiter.CalendarMonth: tollgatev1.Algorithm_ALGORITHM_CALENDAR_MONTH,
 }
 
-func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, error) {
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: 1, Tokens: in.GetTokens(), Plan: len(in.GetLimits()) == 0, Limits: make([]limiter.Limit, len(in.GetLimits()))}
+func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*quota.CheckRequest, error) {
+	req := &quota.CheckRequest{Tenant: in.GetTenant(), Hits: 1, Tokens: in.GetTokens(), Plan: len(in.GetLimits()) == 0, Limits: make([]limiter.Limit, len(in.GetLimits()))}
 	policy, ok := policyFromProto[in.GetFailurePolicy()]
 	if !ok {
-		return nil, fieldErr(prefix+"failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
+		return nil, quota.Invalid(prefix+"failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
 	req.FailurePolicy = policy
 	if in.Hits != nil {
@@ -46,7 +47,7 @@ func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, 
 	for i, l := range in.GetLimits() {
 		lim, err := limitFromProto(l)
 		if err != nil {
-			return nil, err.under(fmt.Sprintf("%slimits[%d]", prefix, i))
+			return nil, err.Under(fmt.Sprintf("%slimits[%d]", prefix, i))
 		}
 		req.Limits[i] = lim
 	}
@@ -54,18 +55,18 @@ func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*CheckRequest, 
 }
 
 // limitFromProto converts a limit; an error names the field within it.
-func limitFromProto(in *tollgatev1.Limit) (limiter.Limit, *FieldError) {
+func limitFromProto(in *tollgatev1.Limit) (limiter.Limit, *quota.FieldError) {
 	if in == nil {
-		return limiter.Limit{}, fieldErr("", "is required")
+		return limiter.Limit{}, quota.Invalid("", "is required")
 	}
 	alg, ok := algorithmFromProto[in.GetAlgorithm()]
 	if !ok {
-		return limiter.Limit{}, fieldErr("algorithm", "unknown algorithm %d", in.GetAlgorithm())
+		return limiter.Limit{}, quota.Invalid("algorithm", "unknown algorithm %d", in.GetAlgorithm())
 	}
 	l := limiter.Limit{Name: in.GetName(), Algorithm: alg, Limit: in.GetLimit(), Burst: in.GetBurst()}
 	if p := in.GetPeriod(); p != nil {
 		if err := p.CheckValid(); err != nil {
-			return limiter.Limit{}, fieldErr("period", "%v", err)
+			return limiter.Limit{}, quota.Invalid("period", "%v", err)
 		}
 		l.Period = p.AsDuration()
 	}
@@ -83,7 +84,7 @@ func LimitToProto(l limiter.Limit) *tollgatev1.Limit {
 	}
 }
 
-func checkToProto(resp *CheckResponse) *tollgatev1.CheckResponse {
+func checkToProto(resp *quota.CheckResponse) *tollgatev1.CheckResponse {
 	out := &tollgatev1.CheckResponse{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]*tollgatev1.LimitStatus, len(resp.Limits))}
 	for i, l := range resp.Limits {
 		out.Limits[i] = &tollgatev1.LimitStatus{
@@ -99,22 +100,22 @@ func checkToProto(resp *CheckResponse) *tollgatev1.CheckResponse {
 	return out
 }
 
-var policyFromProto = map[tollgatev1.FailurePolicy]FailurePolicy{
-	tollgatev1.FailurePolicy_FAILURE_POLICY_UNSPECIFIED: PolicyLocal,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL:       PolicyLocal,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN:        PolicyOpen,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED:      PolicyClosed,
+var policyFromProto = map[tollgatev1.FailurePolicy]quota.FailurePolicy{
+	tollgatev1.FailurePolicy_FAILURE_POLICY_UNSPECIFIED: quota.PolicyLocal,
+	tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL:       quota.PolicyLocal,
+	tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN:        quota.PolicyOpen,
+	tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED:      quota.PolicyClosed,
 }
 
-var policyToProto = map[FailurePolicy]tollgatev1.FailurePolicy{
-	PolicyLocal:  tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL,
-	PolicyOpen:   tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN,
-	PolicyClosed: tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED,
+var policyToProto = map[quota.FailurePolicy]tollgatev1.FailurePolicy{
+	quota.PolicyLocal:  tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL,
+	quota.PolicyOpen:   tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN,
+	quota.PolicyClosed: tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED,
 }
 
 // setForwardedCheck flattens a validated request for the peer hop into
 // dst, reusing its limit messages; the hop fields are the caller's to set.
-func setForwardedCheck(dst *peerv1.ForwardedCheck, req *CheckRequest) {
+func setForwardedCheck(dst *peerv1.ForwardedCheck, req *quota.CheckRequest) {
 	dst.Tenant, dst.Hits, dst.Plan, dst.Reserve, dst.Tokens = req.Tenant, req.Hits, req.Plan, req.Reserve, req.Tokens
 	dst.FailurePolicy = policyToProto[req.FailurePolicy]
 	dst.TimeoutNanos, dst.Hops, dst.PullFrom = 0, 0, ""
@@ -155,7 +156,7 @@ func limitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
 	for i, l := range in {
 		alg, ok := algorithmFromProto[l.GetAlgorithm()]
 		if !ok {
-			return nil, fieldErr(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
+			return nil, quota.Invalid(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
 		}
 		out[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
 	}
@@ -164,16 +165,16 @@ func limitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
 
 // checkFromForwarded rebuilds and validates a forwarded request: a peer is
 // trusted no more than a client.
-func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
+func checkFromForwarded(in *peerv1.ForwardedCheck) (*quota.CheckRequest, error) {
 	policy, ok := policyFromProto[in.GetFailurePolicy()]
 	if !ok {
-		return nil, fieldErr("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
+		return nil, quota.Invalid("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
 	limits, err := limitsFromPeer(in.GetLimits())
 	if err != nil {
 		return nil, err
 	}
-	req := &CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Reserve: in.GetReserve(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: limits}
+	req := &quota.CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Reserve: in.GetReserve(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: limits}
 	// A plan check arrives with its plan's limits, resolved by the sender
 	// (none if every field of the plan is 0).
 	return req, req.Validate("")
@@ -181,7 +182,7 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*CheckRequest, error) {
 
 // setCheckResult flattens an owner's decision for the peer hop into dst,
 // reusing the messages it holds.
-func setCheckResult(dst *peerv1.CheckResult, resp *CheckResponse) {
+func setCheckResult(dst *peerv1.CheckResult, resp *quota.CheckResponse) {
 	dst.Code, dst.Message = 0, ""
 	dst.Allowed, dst.Owner, dst.Degraded = resp.Allowed, resp.Owner, resp.Degraded
 	dst.Limits = grow(dst.Limits, len(resp.Limits))
@@ -200,16 +201,16 @@ func setFailedResult(dst *peerv1.CheckResult, code codes.Code, msg string) {
 }
 
 // responseOf turns an owner's answer to req back into a response.
-func responseOf(req *CheckRequest, r *peerv1.CheckResult) (*CheckResponse, error) {
+func responseOf(req *quota.CheckRequest, r *peerv1.CheckResult) (*quota.CheckResponse, error) {
 	if r.GetCode() != 0 {
 		return nil, status.Error(codes.Code(r.GetCode()), r.GetMessage())
 	}
 	if len(r.GetLimits()) != len(req.Limits) {
 		return nil, status.Errorf(codes.Internal, "owner answered %d limits for %d", len(r.GetLimits()), len(req.Limits))
 	}
-	out := &CheckResponse{Allowed: r.GetAllowed(), Owner: r.GetOwner(), Degraded: r.GetDegraded(), Limits: make([]LimitStatus, len(r.GetLimits()))}
+	out := &quota.CheckResponse{Allowed: r.GetAllowed(), Owner: r.GetOwner(), Degraded: r.GetDegraded(), Limits: make([]quota.LimitStatus, len(r.GetLimits()))}
 	for i, l := range r.GetLimits() {
-		out.Limits[i] = LimitStatus{Name: req.Limits[i].Name, Result: limiter.Result{
+		out.Limits[i] = quota.LimitStatus{Name: req.Limits[i].Name, Result: limiter.Result{
 			Allowed:    l.GetAllowed(),
 			Limit:      l.GetLimit(),
 			Remaining:  l.GetRemaining(),
@@ -242,7 +243,7 @@ func tenantStateFromProto(in *peerv1.TenantState) ([]limiter.EntryState, error) 
 	for i, e := range in.GetEntries() {
 		l, err := limitFromProto(e.GetLimit())
 		if err != nil {
-			return nil, err.under(fmt.Sprintf("entries[%d].limit", i))
+			return nil, err.Under(fmt.Sprintf("entries[%d].limit", i))
 		}
 		s := limiter.EntryState{Limit: l, LevelHi: e.GetLevelHi(), LevelLo: e.GetLevelLo(), Last: e.GetLastUnixNano(),
 			Window: e.GetWindow(), Current: e.GetCurrent(), Previous: e.GetPrevious()}

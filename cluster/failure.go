@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // closedRetryAfter is the retry hint of a check denied because its owner
@@ -14,7 +15,7 @@ const closedRetryAfter = time.Second
 // decideDegraded answers a check whose owner could not be reached, by the
 // request's failure policy. The answer is marked degraded and names this
 // node as the one that decided.
-func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
+func (n *Node) decideDegraded(req *quota.CheckRequest) *quota.CheckResponse {
 	resp := n.decidePolicy(req)
 	if resp.Allowed && req.Plan && !req.Reserve {
 		n.recordUsage(req, n.now(), 0, 0) // used all the same; the owner's budget entry never saw it
@@ -22,18 +23,18 @@ func (n *Node) decideDegraded(req *CheckRequest) *CheckResponse {
 	return resp
 }
 
-func (n *Node) decidePolicy(req *CheckRequest) *CheckResponse {
+func (n *Node) decidePolicy(req *quota.CheckRequest) *quota.CheckResponse {
 	n.metrics.degraded.WithLabelValues(req.FailurePolicy.String()).Inc()
 	switch req.FailurePolicy {
-	case PolicyOpen, PolicyClosed:
-		open := req.FailurePolicy == PolicyOpen
-		resp := &CheckResponse{Allowed: open, Owner: n.name, Degraded: true, Limits: make([]LimitStatus, len(req.Limits))}
+	case quota.PolicyOpen, quota.PolicyClosed:
+		open := req.FailurePolicy == quota.PolicyOpen
+		resp := &quota.CheckResponse{Allowed: open, Owner: n.name, Degraded: true, Limits: make([]quota.LimitStatus, len(req.Limits))}
 		for i, l := range req.Limits {
 			r := limiter.Result{Allowed: open, Limit: l.Limit}
 			if !open {
 				r.RetryAfter = closedRetryAfter
 			}
-			resp.Limits[i] = LimitStatus{Name: l.Name, Result: r}
+			resp.Limits[i] = quota.LimitStatus{Name: l.Name, Result: r}
 		}
 		return resp
 	}

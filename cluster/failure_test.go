@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
@@ -32,12 +33,12 @@ func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
 		t.Fatalf("local share of 90 over 3 nodes: limit %d, want 30", got)
 	}
 	closed := dayLimit(tenant, 90)
-	closed.FailurePolicy = PolicyClosed
+	closed.FailurePolicy = quota.PolicyClosed
 	if resp := c.check(0, closed); !resp.Degraded || resp.Allowed || resp.Limits[0].RetryAfter <= 0 {
 		t.Fatalf("owner down, policy closed: %+v", resp)
 	}
 	open := dayLimit(tenant, 90)
-	open.FailurePolicy = PolicyOpen
+	open.FailurePolicy = quota.PolicyOpen
 	if resp := c.check(1, open); !resp.Degraded || !resp.Allowed {
 		t.Fatalf("owner down, policy open: %+v", resp)
 	}
@@ -180,7 +181,7 @@ func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 	}
 	check := func(ctx context.Context) time.Duration {
 		start := time.Now()
-		req := CheckRequest{Tenant: tenant, Hits: 1, Limits: limits}
+		req := quota.CheckRequest{Tenant: tenant, Hits: 1, Limits: limits}
 		if resp, err := n1.Check(ctx, &req); err == nil && !resp.Degraded {
 			t.Errorf("a frozen owner answered: %+v", resp)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // ForwardConfig tunes how a node sends checks to their owners.
@@ -52,7 +53,7 @@ type forwarder struct {
 
 	// abandoned takes an owner's answer that came after its caller had
 	// given up (see pending.state); nil drops it.
-	abandoned func(*CheckRequest, *CheckResponse)
+	abandoned func(*quota.CheckRequest, *quota.CheckResponse)
 
 	mu      sync.Mutex
 	queues  map[string]*queue
@@ -135,7 +136,7 @@ type outBatch struct {
 type pending struct {
 	queued   time.Time
 	deadline time.Time
-	req      *CheckRequest
+	req      *quota.CheckRequest
 	check    *peerv1.ForwardedCheck
 	done     chan forwardResult // buffered: the sender never blocks on a caller that gave up
 	timer    *time.Timer        // the caller's wait: up to deadline
@@ -174,11 +175,11 @@ func (p *pending) giveUp() (forwardResult, bool) {
 }
 
 type forwardResult struct {
-	resp *CheckResponse
+	resp *quota.CheckResponse
 	err  error
 }
 
-func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics, abandoned func(*CheckRequest, *CheckResponse)) *forwarder {
+func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics, abandoned func(*quota.CheckRequest, *quota.CheckResponse)) *forwarder {
 	cfg.setDefaults()
 	f := &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, abandoned: abandoned, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
 	f.wg.Go(f.closeAll)
@@ -191,7 +192,7 @@ var errForwardTimeout = errors.New("owner did not answer in time")
 
 // forward asks owner to decide req and waits for the answer, the caller's
 // deadline or the forward timeout, whichever comes first.
-func (f *forwarder) forward(ctx context.Context, owner string, req *CheckRequest, hops uint32, pullFrom string) (*CheckResponse, error) {
+func (f *forwarder) forward(ctx context.Context, owner string, req *quota.CheckRequest, hops uint32, pullFrom string) (*quota.CheckResponse, error) {
 	now := time.Now()
 	deadline := now.Add(f.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -248,7 +249,7 @@ var pendingPool = sync.Pool{New: func() any {
 // getPending returns a pending for req, queued at now, whose timer (a
 // timer rather than a derived context: a context costs several allocations
 // more) fires at deadline.
-func getPending(req *CheckRequest, now, deadline time.Time) *pending {
+func getPending(req *quota.CheckRequest, now, deadline time.Time) *pending {
 	p := pendingPool.Get().(*pending)
 	p.queued, p.deadline, p.req = now, deadline, req
 	p.state.Store(pendingWaiting)
@@ -264,7 +265,7 @@ func (p *pending) release() {
 
 // forwardAlone sends one check in its own call, from the caller's
 // goroutine: forwarding without batching.
-func (f *forwarder) forwardAlone(ctx context.Context, owner string, req *CheckRequest, check *peerv1.ForwardedCheck) (*CheckResponse, error) {
+func (f *forwarder) forwardAlone(ctx context.Context, owner string, req *quota.CheckRequest, check *peerv1.ForwardedCheck) (*quota.CheckResponse, error) {
 	start := time.Now()
 	resp, err := f.call(ctx, owner, &peerv1.CheckBatchRequest{From: f.self, Checks: []*peerv1.ForwardedCheck{check}})
 	f.metrics.observeBatch(1, time.Since(start), err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // BenchmarkForwarding drives 64 concurrent callers spread over 3 in-process
@@ -26,7 +28,7 @@ func BenchmarkForwarding(b *testing.B) {
 			nodes := c.running()
 			ring := nodes[0].Node.currentRing()
 			// remote[i] holds tenants that nodes[i] does not own.
-			remote := make([][]CheckRequest, len(nodes))
+			remote := make([][]quota.CheckRequest, len(nodes))
 			for i := 0; len(remote[0]) < 512 || len(remote[1]) < 512 || len(remote[2]) < 512; i++ {
 				tenant := fmt.Sprintf("bench-%d", i)
 				for j, s := range nodes {

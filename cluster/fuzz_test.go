@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // FuzzDecodeCheck feeds arbitrary bodies to the /v1/check decoder: it must
@@ -28,7 +30,7 @@ func FuzzDecodeCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeCheck(bytes.NewReader(body))
 		if err != nil {
-			if !errors.Is(err, ErrInvalidArgument) {
+			if !errors.Is(err, quota.ErrInvalidArgument) {
 				t.Fatalf("decoder error is not a field error: %T %v", err, err)
 			}
 			return
@@ -37,7 +39,7 @@ func FuzzDecodeCheck(f *testing.F) {
 			t.Fatalf("accepted an invalid request: %v", err)
 		}
 		resp, err := n.Check(t.Context(), req)
-		if len(req.Limits) == 0 && errors.Is(err, ErrUnknownTenant) {
+		if len(req.Limits) == 0 && errors.Is(err, quota.ErrUnknownTenant) {
 			return // a plan check, and this node has no tenants configured
 		}
 		if err != nil {

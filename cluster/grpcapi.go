@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // GRPCService returns the node's tollgate.v1.RateLimiter implementation.
@@ -31,12 +32,12 @@ func (s *grpcService) Check(ctx context.Context, in *tollgatev1.CheckRequest) (*
 }
 
 func (s *grpcService) CheckBatch(ctx context.Context, in *tollgatev1.CheckBatchRequest) (*tollgatev1.CheckBatchResponse, error) {
-	if len(in.GetRequests()) > MaxChecksPerBatch {
-		return nil, grpcError(fieldErr("requests", "at most %d checks per batch, got %d", MaxChecksPerBatch, len(in.GetRequests())))
+	if len(in.GetRequests()) > quota.MaxChecksPerBatch {
+		return nil, grpcError(quota.Invalid("requests", "at most %d checks per batch, got %d", quota.MaxChecksPerBatch, len(in.GetRequests())))
 	}
-	reqs := make([]CheckRequest, len(in.GetRequests()))
+	reqs := make([]quota.CheckRequest, len(in.GetRequests()))
 	for i, r := range in.GetRequests() {
-		req, err := checkFromProto(indexPrefix("requests", i), r)
+		req, err := checkFromProto(quota.IndexPrefix("requests", i), r)
 		if err != nil {
 			return nil, grpcError(err)
 		}
@@ -56,9 +57,9 @@ func (s *grpcService) CheckBatch(ctx context.Context, in *tollgatev1.CheckBatchR
 func (s *grpcService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest) (*tollgatev1.ReleaseResponse, error) {
 	l, ferr := limitFromProto(in.GetLimit())
 	if ferr != nil {
-		return nil, grpcError(ferr.under("limit"))
+		return nil, grpcError(ferr.Under("limit"))
 	}
-	if err := s.node.Release(ctx, &ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}); err != nil {
+	if err := s.node.Release(ctx, &quota.ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}); err != nil {
 		return nil, grpcError(err)
 	}
 	return &tollgatev1.ReleaseResponse{}, nil
@@ -69,11 +70,11 @@ func grpcError(err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, ErrInvalidArgument):
+	case errors.Is(err, quota.ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrUnknownTenant):
+	case errors.Is(err, quota.ErrUnknownTenant):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrTenantSuspended):
+	case errors.Is(err, quota.ErrTenantSuspended):
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, ErrOwnerUnavailable), errors.Is(err, ErrNotReady), errors.Is(err, ErrNoQuorum), errors.Is(err, ErrNoRaft):
 		return status.Error(codes.Unavailable, err.Error())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/cluster/ring"
+	"github.com/tollgate/tollgate/quota"
 
 	"google.golang.org/protobuf/proto"
 
@@ -228,7 +229,7 @@ func (h *handoff) give(from string, tenants []string) *peerv1.PullResponse {
 	now := time.Now()
 	h.mu.Lock()
 	for _, t := range tenants {
-		if validateTenant("", t) != nil {
+		if quota.ValidateTenant("", t) != nil {
 			continue // no tenant of ours; a peer is trusted no more than a client
 		}
 		states := h.n.store.Seal(t)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tollgate/tollgate/quota"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -79,7 +80,7 @@ type errorBody struct {
 // 413), anything else is ours (500, logged).
 func (n *Node) writeError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
-	var field *FieldError
+	var field *quota.FieldError
 	switch {
 	case errors.As(err, &tooBig):
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorJSON{errorBody{
@@ -87,9 +88,9 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})
-	case errors.Is(err, ErrUnknownTenant):
+	case errors.Is(err, quota.ErrUnknownTenant):
 		writeJSON(w, http.StatusNotFound, errorJSON{errorBody{Code: "unknown_tenant", Message: err.Error()}})
-	case errors.Is(err, ErrTenantSuspended):
+	case errors.Is(err, quota.ErrTenantSuspended):
 		writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "tenant_suspended", Message: err.Error()}})
 	case errors.Is(err, ErrNoQuorum), errors.Is(err, ErrNoRaft):
 		w.Header().Set("Retry-After", "1")

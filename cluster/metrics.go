@@ -8,6 +8,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tollgate/tollgate/limiter"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // metrics are one node's; each node has its own registry so several nodes
@@ -133,8 +134,8 @@ func (n *Node) forwardingStats() forwardingJSON {
 		Forwarded:     counterValue(m.forwarded.WithLabelValues("ok")),
 		ForwardErrors: counterValue(m.forwarded.WithLabelValues("error")),
 		Batches:       batches,
-		Degraded: counterValue(m.degraded.WithLabelValues(PolicyLocal.String()),
-			m.degraded.WithLabelValues(PolicyOpen.String()), m.degraded.WithLabelValues(PolicyClosed.String())),
+		Degraded: counterValue(m.degraded.WithLabelValues(quota.PolicyLocal.String()),
+			m.degraded.WithLabelValues(quota.PolicyOpen.String()), m.degraded.WithLabelValues(quota.PolicyClosed.String())),
 		HandoffSent:     counterValue(m.handoffBuckets.WithLabelValues("sent")),
 		HandoffReceived: counterValue(m.handoffBuckets.WithLabelValues("received")),
 	}

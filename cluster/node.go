@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/cluster/ring"
+	"github.com/tollgate/tollgate/quota"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -421,7 +421,7 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 
 // Check decides a request, here or on the tenant's owner. Invalid requests
 // return an error wrapping ErrInvalidArgument and change nothing.
-func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, error) {
+func (n *Node) Check(ctx context.Context, req *quota.CheckRequest) (*quota.CheckResponse, error) {
 	if err := req.Validate(""); err != nil {
 		return nil, err
 	}
@@ -429,7 +429,7 @@ func (n *Node) Check(ctx context.Context, req *CheckRequest) (*CheckResponse, er
 }
 
 // checkValid is Check for a request already validated.
-func (n *Node) checkValid(ctx context.Context, req *CheckRequest) (*CheckResponse, error) {
+func (n *Node) checkValid(ctx context.Context, req *quota.CheckRequest) (*quota.CheckResponse, error) {
 	start := time.Now()
 	if req.Plan && len(req.Limits) == 0 {
 		if err := n.resolvePlan(req); err != nil {
@@ -448,16 +448,16 @@ func (n *Node) checkValid(ctx context.Context, req *CheckRequest) (*CheckRespons
 
 // CheckBatch decides several independent requests. The whole batch is
 // validated first, so an invalid one changes nothing.
-func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckResponse, error) {
-	if len(reqs) > MaxChecksPerBatch {
-		return nil, fieldErr("requests", "at most %d checks per batch, got %d", MaxChecksPerBatch, len(reqs))
+func (n *Node) CheckBatch(ctx context.Context, reqs []quota.CheckRequest) ([]*quota.CheckResponse, error) {
+	if len(reqs) > quota.MaxChecksPerBatch {
+		return nil, quota.Invalid("requests", "at most %d checks per batch, got %d", quota.MaxChecksPerBatch, len(reqs))
 	}
 	for i := range reqs {
-		if err := reqs[i].Validate(indexPrefix("requests", i)); err != nil {
+		if err := reqs[i].Validate(quota.IndexPrefix("requests", i)); err != nil {
 			return nil, err
 		}
 	}
-	out := make([]*CheckResponse, len(reqs))
+	out := make([]*quota.CheckResponse, len(reqs))
 	errs := make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i := range reqs {
@@ -474,7 +474,7 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []CheckRequest) ([]*CheckRes
 // owner, falling back to the failure policy when the owner cannot answer.
 // For a forwarded check, from names the node that sent it, and pullFrom a
 // node that is handing the tenant to this one.
-func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, from, pullFrom string) (*CheckResponse, error) {
+func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, from, pullFrom string) (*quota.CheckResponse, error) {
 	ring := n.currentRing()
 	owner := ring.Owner(req.Tenant)
 	switch {
@@ -535,7 +535,7 @@ func (n *Node) route(ctx context.Context, req *CheckRequest, hops uint32, from, 
 // decideHere decides req in this node's store once any state in flight has
 // arrived. If the tenant has been handed to a live node meanwhile, it
 // returns that node's name instead.
-func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom string) (*CheckResponse, string, error) {
+func (n *Node) decideHere(ctx context.Context, req *quota.CheckRequest, pullFrom string) (*quota.CheckResponse, string, error) {
 	if err := n.handoff.settle(ctx, req.Tenant, pullFrom); err != nil {
 		return nil, "", err
 	}
@@ -560,13 +560,13 @@ func (n *Node) decideHere(ctx context.Context, req *CheckRequest, pullFrom strin
 }
 
 // decideIn reserves req in store. The only error is limiter.ErrMoved.
-func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) (*CheckResponse, error) {
+func (n *Node) decideIn(store *limiter.Store, req *quota.CheckRequest) (*quota.CheckResponse, error) {
 	// On the stack for the usual few limits.
 	var reqBuf [4]limiter.Request
 	var resBuf [4]limiter.Result
 	reqs, results := reqBuf[:0], resBuf[:0]
 	for i, l := range req.Limits {
-		reqs = append(reqs, limiter.Request{Limit: l, Hits: req.hitsFor(i)})
+		reqs = append(reqs, limiter.Request{Limit: l, Hits: req.HitsFor(i)})
 		results = append(results, limiter.Result{})
 	}
 	allowed, err := store.Reserve(req.Tenant, reqs, results)
@@ -578,21 +578,21 @@ func (n *Node) decideIn(store *limiter.Store, req *CheckRequest) (*CheckResponse
 		// refuse it; if it ever does, deny rather than admit.
 		n.log.Error("store refused a validated check", "tenant", req.Tenant, "err", err)
 	}
-	resp := &CheckResponse{Allowed: allowed, Owner: n.name, Limits: make([]LimitStatus, len(results))}
+	resp := &quota.CheckResponse{Allowed: allowed, Owner: n.name, Limits: make([]quota.LimitStatus, len(results))}
 	for i, r := range results {
-		resp.Limits[i] = LimitStatus{Name: req.Limits[i].Name, Result: r}
+		resp.Limits[i] = quota.LimitStatus{Name: req.Limits[i].Name, Result: r}
 	}
 	return resp, nil
 }
 
 // Release ends a concurrency lease early, on the tenant's owner. Releasing
 // an unknown or expired lease is not an error.
-func (n *Node) Release(ctx context.Context, req *ReleaseRequest) error {
+func (n *Node) Release(ctx context.Context, req *quota.ReleaseRequest) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
 	if req.Limit.Algorithm != limiter.Concurrency {
-		return fieldErr("limit.algorithm", "only concurrency limits hold leases, got %s", req.Limit.Algorithm)
+		return quota.Invalid("limit.algorithm", "only concurrency limits hold leases, got %s", req.Limit.Algorithm)
 	}
 	return n.release(ctx, req, false)
 }
@@ -600,7 +600,7 @@ func (n *Node) Release(ctx context.Context, req *ReleaseRequest) error {
 // release runs on the owner; a node that is not the owner, or has just
 // handed the tenant on, passes it on once (a lease left behind by a race
 // expires with its TTL).
-func (n *Node) release(ctx context.Context, req *ReleaseRequest, forwarded bool) error {
+func (n *Node) release(ctx context.Context, req *quota.ReleaseRequest, forwarded bool) error {
 	owner := n.Owner(req.Tenant)
 	if owner == "" {
 		return ErrNotReady
@@ -647,7 +647,3 @@ var ErrNotReady = errors.New("node not ready: not (or no longer) in the cluster"
 // ErrOwnerUnavailable means a request that only the tenant's owner can
 // serve could not reach it.
 var ErrOwnerUnavailable = errors.New("owner unavailable")
-
-func indexPrefix(name string, i int) string {
-	return name + "[" + strconv.Itoa(i) + "]."
-}

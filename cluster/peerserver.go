@@ -10,6 +10,7 @@ import (
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // PeerService returns the node's side of the node-to-node gRPC service.
@@ -71,7 +72,7 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 		return
 	}
 	req, err := checkFromForwarded(fc)
-	var resp *CheckResponse
+	var resp *quota.CheckResponse
 	if err == nil {
 		resp, err = s.node.route(ctx, req, fc.GetHops(), from, fc.GetPullFrom())
 		if resp == nil && err == nil {
@@ -117,9 +118,9 @@ func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*pe
 func (s *peerService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest) (*tollgatev1.ReleaseResponse, error) {
 	l, ferr := limitFromProto(in.GetLimit())
 	if ferr != nil {
-		return nil, grpcError(ferr.under("limit"))
+		return nil, grpcError(ferr.Under("limit"))
 	}
-	req := &ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}
+	req := &quota.ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}
 	if err := req.Validate(); err != nil {
 		return nil, grpcError(err)
 	}

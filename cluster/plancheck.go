@@ -1,22 +1,14 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
-
-// ErrUnknownTenant means a plan check or key names a tenant the
-// configuration does not have.
-var ErrUnknownTenant = errors.New("unknown tenant")
-
-// ErrTenantSuspended means the tenant exists but is suspended: nothing it
-// asks for is admitted.
-var ErrTenantSuspended = errors.New("tenant suspended")
 
 // Config returns the node's current copy of the replicated configuration.
 // It never waits on the network.
@@ -24,31 +16,31 @@ func (n *Node) Config() *ConfigView { return n.fsm.view.Load() }
 
 // resolvePlan fills in a plan check's limits and failure policy from the
 // tenant's plan and overrides in this node's configuration.
-func (n *Node) resolvePlan(req *CheckRequest) error {
+func (n *Node) resolvePlan(req *quota.CheckRequest) error {
 	v := n.Config()
 	t, ok := v.Tenant(req.Tenant)
 	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownTenant, req.Tenant)
+		return fmt.Errorf("%w %q", quota.ErrUnknownTenant, req.Tenant)
 	}
 	if t.GetSuspended() {
-		return fmt.Errorf("%w: %q", ErrTenantSuspended, req.Tenant)
+		return fmt.Errorf("%w: %q", quota.ErrTenantSuspended, req.Tenant)
 	}
 	p, ok := v.Plan(t.GetPlan())
 	if !ok {
-		return fmt.Errorf("%w: %q has plan %q, which does not exist", ErrUnknownTenant, req.Tenant, t.GetPlan())
+		return fmt.Errorf("%w: %q has plan %q, which does not exist", quota.ErrUnknownTenant, req.Tenant, t.GetPlan())
 	}
 	eff := EffectivePlan(p, t)
 	req.Limits = planLimits(eff)
 	if c := eff.GetMaxConcurrent(); req.Reserve && c > 0 {
 		ttl := req.LeaseTTL
 		if ttl <= 0 {
-			ttl = DefaultLeaseTTL
+			ttl = quota.DefaultLeaseTTL
 		}
-		req.Limits = append(req.Limits, limiter.Limit{Name: LimitConcurrentRequests, Algorithm: limiter.Concurrency, Limit: c, Period: ttl})
+		req.Limits = append(req.Limits, limiter.Limit{Name: quota.LimitConcurrentRequests, Algorithm: limiter.Concurrency, Limit: c, Period: ttl})
 	}
-	policy, err := ParseFailurePolicy(eff.GetFailurePolicy())
+	policy, err := quota.ParseFailurePolicy(eff.GetFailurePolicy())
 	if err != nil {
-		policy = PolicyLocal
+		policy = quota.PolicyLocal
 	}
 	req.FailurePolicy = policy
 	return nil
@@ -67,8 +59,8 @@ func (n *Node) now() time.Time {
 // has committed this month; the store's month entry holds the rest (what
 // this node has admitted and not flushed yet). Admitted plan usage is
 // recorded for the next flush.
-func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
-	month := slices.IndexFunc(req.Limits, func(l limiter.Limit) bool { return l.Name == LimitTokensPerMonth })
+func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error) {
+	month := slices.IndexFunc(req.Limits, func(l limiter.Limit) bool { return l.Name == quota.LimitTokensPerMonth })
 	if !req.Plan || month < 0 {
 		resp, err := n.decideIn(n.store, req)
 		if err == nil && req.Plan && !req.Reserve && resp.Allowed {
@@ -105,7 +97,7 @@ func (n *Node) decideOwned(req *CheckRequest) (*CheckResponse, error) {
 // recordUsage notes an admitted plan check's usage, decided at now, for
 // the next flush; charged tokens were counted in this node's month entry
 // (window).
-func (n *Node) recordUsage(req *CheckRequest, now time.Time, window, charged int64) {
+func (n *Node) recordUsage(req *quota.CheckRequest, now time.Time, window, charged int64) {
 	day := now.UTC().Format("2006-01-02")
 	n.usage.add(dayKey{tenant: req.Tenant, day: day}, &configv1.Usage{Requests: req.Hits, Tokens: req.Tokens}, window, charged)
 }

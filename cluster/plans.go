@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // DefaultPlans are the tiers a new cluster starts with (0 means no limit).
@@ -29,21 +30,6 @@ func (n *Node) seedPlans(ctx context.Context) {
 		n.log.Warn("seeding the default plans", "err", err)
 	}
 }
-
-// Limits a tenant's plan applies to a check, by name.
-const (
-	LimitRequestsPerMinute = "requests_per_minute"
-	LimitTokensPerMinute   = "tokens_per_minute"
-	LimitTokensPerMonth    = "tokens_per_month"
-	// LimitConcurrentRequests is the plan's max_concurrent, held by
-	// gateway reservations only.
-	LimitConcurrentRequests = "concurrent_requests"
-)
-
-// DefaultLeaseTTL is how long a gateway reservation's concurrency lease
-// lives when the gateway names no TTL: a lease whose request never settles
-// (its node crashed) comes back after it.
-const DefaultLeaseTTL = 10 * time.Minute
 
 // EffectivePlan is a tenant's plan with the tenant's overrides applied.
 func EffectivePlan(p *configv1.Plan, t *configv1.Tenant) *configv1.Plan {
@@ -89,13 +75,13 @@ func EffectivePlan(p *configv1.Plan, t *configv1.Tenant) *configv1.Plan {
 func planLimits(p *configv1.Plan) []limiter.Limit {
 	var out []limiter.Limit
 	if r := p.GetRequestsPerMinute(); r > 0 {
-		out = append(out, limiter.Limit{Name: LimitRequestsPerMinute, Algorithm: limiter.TokenBucket, Limit: r, Period: time.Minute, Burst: r})
+		out = append(out, limiter.Limit{Name: quota.LimitRequestsPerMinute, Algorithm: limiter.TokenBucket, Limit: r, Period: time.Minute, Burst: r})
 	}
 	if t := p.GetTokensPerMinute(); t > 0 {
-		out = append(out, limiter.Limit{Name: LimitTokensPerMinute, Algorithm: limiter.TokenBucket, Limit: t, Period: time.Minute, Burst: t})
+		out = append(out, limiter.Limit{Name: quota.LimitTokensPerMinute, Algorithm: limiter.TokenBucket, Limit: t, Period: time.Minute, Burst: t})
 	}
 	if m := p.GetTokensPerMonth(); m > 0 {
-		out = append(out, limiter.Limit{Name: LimitTokensPerMonth, Algorithm: limiter.CalendarMonth, Limit: m})
+		out = append(out, limiter.Limit{Name: quota.LimitTokensPerMonth, Algorithm: limiter.CalendarMonth, Limit: m})
 	}
 	return out
 }

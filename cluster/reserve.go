@@ -8,12 +8,13 @@ import (
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Reservation is the answer to a gateway reservation: the decision for
 // each of the plan's limits and what settling it needs.
 type Reservation struct {
-	*CheckResponse
+	*quota.CheckResponse
 	Tenant string
 	// Tokens is the estimate reserved against the token limits.
 	Tokens int64
@@ -27,7 +28,7 @@ type Reservation struct {
 // leaseTTL (DefaultLeaseTTL if 0). An admitted reservation must be settled
 // exactly once, with Settle.
 func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error) {
-	req := &CheckRequest{Tenant: tenant, Plan: true, Reserve: true, Hits: 1, Tokens: tokens, LeaseTTL: leaseTTL}
+	req := &quota.CheckRequest{Tenant: tenant, Plan: true, Reserve: true, Hits: 1, Tokens: tokens, LeaseTTL: leaseTTL}
 	resp, err := n.Check(ctx, req)
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 	return reservationOf(req, resp), nil
 }
 
-func reservationOf(req *CheckRequest, resp *CheckResponse) *Reservation {
+func reservationOf(req *quota.CheckRequest, resp *quota.CheckResponse) *Reservation {
 	return &Reservation{CheckResponse: resp, Tenant: req.Tenant, Tokens: req.Tokens, limits: req.Limits}
 }
 
@@ -43,28 +44,10 @@ func reservationOf(req *CheckRequest, resp *CheckResponse) *Reservation {
 // left, or the forward timeout passed) before the owner's admission came
 // back: nobody will settle it otherwise, and its lease would be held until
 // its TTL.
-func (n *Node) settleAbandoned(req *CheckRequest, resp *CheckResponse) {
+func (n *Node) settleAbandoned(req *quota.CheckRequest, resp *quota.CheckResponse) {
 	if req.Reserve {
-		n.Settle(reservationOf(req, resp), Usage{Failed: true})
+		n.Settle(reservationOf(req, resp), quota.Usage{Failed: true})
 	}
-}
-
-// Usage is what an admitted gateway request consumed.
-type Usage struct {
-	Model                          string
-	PromptTokens, CompletionTokens int64
-	CostMicros                     int64
-	// Failed says the request came to nothing (the upstream failed): the
-	// whole reservation is refunded and no usage is recorded.
-	Failed bool
-}
-
-// Tokens is what the request is charged against the token limits.
-func (u Usage) Tokens() int64 {
-	if u.Failed {
-		return 0
-	}
-	return u.PromptTokens + u.CompletionTokens
 }
 
 // Settle settles an admitted reservation with what the request really
@@ -73,7 +56,7 @@ func (u Usage) Tokens() int64 {
 // all on the tenant's owner. It only queues the work, so it never delays
 // the caller; the queue has no bound, so nothing is dropped when the node
 // is busy. A denied reservation needs no settling and is ignored.
-func (n *Node) Settle(r *Reservation, u Usage) {
+func (n *Node) Settle(r *Reservation, u quota.Usage) {
 	if r == nil || !r.Allowed {
 		return
 	}
@@ -83,9 +66,9 @@ func (n *Node) Settle(r *Reservation, u Usage) {
 	}
 	for i, l := range r.limits {
 		switch l.Name {
-		case LimitConcurrentRequests:
+		case quota.LimitConcurrentRequests:
 			s.lease = r.Limits[i].Lease
-		case LimitTokensPerMonth:
+		case quota.LimitTokensPerMonth:
 			s.monthWindow = r.Limits[i].Window
 		}
 	}
@@ -99,7 +82,7 @@ type settlement struct {
 	reserved    int64
 	lease       uint64
 	monthWindow int64
-	usage       Usage
+	usage       quota.Usage
 	day         string
 	// degraded reservations were decided in this node's fallback store
 	// and are settled there.
@@ -125,7 +108,7 @@ func (s *settlement) toProto() *peerv1.Settlement {
 
 // settlementFromProto rebuilds and validates a settlement from a peer.
 func settlementFromProto(in *peerv1.Settlement) (*settlement, error) {
-	if err := validateTenant("", in.GetTenant()); err != nil {
+	if err := quota.ValidateTenant("", in.GetTenant()); err != nil {
 		return nil, err
 	}
 	limits, err := limitsFromPeer(in.GetLimits())
@@ -133,24 +116,24 @@ func settlementFromProto(in *peerv1.Settlement) (*settlement, error) {
 		return nil, err
 	}
 	for i := range limits {
-		if err := validateLimit(&limits[i]); err != nil {
-			return nil, err.under(fmt.Sprintf("limits[%d]", i))
+		if err := quota.ValidateLimit(&limits[i]); err != nil {
+			return nil, err.Under(fmt.Sprintf("limits[%d]", i))
 		}
 	}
 	if _, err := time.Parse("2006-01-02", in.GetDay()); err != nil {
-		return nil, fieldErr("day", "%q is not a date (YYYY-MM-DD)", in.GetDay())
+		return nil, quota.Invalid("day", "%q is not a date (YYYY-MM-DD)", in.GetDay())
 	}
 	for _, f := range []struct {
 		name  string
 		value int64
 	}{{"reserved", in.GetReserved()}, {"prompt_tokens", in.GetPromptTokens()}, {"completion_tokens", in.GetCompletionTokens()}, {"cost_micros", in.GetCostMicros()}} {
 		if f.value < 0 {
-			return nil, fieldErr(f.name, "must be >= 0, got %d", f.value)
+			return nil, quota.Invalid(f.name, "must be >= 0, got %d", f.value)
 		}
 	}
 	return &settlement{
 		tenant: in.GetTenant(), limits: limits, reserved: in.GetReserved(), lease: in.GetLeaseId(), monthWindow: in.GetMonthWindow(),
-		usage: Usage{Model: in.GetModel(), PromptTokens: in.GetPromptTokens(), CompletionTokens: in.GetCompletionTokens(),
+		usage: quota.Usage{Model: in.GetModel(), PromptTokens: in.GetPromptTokens(), CompletionTokens: in.GetCompletionTokens(),
 			CostMicros: in.GetCostMicros(), Failed: in.GetFailed()},
 		day: in.GetDay(), hops: in.GetHops(), origin: in.GetOrigin(), seq: in.GetSeq(),
 	}, nil
@@ -163,16 +146,16 @@ func (s *settlement) adjustments() []limiter.Adjustment {
 	for _, l := range s.limits {
 		a := limiter.Adjustment{Limit: l}
 		switch l.Name {
-		case LimitRequestsPerMinute:
+		case quota.LimitRequestsPerMinute:
 			if !s.usage.Failed {
 				continue
 			}
 			a.Delta = -1
-		case LimitTokensPerMinute:
+		case quota.LimitTokensPerMinute:
 			a.Delta = delta
-		case LimitTokensPerMonth:
+		case quota.LimitTokensPerMonth:
 			a.Delta, a.Window = delta, s.monthWindow
-		case LimitConcurrentRequests:
+		case quota.LimitConcurrentRequests:
 			a.Lease = s.lease
 		}
 		if a.Delta != 0 || a.Lease != 0 {

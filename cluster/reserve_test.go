@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // reserveOn reserves on node i of the cluster and fails the test on error.
@@ -49,24 +50,24 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 	if !a.Allowed || !b.Allowed || a.Owner != owner.Name() {
 		t.Fatalf("two reservations: allowed %v %v, owner %q (want %q)", a.Allowed, b.Allowed, a.Owner, owner.Name())
 	}
-	if got := remaining(b, LimitTokensPerMinute); got != 400 {
+	if got := remaining(b, quota.LimitTokensPerMinute); got != 400 {
 		t.Fatalf("tokens per minute left after 2×300: %d, want 400", got)
 	}
-	if d := reserveOn(t, c, other, 1); d.Allowed || remaining(d, LimitConcurrentRequests) != 0 {
+	if d := reserveOn(t, c, other, 1); d.Allowed || remaining(d, quota.LimitConcurrentRequests) != 0 {
 		t.Fatalf("third reservation with 2 leases held: %+v", d.Limits)
 	}
 
 	// Settling a with 100 real tokens returns 200 and its lease; b's
 	// upstream failed, so all of b comes back, its request included.
-	c.running()[other].Node.Settle(a, Usage{Model: "m", PromptTokens: 60, CompletionTokens: 40, CostMicros: 7})
-	c.running()[other].Node.Settle(b, Usage{Model: "m", Failed: true})
+	c.running()[other].Node.Settle(a, quota.Usage{Model: "m", PromptTokens: 60, CompletionTokens: 40, CostMicros: 7})
+	c.running()[other].Node.Settle(b, quota.Usage{Model: "m", Failed: true})
 	var e *Reservation
 	waitFor(t, 5*time.Second, "the settlements to reach the owner", func() bool {
 		e = reserveOn(t, c, other, 0)
-		c.running()[other].Node.Settle(e, Usage{Failed: true})
-		return e.Allowed && remaining(e, LimitTokensPerMinute) == 900
+		c.running()[other].Node.Settle(e, quota.Usage{Failed: true})
+		return e.Allowed && remaining(e, quota.LimitTokensPerMinute) == 900
 	})
-	if got := remaining(e, LimitConcurrentRequests); got != 1 {
+	if got := remaining(e, quota.LimitConcurrentRequests); got != 1 {
 		t.Fatalf("leases free after both settled (one taken by this check): %d, want 1", got)
 	}
 
@@ -92,7 +93,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
 	n := c.running()[0].Node
 	r := reserveOn(t, c, 0, 500)
-	s := &settlement{tenant: "acme", limits: r.limits, reserved: 500, usage: Usage{Model: "m", PromptTokens: 10, CompletionTokens: 10}, day: "2026-05-01", origin: "elsewhere", seq: 42}
+	s := &settlement{tenant: "acme", limits: r.limits, reserved: 500, usage: quota.Usage{Model: "m", PromptTokens: 10, CompletionTokens: 10}, day: "2026-05-01", origin: "elsewhere", seq: 42}
 	req := &peerv1.SettleRequest{From: "elsewhere", Settlements: []*peerv1.Settlement{s.toProto()}}
 	svc := n.PeerService()
 	for range 2 {
@@ -106,7 +107,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	if u := n.fsm.monthUsage("acme", "2026-05"); u.GetTokens() != 20 || u.GetRequests() != 1 {
 		t.Fatalf("ledger after the same settlement twice: %v, want 20 tokens in 1 request", u)
 	}
-	if got := remaining(reserveOn(t, c, 0, 0), LimitTokensPerMinute); got != 980 {
+	if got := remaining(reserveOn(t, c, 0, 0), quota.LimitTokensPerMinute); got != 980 {
 		t.Fatalf("tokens per minute after settling 500 reserved to 20 (twice sent): %d left, want 980", got)
 	}
 
@@ -139,7 +140,7 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 			gaveUp++
 			continue
 		}
-		other.Settle(r, Usage{Failed: true})
+		other.Settle(r, quota.Usage{Failed: true})
 	}
 	if gaveUp == 0 {
 		t.Log("no caller gave up in time; the test proved less than it could")
@@ -149,8 +150,8 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 	// refunded.
 	waitFor(t, 10*time.Second, "every lease back", func() bool {
 		r := reserveOn(t, c, 0, 0)
-		c.running()[0].Node.Settle(r, Usage{Failed: true})
-		return remaining(r, LimitConcurrentRequests) == 999
+		c.running()[0].Node.Settle(r, quota.Usage{Failed: true})
+		return remaining(r, quota.LimitConcurrentRequests) == 999
 	})
 }
 
@@ -172,7 +173,7 @@ func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	// The owner dies with the reservation; the settlement is resent until
 	// the tenant's next owner takes it, and its usage reaches the ledger.
 	c.kill(ownerName)
-	other.Settle(r, Usage{Model: "m", PromptTokens: 30, CompletionTokens: 12})
+	other.Settle(r, quota.Usage{Model: "m", PromptTokens: 30, CompletionTokens: 12})
 	waitFor(t, 20*time.Second, "the usage in the ledger", func() bool {
 		return other.fsm.monthUsage("acme", "2026-05").GetTokens() == 42
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Settlements whose owner does not answer are resent, by the ring of the
@@ -226,7 +227,7 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 	switch {
 	case err == nil:
 		var charged int64 // the month entry now holds the request's real tokens
-		if !s.degraded && slices.ContainsFunc(s.limits, func(l limiter.Limit) bool { return l.Name == LimitTokensPerMonth }) {
+		if !s.degraded && slices.ContainsFunc(s.limits, func(l limiter.Limit) bool { return l.Name == quota.LimitTokensPerMonth }) {
 			charged = s.usage.Tokens()
 		}
 		n.record(s, charged, s.monthWindow)

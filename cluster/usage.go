@@ -7,6 +7,7 @@ import (
 
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // usageBuffer holds the usage a node has admitted and not yet committed.
@@ -109,7 +110,7 @@ func (n *Node) refundFlushed() {
 	}
 	b.refunds = keep
 	b.mu.Unlock()
-	month := limiter.Limit{Name: LimitTokensPerMonth, Algorithm: limiter.CalendarMonth, Limit: 1}
+	month := limiter.Limit{Name: quota.LimitTokensPerMonth, Algorithm: limiter.CalendarMonth, Limit: 1}
 	for _, r := range due {
 		for c, tokens := range r.charged {
 			// A tenant handed off meanwhile took its entry along: the new

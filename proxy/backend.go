@@ -2,11 +2,10 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Config is the replicated configuration as the gateway reads it. Every
@@ -34,7 +33,7 @@ type Reserver interface {
 	Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error)
 	// Settle settles an admitted reservation once with what the request
 	// used. It must not block.
-	Settle(r *Reservation, u Usage)
+	Settle(r *Reservation, u quota.Usage)
 }
 
 // Reservation is a reserver's decision.
@@ -42,40 +41,7 @@ type Reservation struct {
 	Allowed  bool
 	Owner    string // the node that decided
 	Degraded bool   // the owner was unreachable; the failure policy decided
-	Limits   []LimitStatus
+	Limits   []quota.LimitStatus
 	// Ticket is the reserver's own, for Settle.
 	Ticket any
 }
-
-// LimitStatus is the decision for one of the plan's limits.
-type LimitStatus struct {
-	Name string
-	limiter.Result
-}
-
-// Usage is what an admitted request consumed. CostMicros is in
-// micro-dollars.
-type Usage struct {
-	Model                          string
-	PromptTokens, CompletionTokens int64
-	CostMicros                     int64
-	// Failed says the request came to nothing: the reservation is
-	// refunded whole and no usage is recorded.
-	Failed bool
-}
-
-// Names of the plan's limits in a Reservation.
-const (
-	LimitRequestsPerMinute  = "requests_per_minute"
-	LimitTokensPerMinute    = "tokens_per_minute"
-	LimitTokensPerMonth     = "tokens_per_month"
-	LimitConcurrentRequests = "concurrent_requests"
-)
-
-// Errors a Reserver returns, wrapped, for answers other than 503.
-var (
-	// ErrUnknownTenant means the tenant has gone (deleted meanwhile).
-	ErrUnknownTenant = errors.New("unknown tenant")
-	// ErrTenantSuspended means the tenant is suspended.
-	ErrTenantSuspended = errors.New("tenant suspended")
-)

@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // fakeConfig is a fixed configuration: keys by plaintext, for tests only.
@@ -82,7 +83,7 @@ type fakeReserver struct {
 
 	mu       sync.Mutex
 	reserved []int64
-	settled  []Usage
+	settled  []quota.Usage
 	done     chan struct{} // gets one value per settlement
 }
 
@@ -92,8 +93,8 @@ func newFakeReserver(rpm, tpm int64) *fakeReserver {
 
 func (f *fakeReserver) limits() []limiter.Limit {
 	return []limiter.Limit{
-		{Name: LimitRequestsPerMinute, Algorithm: limiter.TokenBucket, Limit: f.rpm, Period: time.Minute},
-		{Name: LimitTokensPerMinute, Algorithm: limiter.TokenBucket, Limit: f.tpm, Period: time.Minute},
+		{Name: quota.LimitRequestsPerMinute, Algorithm: limiter.TokenBucket, Limit: f.rpm, Period: time.Minute},
+		{Name: quota.LimitTokensPerMinute, Algorithm: limiter.TokenBucket, Limit: f.tpm, Period: time.Minute},
 	}
 }
 
@@ -110,12 +111,12 @@ func (f *fakeReserver) Reserve(_ context.Context, tenant string, tokens int64, _
 	}
 	r := &Reservation{Allowed: allowed, Owner: "owner-node", Ticket: tokens}
 	for i, res := range out {
-		r.Limits = append(r.Limits, LimitStatus{Name: lims[i].Name, Result: res})
+		r.Limits = append(r.Limits, quota.LimitStatus{Name: lims[i].Name, Result: res})
 	}
 	if f.deny != "" {
 		r.Allowed = false
-		denied := LimitStatus{Name: f.deny, Result: limiter.Result{Limit: 5, RetryAfter: 2500 * time.Millisecond}}
-		if i := slices.IndexFunc(r.Limits, func(l LimitStatus) bool { return l.Name == f.deny }); i >= 0 {
+		denied := quota.LimitStatus{Name: f.deny, Result: limiter.Result{Limit: 5, RetryAfter: 2500 * time.Millisecond}}
+		if i := slices.IndexFunc(r.Limits, func(l quota.LimitStatus) bool { return l.Name == f.deny }); i >= 0 {
 			r.Limits[i] = denied
 		} else {
 			r.Limits = append(r.Limits, denied)
@@ -124,21 +125,21 @@ func (f *fakeReserver) Reserve(_ context.Context, tenant string, tokens int64, _
 	return r, nil
 }
 
-func (f *fakeReserver) Settle(r *Reservation, u Usage) {
+func (f *fakeReserver) Settle(r *Reservation, u quota.Usage) {
 	f.mu.Lock()
 	f.settled = append(f.settled, u)
 	f.mu.Unlock()
 	f.done <- struct{}{}
 }
 
-func (f *fakeReserver) settlements() []Usage {
+func (f *fakeReserver) settlements() []quota.Usage {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.settled)
 }
 
 // waitSettled waits for n settlements in all.
-func (f *fakeReserver) waitSettled(t *testing.T, n int) []Usage {
+func (f *fakeReserver) waitSettled(t *testing.T, n int) []quota.Usage {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for len(f.settlements()) < n {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tollgate/tollgate/proxy/mockupstream"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // openAIError decodes an error answer and checks it has OpenAI's shape:
@@ -118,7 +119,7 @@ func TestACompletionIsSettledWithTheUsageTheUpstreamReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := r.reserver.waitSettled(t, 1)[0]
-	want := Usage{Model: "mock-chat", PromptTokens: 4, CompletionTokens: 7, CostMicros: 4*2 + 7*6}
+	want := quota.Usage{Model: "mock-chat", PromptTokens: 4, CompletionTokens: 7, CostMicros: 4*2 + 7*6}
 	if got != want {
 		t.Fatalf("settled %+v, want %+v (answer %s)", got, want, raw)
 	}
@@ -268,10 +269,10 @@ func TestTheBodyGoesUpstreamUnchangedButForIncludeUsage(t *testing.T) {
 
 func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
 	for _, tc := range []struct{ deny, code, typ, mention string }{
-		{LimitRequestsPerMinute, "rate_limit_exceeded", "requests", "requests per minute"},
-		{LimitTokensPerMinute, "rate_limit_exceeded", "tokens", "tokens per minute"},
-		{LimitConcurrentRequests, "rate_limit_exceeded", "requests", "concurrent"},
-		{LimitTokensPerMonth, "insufficient_quota", "insufficient_quota", "monthly token budget"},
+		{quota.LimitRequestsPerMinute, "rate_limit_exceeded", "requests", "requests per minute"},
+		{quota.LimitTokensPerMinute, "rate_limit_exceeded", "tokens", "tokens per minute"},
+		{quota.LimitConcurrentRequests, "rate_limit_exceeded", "requests", "concurrent"},
+		{quota.LimitTokensPerMonth, "insufficient_quota", "insufficient_quota", "monthly token budget"},
 	} {
 		t.Run(tc.deny, func(t *testing.T) {
 			r := newRig(t, mockupstream.Options{}, nil)
@@ -285,7 +286,7 @@ func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
 				t.Fatalf("error %v", e)
 			}
 			want := "3"
-			if tc.deny == LimitConcurrentRequests {
+			if tc.deny == quota.LimitConcurrentRequests {
 				want = "1"
 			}
 			if resp.Header.Get("Retry-After") != want || resp.Header.Get("RateLimit") == "" {

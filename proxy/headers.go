@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // setRateLimitHeaders describes the tenant's request and token limits on
@@ -17,8 +19,8 @@ import (
 func setRateLimitHeaders(h http.Header, r *Reservation) {
 	var policies, states []string
 	for _, kind := range []struct{ limit, name string }{
-		{LimitRequestsPerMinute, "requests"},
-		{LimitTokensPerMinute, "tokens"},
+		{quota.LimitRequestsPerMinute, "requests"},
+		{quota.LimitTokensPerMinute, "tokens"},
 	} {
 		st, ok := r.limit(kind.limit)
 		if !ok {
@@ -37,13 +39,13 @@ func setRateLimitHeaders(h http.Header, r *Reservation) {
 	}
 }
 
-func (r *Reservation) limit(name string) (LimitStatus, bool) {
+func (r *Reservation) limit(name string) (quota.LimitStatus, bool) {
 	for _, l := range r.Limits {
 		if l.Name == name {
 			return l, true
 		}
 	}
-	return LimitStatus{}, false
+	return quota.LimitStatus{}, false
 }
 
 // ceilSeconds rounds up to whole seconds, as the header fields count.
@@ -64,31 +66,31 @@ func resetString(d time.Duration) string {
 // denial turns a denied reservation into the 429 to send, naming the
 // limit that denied and when to retry, with Retry-After set on h.
 func denial(h http.Header, r *Reservation) *apiError {
-	if r.Degraded && !slices.ContainsFunc(r.Limits, func(l LimitStatus) bool { return l.Allowed }) {
+	if r.Degraded && !slices.ContainsFunc(r.Limits, func(l quota.LimitStatus) bool { return l.Allowed }) {
 		return errClosed(h)
 	}
 	// The budget first: no waiting within the month will help the
 	// others.
-	for _, name := range []string{LimitTokensPerMonth, LimitRequestsPerMinute, LimitTokensPerMinute, LimitConcurrentRequests} {
+	for _, name := range []string{quota.LimitTokensPerMonth, quota.LimitRequestsPerMinute, quota.LimitTokensPerMinute, quota.LimitConcurrentRequests} {
 		st, ok := r.limit(name)
 		if !ok || st.Allowed {
 			continue
 		}
 		retry := st.RetryAfter
-		if name == LimitConcurrentRequests || retry <= 0 {
+		if name == quota.LimitConcurrentRequests || retry <= 0 {
 			// A lease ends when a request does, which is not known ahead.
 			retry = time.Second
 		}
 		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(retry), 1), 10))
 		wait := resetString(retry)
 		switch name {
-		case LimitTokensPerMonth:
+		case quota.LimitTokensPerMonth:
 			return newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",
 				fmt.Sprintf("You exceeded your monthly token budget of %d tokens; it renews in %s.", st.Limit, wait))
-		case LimitRequestsPerMinute:
+		case quota.LimitRequestsPerMinute:
 			return newError(http.StatusTooManyRequests, "requests", "rate_limit_exceeded",
 				fmt.Sprintf("Rate limit reached on requests per minute: limit %d. Please try again in %s.", st.Limit, wait))
-		case LimitTokensPerMinute:
+		case quota.LimitTokensPerMinute:
 			return newError(http.StatusTooManyRequests, "tokens", "rate_limit_exceeded",
 				fmt.Sprintf("Rate limit reached on tokens per minute: limit %d, remaining %d. Please try again in %s.", st.Limit, max(st.Remaining, 0), wait))
 		default:

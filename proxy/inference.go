@@ -9,6 +9,7 @@ import (
 	"time"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // exchange is one proxied request on its way through the gateway: what
@@ -27,7 +28,7 @@ type exchange struct {
 	degraded bool
 	provider *configv1.Provider
 	res      *Reservation // admitted and not yet settled
-	usage    Usage
+	usage    quota.Usage
 	ctx      context.Context
 }
 
@@ -123,9 +124,9 @@ func (x *exchange) reserve(in *inference, plan *configv1.Plan, ep endpoint) (est
 	}
 	res, err := x.g.opts.Reserver.Reserve(x.ctx, x.tenant, tokens, x.g.leaseTTL)
 	switch {
-	case errors.Is(err, ErrTenantSuspended):
+	case errors.Is(err, quota.ErrTenantSuspended):
 		return est, nil, errSuspended
-	case errors.Is(err, ErrUnknownTenant):
+	case errors.Is(err, quota.ErrUnknownTenant):
 		return est, nil, errBadKey
 	case err != nil:
 		x.g.log.Warn("reservation failed", "tenant", x.tenant, "err", err)
@@ -139,11 +140,11 @@ func (x *exchange) reserve(in *inference, plan *configv1.Plan, ep endpoint) (est
 func (x *exchange) fail(w http.ResponseWriter, e *apiError) {
 	x.status, x.errCode = e.status, codeOf(e)
 	writeError(w, e)
-	x.settle(Usage{Failed: true})
+	x.settle(quota.Usage{Failed: true})
 }
 
 // settle settles the reservation, once.
-func (x *exchange) settle(u Usage) {
+func (x *exchange) settle(u quota.Usage) {
 	if x.res == nil {
 		return
 	}
@@ -158,7 +159,7 @@ func (x *exchange) settle(u Usage) {
 // finish settles what is still open (a panic on the way: the request is
 // refunded) and writes the audit line. It never logs the key.
 func (x *exchange) finish() {
-	x.settle(Usage{Failed: true})
+	x.settle(quota.Usage{Failed: true})
 	took := time.Since(x.start)
 	x.g.metrics.observe(x.endpoint, x.status, took, x.usage)
 	level := slog.LevelInfo

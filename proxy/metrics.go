@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // metrics are the gateway's, registered in its node's registry. They
@@ -58,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // observe counts one finished request.
-func (m *metrics) observe(endpoint string, status int, took time.Duration, u Usage) {
+func (m *metrics) observe(endpoint string, status int, took time.Duration, u quota.Usage) {
 	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(endpoint).Observe(took.Seconds())
 	if u.PromptTokens > 0 || u.CompletionTokens > 0 {

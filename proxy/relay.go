@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // estimate is what a request was reserved for, split as the settlement
@@ -23,8 +25,8 @@ type usageJSON struct {
 	CompletionTokens int64 `json:"completion_tokens"`
 }
 
-func (u *usageJSON) usage() Usage {
-	return Usage{PromptTokens: max(u.PromptTokens, 0), CompletionTokens: max(u.CompletionTokens, 0)}
+func (u *usageJSON) usage() quota.Usage {
+	return quota.Usage{PromptTokens: max(u.PromptTokens, 0), CompletionTokens: max(u.CompletionTokens, 0)}
 }
 
 // proxy calls the upstream and relays its answer, then settles with the
@@ -44,7 +46,7 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 			// request, so it counts as one, with no tokens: refunding it
 			// whole would let a client that hangs up go unlimited.
 			x.status, x.errCode = statusClientClosedEarly, "client_closed"
-			x.settle(Usage{})
+			x.settle(quota.Usage{})
 			return nil
 		}
 		return upstreamFailure(err)
@@ -65,7 +67,7 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 		}
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)
-		x.settle(Usage{})
+		x.settle(quota.Usage{})
 		return nil
 	}
 	var relayErr error
@@ -106,7 +108,7 @@ func (x *exchange) relayJSON(w http.ResponseWriter, resp *http.Response, est est
 	if u := usageIn(tail.bytes()); u != nil {
 		x.settle(u.usage())
 	} else {
-		x.settle(Usage{PromptTokens: est.prompt, CompletionTokens: est.completion})
+		x.settle(quota.Usage{PromptTokens: est.prompt, CompletionTokens: est.completion})
 		x.errCode = "no_usage"
 	}
 	return err
@@ -165,7 +167,7 @@ func (x *exchange) relayStream(w http.ResponseWriter, resp *http.Response, in *i
 	if s.usage != nil {
 		x.settle(s.usage.usage())
 	} else {
-		x.settle(Usage{PromptTokens: est.prompt, CompletionTokens: s.chunks})
+		x.settle(quota.Usage{PromptTokens: est.prompt, CompletionTokens: s.chunks})
 		x.errCode = "no_usage"
 	}
 	if err == nil {

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/cluster"
-	"github.com/tollgate/tollgate/proxy"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // gatewayRig is a real 3-node cluster with its gateways in front of three
@@ -356,7 +356,7 @@ func (r *gatewayRig) failureRefunds(t *testing.T) {
 			return false
 		}
 		for _, l := range answer["limits"].([]any) {
-			if l := l.(map[string]any); l["name"] == cluster.LimitRequestsPerMinute {
+			if l := l.(map[string]any); l["name"] == quota.LimitRequestsPerMinute {
 				return l["remaining"] == 3.0
 			}
 		}
@@ -374,19 +374,4 @@ func (r *gatewayRig) failureRefunds(t *testing.T) {
 		requests, _, _, _ := r.usage(t, "t-fail")
 		return requests == 1
 	})
-}
-
-// The gateway finds the plan's limits in a reservation by the names the
-// cluster gives them.
-func TestGatewayAndClusterNameThePlanLimitsAlike(t *testing.T) {
-	for _, pair := range [][2]string{
-		{proxy.LimitRequestsPerMinute, cluster.LimitRequestsPerMinute},
-		{proxy.LimitTokensPerMinute, cluster.LimitTokensPerMinute},
-		{proxy.LimitTokensPerMonth, cluster.LimitTokensPerMonth},
-		{proxy.LimitConcurrentRequests, cluster.LimitConcurrentRequests},
-	} {
-		if pair[0] != pair[1] {
-			t.Errorf("proxy names a limit %q, the cluster %q", pair[0], pair[1])
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/proxy"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // runningNode is one node: the cluster member with its API and gRPC
@@ -97,26 +98,18 @@ func (n *runningNode) Shutdown(ctx context.Context) error {
 }
 
 // gatewayBackend lets the gateway reserve and settle on the node. The two
-// packages do not know each other; this is the whole of what they share.
+// packages do not know each other; this, and the words of package quota,
+// is the whole of what they share.
 type gatewayBackend struct{ node *cluster.Node }
 
 func (b gatewayBackend) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*proxy.Reservation, error) {
 	r, err := b.node.Reserve(ctx, tenant, tokens, leaseTTL)
-	switch {
-	case errors.Is(err, cluster.ErrTenantSuspended):
-		return nil, fmt.Errorf("%w: %v", proxy.ErrTenantSuspended, err)
-	case errors.Is(err, cluster.ErrUnknownTenant):
-		return nil, fmt.Errorf("%w: %v", proxy.ErrUnknownTenant, err)
-	case err != nil:
-		return nil, err
+	if err != nil {
+		return nil, err // quota's tenant errors pass as they are
 	}
-	out := &proxy.Reservation{Allowed: r.Allowed, Owner: r.Owner, Degraded: r.Degraded, Ticket: r, Limits: make([]proxy.LimitStatus, len(r.Limits))}
-	for i, l := range r.Limits {
-		out.Limits[i] = proxy.LimitStatus{Name: l.Name, Result: l.Result}
-	}
-	return out, nil
+	return &proxy.Reservation{Allowed: r.Allowed, Owner: r.Owner, Degraded: r.Degraded, Ticket: r, Limits: r.Limits}, nil
 }
 
-func (b gatewayBackend) Settle(r *proxy.Reservation, u proxy.Usage) {
-	b.node.Settle(r.Ticket.(*cluster.Reservation), cluster.Usage(u))
+func (b gatewayBackend) Settle(r *proxy.Reservation, u quota.Usage) {
+	b.node.Settle(r.Ticket.(*cluster.Reservation), u)
 }

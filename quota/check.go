@@ -1,8 +1,9 @@
-package cluster
+package quota
 
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
@@ -32,7 +33,8 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // Is makes errors.Is(err, ErrInvalidArgument) hold.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalidArgument }
 
-func fieldErr(field, format string, args ...any) *FieldError {
+// Invalid returns a FieldError for field with a formatted reason.
+func Invalid(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -85,13 +87,13 @@ type CheckRequest struct {
 	Tokens        int64
 	// Reserve makes a plan check a gateway reservation: it also takes a
 	// lease on the plan's concurrent requests, valid for LeaseTTL, and its
-	// usage is recorded when it is settled (see Node.Settle).
+	// usage is recorded when it is settled.
 	Reserve  bool
 	LeaseTTL time.Duration
 }
 
-// hitsFor returns what the i-th limit consumes.
-func (r *CheckRequest) hitsFor(i int) int64 {
+// HitsFor returns what the i-th limit consumes.
+func (r *CheckRequest) HitsFor(i int) int64 {
 	if r.Plan && (r.Limits[i].Name == LimitTokensPerMinute || r.Limits[i].Name == LimitTokensPerMonth) {
 		return r.Tokens
 	}
@@ -125,37 +127,37 @@ type ReleaseRequest struct {
 // Validate checks every field and returns a *FieldError naming the first
 // bad one. prefix is prepended to field names ("requests[3]." in a batch).
 func (r *CheckRequest) Validate(prefix string) error {
-	if err := validateTenant(prefix, r.Tenant); err != nil {
+	if err := ValidateTenant(prefix, r.Tenant); err != nil {
 		return err
 	}
 	if r.Hits < 0 {
-		return fieldErr(prefix+"hits", "must be >= 0, got %d", r.Hits)
+		return Invalid(prefix+"hits", "must be >= 0, got %d", r.Hits)
 	}
 	if r.Tokens < 0 {
-		return fieldErr(prefix+"tokens", "must be >= 0, got %d", r.Tokens)
+		return Invalid(prefix+"tokens", "must be >= 0, got %d", r.Tokens)
 	}
 	if r.Tokens > 0 && !r.Plan {
-		return fieldErr(prefix+"tokens", "only for checks against the tenant's plan (no limits)")
+		return Invalid(prefix+"tokens", "only for checks against the tenant's plan (no limits)")
 	}
 	if r.Reserve && !r.Plan {
-		return fieldErr(prefix+"reserve", "only for checks against the tenant's plan")
+		return Invalid(prefix+"reserve", "only for checks against the tenant's plan")
 	}
 	switch n := len(r.Limits); {
 	case n == 0 && r.Plan:
 		return nil // the plan's limits are filled in later
 	case n == 0:
-		return fieldErr(prefix+"limits", "at least one limit is required")
+		return Invalid(prefix+"limits", "at least one limit is required")
 	case n > MaxLimitsPerCheck:
-		return fieldErr(prefix+"limits", "at most %d limits per check, got %d", MaxLimitsPerCheck, n)
+		return Invalid(prefix+"limits", "at most %d limits per check, got %d", MaxLimitsPerCheck, n)
 	}
 	for i := range r.Limits {
 		// Field names are built only for an error: this runs on every check.
-		if err := validateLimit(&r.Limits[i]); err != nil {
-			return err.under(fmt.Sprintf("%slimits[%d]", prefix, i))
+		if err := ValidateLimit(&r.Limits[i]); err != nil {
+			return err.Under(fmt.Sprintf("%slimits[%d]", prefix, i))
 		}
 		for j := range i {
 			if r.Limits[j].Name == r.Limits[i].Name {
-				return fieldErr(fmt.Sprintf("%slimits[%d].name", prefix, i), "%q is used by limits[%d] too", r.Limits[i].Name, j)
+				return Invalid(fmt.Sprintf("%slimits[%d].name", prefix, i), "%q is used by limits[%d] too", r.Limits[i].Name, j)
 			}
 		}
 	}
@@ -164,33 +166,34 @@ func (r *CheckRequest) Validate(prefix string) error {
 
 // Validate checks a release request.
 func (r *ReleaseRequest) Validate() error {
-	if err := validateTenant("", r.Tenant); err != nil {
+	if err := ValidateTenant("", r.Tenant); err != nil {
 		return err
 	}
 	if r.Lease == 0 {
-		return fieldErr("lease_id", "is required")
+		return Invalid("lease_id", "is required")
 	}
-	if err := validateLimit(&r.Limit); err != nil {
-		return err.under("limit")
+	if err := ValidateLimit(&r.Limit); err != nil {
+		return err.Under("limit")
 	}
 	return nil
 }
 
-func validateTenant(prefix, tenant string) error {
+// ValidateTenant checks a tenant name; prefix is prepended to the field.
+func ValidateTenant(prefix, tenant string) error {
 	switch {
 	case tenant == "":
-		return fieldErr(prefix+"tenant", "is required")
+		return Invalid(prefix+"tenant", "is required")
 	case len(tenant) > MaxTenantLen:
-		return fieldErr(prefix+"tenant", "at most %d bytes", MaxTenantLen)
+		return Invalid(prefix+"tenant", "at most %d bytes", MaxTenantLen)
 	}
 	return nil
 }
 
-// validateLimit adds our bounds to limiter's and names the field within
+// ValidateLimit adds our bounds to limiter's and names the field within
 // the limit.
-func validateLimit(l *limiter.Limit) *FieldError {
+func ValidateLimit(l *limiter.Limit) *FieldError {
 	if len(l.Name) > MaxNameLen {
-		return fieldErr("name", "at most %d bytes", MaxNameLen)
+		return Invalid("name", "at most %d bytes", MaxNameLen)
 	}
 	err := l.Validate()
 	if err == nil {
@@ -198,17 +201,23 @@ func validateLimit(l *limiter.Limit) *FieldError {
 	}
 	var le *limiter.LimitError
 	if errors.As(err, &le) {
-		return fieldErr(le.Field, "%s", le.Reason)
+		return Invalid(le.Field, "%s", le.Reason)
 	}
-	return fieldErr("", "%v", err)
+	return Invalid("", "%v", err)
 }
 
-// under prefixes the field name with the path of its container.
-func (e *FieldError) under(path string) *FieldError {
+// Under prefixes the field name with the path of its container.
+func (e *FieldError) Under(path string) *FieldError {
 	if e.Field == "" {
 		e.Field = path
 	} else {
 		e.Field = path + "." + e.Field
 	}
 	return e
+}
+
+// IndexPrefix is the field prefix of the i-th element of a list, as in
+// "requests[3].".
+func IndexPrefix(name string, i int) string {
+	return name + "[" + strconv.Itoa(i) + "]."
 }
