@@ -3,15 +3,17 @@ package cluster
 import (
 	"net/http"
 	"sort"
+
+	"github.com/tollgate/tollgate/cluster/gossip"
 )
 
 type clusterJSON struct {
-	Self       string         `json:"self"`
-	Members    []Member       `json:"members"`
-	Ring       []string       `json:"ring"`
-	Tenant     string         `json:"tenant,omitempty"`
-	Owner      string         `json:"owner,omitempty"`
-	Forwarding forwardingJSON `json:"forwarding"`
+	Self       string          `json:"self"`
+	Members    []gossip.Member `json:"members"`
+	Ring       []string        `json:"ring"`
+	Tenant     string          `json:"tenant,omitempty"`
+	Owner      string          `json:"owner,omitempty"`
+	Forwarding forwardingJSON  `json:"forwarding"`
 }
 
 type forwardingJSON struct {

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -207,7 +208,7 @@ func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 		t.Errorf("a check with a 20ms deadline took %s", s)
 	}
 
-	var live []Member
+	var live []gossip.Member
 	for _, m := range n1.Members() {
 		if m.Name != "node-2" {
 			live = append(live, m)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -293,7 +294,7 @@ func (f *forwarder) queue(owner string) *queue {
 // node that leaves gracefully answers what it has decided, and cutting
 // the stream would turn each of those admissions into an error (and a check
 // retried elsewhere would be charged twice).
-func (f *forwarder) retire(members []Member) {
+func (f *forwarder) retire(members []gossip.Member) {
 	live := make(map[string]bool, len(members))
 	for _, m := range members {
 		live[m.Name] = true

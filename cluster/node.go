@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/quota"
 
@@ -80,7 +81,7 @@ type Node struct {
 	view    atomic.Pointer[ringView]
 	ringMu  sync.Mutex // one ring rebuild at a time
 	leaving atomic.Bool
-	members *membership // nil when standalone
+	members *gossip.Membership // nil when standalone
 	peers   *peerPool
 	fwd     *forwarder
 	handoff *handoff
@@ -187,15 +188,17 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins
 		// only once it knows the others (see joinCluster).
-		meta := nodeMeta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
-		m, err := newMembership(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger)
+		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
+		// memberlist logs text lines; ours get their level from the tag.
+		libLog := slog.NewLogLogger(&libraryLogHandler{log: n.cfg.Logger.With("component", "gossip"), prefix: "memberlist: "}, slog.LevelDebug)
+		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger, libLog)
 		if err != nil {
 			n.closeRaft()
 			return err
 		}
 		n.members = m
 		n.metrics.registerMembers(n.countMembers)
-		n.wg.Go(func() { m.run(ctx, n.membersChanged) })
+		n.wg.Go(func() { m.Run(ctx, n.membersChanged) })
 		n.membersChanged()
 	}
 	n.wg.Go(func() { n.housekeep(ctx) })
@@ -217,13 +220,13 @@ func (n *Node) Start(ctx context.Context) error {
 // opens the window in which it pulls the tenants it takes over, and
 // announces itself ready, which makes it an owner.
 func (n *Node) joinCluster(ctx context.Context) {
-	if err := n.members.join(ctx, n.cfg.Join); err != nil {
+	if err := n.members.Join(ctx, n.cfg.Join); err != nil {
 		return
 	}
-	n.members.waitSynced(2 * time.Second)
+	n.members.WaitSynced(2 * time.Second)
 	n.membersChanged()
 	n.handoff.joined()
-	n.members.announceReady(2 * time.Second)
+	n.members.AnnounceReady(2 * time.Second)
 	n.membersChanged()
 	n.ready.Store(true)
 }
@@ -267,11 +270,11 @@ func (n *Node) housekeep(ctx context.Context) {
 func (n *Node) membersChanged() {
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
-	live := n.members.live()
+	live := n.members.Live()
 	names := make([]string, 0, len(live))
 	leaving := map[string]bool{}
 	for _, m := range live {
-		gone := m.leaving || (m.Name == n.name && n.leaving.Load())
+		gone := m.Leaving || (m.Name == n.name && n.leaving.Load())
 		if m.Ready && !gone {
 			names = append(names, m.Name)
 		}
@@ -294,11 +297,11 @@ func (n *Node) membersChanged() {
 func sameNodes(a, b *ring.Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
 
 // Members returns every member this node knows of, with its state.
-func (n *Node) Members() []Member {
+func (n *Node) Members() []gossip.Member {
 	if n.members == nil {
-		return []Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, Ready: true}}
+		return []gossip.Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, Ready: true}}
 	}
-	all := n.members.all()
+	all := n.members.All()
 	for i := range all {
 		if all[i].State == "alive" && n.peers.suspect(all[i].Name) {
 			all[i].State = "suspect"
@@ -340,7 +343,7 @@ func (n *Node) Leave(ctx context.Context) {
 	// First tell the others, who stop counting this node as an owner and
 	// pull from it what they meet before its pushes arrive; then stop
 	// owning here and push everything; then leave gossip.
-	n.members.announceLeaving(time.Second)
+	n.members.AnnounceLeaving(time.Second)
 	n.ringMu.Lock()
 	n.leaving.Store(true)
 	n.setRing(n.currentRing().Without(n.name))
@@ -363,7 +366,7 @@ func (n *Node) Leave(ctx context.Context) {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := n.members.leave(timeout); err != nil {
+	if err := n.members.Leave(timeout); err != nil {
 		n.log.Warn("leaving the cluster", "err", err)
 	}
 }
@@ -389,7 +392,7 @@ func (n *Node) Wait() {
 // Close releases gossip, Raft and peer connections, after Wait.
 func (n *Node) Close() {
 	if n.members != nil {
-		if err := n.members.shutdown(); err != nil {
+		if err := n.members.Shutdown(); err != nil {
 			n.log.Warn("stopping gossip", "err", err)
 		}
 	}

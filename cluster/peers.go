@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
@@ -42,7 +43,7 @@ func newPeerPool(linger time.Duration) *peerPool {
 // update sets the members' gRPC addresses; connections to nodes that are
 // gone or have moved are closed once the calls on them have had linger to
 // end.
-func (p *peerPool) update(members []Member) {
+func (p *peerPool) update(members []gossip.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.addrs = make(map[string]string, len(members))

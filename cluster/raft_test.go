@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
 
 	"github.com/hashicorp/raft"
@@ -578,11 +579,11 @@ func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 	victim := c.follower().Node.Name()
 	c.kill(victim)
 	// Gossip lets the name be taken on a new address only once the old
-	// incarnation has been dead for deadNodeReclaimTime.
+	// incarnation has been dead for gossip.DeadNodeReclaimTime.
 	c.waitRing(2)
 	dead := time.Now()
-	waitFor(t, 2*deadNodeReclaimTime, "gossip to let the name be reclaimed", func() bool {
-		return time.Since(dead) > deadNodeReclaimTime+500*time.Millisecond
+	waitFor(t, 2*gossip.DeadNodeReclaimTime, "gossip to let the name be reclaimed", func() bool {
+		return time.Since(dead) > gossip.DeadNodeReclaimTime+500*time.Millisecond
 	})
 	c.add(victim) // same name, new ports, empty in-memory log
 	c.waitRing(3)

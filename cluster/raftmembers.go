@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
@@ -57,16 +58,16 @@ func (n *Node) tryBootstrap() bool {
 		return true // joins an existing cluster: its leader adds this node
 	}
 	expect = max(expect, 1) // a node that joins nobody starts a cluster
-	var seen []Member
-	for _, m := range n.members.live() {
-		if m.RaftAddr != "" && !m.leaving {
+	var seen []gossip.Member
+	for _, m := range n.members.Live() {
+		if m.RaftAddr != "" && !m.Leaving {
 			seen = append(seen, m)
 		}
 	}
 	if len(seen) < expect {
 		return false
 	}
-	slices.SortFunc(seen, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(seen, func(a, b gossip.Member) int { return cmp.Compare(a.Name, b.Name) })
 	if seen[0].Name != n.name {
 		return true
 	}
@@ -111,12 +112,12 @@ func (n *Node) reconcileRaft() {
 			voters++
 		}
 	}
-	for _, m := range n.members.all() {
+	for _, m := range n.members.All() {
 		s, known := inRaft[m.Name]
 		if m.Name == n.name {
 			continue
 		}
-		gone := m.State == "left" || m.leaving
+		gone := m.State == "left" || m.Leaving
 		switch {
 		case gone && known:
 			n.raftChange("removing a member that left", m.Name, n.raft.raft.RemoveServer(s.ID, 0, 0))

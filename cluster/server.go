@@ -137,7 +137,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Kill() {
 	s.Node.ready.Store(false)
 	if s.Node.members != nil {
-		_ = s.Node.members.shutdown()
+		_ = s.Node.members.Shutdown()
 	}
 	s.grpc.Stop()
 	s.api.Close()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/gossip"
 )
 
 func usageCommand() command {
@@ -104,7 +105,7 @@ func clusterStatus(ctx context.Context, a *adminSession, _ []string) error {
 	}
 	var s cluster.RaftStatus
 	var m struct {
-		Members []cluster.Member `json:"members"`
+		Members []gossip.Member `json:"members"`
 	}
 	if err := json.Unmarshal(both.Status, &s); err != nil {
 		return fmt.Errorf("unexpected status from %s: %w", a.client.base, err)

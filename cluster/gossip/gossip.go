@@ -1,10 +1,10 @@
-package cluster
+package gossip
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"strconv"
@@ -26,12 +26,13 @@ type Member struct {
 	RaftAddr   string `json:"raft_addr,omitempty"`
 	HTTPAddr   string `json:"http_addr,omitempty"`
 	Ready      bool   `json:"ready"`
-	leaving    bool
+	// Leaving says the member announced a graceful leave.
+	Leaving bool `json:"-"`
 }
 
-// nodeMeta is what a node tells the others about itself, as gossip node
+// Meta is what a node tells the others about itself, as gossip node
 // metadata (at most 512 bytes).
-type nodeMeta struct {
+type Meta struct {
 	API  string `json:"api"`
 	GRPC string `json:"grpc"`
 	Raft string `json:"raft,omitempty"`
@@ -46,11 +47,11 @@ type nodeMeta struct {
 	Ready bool `json:"ready,omitempty"`
 }
 
-// membership runs gossip and keeps the member list, keyed by node name.
+// Membership runs gossip and keeps the member list, keyed by node name.
 // The list is built from gossip's events, which carry copies of the nodes:
 // memberlist updates the nodes that Members returns in place, so reading
 // those would race with it.
-type membership struct {
+type Membership struct {
 	ml     *memberlist.Memberlist
 	meta   *metaDelegate
 	events chan memberlist.NodeEvent
@@ -70,12 +71,12 @@ type membership struct {
 // it up past 32 nodes) heals a node that missed a metadata broadcast, such
 // as another node's readiness, within seconds rather than tens of them.
 //
-// deadNodeReclaimTime is how long the old incarnation of a node must have
+// DeadNodeReclaimTime is how long the old incarnation of a node must have
 // been dead before the node, restarted under its name on another address,
 // may take its name back.
-const deadNodeReclaimTime = 5 * time.Second
+const DeadNodeReclaimTime = 5 * time.Second
 
-func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.NodeEvent, log *slog.Logger) (*memberlist.Config, error) {
+func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.NodeEvent, libLog *log.Logger) (*memberlist.Config, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("gossip address %q: %w", addr, err)
@@ -99,14 +100,17 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 	cfg.PushPullInterval = 2 * time.Second
 	cfg.GossipToTheDeadTime = 5 * time.Second
 	cfg.TCPTimeout = 2 * time.Second
-	cfg.DeadNodeReclaimTime = deadNodeReclaimTime
+	cfg.DeadNodeReclaimTime = DeadNodeReclaimTime
 	cfg.Delegate = meta
 	cfg.Events = &memberlist.ChannelEventDelegate{Ch: events}
-	cfg.Logger = slog.NewLogLogger(&memberlistLogHandler{log}, slog.LevelDebug)
+	cfg.Logger = libLog
 	return cfg, nil
 }
 
-func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*membership, error) {
+// New starts gossip for the node name on addr, with meta as its metadata.
+// log gets Membership's own lines; libLog memberlist's, which come as
+// "[LEVEL] memberlist: ..." text.
+func New(name, addr string, meta Meta, log *slog.Logger, libLog *log.Logger) (*Membership, error) {
 	// Gossip drops metadata over its limit, and with it every address:
 	// refuse to start instead (measured with the flags that change later).
 	full := meta
@@ -117,7 +121,7 @@ func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*members
 	d := &metaDelegate{meta: meta}
 	events := make(chan memberlist.NodeEvent, 256)
 	log = log.With("component", "gossip")
-	cfg, err := gossipConfig(name, addr, d, events, log)
+	cfg, err := gossipConfig(name, addr, d, events, libLog)
 	if err != nil {
 		return nil, err
 	}
@@ -125,19 +129,19 @@ func newMembership(name, addr string, meta nodeMeta, log *slog.Logger) (*members
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", addr, err)
 	}
-	return &membership{ml: ml, meta: d, events: events, log: log, self: name, table: map[string]Member{}}, nil
+	return &Membership{ml: ml, meta: d, events: events, log: log, self: name, table: map[string]Member{}}, nil
 }
 
 // Addr returns the address gossip listens on (with the real port when the
 // configured one was 0).
-func (m *membership) Addr() string {
+func (m *Membership) Addr() string {
 	n := m.ml.LocalNode()
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
-// run consumes membership events until ctx ends, calling changed after
+// Run consumes membership events until ctx ends, calling changed after
 // each batch of events. One goroutine, so changes are applied in order.
-func (m *membership) run(ctx context.Context, changed func()) {
+func (m *Membership) Run(ctx context.Context, changed func()) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,14 +156,14 @@ func (m *membership) run(ctx context.Context, changed func()) {
 	}
 }
 
-func (m *membership) note(ev memberlist.NodeEvent) {
+func (m *Membership) note(ev memberlist.NodeEvent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mem := memberOf(ev.Node)
 	switch ev.Event {
 	case memberlist.NodeLeave:
 		mem.State = "dead"
-		if prev, ok := m.table[mem.Name]; (ok && prev.leaving) || mem.leaving || ev.Node.State == memberlist.StateLeft {
+		if prev, ok := m.table[mem.Name]; (ok && prev.Leaving) || mem.Leaving || ev.Node.State == memberlist.StateLeft {
 			mem.State = "left"
 		}
 		m.log.Info("member gone", "member", mem.Name, "state", mem.State)
@@ -170,7 +174,7 @@ func (m *membership) note(ev memberlist.NodeEvent) {
 }
 
 // drain applies the events that are waiting, without blocking.
-func (m *membership) drain() {
+func (m *Membership) drain() {
 	for {
 		select {
 		case ev := <-m.events:
@@ -181,9 +185,9 @@ func (m *membership) drain() {
 	}
 }
 
-// join contacts the given gossip addresses until one answers or ctx ends,
+// Join contacts the given gossip addresses until one answers or ctx ends,
 // backing off from 100 ms to 5 s between rounds.
-func (m *membership) join(ctx context.Context, addrs []string) error {
+func (m *Membership) Join(ctx context.Context, addrs []string) error {
 	backoff := 100 * time.Millisecond
 	for {
 		n, err := m.ml.Join(addrs)
@@ -201,10 +205,10 @@ func (m *membership) join(ctx context.Context, addrs []string) error {
 	}
 }
 
-// live returns the members gossip counts as alive (a suspect one too: it
+// Live returns the members gossip counts as alive (a suspect one too: it
 // may only be slow; checks to it fail over by policy until it is declared
 // dead). This node is always among them.
-func (m *membership) live() []Member {
+func (m *Membership) Live() []Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Member, 0, len(m.table))
@@ -216,8 +220,8 @@ func (m *membership) live() []Member {
 	return append(out, m.selfMember())
 }
 
-// all returns every member heard of, the departed ones included.
-func (m *membership) all() []Member {
+// All returns every member heard of, the departed ones included.
+func (m *Membership) All() []Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Member, 0, len(m.table))
@@ -231,7 +235,7 @@ func (m *membership) all() []Member {
 
 // selfMember describes this node from its own metadata, which is newer
 // than what gossip has echoed back. The caller holds m.mu.
-func (m *membership) selfMember() Member {
+func (m *Membership) selfMember() Member {
 	mem := m.table[m.self]
 	mem.Name, mem.State = m.self, "alive"
 	if mem.GossipAddr == "" {
@@ -242,9 +246,9 @@ func (m *membership) selfMember() Member {
 	return mem
 }
 
-// waitSynced waits (up to timeout) until the events of a join have been
+// WaitSynced waits (up to timeout) until the events of a join have been
 // applied: as many members alive in the list as gossip counts.
-func (m *membership) waitSynced(timeout time.Duration) {
+func (m *Membership) WaitSynced(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		m.drain()
@@ -263,8 +267,8 @@ func (m *membership) waitSynced(timeout time.Duration) {
 	}
 }
 
-func metaOf(n *memberlist.Node) nodeMeta {
-	var meta nodeMeta
+func metaOf(n *memberlist.Node) Meta {
+	var meta Meta
 	_ = json.Unmarshal(n.Meta, &meta) // a node without our metadata has no addresses to show
 	return meta
 }
@@ -272,7 +276,7 @@ func metaOf(n *memberlist.Node) nodeMeta {
 func memberOf(n *memberlist.Node) Member {
 	meta := metaOf(n)
 	return Member{
-		leaving:    meta.Leaving,
+		Leaving:    meta.Leaving,
 		Name:       n.Name,
 		State:      "alive",
 		GossipAddr: n.Address(),
@@ -284,23 +288,24 @@ func memberOf(n *memberlist.Node) Member {
 	}
 }
 
-// leave sends gossip's leave message (after announceLeaving) and waits up
+// Leave sends gossip's leave message (after AnnounceLeaving) and waits up
 // to timeout for it to go out.
-func (m *membership) leave(timeout time.Duration) error { return m.ml.Leave(timeout) }
+func (m *Membership) Leave(timeout time.Duration) error { return m.ml.Leave(timeout) }
 
-func (m *membership) shutdown() error { return m.ml.Shutdown() }
+// Shutdown stops gossip without a leave message.
+func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
 
-// announceLeaving tells the others this node is about to leave, so that
+// AnnounceLeaving tells the others this node is about to leave, so that
 // they stop counting it as an owner.
-func (m *membership) announceLeaving(timeout time.Duration) {
+func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 	m.meta.setLeaving()
 	if err := m.ml.UpdateNode(timeout); err != nil {
 		m.log.Warn("announcing the leave", "err", err)
 	}
 }
 
-// announceReady tells the others this node now owns tenants.
-func (m *membership) announceReady(timeout time.Duration) {
+// AnnounceReady tells the others this node now owns tenants.
+func (m *Membership) AnnounceReady(timeout time.Duration) {
 	m.meta.setReady()
 	if err := m.ml.UpdateNode(timeout); err != nil {
 		m.log.Warn("announcing readiness", "err", err)
@@ -310,7 +315,7 @@ func (m *membership) announceReady(timeout time.Duration) {
 // metaDelegate serves this node's metadata; it carries no other state.
 type metaDelegate struct {
 	mu   sync.Mutex
-	meta nodeMeta
+	meta Meta
 }
 
 func (d *metaDelegate) setLeaving() {
@@ -319,7 +324,7 @@ func (d *metaDelegate) setLeaving() {
 	d.mu.Unlock()
 }
 
-func (d *metaDelegate) get() nodeMeta {
+func (d *metaDelegate) get() Meta {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.meta
@@ -344,41 +349,3 @@ func (*metaDelegate) NotifyMsg([]byte)                           {}
 func (*metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (*metaDelegate) LocalState(join bool) []byte                { return nil }
 func (*metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
-
-// memberlistLogHandler turns memberlist's "[LEVEL] memberlist: ..." lines
-// into leveled slog records.
-type memberlistLogHandler struct{ log *slog.Logger }
-
-func (h *memberlistLogHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *memberlistLogHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *memberlistLogHandler) WithGroup(string) slog.Handler            { return h }
-
-func (h *memberlistLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	level, msg := leveledLine([]byte(r.Message), "memberlist: ")
-	h.log.Log(ctx, level, msg)
-	return nil
-}
-
-// libraryLevels are the level tags memberlist ("[ERR] ") and hclog, for
-// Raft ("[ERROR]  "), start their lines with.
-var libraryLevels = []struct {
-	tag   string
-	level slog.Level
-}{
-	{"[TRACE]", slog.LevelDebug - 4}, {"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo},
-	{"[WARN]", slog.LevelWarn}, {"[ERR]", slog.LevelError}, {"[ERROR]", slog.LevelError},
-}
-
-// leveledLine splits a library's log line into its level (info if it has
-// no tag) and its message, without the tag and the library's own prefix.
-func leveledLine(line []byte, prefix string) (slog.Level, string) {
-	line = bytes.TrimSpace(line)
-	level := slog.LevelInfo
-	for _, l := range libraryLevels {
-		if rest, ok := bytes.CutPrefix(line, []byte(l.tag)); ok {
-			level, line = l.level, bytes.TrimSpace(rest)
-			break
-		}
-	}
-	return level, string(bytes.TrimPrefix(line, []byte(prefix)))
-}
