@@ -52,7 +52,7 @@ func (s *adminService) GetPlan(_ context.Context, in *configv1.GetRequest) (*con
 }
 
 func (s *adminService) ListPlans(context.Context, *configv1.ListRequest) (*configv1.PlanList, error) {
-	return &configv1.PlanList{Plans: sortedValues(s.n.Config().plans)}, nil
+	return &configv1.PlanList{Plans: s.n.Config().Plans()}, nil
 }
 
 func (s *adminService) DeletePlan(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
@@ -75,7 +75,7 @@ func (s *adminService) GetTenant(_ context.Context, in *configv1.GetRequest) (*c
 }
 
 func (s *adminService) ListTenants(context.Context, *configv1.ListRequest) (*configv1.TenantList, error) {
-	return &configv1.TenantList{Tenants: sortedValues(s.n.Config().tenants)}, nil
+	return &configv1.TenantList{Tenants: s.n.Config().Tenants()}, nil
 }
 
 func (s *adminService) DeleteTenant(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
@@ -111,7 +111,7 @@ func (s *adminService) GetProvider(_ context.Context, in *configv1.GetRequest) (
 }
 
 func (s *adminService) ListProviders(context.Context, *configv1.ListRequest) (*configv1.ProviderList, error) {
-	return &configv1.ProviderList{Providers: sortedValues(s.n.Config().providers)}, nil
+	return &configv1.ProviderList{Providers: s.n.Config().Providers()}, nil
 }
 
 func (s *adminService) DeleteProvider(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {

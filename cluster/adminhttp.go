@@ -63,7 +63,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	}
 
 	get("GET /admin/v1/plans", func(*http.Request) (any, error) {
-		return listJSON("plans", sortedValues(n.Config().plans), planToJSON), nil
+		return listJSON("plans", n.Config().Plans(), planToJSON), nil
 	})
 	get("GET /admin/v1/plans/{name}", func(r *http.Request) (any, error) {
 		return answer(planToJSON)(n.getPlan(r.PathValue("name")))
@@ -81,7 +81,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	h("DELETE /admin/v1/plans/{name}", n.deleteHandler("plan"))
 
 	get("GET /admin/v1/tenants", func(*http.Request) (any, error) {
-		return listJSON("tenants", sortedValues(n.Config().tenants), tenantToJSON), nil
+		return listJSON("tenants", n.Config().Tenants(), tenantToJSON), nil
 	})
 	get("GET /admin/v1/tenants/{id}", func(r *http.Request) (any, error) {
 		return answer(tenantToJSON)(n.getTenant(r.PathValue("id")))
@@ -148,7 +148,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	get("POST /admin/v1/keys/{id}/revoke", revoke)
 
 	get("GET /admin/v1/providers", func(*http.Request) (any, error) {
-		return listJSON("providers", sortedValues(n.Config().providers), providerToJSON), nil
+		return listJSON("providers", n.Config().Providers(), providerToJSON), nil
 	})
 	get("GET /admin/v1/providers/{name}", func(r *http.Request) (any, error) {
 		return answer(providerToJSON)(n.getProvider(r.PathValue("name")))

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
@@ -41,7 +42,7 @@ func (n *Node) apply(ctx context.Context, cmd *configv1.Command) (*configv1.Resu
 	if err == nil {
 		// A follower catches up within a heartbeat. If it does not, the
 		// write stands all the same.
-		_ = n.fsm.waitApplied(ctx, index)
+		_ = n.fsm.WaitApplied(ctx, index)
 	}
 	return res, err
 }
@@ -135,7 +136,7 @@ func (s *peerService) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peer
 	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
 	}
-	if !knownCommand(&cmd) {
+	if !config.KnownCommand(&cmd) {
 		// Written to the log, it would stop every replica that reads it.
 		return nil, status.Errorf(codes.InvalidArgument, "command: no operation this node knows (%T)", cmd.Op)
 	}

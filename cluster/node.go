@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/quota"
@@ -86,7 +87,7 @@ type Node struct {
 	fwd     *forwarder
 	handoff *handoff
 
-	fsm   *fsm         // the replicated configuration, on every node
+	fsm   *config.FSM  // the replicated configuration, on every node
 	raft  *consensus   // nil without RaftListen
 	usage *usageBuffer // usage admitted here and not yet committed
 	// settles are gateway settlements not yet applied; settled remembers
@@ -129,7 +130,7 @@ func NewNode(cfg Config) *Node {
 		log:      cfg.Logger.With("component", "node"),
 		peers:    newPeerPool(2 * cfg.Forward.Timeout),
 		pushes:   make(chan struct{}, 1),
-		fsm:      newFSM(),
+		fsm:      config.NewFSM(),
 		usage:    newUsageBuffer(),
 		settles:  newSettleQueue(),
 	}
@@ -183,7 +184,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.raft = c
 		n.cfg.RaftAddr = c.addr
-		n.raftMetrics = n.metrics.registerRaft(c.isLeader, n.fsm.applied.Load, n.usage.pendingRows)
+		n.raftMetrics = n.metrics.registerRaft(c.isLeader, n.fsm.Applied, n.usage.pendingRows)
 	}
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins

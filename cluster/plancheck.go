@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -12,7 +13,7 @@ import (
 
 // Config returns the node's current copy of the replicated configuration.
 // It never waits on the network.
-func (n *Node) Config() *ConfigView { return n.fsm.view.Load() }
+func (n *Node) Config() *config.View { return n.fsm.View() }
 
 // resolvePlan fills in a plan check's limits and failure policy from the
 // tenant's plan and overrides in this node's configuration.
@@ -29,8 +30,8 @@ func (n *Node) resolvePlan(req *quota.CheckRequest) error {
 	if !ok {
 		return fmt.Errorf("%w: %q has plan %q, which does not exist", quota.ErrUnknownTenant, req.Tenant, t.GetPlan())
 	}
-	eff := EffectivePlan(p, t)
-	req.Limits = planLimits(eff)
+	eff := config.EffectivePlan(p, t)
+	req.Limits = config.PlanLimits(eff)
 	if c := eff.GetMaxConcurrent(); req.Reserve && c > 0 {
 		ttl := req.LeaseTTL
 		if ttl <= 0 {
@@ -70,7 +71,7 @@ func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error
 	}
 	now := n.now().UTC()
 	budget := req.Limits[month].Limit
-	left := budget - n.fsm.monthUsage(req.Tenant, now.Format("2006-01")).GetTokens()
+	left := budget - n.fsm.MonthUsage(req.Tenant, now.Format("2006-01")).GetTokens()
 	exhausted := left <= 0 && req.Tokens > 0
 	local := *req
 	local.Limits = slices.Clone(req.Limits)

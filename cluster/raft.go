@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/tollgate/tollgate/cluster/config"
 )
 
 // raftSetup says where a node's Raft state lives and how it is reached.
@@ -32,7 +33,7 @@ type raftSetup struct {
 // consensus is a node's Raft instance and what it must close.
 type consensus struct {
 	raft      *raft.Raft
-	fsm       *fsm
+	fsm       *config.FSM
 	transport *raft.NetworkTransport
 	addr      string // advertised
 	// hadState says the node found a log or snapshot at start: it is (or
@@ -43,7 +44,7 @@ type consensus struct {
 
 // openRaft starts Raft over a TCP transport, with the log store the setup
 // names. This is the only place that knows which log store is in use.
-func openRaft(s raftSetup, f *fsm) (*consensus, error) {
+func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:        "raft",
 		Level:       hclog.Info,

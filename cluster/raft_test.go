@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
 
@@ -41,12 +40,12 @@ func newRaftCluster(t *testing.T, n int, tweaks ...func(*Config)) *testCluster {
 			tweak(cfg)
 		}
 	})
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("platinum"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Plan("platinum"); return ok })
 	return c
 }
 
 // waitConfig waits until every running node's configuration satisfies ok.
-func (c *testCluster) waitConfig(ok func(*ConfigView) bool) {
+func (c *testCluster) waitConfig(ok func(*config.View) bool) {
 	c.t.Helper()
 	waitFor(c.t, 10*time.Second, "the configuration on every node", func() bool {
 		for _, s := range c.running() {
@@ -96,102 +95,6 @@ func call(t *testing.T, s *Server, method, path, body string, out any) int {
 	return resp.StatusCode
 }
 
-func applyAll(t *testing.T, f *fsm, cmds ...*configv1.Command) {
-	t.Helper()
-	for _, cmd := range cmds {
-		data, err := proto.Marshal(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := f.Apply(&raft.Log{Index: f.applied.Load() + 1, Data: data}).(*configv1.Result); res.GetCode() != 0 {
-			t.Fatalf("%v: %s", cmd, res.GetMessage())
-		}
-	}
-}
-
-type memSink struct {
-	bytes.Buffer
-	cancelled bool
-}
-
-func (s *memSink) ID() string    { return "mem" }
-func (s *memSink) Cancel() error { s.cancelled = true; return nil }
-func (s *memSink) Close() error  { return nil }
-
-func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
-	f := newFSM()
-	sum := [32]byte{1, 2, 3}
-	rpm := int64(7)
-	applyAll(t, f,
-		&configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}},
-		&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "acme", Plan: "gold",
-			Overrides: &configv1.Overrides{RequestsPerMinute: &rpm}, AllowedOrigins: []string{"https://a.example"}}}},
-		&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "tg_abcdefgh", Tenant: "acme", Sha256: sum[:], CreatedNanos: 5}}},
-		&configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "openai", BaseUrl: "https://api.example", Models: []string{"m"}, PromptPriceMicros: 2_500_000}}},
-		&configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 3, Deltas: []*configv1.UsageDelta{
-			{Tenant: "acme", Model: "m", Day: "2026-11-24", Usage: &configv1.Usage{Requests: 2, Tokens: 300, CostMicros: 9}},
-			{Tenant: "acme", Day: "2026-11-25", Usage: &configv1.Usage{Requests: 1, Tokens: 50}},
-		}}}},
-	)
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil || sink.cancelled {
-		t.Fatalf("persist: %v (cancelled %v)", err, sink.cancelled)
-	}
-	restored := newFSM()
-	if err := restored.Restore(io.NopCloser(&sink.Buffer)); err != nil {
-		t.Fatal(err)
-	}
-	if want, got := f.state(), restored.state(); !proto.Equal(want, got) {
-		t.Fatalf("restored state differs:\nwant %v\ngot  %v", want, got)
-	}
-	if got := restored.monthUsage("acme", "2026-11"); got.GetTokens() != 350 || got.GetRequests() != 3 {
-		t.Fatalf("restored month usage = %v", got)
-	}
-	if k, ok := restored.view.Load().keyHashes[sum]; !ok || k.GetTenant() != "acme" {
-		t.Fatal("restored key is not found by its hash")
-	}
-}
-
-func TestFSMAppliesAUsageFlushOnceAndNeverShrinks(t *testing.T) {
-	f := newFSM()
-	flush := func(seq uint64, tokens int64) *configv1.Command {
-		return &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: seq,
-			Deltas: []*configv1.UsageDelta{{Tenant: "t", Day: "2026-11-01", Usage: &configv1.Usage{Tokens: tokens}}}}}}
-	}
-	applyAll(t, f, flush(1, 100), flush(1, 100), flush(2, -40), flush(3, 5))
-	if got := f.monthUsage("t", "2026-11").GetTokens(); got != 105 {
-		t.Fatalf("tokens = %d, want 105 (a retried flush once, a negative one ignored)", got)
-	}
-}
-
-func TestFSMRefusalsAreTypedAndChangeNothing(t *testing.T) {
-	f := newFSM()
-	applyAll(t, f, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
-	before := f.state()
-	for _, tc := range []struct {
-		cmd  *configv1.Command
-		code uint32
-	}{
-		{&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "x", Plan: "nope"}}}, 3},
-		{&configv1.Command{Op: &configv1.Command_PutPlan{PutPlan: &configv1.Plan{Name: "gold"}}, Create: true}, 6},
-		{&configv1.Command{Op: &configv1.Command_DeleteTenant{DeleteTenant: &configv1.DeleteTenant{Id: "x"}}}, 5},
-		{&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "k", Tenant: "x", Sha256: make([]byte, 32)}}}, 5},
-	} {
-		data, _ := proto.Marshal(tc.cmd)
-		res := f.Apply(&raft.Log{Index: 9, Data: data}).(*configv1.Result)
-		if res.GetCode() != tc.code {
-			t.Errorf("%v: code %d (%s), want %d", tc.cmd, res.GetCode(), res.GetMessage(), tc.code)
-		}
-	}
-	if !proto.Equal(before, f.state()) {
-		t.Fatal("a refused command changed the state")
-	}
-}
-
 func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	f := c.follower()
@@ -203,7 +106,7 @@ func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	if code := call(t, f, "POST", "/admin/v1/tenants/acme/keys", `{"name":"ci"}`, &key); code != 201 || !strings.HasPrefix(key.Key, "tg_") || len(key.Key) < 3+43 {
 		t.Fatalf("create key: %d %+v", code, key)
 	}
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.VerifyKey(key.Key); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(key.Key); return ok })
 	for _, s := range c.running() {
 		var got tenantJSON
 		if code := call(t, s, "GET", "/admin/v1/tenants/acme", "", &got); code != 200 || got.Plan != "gold" || *got.Overrides.RequestsPerMinute != 5 {
@@ -228,7 +131,7 @@ func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	if code := call(t, c.running()[2], "DELETE", "/admin/v1/keys/"+key.ID, "", nil); code != 200 {
 		t.Fatalf("revoke: %d", code)
 	}
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.VerifyKey(key.Key); return !ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(key.Key); return !ok })
 }
 
 func TestAdminAPIRefusesBadInput(t *testing.T) {
@@ -270,7 +173,7 @@ func TestAdminAPIRefusesBadInput(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("wrong token: %d, want 401", resp.StatusCode)
 	}
-	if len(c.running()[0].Node.Config().tenants) != 0 {
+	if len(c.running()[0].Node.Config().Tenants()) != 0 {
 		t.Fatal("refused writes created a tenant")
 	}
 }
@@ -289,7 +192,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	s := c.follower()
 	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_month":1000}}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	check := func(i, tokens int) bool {
 		var resp checkResponseJSON
 		if code := call(t, c.running()[i%3], "POST", "/v1/check", fmt.Sprintf(`{"tenant":"acme","requests":1,"tokens":%d}`, tokens), &resp); code != 200 {
@@ -302,10 +205,10 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 	}
 	// Once flushed, the ledger holds the 600 on every node, and the
 	// budget still holds: what was unflushed is now committed, once.
-	c.waitConfig(func(*ConfigView) bool { return true })
+	c.waitConfig(func(*config.View) bool { return true })
 	waitFor(t, 10*time.Second, "the usage to be committed on every node", func() bool {
 		for _, n := range c.running() {
-			if n.Node.fsm.monthUsage("acme", "2026-05").GetTokens() != 600 {
+			if n.Node.fsm.MonthUsage("acme", "2026-05").GetTokens() != 600 {
 				return false
 			}
 		}
@@ -333,7 +236,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 func TestWritesWithoutQuorumFailFastWhileChecksGoOn(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	survivor := c.running()[0]
 	for _, s := range c.running()[1:] {
 		c.kill(s.Node.Name())
@@ -378,7 +281,7 @@ func TestRaftMembershipFollowsGossip(t *testing.T) {
 		v, nv := members()
 		return strings.Count(v, ",") == 4 && nv != "" && !strings.Contains(nv, ",")
 	})
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Plan("gold"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Plan("gold"); return ok })
 	// A voter leaves gracefully: it is removed, and the non-voter gets its
 	// vote.
 	_, nonvoter := members()
@@ -428,27 +331,6 @@ func TestDepartRemovesAMemberFromRaft(t *testing.T) {
 	}
 }
 
-func BenchmarkVerifyKey(b *testing.B) {
-	f := newFSM()
-	v := f.view.Load()
-	secrets := make([]string, 100_000)
-	for i := range secrets {
-		secrets[i] = newKeySecret()
-		sum := sha256Sum(secrets[i])
-		k := &configv1.APIKey{Id: secrets[i][:keyIDLen], Tenant: "t", Sha256: sum[:]}
-		v.keys[k.Id], v.keyHashes[sum] = k, k
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if _, ok := v.VerifyKey(secrets[i%len(secrets)]); !ok {
-			b.Fatal("a stored key does not verify")
-		}
-	}
-}
-
-func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
-
 func TestAdminOverGRPCNeedsTheToken(t *testing.T) {
 	c := newRaftCluster(t, 1)
 	conn, err := grpc.NewClient(c.running()[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -490,7 +372,7 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 	ring4 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, ring4, "node-4", "moving")
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold","overrides":{"tokens_per_month":1000}}`, tenant), nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant(tenant); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant(tenant); return ok })
 	check := func(tokens int) bool {
 		var resp checkResponseJSON
 		if code := call(t, c.running()[0], "POST", "/v1/check", fmt.Sprintf(`{"tenant":%q,"tokens":%d}`, tenant, tokens), &resp); code != 200 {
@@ -504,7 +386,7 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 	c.add("node-4")
 	c.waitRing(4)
 	waitFor(t, 10*time.Second, "the usage committed by the hand-off", func() bool {
-		return c.server("node-4").Node.fsm.monthUsage(tenant, "2026-05").GetTokens() == 600
+		return c.server("node-4").Node.fsm.MonthUsage(tenant, "2026-05").GetTokens() == 600
 	})
 	// The state moved without the flushed tokens: they count once.
 	if check(401) || !check(400) {
@@ -625,5 +507,5 @@ func TestAPeerWriteWithoutAKnownOperationIsRefused(t *testing.T) {
 		}
 	}
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 }

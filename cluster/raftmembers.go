@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
@@ -165,8 +167,8 @@ type RaftStatus struct {
 // locally.
 func (n *Node) raftStatus() RaftStatus {
 	v := n.Config()
-	out := RaftStatus{Node: n.name, State: "disabled", Voters: []string{}, Nonvoters: []string{}, Applied: n.fsm.applied.Load(),
-		Plans: len(v.plans), Tenants: len(v.tenants), Keys: len(v.keys), Providers: len(v.providers)}
+	out := RaftStatus{Node: n.name, State: "disabled", Voters: []string{}, Nonvoters: []string{}, Applied: n.fsm.Applied(),
+		Plans: len(v.Plans()), Tenants: len(v.Tenants()), Keys: len(v.Keys()), Providers: len(v.Providers())}
 	if n.raft == nil {
 		return out
 	}
@@ -225,5 +227,17 @@ func (n *Node) depart(ctx context.Context) {
 	}
 	if err != nil {
 		n.log.Warn("asking the raft leader to remove this node", "leader", leader, "err", err)
+	}
+}
+
+// seedPlans writes the default plans once in the life of a cluster (the
+// FSM remembers it has), so a plan deleted later stays deleted.
+func (n *Node) seedPlans(ctx context.Context) {
+	if n.fsm.View().Seeded() {
+		return
+	}
+	cmd := &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: config.DefaultPlans()}}}
+	if _, err := n.apply(ctx, cmd); err != nil {
+		n.log.Warn("seeding the default plans", "err", err)
 	}
 }

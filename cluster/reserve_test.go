@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -34,7 +35,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants",
 		`{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000,"max_concurrent":2,"tokens_per_month":100000}}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	owner := c.server(c.running()[0].Node.Owner("acme")).Node
 	other := 0
 	for i, s := range c.running() {
@@ -75,7 +76,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 	// refunded and record nothing.
 	waitFor(t, 10*time.Second, "the usage in every node's ledger", func() bool {
 		for _, s := range c.running() {
-			u := s.Node.fsm.monthUsage("acme", "2026-05")
+			u := s.Node.fsm.MonthUsage("acme", "2026-05")
 			if u.GetTokens() != 100 || u.GetRequests() != 1 || u.GetPromptTokens() != 60 || u.GetCompletionTokens() != 40 || u.GetCostMicros() != 7 {
 				return false
 			}
@@ -90,7 +91,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	c := newRaftCluster(t, 1)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000}}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	n := c.running()[0].Node
 	r := reserveOn(t, c, 0, 500)
 	s := &settlement{tenant: "acme", limits: r.limits, reserved: 500, usage: quota.Usage{Model: "m", PromptTokens: 10, CompletionTokens: 10}, day: "2026-05-01", origin: "elsewhere", seq: 42}
@@ -104,7 +105,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	if err := n.FlushUsage(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if u := n.fsm.monthUsage("acme", "2026-05"); u.GetTokens() != 20 || u.GetRequests() != 1 {
+	if u := n.fsm.MonthUsage("acme", "2026-05"); u.GetTokens() != 20 || u.GetRequests() != 1 {
 		t.Fatalf("ledger after the same settlement twice: %v, want 20 tokens in 1 request", u)
 	}
 	if got := remaining(reserveOn(t, c, 0, 0), quota.LimitTokensPerMinute); got != 980 {
@@ -122,7 +123,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"max_concurrent":1000}}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	var other *Node
 	for _, s := range c.running() {
 		if s.Node.Name() != s.Node.Owner("acme") {
@@ -158,7 +159,7 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
-	c.waitConfig(func(v *ConfigView) bool { _, ok := v.Tenant("acme"); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	ownerName := c.running()[0].Node.Owner("acme")
 	var other *Node
 	for _, s := range c.running() {
@@ -175,7 +176,7 @@ func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	c.kill(ownerName)
 	other.Settle(r, quota.Usage{Model: "m", PromptTokens: 30, CompletionTokens: 12})
 	waitFor(t, 20*time.Second, "the usage in the ledger", func() bool {
-		return other.fsm.monthUsage("acme", "2026-05").GetTokens() == 42
+		return other.fsm.MonthUsage("acme", "2026-05").GetTokens() == 42
 	})
 	if other.settles.pending() != 0 {
 		t.Fatalf("%d settlements still pending", other.settles.pending())

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -17,6 +18,10 @@ import (
 // flush is in this node's copy of the ledger: the budget check counts
 // committed usage plus the store's entry, and each token is in exactly one
 // of them (for a moment in both, never in neither).
+// dayKey is one row of the usage ledger: a tenant's use of a model on a
+// day (YYYY-MM-DD).
+type dayKey struct{ tenant, model, day string }
+
 type usageBuffer struct {
 	mu      sync.Mutex
 	pending map[dayKey]*configv1.Usage
@@ -54,7 +59,7 @@ func firstSeq() uint64 { return uint64(time.Now().UnixNano()) }
 func (b *usageBuffer) add(k dayKey, u *configv1.Usage, window, charged int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	addUsage(b.pending, k, u)
+	config.AddUsage(b.pending, k, u)
 	if charged > 0 {
 		b.charged[monthCharge{k.tenant, window}] += charged
 	}
@@ -97,7 +102,7 @@ func (n *Node) flushUsage(ctx context.Context) {
 // node's ledger counts them.
 func (n *Node) refundFlushed() {
 	b := n.usage
-	applied := n.fsm.applied.Load()
+	applied := n.fsm.Applied()
 	b.mu.Lock()
 	var due []usageRefund
 	keep := b.refunds[:0]
@@ -153,7 +158,7 @@ func (n *Node) FlushUsage(ctx context.Context) error {
 		if !left {
 			// Refund before returning: a hand-off that follows must not
 			// carry flushed tokens along.
-			err := n.fsm.waitApplied(ctx, last)
+			err := n.fsm.WaitApplied(ctx, last)
 			n.refundFlushed()
 			return err
 		}

@@ -1,7 +1,6 @@
-package cluster
+package config
 
 import (
-	"context"
 	"time"
 
 	"github.com/tollgate/tollgate/limiter"
@@ -16,18 +15,6 @@ func DefaultPlans() []*configv1.Plan {
 		{Name: "silver", RequestsPerMinute: 300, TokensPerMinute: 100_000, TokensPerMonth: 10_000_000, MaxConcurrent: 20, Priority: 7, FailurePolicy: "local"},
 		{Name: "gold", RequestsPerMinute: 1_000, TokensPerMinute: 500_000, TokensPerMonth: 100_000_000, MaxConcurrent: 100, Priority: 5, FailurePolicy: "local"},
 		{Name: "platinum", RequestsPerMinute: 10_000, TokensPerMinute: 2_000_000, TokensPerMonth: 0, MaxConcurrent: 500, Priority: 1, FailurePolicy: "local"},
-	}
-}
-
-// seedPlans writes the default plans once in the life of a cluster (the
-// FSM remembers it has), so a plan deleted later stays deleted.
-func (n *Node) seedPlans(ctx context.Context) {
-	if n.fsm.view.Load().seeded {
-		return
-	}
-	cmd := &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}}
-	if _, err := n.apply(ctx, cmd); err != nil {
-		n.log.Warn("seeding the default plans", "err", err)
 	}
 }
 
@@ -69,10 +56,10 @@ func EffectivePlan(p *configv1.Plan, t *configv1.Tenant) *configv1.Plan {
 	return out
 }
 
-// planLimits turns a plan into the limits of a check: per-minute token
+// PlanLimits turns a plan into the limits of a check: per-minute token
 // buckets whose burst is the per-minute figure, and the monthly budget as
 // a calendar-month quota. A field of 0 adds no limit.
-func planLimits(p *configv1.Plan) []limiter.Limit {
+func PlanLimits(p *configv1.Plan) []limiter.Limit {
 	var out []limiter.Limit
 	if r := p.GetRequestsPerMinute(); r > 0 {
 		out = append(out, limiter.Limit{Name: quota.LimitRequestsPerMinute, Algorithm: limiter.TokenBucket, Limit: r, Period: time.Minute, Burst: r})

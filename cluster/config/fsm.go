@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"cmp"
@@ -11,19 +11,18 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
-// fsm is the replicated configuration: Raft applies committed commands to
-// it on every node. Config lives in an immutable ConfigView swapped on
-// each change; the usage ledger, which changes every second, is kept in
+// FSM is the replicated configuration: Raft applies committed commands to
+// it on every node. Config lives in an immutable View swapped on each
+// change; the usage ledger, which changes every second, is kept in
 // maps under usageMu instead of being copied.
-type fsm struct {
+type FSM struct {
 	mu   sync.Mutex // serialises Apply, Snapshot and Restore
-	view atomic.Pointer[ConfigView]
+	view atomic.Pointer[View]
 
 	usageMu sync.RWMutex
 	months  map[monthKey]*configv1.Usage
@@ -38,13 +37,14 @@ type fsm struct {
 type monthKey struct{ tenant, month string }
 type dayKey struct{ tenant, model, day string }
 
-func newFSM() *fsm {
-	f := &fsm{appliedCh: make(chan struct{})}
+// NewFSM returns an empty configuration.
+func NewFSM() *FSM {
+	f := &FSM{appliedCh: make(chan struct{})}
 	f.reset(emptyView(), map[monthKey]*configv1.Usage{}, map[dayKey]*configv1.Usage{}, map[string]uint64{})
 	return f
 }
 
-func (f *fsm) reset(v *ConfigView, months map[monthKey]*configv1.Usage, days map[dayKey]*configv1.Usage, seq map[string]uint64) {
+func (f *FSM) reset(v *View, months map[monthKey]*configv1.Usage, days map[dayKey]*configv1.Usage, seq map[string]uint64) {
 	f.view.Store(v)
 	f.usageMu.Lock()
 	f.months, f.days, f.seq = months, days, seq
@@ -53,7 +53,7 @@ func (f *fsm) reset(v *ConfigView, months map[monthKey]*configv1.Usage, days map
 
 // Apply applies one committed command. A command this version cannot
 // decode panics: skipping it would let the replicas diverge.
-func (f *fsm) Apply(l *raft.Log) any {
+func (f *FSM) Apply(l *raft.Log) any {
 	var cmd configv1.Command
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
 		panic(fmt.Sprintf("raft log %d: undecodable command: %v", l.Index, err))
@@ -65,7 +65,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return res
 }
 
-func (f *fsm) apply(cmd *configv1.Command) *configv1.Result {
+func (f *FSM) apply(cmd *configv1.Command) *configv1.Result {
 	if u := cmd.GetRecordUsage(); u != nil {
 		f.recordUsage(u)
 		return done()
@@ -108,10 +108,10 @@ func (f *fsm) apply(cmd *configv1.Command) *configv1.Result {
 	return res
 }
 
-// knownCommand reports whether this version's FSM applies cmd: the one
+// KnownCommand reports whether this version's FSM applies cmd: the one
 // check before a command enters the log, since an unknown one panics on
 // every replica (see Apply). Keep it in step with apply's switch.
-func knownCommand(cmd *configv1.Command) bool {
+func KnownCommand(cmd *configv1.Command) bool {
 	switch cmd.Op.(type) {
 	case *configv1.Command_RecordUsage, *configv1.Command_PutPlan, *configv1.Command_DeletePlan,
 		*configv1.Command_PutTenant, *configv1.Command_DeleteTenant, *configv1.Command_CreateKey,
@@ -124,7 +124,7 @@ func knownCommand(cmd *configv1.Command) bool {
 
 func done() *configv1.Result { return &configv1.Result{} }
 
-func fail(code codes.Code, format string, args ...any) *configv1.Result {
+func fail(code Code, format string, args ...any) *configv1.Result {
 	return &configv1.Result{Code: uint32(code), Message: fmt.Sprintf(format, args...)}
 }
 
@@ -134,9 +134,9 @@ func put[T any](m map[string]T, name string, value T, cmd *configv1.Command, kin
 	_, exists := m[name]
 	switch {
 	case cmd.GetCreate() && exists:
-		return fail(codes.AlreadyExists, "%s %q already exists", kind, name)
+		return fail(AlreadyExists, "%s %q already exists", kind, name)
 	case cmd.GetUpdate() && !exists:
-		return fail(codes.NotFound, "%s %q not found", kind, name)
+		return fail(NotFound, "%s %q not found", kind, name)
 	}
 	m[name] = value
 	return done()
@@ -144,24 +144,24 @@ func put[T any](m map[string]T, name string, value T, cmd *configv1.Command, kin
 
 func remove[T any](m map[string]T, name, kind string) *configv1.Result {
 	if _, exists := m[name]; !exists {
-		return fail(codes.NotFound, "%s %q not found", kind, name)
+		return fail(NotFound, "%s %q not found", kind, name)
 	}
 	delete(m, name)
 	return done()
 }
 
-func (v *ConfigView) deletePlan(name string) *configv1.Result {
+func (v *View) deletePlan(name string) *configv1.Result {
 	for _, t := range v.tenants {
 		if t.GetPlan() == name {
-			return fail(codes.FailedPrecondition, "plan %q is used by tenant %q", name, t.GetId())
+			return fail(FailedPrecondition, "plan %q is used by tenant %q", name, t.GetId())
 		}
 	}
 	return remove(v.plans, name, "plan")
 }
 
-func (v *ConfigView) putTenant(t *configv1.Tenant, cmd *configv1.Command) *configv1.Result {
+func (v *View) putTenant(t *configv1.Tenant, cmd *configv1.Command) *configv1.Result {
 	if _, ok := v.plans[t.GetPlan()]; !ok {
-		return fail(codes.InvalidArgument, "plan: %q does not exist", t.GetPlan())
+		return fail(InvalidArgument, "plan: %q does not exist", t.GetPlan())
 	}
 	if old, ok := v.tenants[t.GetId()]; ok {
 		t.CreatedNanos = old.GetCreatedNanos()
@@ -171,7 +171,7 @@ func (v *ConfigView) putTenant(t *configv1.Tenant, cmd *configv1.Command) *confi
 
 // deleteTenant removes the tenant and its keys; its usage stays in the
 // ledger.
-func (v *ConfigView) deleteTenant(id string) *configv1.Result {
+func (v *View) deleteTenant(id string) *configv1.Result {
 	if res := remove(v.tenants, id, "tenant"); res.GetCode() != 0 {
 		return res
 	}
@@ -184,25 +184,25 @@ func (v *ConfigView) deleteTenant(id string) *configv1.Result {
 	return done()
 }
 
-func (v *ConfigView) createKey(k *configv1.APIKey) *configv1.Result {
+func (v *View) createKey(k *configv1.APIKey) *configv1.Result {
 	if _, ok := v.tenants[k.GetTenant()]; !ok {
-		return fail(codes.NotFound, "tenant %q not found", k.GetTenant())
+		return fail(NotFound, "tenant %q not found", k.GetTenant())
 	}
 	if len(k.GetSha256()) != 32 {
-		return fail(codes.InvalidArgument, "sha256: want 32 bytes, got %d", len(k.GetSha256()))
+		return fail(InvalidArgument, "sha256: want 32 bytes, got %d", len(k.GetSha256()))
 	}
 	if _, taken := v.keys[k.GetId()]; taken {
-		return fail(codes.AlreadyExists, "key %q already exists", k.GetId())
+		return fail(AlreadyExists, "key %q already exists", k.GetId())
 	}
 	v.keys[k.GetId()] = k
 	v.keyHashes[[32]byte(k.GetSha256())] = k
 	return done()
 }
 
-func (v *ConfigView) revokeKey(r *configv1.RevokeKey) *configv1.Result {
+func (v *View) revokeKey(r *configv1.RevokeKey) *configv1.Result {
 	k, ok := v.keys[r.GetId()]
 	if !ok {
-		return fail(codes.NotFound, "key %q not found", r.GetId())
+		return fail(NotFound, "key %q not found", r.GetId())
 	}
 	if k.GetRevokedNanos() == 0 {
 		k = proto.CloneOf(k)
@@ -215,7 +215,7 @@ func (v *ConfigView) revokeKey(r *configv1.RevokeKey) *configv1.Result {
 
 // recordUsage adds one node's flush unless it has been applied before.
 // Negative amounts are dropped: committed usage only grows.
-func (f *fsm) recordUsage(u *configv1.RecordUsage) {
+func (f *FSM) recordUsage(u *configv1.RecordUsage) {
 	f.usageMu.Lock()
 	defer f.usageMu.Unlock()
 	if u.GetSeq() <= f.seq[u.GetNode()] {
@@ -226,12 +226,13 @@ func (f *fsm) recordUsage(u *configv1.RecordUsage) {
 		if len(d.GetDay()) != len("2006-01-02") {
 			continue
 		}
-		addUsage(f.months, monthKey{d.GetTenant(), d.GetDay()[:7]}, d.GetUsage())
-		addUsage(f.days, dayKey{d.GetTenant(), d.GetModel(), d.GetDay()}, d.GetUsage())
+		AddUsage(f.months, monthKey{d.GetTenant(), d.GetDay()[:7]}, d.GetUsage())
+		AddUsage(f.days, dayKey{d.GetTenant(), d.GetModel(), d.GetDay()}, d.GetUsage())
 	}
 }
 
-func addUsage[K comparable](m map[K]*configv1.Usage, k K, d *configv1.Usage) {
+// AddUsage adds d to m[k], dropping negative amounts.
+func AddUsage[K comparable](m map[K]*configv1.Usage, k K, d *configv1.Usage) {
 	u := m[k]
 	if u == nil {
 		u = &configv1.Usage{}
@@ -244,9 +245,9 @@ func addUsage[K comparable](m map[K]*configv1.Usage, k K, d *configv1.Usage) {
 	u.CostMicros += max(d.GetCostMicros(), 0)
 }
 
-// monthUsage returns a copy of a tenant's committed usage in a month
+// MonthUsage returns a copy of a tenant's committed usage in a month
 // (YYYY-MM).
-func (f *fsm) monthUsage(tenant, month string) *configv1.Usage {
+func (f *FSM) MonthUsage(tenant, month string) *configv1.Usage {
 	f.usageMu.RLock()
 	defer f.usageMu.RUnlock()
 	if u := f.months[monthKey{tenant, month}]; u != nil {
@@ -255,8 +256,8 @@ func (f *fsm) monthUsage(tenant, month string) *configv1.Usage {
 	return &configv1.Usage{}
 }
 
-// dayUsage returns copies of a tenant's rows for the days of a month.
-func (f *fsm) dayUsage(tenant, month string) []*configv1.DayUsage {
+// DayUsage returns copies of a tenant's rows for the days of a month.
+func (f *FSM) DayUsage(tenant, month string) []*configv1.DayUsage {
 	f.usageMu.RLock()
 	defer f.usageMu.RUnlock()
 	var out []*configv1.DayUsage
@@ -271,7 +272,13 @@ func (f *fsm) dayUsage(tenant, month string) []*configv1.DayUsage {
 	return out
 }
 
-func (f *fsm) setApplied(index uint64) {
+// View returns the current configuration. It never waits.
+func (f *FSM) View() *View { return f.view.Load() }
+
+// Applied is the index of the last Raft log entry applied here.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+func (f *FSM) setApplied(index uint64) {
 	f.appliedMu.Lock()
 	if index > f.applied.Load() {
 		f.applied.Store(index)
@@ -281,8 +288,8 @@ func (f *fsm) setApplied(index uint64) {
 	f.appliedMu.Unlock()
 }
 
-// waitApplied waits until this replica has applied the log up to index.
-func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+// WaitApplied waits until this replica has applied the log up to index.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		f.appliedMu.Lock()
 		ch := f.appliedCh
@@ -299,13 +306,13 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 }
 
 // state copies the whole configuration, in a stable order.
-func (f *fsm) state() *configv1.State {
+func (f *FSM) state() *configv1.State {
 	v := f.view.Load()
 	st := &configv1.State{
-		Plans:       sortedValues(v.plans),
-		Tenants:     sortedValues(v.tenants),
-		Keys:        sortedValues(v.keys),
-		Providers:   sortedValues(v.providers),
+		Plans:       SortedValues(v.plans),
+		Tenants:     SortedValues(v.tenants),
+		Keys:        SortedValues(v.keys),
+		Providers:   SortedValues(v.providers),
 		PlansSeeded: v.seeded,
 		UsageSeq:    map[string]uint64{},
 	}
@@ -329,7 +336,8 @@ func (f *fsm) state() *configv1.State {
 	return st
 }
 
-func sortedValues[T any](m map[string]T) []T {
+// SortedValues returns m's values in the order of their keys.
+func SortedValues[T any](m map[string]T) []T {
 	names := slices.Sorted(maps.Keys(m))
 	out := make([]T, len(names))
 	for i, k := range names {
@@ -340,15 +348,15 @@ func sortedValues[T any](m map[string]T) []T {
 
 // Snapshot copies the state under the lock; Persist writes it later
 // without holding anything.
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &fsmSnapshot{state: f.state()}, nil
+	return &snapshot{state: f.state()}, nil
 }
 
 // Restore replaces the whole state with a snapshot's: it builds the new
 // state first, then swaps it in under the lock.
-func (f *fsm) Restore(rc io.ReadCloser) error {
+func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
 	if err != nil {
@@ -393,9 +401,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ state *configv1.State }
+type snapshot struct{ state *configv1.State }
 
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	data, err := proto.Marshal(s.state)
 	if err == nil {
 		_, err = sink.Write(data)
@@ -407,4 +415,17 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) Release() {}
+func (s *snapshot) Release() {}
+
+// Code is the kind of a refusal in a Result. The numbers are gRPC's: the
+// Raft log has carried them since the first version, so they never change,
+// and the cluster hands them on as gRPC status codes.
+type Code uint32
+
+// The refusals the FSM gives.
+const (
+	InvalidArgument    Code = 3
+	NotFound           Code = 5
+	AlreadyExists      Code = 6
+	FailedPrecondition Code = 9
+)

@@ -1,4 +1,4 @@
-package cluster
+package config
 
 import (
 	"crypto/sha256"
@@ -10,11 +10,11 @@ import (
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
-// ConfigView is one immutable version of the replicated configuration.
+// View is one immutable version of the replicated configuration.
 // The FSM swaps in a new view on every change; readers load the current
 // one without a lock and never wait on the network. Nothing reachable from
 // a view is modified after it is published.
-type ConfigView struct {
+type View struct {
 	plans     map[string]*configv1.Plan
 	tenants   map[string]*configv1.Tenant
 	keys      map[string]*configv1.APIKey   // by id (display prefix)
@@ -26,8 +26,8 @@ type ConfigView struct {
 	idx       *viewIndex
 }
 
-func emptyView() *ConfigView {
-	return &ConfigView{
+func emptyView() *View {
+	return &View{
 		plans:     map[string]*configv1.Plan{},
 		tenants:   map[string]*configv1.Tenant{},
 		keys:      map[string]*configv1.APIKey{},
@@ -38,8 +38,8 @@ func emptyView() *ConfigView {
 
 // clone copies the maps (not the values, which are never modified) so the
 // FSM can change the copy and publish it.
-func (v *ConfigView) clone() *ConfigView {
-	return &ConfigView{
+func (v *View) clone() *View {
+	return &View{
 		plans:     maps.Clone(v.plans),
 		tenants:   maps.Clone(v.tenants),
 		keys:      maps.Clone(v.keys),
@@ -51,25 +51,41 @@ func (v *ConfigView) clone() *ConfigView {
 
 // Plan, Tenant and Provider look up one entry; the result must not be
 // modified.
-func (v *ConfigView) Plan(name string) (*configv1.Plan, bool) {
+func (v *View) Plan(name string) (*configv1.Plan, bool) {
 	p, ok := v.plans[name]
 	return p, ok
 }
 
-func (v *ConfigView) Tenant(id string) (*configv1.Tenant, bool) {
+func (v *View) Tenant(id string) (*configv1.Tenant, bool) {
 	t, ok := v.tenants[id]
 	return t, ok
 }
 
-func (v *ConfigView) Provider(name string) (*configv1.Provider, bool) {
+func (v *View) Provider(name string) (*configv1.Provider, bool) {
 	p, ok := v.providers[name]
 	return p, ok
 }
 
+// Plans, Tenants, Providers and Keys list every entry, sorted by name;
+// the entries must not be modified.
+func (v *View) Plans() []*configv1.Plan         { return SortedValues(v.plans) }
+func (v *View) Tenants() []*configv1.Tenant     { return SortedValues(v.tenants) }
+func (v *View) Providers() []*configv1.Provider { return SortedValues(v.providers) }
+func (v *View) Keys() []*configv1.APIKey        { return SortedValues(v.keys) }
+
+// Key returns the key with display id id, revoked or not.
+func (v *View) Key(id string) (*configv1.APIKey, bool) {
+	k, ok := v.keys[id]
+	return k, ok
+}
+
+// Seeded reports whether the default plans have been written once.
+func (v *View) Seeded() bool { return v.seeded }
+
 // VerifyKey returns the live key whose plaintext is secret. Only hashes
 // are stored: the map finds the candidate by hash, and the hashes are
 // compared once more in constant time.
-func (v *ConfigView) VerifyKey(secret string) (*configv1.APIKey, bool) {
+func (v *View) VerifyKey(secret string) (*configv1.APIKey, bool) {
 	sum := sha256.Sum256([]byte(secret))
 	k, ok := v.keyHashes[sum]
 	if !ok || k.GetRevokedNanos() != 0 || subtle.ConstantTimeCompare(k.GetSha256(), sum[:]) != 1 {
@@ -79,7 +95,7 @@ func (v *ConfigView) VerifyKey(secret string) (*configv1.APIKey, bool) {
 }
 
 // TenantPlan returns the tenant's plan with its overrides applied.
-func (v *ConfigView) TenantPlan(id string) (*configv1.Plan, bool) {
+func (v *View) TenantPlan(id string) (*configv1.Plan, bool) {
 	t, ok := v.tenants[id]
 	if !ok {
 		return nil, false
@@ -93,17 +109,17 @@ func (v *ConfigView) TenantPlan(id string) (*configv1.Plan, bool) {
 
 // ModelProvider returns the provider that serves model (the first by name
 // if several do).
-func (v *ConfigView) ModelProvider(model string) (*configv1.Provider, bool) {
+func (v *View) ModelProvider(model string) (*configv1.Provider, bool) {
 	p, ok := v.index().models[model]
 	return p, ok
 }
 
 // Models lists every model some provider serves, sorted.
-func (v *ConfigView) Models() []string { return v.index().modelNames }
+func (v *View) Models() []string { return v.index().modelNames }
 
 // OriginAllowed reports whether any tenant allows browsers from origin:
 // a CORS preflight carries no key, so it cannot name its tenant.
-func (v *ConfigView) OriginAllowed(origin string) bool {
+func (v *View) OriginAllowed(origin string) bool {
 	_, ok := v.index().origins[origin]
 	return ok
 }
@@ -116,7 +132,7 @@ type viewIndex struct {
 	origins    map[string]struct{}
 }
 
-func (v *ConfigView) index() *viewIndex {
+func (v *View) index() *viewIndex {
 	v.indexOnce.Do(func() {
 		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}}
 		for _, name := range slices.Sorted(maps.Keys(v.providers)) {

@@ -1,0 +1,128 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func applyAll(t *testing.T, f *FSM, cmds ...*configv1.Command) {
+	t.Helper()
+	for _, cmd := range cmds {
+		data, err := proto.Marshal(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := f.Apply(&raft.Log{Index: f.applied.Load() + 1, Data: data}).(*configv1.Result); res.GetCode() != 0 {
+			t.Fatalf("%v: %s", cmd, res.GetMessage())
+		}
+	}
+}
+
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
+	f := NewFSM()
+	sum := [32]byte{1, 2, 3}
+	rpm := int64(7)
+	applyAll(t, f,
+		&configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}},
+		&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "acme", Plan: "gold",
+			Overrides: &configv1.Overrides{RequestsPerMinute: &rpm}, AllowedOrigins: []string{"https://a.example"}}}},
+		&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "tg_abcdefgh", Tenant: "acme", Sha256: sum[:], CreatedNanos: 5}}},
+		&configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "openai", BaseUrl: "https://api.example", Models: []string{"m"}, PromptPriceMicros: 2_500_000}}},
+		&configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 3, Deltas: []*configv1.UsageDelta{
+			{Tenant: "acme", Model: "m", Day: "2026-11-24", Usage: &configv1.Usage{Requests: 2, Tokens: 300, CostMicros: 9}},
+			{Tenant: "acme", Day: "2026-11-25", Usage: &configv1.Usage{Requests: 1, Tokens: 50}},
+		}}}},
+	)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil || sink.cancelled {
+		t.Fatalf("persist: %v (cancelled %v)", err, sink.cancelled)
+	}
+	restored := NewFSM()
+	if err := restored.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := f.state(), restored.state(); !proto.Equal(want, got) {
+		t.Fatalf("restored state differs:\nwant %v\ngot  %v", want, got)
+	}
+	if got := restored.MonthUsage("acme", "2026-11"); got.GetTokens() != 350 || got.GetRequests() != 3 {
+		t.Fatalf("restored month usage = %v", got)
+	}
+	if k, ok := restored.view.Load().keyHashes[sum]; !ok || k.GetTenant() != "acme" {
+		t.Fatal("restored key is not found by its hash")
+	}
+}
+
+func TestFSMAppliesAUsageFlushOnceAndNeverShrinks(t *testing.T) {
+	f := NewFSM()
+	flush := func(seq uint64, tokens int64) *configv1.Command {
+		return &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: seq,
+			Deltas: []*configv1.UsageDelta{{Tenant: "t", Day: "2026-11-01", Usage: &configv1.Usage{Tokens: tokens}}}}}}
+	}
+	applyAll(t, f, flush(1, 100), flush(1, 100), flush(2, -40), flush(3, 5))
+	if got := f.MonthUsage("t", "2026-11").GetTokens(); got != 105 {
+		t.Fatalf("tokens = %d, want 105 (a retried flush once, a negative one ignored)", got)
+	}
+}
+
+func TestFSMRefusalsAreTypedAndChangeNothing(t *testing.T) {
+	f := NewFSM()
+	applyAll(t, f, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
+	before := f.state()
+	for _, tc := range []struct {
+		cmd  *configv1.Command
+		code uint32
+	}{
+		{&configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "x", Plan: "nope"}}}, 3},
+		{&configv1.Command{Op: &configv1.Command_PutPlan{PutPlan: &configv1.Plan{Name: "gold"}}, Create: true}, 6},
+		{&configv1.Command{Op: &configv1.Command_DeleteTenant{DeleteTenant: &configv1.DeleteTenant{Id: "x"}}}, 5},
+		{&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "k", Tenant: "x", Sha256: make([]byte, 32)}}}, 5},
+	} {
+		data, _ := proto.Marshal(tc.cmd)
+		res := f.Apply(&raft.Log{Index: 9, Data: data}).(*configv1.Result)
+		if res.GetCode() != tc.code {
+			t.Errorf("%v: code %d (%s), want %d", tc.cmd, res.GetCode(), res.GetMessage(), tc.code)
+		}
+	}
+	if !proto.Equal(before, f.state()) {
+		t.Fatal("a refused command changed the state")
+	}
+}
+
+func BenchmarkVerifyKey(b *testing.B) {
+	f := NewFSM()
+	v := f.view.Load()
+	secrets := make([]string, 100_000)
+	for i := range secrets {
+		secrets[i] = newKeySecret()
+		sum := sha256Sum(secrets[i])
+		k := &configv1.APIKey{Id: secrets[i][:keyIDLen], Tenant: "t", Sha256: sum[:]}
+		v.keys[k.Id], v.keyHashes[sum] = k, k
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := v.VerifyKey(secrets[i%len(secrets)]); !ok {
+			b.Fatal("a stored key does not verify")
+		}
+	}
+}
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
