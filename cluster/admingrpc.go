@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 // AdminService returns the gRPC Admin service; register it with
@@ -32,7 +33,7 @@ func (n *Node) AdminInterceptor() grpc.UnaryServerInterceptor {
 		}
 		resp, err := handler(ctx, req)
 		if err != nil {
-			err = grpcError(err)
+			err = quotapb.Status(err)
 		}
 		return resp, err
 	}

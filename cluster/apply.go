@@ -14,16 +14,8 @@ import (
 	"github.com/tollgate/tollgate/cluster/config"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
-
-// ErrNoQuorum means a configuration write could not be committed: there is
-// no Raft leader, or the leader cannot reach a majority. Reads, key checks
-// and enforcement go on from the last configuration meanwhile.
-var ErrNoQuorum = errors.New("no quorum: configuration writes need a majority of nodes")
-
-// ErrNoRaft means the node was started without Raft (no raft address), so
-// it has no replicated configuration to write to.
-var ErrNoRaft = errors.New("this node runs without raft: no replicated configuration")
 
 // writeTimeout bounds a configuration write, forwarding included.
 const writeTimeout = 2 * time.Second
@@ -53,7 +45,7 @@ func (n *Node) apply(ctx context.Context, cmd *configv1.Command) (*configv1.Resu
 // when no leader can commit.
 func (n *Node) applyIndexed(ctx context.Context, cmd *configv1.Command) (*configv1.Result, uint64, error) {
 	if n.raft == nil {
-		return nil, 0, ErrNoRaft
+		return nil, 0, quota.ErrNoRaft
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
@@ -70,7 +62,7 @@ func (n *Node) applyIndexed(ctx context.Context, cmd *configv1.Command) (*config
 		// trying again is safe.
 		select {
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("%w: no leader elected in time", ErrNoQuorum)
+			return nil, 0, fmt.Errorf("%w: no leader elected in time", quota.ErrNoQuorum)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -98,9 +90,9 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*configv1.Result, ui
 	case status.Code(err) == codes.FailedPrecondition && status.Convert(err).Message() == notLeader:
 		return nil, 0, errRetryApply
 	case ctx.Err() != nil:
-		return nil, 0, fmt.Errorf("%w: the leader did not commit in time", ErrNoQuorum)
+		return nil, 0, fmt.Errorf("%w: the leader did not commit in time", quota.ErrNoQuorum)
 	}
-	return nil, 0, fmt.Errorf("%w: writing through leader %s: %v", ErrNoQuorum, leader, status.Convert(err).Message())
+	return nil, 0, fmt.Errorf("%w: writing through leader %s: %v", quota.ErrNoQuorum, leader, status.Convert(err).Message())
 }
 
 // applyLocal commits data on this node, the leader.
@@ -114,10 +106,10 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (*configv1.Result, u
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, 0, errRetryApply
 		case err != nil:
-			return nil, 0, fmt.Errorf("%w: %v", ErrNoQuorum, err)
+			return nil, 0, fmt.Errorf("%w: %v", quota.ErrNoQuorum, err)
 		}
 	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("%w: not committed in time", ErrNoQuorum)
+		return nil, 0, fmt.Errorf("%w: not committed in time", quota.ErrNoQuorum)
 	}
 	res, ok := f.Response().(*configv1.Result)
 	if !ok {

@@ -7,117 +7,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
-	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/quota"
+	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 // Conversions between the wire types and ours.
-
-var algorithmFromProto = map[tollgatev1.Algorithm]limiter.Algorithm{
-	tollgatev1.Algorithm_ALGORITHM_UNSPECIFIED:    limiter.TokenBucket,
-	tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET:   limiter.TokenBucket,
-	tollgatev1.Algorithm_ALGORITHM_SLIDING_WINDOW: limiter.SlidingWindow,
-	tollgatev1.Algorithm_ALGORITHM_FIXED_WINDOW:   limiter.FixedWindow,
-	tollgatev1.Algorithm_ALGORITHM_CONCURRENCY:    limiter.Concurrency,
-	tollgatev1.Algorithm_ALGORITHM_CALENDAR_MONTH: limiter.CalendarMonth,
-}
-
-var algorithmToProto = map[limiter.Algorithm]tollgatev1.Algorithm{
-	limiter.TokenBucket:   tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET,
-	limiter.SlidingWindow: tollgatev1.Algorithm_ALGORITHM_SLIDING_WINDOW,
-	limiter.FixedWindow:   tollgatev1.Algorithm_ALGORITHM_FIXED_WINDOW,
-	limiter.Concurrency:   tollgatev1.Algorithm_ALGORITHM_CONCURRENCY,
-	limiter.CalendarMonth: tollgatev1.Algorithm_ALGORITHM_CALENDAR_MONTH,
-}
-
-func checkFromProto(prefix string, in *tollgatev1.CheckRequest) (*quota.CheckRequest, error) {
-	req := &quota.CheckRequest{Tenant: in.GetTenant(), Hits: 1, Tokens: in.GetTokens(), Plan: len(in.GetLimits()) == 0, Limits: make([]limiter.Limit, len(in.GetLimits()))}
-	policy, ok := policyFromProto[in.GetFailurePolicy()]
-	if !ok {
-		return nil, quota.Invalid(prefix+"failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
-	}
-	req.FailurePolicy = policy
-	if in.Hits != nil {
-		req.Hits = in.GetHits()
-	}
-	for i, l := range in.GetLimits() {
-		lim, err := limitFromProto(l)
-		if err != nil {
-			return nil, err.Under(fmt.Sprintf("%slimits[%d]", prefix, i))
-		}
-		req.Limits[i] = lim
-	}
-	return req, req.Validate(prefix)
-}
-
-// limitFromProto converts a limit; an error names the field within it.
-func limitFromProto(in *tollgatev1.Limit) (limiter.Limit, *quota.FieldError) {
-	if in == nil {
-		return limiter.Limit{}, quota.Invalid("", "is required")
-	}
-	alg, ok := algorithmFromProto[in.GetAlgorithm()]
-	if !ok {
-		return limiter.Limit{}, quota.Invalid("algorithm", "unknown algorithm %d", in.GetAlgorithm())
-	}
-	l := limiter.Limit{Name: in.GetName(), Algorithm: alg, Limit: in.GetLimit(), Burst: in.GetBurst()}
-	if p := in.GetPeriod(); p != nil {
-		if err := p.CheckValid(); err != nil {
-			return limiter.Limit{}, quota.Invalid("period", "%v", err)
-		}
-		l.Period = p.AsDuration()
-	}
-	return l, nil
-}
-
-// LimitToProto converts a limit for clients of the gRPC API.
-func LimitToProto(l limiter.Limit) *tollgatev1.Limit {
-	return &tollgatev1.Limit{
-		Name:      l.Name,
-		Algorithm: algorithmToProto[l.Algorithm],
-		Limit:     l.Limit,
-		Period:    durationpb.New(l.Period),
-		Burst:     l.Burst,
-	}
-}
-
-func checkToProto(resp *quota.CheckResponse) *tollgatev1.CheckResponse {
-	out := &tollgatev1.CheckResponse{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]*tollgatev1.LimitStatus, len(resp.Limits))}
-	for i, l := range resp.Limits {
-		out.Limits[i] = &tollgatev1.LimitStatus{
-			Name:       l.Name,
-			Allowed:    l.Allowed,
-			Limit:      l.Limit,
-			Remaining:  l.Remaining,
-			ResetAfter: durationpb.New(l.ResetAfter),
-			RetryAfter: durationpb.New(l.RetryAfter),
-			LeaseId:    l.Lease,
-		}
-	}
-	return out
-}
-
-var policyFromProto = map[tollgatev1.FailurePolicy]quota.FailurePolicy{
-	tollgatev1.FailurePolicy_FAILURE_POLICY_UNSPECIFIED: quota.PolicyLocal,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL:       quota.PolicyLocal,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN:        quota.PolicyOpen,
-	tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED:      quota.PolicyClosed,
-}
-
-var policyToProto = map[quota.FailurePolicy]tollgatev1.FailurePolicy{
-	quota.PolicyLocal:  tollgatev1.FailurePolicy_FAILURE_POLICY_LOCAL,
-	quota.PolicyOpen:   tollgatev1.FailurePolicy_FAILURE_POLICY_OPEN,
-	quota.PolicyClosed: tollgatev1.FailurePolicy_FAILURE_POLICY_CLOSED,
-}
 
 // setForwardedCheck flattens a validated request for the peer hop into
 // dst, reusing its limit messages; the hop fields are the caller's to set.
 func setForwardedCheck(dst *peerv1.ForwardedCheck, req *quota.CheckRequest) {
 	dst.Tenant, dst.Hits, dst.Plan, dst.Reserve, dst.Tokens = req.Tenant, req.Hits, req.Plan, req.Reserve, req.Tokens
-	dst.FailurePolicy = policyToProto[req.FailurePolicy]
+	dst.FailurePolicy = quotapb.PolicyToProto[req.FailurePolicy]
 	dst.TimeoutNanos, dst.Hops, dst.PullFrom = 0, 0, ""
 	dst.Limits = setPeerLimits(dst.Limits, req.Limits)
 }
@@ -128,7 +30,7 @@ func setPeerLimits(dst []*peerv1.PeerLimit, limits []limiter.Limit) []*peerv1.Pe
 	dst = grow(dst, len(limits))
 	for i, l := range limits {
 		pl := dst[i]
-		pl.Name, pl.Algorithm, pl.Limit, pl.PeriodNanos, pl.Burst = l.Name, algorithmToProto[l.Algorithm], l.Limit, int64(l.Period), l.Burst
+		pl.Name, pl.Algorithm, pl.Limit, pl.PeriodNanos, pl.Burst = l.Name, quotapb.AlgorithmToProto[l.Algorithm], l.Limit, int64(l.Period), l.Burst
 	}
 	return dst
 }
@@ -154,7 +56,7 @@ func grow[M any](msgs []*M, n int) []*M {
 func limitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
 	out := make([]limiter.Limit, len(in))
 	for i, l := range in {
-		alg, ok := algorithmFromProto[l.GetAlgorithm()]
+		alg, ok := quotapb.AlgorithmFromProto[l.GetAlgorithm()]
 		if !ok {
 			return nil, quota.Invalid(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
 		}
@@ -166,7 +68,7 @@ func limitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
 // checkFromForwarded rebuilds and validates a forwarded request: a peer is
 // trusted no more than a client.
 func checkFromForwarded(in *peerv1.ForwardedCheck) (*quota.CheckRequest, error) {
-	policy, ok := policyFromProto[in.GetFailurePolicy()]
+	policy, ok := quotapb.PolicyFromProto[in.GetFailurePolicy()]
 	if !ok {
 		return nil, quota.Invalid("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
@@ -227,7 +129,7 @@ func tenantStateToProto(tenant string, states []limiter.EntryState) *peerv1.Tena
 	out := &peerv1.TenantState{Tenant: tenant, Entries: make([]*peerv1.EntryState, len(states))}
 	for i, s := range states {
 		e := &peerv1.EntryState{
-			Limit: LimitToProto(s.Limit), LevelHi: s.LevelHi, LevelLo: s.LevelLo, LastUnixNano: s.Last,
+			Limit: quotapb.LimitToProto(s.Limit), LevelHi: s.LevelHi, LevelLo: s.LevelLo, LastUnixNano: s.Last,
 			Window: s.Window, Current: s.Current, Previous: s.Previous,
 		}
 		for _, l := range s.Leases {
@@ -241,7 +143,7 @@ func tenantStateToProto(tenant string, states []limiter.EntryState) *peerv1.Tena
 func tenantStateFromProto(in *peerv1.TenantState) ([]limiter.EntryState, error) {
 	out := make([]limiter.EntryState, len(in.GetEntries()))
 	for i, e := range in.GetEntries() {
-		l, err := limitFromProto(e.GetLimit())
+		l, err := quotapb.LimitFromProto(e.GetLimit())
 		if err != nil {
 			return nil, err.Under(fmt.Sprintf("entries[%d].limit", i))
 		}

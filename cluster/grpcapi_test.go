@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/limiter"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 func newGRPCClient(t *testing.T, n *Node) tollgatev1.RateLimiterClient {
@@ -35,7 +36,7 @@ func newGRPCClient(t *testing.T, n *Node) tollgatev1.RateLimiterClient {
 }
 
 func rpmLimit(limit int64) *tollgatev1.Limit {
-	return LimitToProto(limiter.Limit{Name: "rpm", Limit: limit, Period: time.Minute})
+	return quotapb.LimitToProto(limiter.Limit{Name: "rpm", Limit: limit, Period: time.Minute})
 }
 
 func TestGRPCCheckAdmitsExactlyTheLimit(t *testing.T) {

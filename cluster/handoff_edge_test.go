@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Edge cases of the hand-off protocol, set up by hand.
@@ -29,8 +31,8 @@ func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
 		x.n.handoff.mu.Unlock()
 	}
 	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
-	if resp != nil || !errors.Is(err, ErrOwnerUnavailable) {
-		t.Fatalf("got %+v, %v; want ErrOwnerUnavailable", resp, err)
+	if resp != nil || !errors.Is(err, quota.ErrOwnerUnavailable) {
+		t.Fatalf("got %+v, %v; want quota.ErrOwnerUnavailable", resp, err)
 	}
 }
 

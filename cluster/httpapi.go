@@ -9,9 +9,10 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/tollgate/tollgate/quota"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // MaxBodyBytes bounds a request body on the API address.
@@ -92,17 +93,17 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusNotFound, errorJSON{errorBody{Code: "unknown_tenant", Message: err.Error()}})
 	case errors.Is(err, quota.ErrTenantSuspended):
 		writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "tenant_suspended", Message: err.Error()}})
-	case errors.Is(err, ErrNoQuorum), errors.Is(err, ErrNoRaft):
+	case errors.Is(err, quota.ErrNoQuorum), errors.Is(err, quota.ErrNoRaft):
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{Code: "no_quorum", Message: err.Error()}})
 	case statusHTTP[status.Code(err)] != 0:
 		// A refusal from the FSM or the owner, already in gRPC terms.
 		st := status.Convert(err)
 		writeJSON(w, statusHTTP[st.Code()], errorJSON{errorBody{Code: snakeCode(st.Code()), Message: st.Message()}})
-	case errors.Is(err, ErrOwnerUnavailable):
+	case errors.Is(err, quota.ErrOwnerUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "owner_unavailable", Message: err.Error()}})
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, quota.ErrNotReady):
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "not_ready", Message: err.Error()}})

@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/quota"
+	"github.com/tollgate/tollgate/quota/quotapb"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -485,7 +486,7 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 	case owner == "":
 		// Joining and not yet in touch with the owners, or the last
 		// node leaving: deciding here would start tenants afresh.
-		return nil, ErrNotReady
+		return nil, quota.ErrNotReady
 	case owner == pullFrom:
 		// The node our ring names is handing the tenant to us: our ring
 		// is behind, and sending the check back would bounce. (A node
@@ -501,7 +502,7 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 			// The sender has the state already; its ring is behind.
 			return nil, errHandedToYou
 		case hops >= maxHops:
-			return nil, fmt.Errorf("%w: %s was handed to %s", ErrOwnerUnavailable, req.Tenant, to)
+			return nil, fmt.Errorf("%w: %s was handed to %s", quota.ErrOwnerUnavailable, req.Tenant, to)
 		}
 		owner = to
 	}
@@ -518,13 +519,13 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 		if to != "" {
 			// Both sides say the other has it: neither decides rather
 			// than start it afresh.
-			return nil, fmt.Errorf("%w: %s and %s each hold %s as handed to the other", ErrOwnerUnavailable, n.name, owner, req.Tenant)
+			return nil, fmt.Errorf("%w: %s and %s each hold %s as handed to the other", quota.ErrOwnerUnavailable, n.name, owner, req.Tenant)
 		}
 		return resp, err
 	case ctx.Err() != nil:
 		return nil, ctx.Err() // the caller has gone; nobody reads an answer
 	case n.ctx.Err() != nil:
-		return nil, ErrNotReady // this node is stopping: the owner is fine
+		return nil, quota.ErrNotReady // this node is stopping: the owner is fine
 	case status.Code(err) == codes.InvalidArgument:
 		return nil, err
 	case n.currentRing() != ring:
@@ -554,11 +555,11 @@ func (n *Node) decideHere(ctx context.Context, req *quota.CheckRequest, pullFrom
 	// the ring, take back what was handed off and decide here; if not,
 	// starting it here would make a second copy.
 	if !n.handoff.reclaim(req.Tenant) {
-		return nil, "", fmt.Errorf("%w: %s is owned by %s", ErrOwnerUnavailable, req.Tenant, n.currentRing().Owner(req.Tenant))
+		return nil, "", fmt.Errorf("%w: %s is owned by %s", quota.ErrOwnerUnavailable, req.Tenant, n.currentRing().Owner(req.Tenant))
 	}
 	resp, err = n.decideOwned(req)
 	if resp == nil && err == nil {
-		err = fmt.Errorf("%w: %s moved away again", ErrOwnerUnavailable, req.Tenant)
+		err = fmt.Errorf("%w: %s moved away again", quota.ErrOwnerUnavailable, req.Tenant)
 	}
 	return resp, "", err
 }
@@ -607,7 +608,7 @@ func (n *Node) Release(ctx context.Context, req *quota.ReleaseRequest) error {
 func (n *Node) release(ctx context.Context, req *quota.ReleaseRequest, forwarded bool) error {
 	owner := n.Owner(req.Tenant)
 	if owner == "" {
-		return ErrNotReady
+		return quota.ErrNotReady
 	}
 	if owner == n.name || forwarded {
 		err := n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
@@ -621,10 +622,10 @@ func (n *Node) release(ctx context.Context, req *quota.ReleaseRequest, forwarded
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, n.fwd.cfg.Timeout)
 		defer cancel()
-		_, err = client.Release(ctx, &tollgatev1.ReleaseRequest{Tenant: req.Tenant, Limit: LimitToProto(req.Limit), LeaseId: req.Lease})
+		_, err = client.Release(ctx, &tollgatev1.ReleaseRequest{Tenant: req.Tenant, Limit: quotapb.LimitToProto(req.Limit), LeaseId: req.Lease})
 	}
 	if err != nil {
-		return fmt.Errorf("%w: releasing on %s: %v", ErrOwnerUnavailable, owner, err)
+		return fmt.Errorf("%w: releasing on %s: %v", quota.ErrOwnerUnavailable, owner, err)
 	}
 	return nil
 }
@@ -643,11 +644,3 @@ func isHandedToYou(err error) bool {
 // errNoAnswer guards against a route that ends with neither an answer nor
 // an error.
 var errNoAnswer = errors.New("internal: check routed to no decision")
-
-// ErrNotReady means the node is not (or no longer) part of the cluster:
-// joining, or the last node leaving.
-var ErrNotReady = errors.New("node not ready: not (or no longer) in the cluster")
-
-// ErrOwnerUnavailable means a request that only the tenant's owner can
-// serve could not reach it.
-var ErrOwnerUnavailable = errors.New("owner unavailable")

@@ -11,6 +11,7 @@ import (
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/quota"
+	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 // PeerService returns the node's side of the node-to-node gRPC service.
@@ -80,7 +81,7 @@ func (s *peerService) decide(ctx context.Context, from string, received time.Tim
 		}
 	}
 	if err != nil {
-		st := status.Convert(grpcError(err))
+		st := status.Convert(quotapb.Status(err))
 		setFailedResult(out, st.Code(), st.Message())
 		return
 	}
@@ -116,16 +117,16 @@ func (s *peerService) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*pe
 }
 
 func (s *peerService) Release(ctx context.Context, in *tollgatev1.ReleaseRequest) (*tollgatev1.ReleaseResponse, error) {
-	l, ferr := limitFromProto(in.GetLimit())
+	l, ferr := quotapb.LimitFromProto(in.GetLimit())
 	if ferr != nil {
-		return nil, grpcError(ferr.Under("limit"))
+		return nil, quotapb.Status(ferr.Under("limit"))
 	}
 	req := &quota.ReleaseRequest{Tenant: in.GetTenant(), Limit: l, Lease: in.GetLeaseId()}
 	if err := req.Validate(); err != nil {
-		return nil, grpcError(err)
+		return nil, quotapb.Status(err)
 	}
 	if err := s.node.release(ctx, req, true); err != nil {
-		return nil, grpcError(err)
+		return nil, quotapb.Status(err)
 	}
 	return &tollgatev1.ReleaseResponse{}, nil
 }

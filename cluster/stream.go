@@ -9,6 +9,7 @@ import (
 	"time"
 
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // peerStream is one long-lived CheckStream to an owner, carrying every
@@ -66,7 +67,7 @@ func (f *forwarder) stream(q *queue) (*peerStream, error) {
 	s, err := client.CheckStream(ctx)
 	if !stopOpening() || err != nil {
 		cancel()
-		return nil, cmp.Or(err, ErrNotReady)
+		return nil, cmp.Or(err, quota.ErrNotReady)
 	}
 	ps = &peerStream{stream: s, cancel: cancel, out: map[uint64]*outBatch{}, answered: time.Now()}
 	f.mu.Lock()

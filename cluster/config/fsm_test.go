@@ -7,8 +7,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
-	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"google.golang.org/protobuf/proto"
+
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
 func applyAll(t *testing.T, f *FSM, cmds ...*configv1.Command) {
