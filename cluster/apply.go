@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tollgate/tollgate/cluster/config"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -79,7 +78,7 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*configv1.Result, ui
 	if leader == "" || leader == n.name {
 		return nil, 0, errRetryApply
 	}
-	client, err := n.peers.client(leader)
+	client, err := n.peers.Client(leader)
 	if err != nil {
 		return nil, 0, errRetryApply // gossip has not told us its address yet
 	}
@@ -116,30 +115,4 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (*configv1.Result, u
 		return nil, 0, fmt.Errorf("internal: raft answered %T", f.Response())
 	}
 	return res, f.Index(), nil
-}
-
-// Apply is the leader's side of a forwarded write.
-func (s *peerService) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {
-	n := s.node
-	if n.raft == nil || !n.raft.isLeader() {
-		return nil, status.Error(codes.FailedPrecondition, notLeader)
-	}
-	var cmd configv1.Command
-	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
-	}
-	if !config.KnownCommand(&cmd) {
-		// Written to the log, it would stop every replica that reads it.
-		return nil, status.Errorf(codes.InvalidArgument, "command: no operation this node knows (%T)", cmd.Op)
-	}
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	res, index, err := n.applyLocal(ctx, in.GetCommand())
-	switch {
-	case errors.Is(err, errRetryApply):
-		return nil, status.Error(codes.FailedPrecondition, notLeader)
-	case err != nil:
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
-	return &peerv1.ApplyResponse{Result: res, Index: index}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -19,7 +20,7 @@ import (
 type testCluster struct {
 	t       testing.TB
 	clock   *limiter.ManualClock
-	forward ForwardConfig
+	forward peer.ForwardConfig
 	log     *slog.Logger
 	tweak   func(*Config) // applied to every node's configuration, if set
 
@@ -28,12 +29,12 @@ type testCluster struct {
 	order   []string
 }
 
-func newTestCluster(t testing.TB, n int, forward ...ForwardConfig) *testCluster {
+func newTestCluster(t testing.TB, n int, forward ...peer.ForwardConfig) *testCluster {
 	t.Helper()
 	return startTestCluster(t, n, nil, forward...)
 }
 
-func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...ForwardConfig) *testCluster {
+func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...peer.ForwardConfig) *testCluster {
 	t.Helper()
 	c := &testCluster{
 		tweak:   tweak,
@@ -309,18 +310,17 @@ func TestAnAnswerAfterATimeoutPutsTheStreamBackInUse(t *testing.T) {
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "hasty")
 	req := dayLimit(tenant, 1000)
 	c.check(0, req) // the stream is open
-	stream := func() *peerStream { return n1.fwd.openStream("node-2") }
 	waitFor(t, 5*time.Second, "a batch to end unanswered", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Microsecond)
 		defer cancel()
 		_, _ = n1.Check(ctx, &req)
-		ps := stream()
-		return ps != nil && !ps.usable()
+		open, usable := n1.fwd.StreamUsable("node-2")
+		return open && !usable
 	})
 	waitFor(t, 5*time.Second, "an answered batch to put the stream back in use", func() bool {
 		c.check(0, req)
-		ps := stream()
-		return ps != nil && ps.usable()
+		open, usable := n1.fwd.StreamUsable("node-2")
+		return open && usable
 	})
 }
 

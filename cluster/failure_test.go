@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tollgate/tollgate/cluster/gossip"
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -61,12 +62,11 @@ func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
 }
 
 func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
-	c := newTestCluster(t, 3)
+	c := newTestCluster(t, 3, peer.ForwardConfig{Timeout: 300 * time.Millisecond})
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "slow")
 	other := tenantOwnedBy(t, n1.currentRing(), "node-3", "fine")
 	silence(t, n1, "node-2")
-	n1.fwd.cfg.Timeout = 300 * time.Millisecond
 
 	start := time.Now()
 	resp := c.check(0, dayLimit(tenant, 10))
@@ -107,14 +107,14 @@ func silence(t *testing.T, n *Node, name string) {
 			members[i].GRPCAddr = hole.Addr().String()
 		}
 	}
-	n.peers.update(members)
+	n.peers.Update(members)
 }
 
 // Checks beyond what may wait for a silent owner are decided by the failure
 // policy at once, not after the forward timeout.
 func TestAFullOwnerQueueAppliesThePolicyAtOnce(t *testing.T) {
 	const timeout = 3 * time.Second
-	c := newTestCluster(t, 3, ForwardConfig{BatchMax: 2, Timeout: timeout})
+	c := newTestCluster(t, 3, peer.ForwardConfig{BatchMax: 2, Timeout: timeout})
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "stuck")
 	silence(t, n1, "node-2")
@@ -155,7 +155,7 @@ func (frozenPeer) CheckStream(s peerv1.Peer_CheckStreamServer) error {
 // the blocked Send, and neither does stopping the node.
 func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	c := newTestCluster(t, 3, ForwardConfig{Timeout: timeout})
+	c := newTestCluster(t, 3, peer.ForwardConfig{Timeout: timeout})
 	srv := c.running()[0]
 	n1 := srv.Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "frozen")
@@ -173,7 +173,7 @@ func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 			members[i].GRPCAddr = lis.Addr().String()
 		}
 	}
-	n1.peers.update(members)
+	n1.peers.Update(members)
 
 	// Big checks, so that unread batches fill the flow-control windows.
 	var limits []limiter.Limit
@@ -215,8 +215,8 @@ func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	n1.peers.update(live)
-	n1.fwd.retire(live)
+	n1.peers.Update(live)
+	n1.fwd.Retire(live)
 	if took := time.Since(start); took > timeout {
 		t.Errorf("retiring the frozen owner took %s", took)
 	}

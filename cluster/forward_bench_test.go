@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/quota"
 )
 
@@ -16,12 +17,12 @@ import (
 func BenchmarkForwarding(b *testing.B) {
 	for _, mode := range []struct {
 		name string
-		cfg  ForwardConfig
+		cfg  peer.ForwardConfig
 		lone bool // one caller: the latency of a forwarded check
 	}{
-		{"batched", ForwardConfig{}, false},
-		{"unary", ForwardConfig{BatchMax: 1, BatchWindow: -1}, false},
-		{"lone", ForwardConfig{}, true},
+		{"batched", peer.ForwardConfig{}, false},
+		{"unary", peer.ForwardConfig{BatchMax: 1, BatchWindow: -1}, false},
+		{"lone", peer.ForwardConfig{}, true},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			c := newTestCluster(b, 3, mode.cfg)

@@ -179,10 +179,10 @@ func (h *handoff) push(ctx context.Context) {
 func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffRequest) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	client, err := h.n.peers.client(owner)
+	client, err := h.n.peers.Client(owner)
 	if err == nil {
 		_, err = client.Handoff(ctx, req)
-		h.n.peers.report(owner, err)
+		h.n.peers.Report(owner, err)
 	}
 	if err != nil {
 		// The state stays in outgoing, for the new owner to pull, or to
@@ -344,11 +344,11 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	client, err := h.n.peers.client(from)
+	client, err := h.n.peers.Client(from)
 	var resp *peerv1.PullResponse
 	if err == nil {
 		resp, err = client.Pull(ctx, &peerv1.PullRequest{From: h.n.name, Tenants: []string{tenant}})
-		h.n.peers.report(from, err)
+		h.n.peers.Report(from, err)
 	}
 	if err != nil {
 		h.log.Debug("pull failed; deciding with what is here", "tenant", tenant, "from", from, "err", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/quota"
 )
 
@@ -39,7 +40,7 @@ func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
 // A forwarded check whose caller has given up by the time the owner gets
 // to it is not charged.
 func TestExpiredForwardIsNotCharged(t *testing.T) {
-	c := newTestCluster(t, 2, ForwardConfig{Timeout: 100 * time.Millisecond})
+	c := newTestCluster(t, 2, peer.ForwardConfig{Timeout: 100 * time.Millisecond})
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "late")
 	other := tenantOwnedBy(t, a.currentRing(), "node-2", "after")

@@ -143,9 +143,9 @@ func (n *Node) forwardingStats() forwardingJSON {
 		f.MeanBatchSize = h.GetHistogram().GetSampleSum() / float64(batches)
 	}
 	if n.fwd != nil {
-		f.BatchWindowSeconds = n.fwd.cfg.BatchWindow.Seconds()
-		f.BatchMax = n.fwd.cfg.BatchMax
-		f.TimeoutSeconds = n.fwd.cfg.Timeout.Seconds()
+		f.BatchWindowSeconds = n.fwd.Config().BatchWindow.Seconds()
+		f.BatchMax = n.fwd.Config().BatchMax
+		f.TimeoutSeconds = n.fwd.Config().Timeout.Seconds()
 	}
 	return f
 }

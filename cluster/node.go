@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/quota"
 	"github.com/tollgate/tollgate/quota/quotapb"
@@ -45,7 +46,7 @@ type Config struct {
 	// The addresses other nodes and clients reach this node at, carried in
 	// its gossip metadata.
 	APIAddr, GRPCAddr, RaftAddr, HTTPAddr string
-	Forward                               ForwardConfig
+	Forward                               peer.ForwardConfig
 	// HandoffWindow is how long after a membership change a node looks
 	// for tenant state in flight; 5s if zero.
 	HandoffWindow time.Duration
@@ -84,8 +85,8 @@ type Node struct {
 	ringMu  sync.Mutex // one ring rebuild at a time
 	leaving atomic.Bool
 	members *gossip.Membership // nil when standalone
-	peers   *peerPool
-	fwd     *forwarder
+	peers   *peer.Pool
+	fwd     *peer.Forwarder
 	handoff *handoff
 
 	fsm   *config.FSM  // the replicated configuration, on every node
@@ -119,7 +120,7 @@ func NewNode(cfg Config) *Node {
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = time.Second
 	}
-	cfg.Forward.setDefaults()
+	cfg.Forward.SetDefaults()
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}
 	store := limiter.NewStore(opts)
 	n := &Node{
@@ -129,7 +130,7 @@ func NewNode(cfg Config) *Node {
 		fallback: limiter.NewStore(opts),
 		metrics:  newMetrics(store),
 		log:      cfg.Logger.With("component", "node"),
-		peers:    newPeerPool(2 * cfg.Forward.Timeout),
+		peers:    peer.NewPool(2 * cfg.Forward.Timeout),
 		pushes:   make(chan struct{}, 1),
 		fsm:      config.NewFSM(),
 		usage:    newUsageBuffer(),
@@ -175,7 +176,7 @@ func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant
 // ends; Wait waits for that, Close releases the rest.
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
-	n.fwd = newForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics, n.settleAbandoned)
+	n.fwd = peer.NewForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics.observeBatch, n.settleAbandoned)
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
@@ -286,8 +287,8 @@ func (n *Node) membersChanged() {
 	old := n.setRing(ring)
 	// Only after the swap: a forward chosen by the old ring still finds
 	// its peer, and one that does not is routed again (see route).
-	n.peers.update(live)
-	n.fwd.retire(live)
+	n.peers.Update(live)
+	n.fwd.Retire(live)
 	if !sameNodes(old, ring) {
 		n.log.Info("ring changed", "members", ring.Nodes())
 		n.handoff.ringChanged(old, ring, leaving)
@@ -305,7 +306,7 @@ func (n *Node) Members() []gossip.Member {
 	}
 	all := n.members.All()
 	for i := range all {
-		if all[i].State == "alive" && n.peers.suspect(all[i].Name) {
+		if all[i].State == "alive" && n.peers.Suspect(all[i].Name) {
 			all[i].State = "suspect"
 		}
 	}
@@ -387,7 +388,7 @@ func (n *Node) Wait() {
 	n.wg.Wait()
 	n.settles.senders.Wait()
 	if n.fwd != nil {
-		n.fwd.wait()
+		n.fwd.Wait()
 	}
 }
 
@@ -399,7 +400,7 @@ func (n *Node) Close() {
 		}
 	}
 	n.closeRaft()
-	n.peers.close()
+	n.peers.Close()
 }
 
 func (n *Node) closeRaft() {
@@ -510,7 +511,7 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 	if _, ok := n.handoff.movedTo(req.Tenant); ok || n.leaving.Load() {
 		handing = n.name // the owner should take the state from here first
 	}
-	resp, err := n.fwd.forward(ctx, owner, req, hops+1, handing)
+	resp, err := n.fwd.Forward(ctx, owner, req, hops+1, handing)
 	switch {
 	case err == nil:
 		return resp, nil
@@ -548,7 +549,7 @@ func (n *Node) decideHere(ctx context.Context, req *quota.CheckRequest, pullFrom
 	if !errors.Is(err, limiter.ErrMoved) {
 		return resp, "", err
 	}
-	if to, ok := n.handoff.movedTo(req.Tenant); ok && n.peers.has(to) {
+	if to, ok := n.handoff.movedTo(req.Tenant); ok && n.peers.Has(to) {
 		return nil, to, nil
 	}
 	// Its new owner has gone before taking it. If the tenant is ours by
@@ -618,9 +619,9 @@ func (n *Node) release(ctx context.Context, req *quota.ReleaseRequest, forwarded
 		}
 		owner = to
 	}
-	client, err := n.peers.client(owner)
+	client, err := n.peers.Client(owner)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(ctx, n.fwd.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, n.fwd.Config().Timeout)
 		defer cancel()
 		_, err = client.Release(ctx, &tollgatev1.ReleaseRequest{Tenant: req.Tenant, Limit: quotapb.LimitToProto(req.Limit), LeaseId: req.Lease})
 	}

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
@@ -188,30 +186,6 @@ func (n *Node) raftStatus() RaftStatus {
 	return out
 }
 
-// Depart removes a member that is leaving gracefully from Raft, on the
-// leader. Removing a member that is not there is not an error.
-func (s *peerService) Depart(_ context.Context, in *peerv1.DepartRequest) (*peerv1.DepartResponse, error) {
-	n := s.node
-	if in.GetFrom() == "" {
-		return nil, status.Error(codes.InvalidArgument, "from: required")
-	}
-	if n.raft == nil || !n.raft.isLeader() {
-		return nil, status.Error(codes.FailedPrecondition, notLeader)
-	}
-	f := n.raft.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) == in.GetFrom() {
-			if !n.raftChange("removing a member that is leaving", in.GetFrom(), n.raft.raft.RemoveServer(srv.ID, 0, 0)) {
-				return nil, status.Error(codes.Unavailable, "removing "+in.GetFrom()+" from raft failed")
-			}
-		}
-	}
-	return &peerv1.DepartResponse{}, nil
-}
-
 // depart asks the Raft leader to remove this node, which is leaving. If it
 // cannot, the leader still removes it once gossip says it left.
 func (n *Node) depart(ctx context.Context) {
@@ -219,7 +193,7 @@ func (n *Node) depart(ctx context.Context) {
 	if leader == "" || leader == n.name {
 		return
 	}
-	client, err := n.peers.client(leader)
+	client, err := n.peers.Client(leader)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 		defer cancel()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
@@ -100,7 +101,7 @@ type settlement struct {
 
 func (s *settlement) toProto() *peerv1.Settlement {
 	return &peerv1.Settlement{
-		Tenant: s.tenant, Limits: setPeerLimits(nil, s.limits), Reserved: s.reserved, LeaseId: s.lease, MonthWindow: s.monthWindow,
+		Tenant: s.tenant, Limits: peer.SetPeerLimits(nil, s.limits), Reserved: s.reserved, LeaseId: s.lease, MonthWindow: s.monthWindow,
 		Model: s.usage.Model, PromptTokens: s.usage.PromptTokens, CompletionTokens: s.usage.CompletionTokens,
 		CostMicros: s.usage.CostMicros, Failed: s.usage.Failed, Day: s.day, Hops: s.hops, Origin: s.origin, Seq: s.seq,
 	}
@@ -111,7 +112,7 @@ func settlementFromProto(in *peerv1.Settlement) (*settlement, error) {
 	if err := quota.ValidateTenant("", in.GetTenant()); err != nil {
 		return nil, err
 	}
-	limits, err := limitsFromPeer(in.GetLimits())
+	limits, err := peer.LimitsFromPeer(in.GetLimits())
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func (s *Server) Kill() {
 	s.cancel()
 	s.Node.Wait()
 	s.Node.closeRaft()
-	s.Node.peers.close()
+	s.Node.peers.Close()
 }
 
 // stopGRPC drains the gRPC server, cutting it off at the deadline.

@@ -166,7 +166,7 @@ func (n *Node) sendSettles(ctx context.Context, owner string, ss []*settlement) 
 }
 
 func (n *Node) callSettle(ctx context.Context, owner string, ss []*settlement) error {
-	client, err := n.peers.client(owner)
+	client, err := n.peers.Client(owner)
 	if err != nil {
 		return err
 	}

@@ -6,13 +6,14 @@ import (
 	"log/slog"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/peer"
 )
 
 // nodeConfig turns the flags into a node's configuration.
 func (c *Config) nodeConfig(log *slog.Logger) cluster.ServerConfig {
 	window := c.BatchWindow
 	if window == 0 {
-		window = -1 // the flag's 0 means no wait; ForwardConfig's means default
+		window = -1 // the flag's 0 means no wait; peer.ForwardConfig's means default
 	}
 	return cluster.ServerConfig{
 		APIListen:  c.APIAddr,
@@ -31,7 +32,7 @@ func (c *Config) nodeConfig(log *slog.Logger) cluster.ServerConfig {
 			InMemory:        c.InMemory,
 			BootstrapExpect: c.BootstrapExpect,
 			Admin:           cluster.AdminAuth{Token: c.AdminToken, Open: c.adminOpen},
-			Forward: cluster.ForwardConfig{
+			Forward: peer.ForwardConfig{
 				BatchWindow: window,
 				BatchMax:    c.BatchMax,
 				Timeout:     c.ForwardTimeout,

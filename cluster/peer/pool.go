@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"errors"
@@ -15,9 +15,9 @@ import (
 // ErrNoPeer means a node is not (or no longer) a member with a gRPC address.
 var ErrNoPeer = errors.New("no such peer")
 
-// peerPool holds one gRPC connection per peer, keyed by node name (never
+// Pool holds one gRPC connection per peer, keyed by node name (never
 // by address: two nodes may share a host).
-type peerPool struct {
+type Pool struct {
 	// linger is how long the connection to a node that has gone stays
 	// open for the calls in flight on it: a node that leaves gracefully
 	// answers them.
@@ -36,14 +36,14 @@ type peerConn struct {
 	client peerv1.PeerClient
 }
 
-func newPeerPool(linger time.Duration) *peerPool {
-	return &peerPool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, leaving: map[*grpc.ClientConn]bool{}, failing: map[string]time.Time{}}
+func NewPool(linger time.Duration) *Pool {
+	return &Pool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, leaving: map[*grpc.ClientConn]bool{}, failing: map[string]time.Time{}}
 }
 
-// update sets the members' gRPC addresses; connections to nodes that are
+// Update sets the members' gRPC addresses; connections to nodes that are
 // gone or have moved are closed once the calls on them have had linger to
 // end.
-func (p *peerPool) update(members []gossip.Member) {
+func (p *Pool) Update(members []gossip.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.addrs = make(map[string]string, len(members))
@@ -66,7 +66,7 @@ func (p *peerPool) update(members []gossip.Member) {
 	}
 }
 
-func (p *peerPool) closeLingering(conn *grpc.ClientConn) {
+func (p *Pool) closeLingering(conn *grpc.ClientConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leaving[conn] {
@@ -75,8 +75,8 @@ func (p *peerPool) closeLingering(conn *grpc.ClientConn) {
 	}
 }
 
-// report records how a call to a peer went.
-func (p *peerPool) report(name string, err error) {
+// Report records how a call to a peer went.
+func (p *Pool) Report(name string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err == nil {
@@ -86,24 +86,24 @@ func (p *peerPool) report(name string, err error) {
 	}
 }
 
-// suspect reports whether the last call to name failed.
-func (p *peerPool) suspect(name string) bool {
+// Suspect reports whether the last call to name failed.
+func (p *Pool) Suspect(name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, ok := p.failing[name]
 	return ok
 }
 
-// has reports whether name is a live member with a gRPC address.
-func (p *peerPool) has(name string) bool {
+// Has reports whether name is a live member with a gRPC address.
+func (p *Pool) Has(name string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, ok := p.addrs[name]
 	return ok
 }
 
-// client returns a client for the named peer, connecting lazily.
-func (p *peerPool) client(name string) (peerv1.PeerClient, error) {
+// Client returns a client for the named peer, connecting lazily.
+func (p *Pool) Client(name string) (peerv1.PeerClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.conns[name]; c != nil {
@@ -122,7 +122,7 @@ func (p *peerPool) client(name string) (peerv1.PeerClient, error) {
 	return c.client, nil
 }
 
-func (p *peerPool) close() {
+func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for name, c := range p.conns {

@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"context"
@@ -29,7 +29,8 @@ type ForwardConfig struct {
 	Timeout time.Duration
 }
 
-func (c *ForwardConfig) setDefaults() {
+// SetDefaults fills in the zero fields.
+func (c *ForwardConfig) SetDefaults() {
 	if c.BatchWindow < 0 {
 		c.BatchWindow = 0
 	} else if c.BatchWindow == 0 {
@@ -43,13 +44,14 @@ func (c *ForwardConfig) setDefaults() {
 	}
 }
 
-// forwarder coalesces concurrent checks to the same owner into batches
+// Forwarder coalesces concurrent checks to the same owner into batches
 // sent on one stream per owner.
-type forwarder struct {
-	cfg     ForwardConfig
-	self    string
-	peers   *peerPool
-	metrics *metrics
+type Forwarder struct {
+	cfg   ForwardConfig
+	self  string
+	peers *Pool
+	// observe records each batch: its size, how long it took, its error.
+	observe func(size int, took time.Duration, err error)
 	ctx     context.Context // the node's lifetime
 
 	// abandoned takes an owner's answer that came after its caller had
@@ -81,12 +83,12 @@ type queue struct {
 
 // maxQueued bounds the checks waiting for one owner: beyond it the owner
 // is not keeping up, and the failure policy decides at once.
-func (f *forwarder) maxQueued() int { return 4 * f.cfg.BatchMax }
+func (f *Forwarder) maxQueued() int { return 4 * f.cfg.BatchMax }
 
 var errQueueFull = errors.New("too many checks waiting for the owner")
 
 // enqueue adds p to q and, if q was idle, sends it.
-func (f *forwarder) enqueue(q *queue, p *pending) error {
+func (f *Forwarder) enqueue(q *queue, p *pending) error {
 	q.mu.Lock()
 	if len(q.waiting) >= f.maxQueued() {
 		q.mu.Unlock()
@@ -156,7 +158,7 @@ const (
 // deliver hands the caller its answer, or, if it has given up, passes an
 // owner's admission to the abandoned hook (a gateway reservation must be
 // settled even when nobody will use it).
-func (f *forwarder) deliver(p *pending, r forwardResult) {
+func (f *Forwarder) deliver(p *pending, r forwardResult) {
 	if p.state.CompareAndSwap(pendingWaiting, pendingAnswered) {
 		p.done <- r
 		return
@@ -180,9 +182,13 @@ type forwardResult struct {
 	err  error
 }
 
-func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *peerPool, m *metrics, abandoned func(*quota.CheckRequest, *quota.CheckResponse)) *forwarder {
-	cfg.setDefaults()
-	f := &forwarder{cfg: cfg, self: self, peers: peers, metrics: m, ctx: ctx, abandoned: abandoned, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
+// NewForwarder returns a forwarder for the node self, which dials through
+// peers. observe records every batch; abandoned (if not nil) takes an
+// owner's answer that came after its caller had given up. What it starts
+// stops when ctx ends; Wait waits for that.
+func NewForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *Pool, observe func(size int, took time.Duration, err error), abandoned func(*quota.CheckRequest, *quota.CheckResponse)) *Forwarder {
+	cfg.SetDefaults()
+	f := &Forwarder{cfg: cfg, self: self, peers: peers, observe: observe, ctx: ctx, abandoned: abandoned, queues: map[string]*queue{}, streams: map[string]*peerStream{}}
 	f.wg.Go(f.closeAll)
 	return f
 }
@@ -191,9 +197,9 @@ func newForwarder(ctx context.Context, cfg ForwardConfig, self string, peers *pe
 // timeout.
 var errForwardTimeout = errors.New("owner did not answer in time")
 
-// forward asks owner to decide req and waits for the answer, the caller's
+// Forward asks owner to decide req and waits for the answer, the caller's
 // deadline or the forward timeout, whichever comes first.
-func (f *forwarder) forward(ctx context.Context, owner string, req *quota.CheckRequest, hops uint32, pullFrom string) (*quota.CheckResponse, error) {
+func (f *Forwarder) Forward(ctx context.Context, owner string, req *quota.CheckRequest, hops uint32, pullFrom string) (*quota.CheckResponse, error) {
 	now := time.Now()
 	deadline := now.Add(f.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -238,8 +244,8 @@ func (f *forwarder) forward(ctx context.Context, owner string, req *quota.CheckR
 
 // Pendings are reused: a forwarded check would otherwise allocate its
 // record, channel, timer and peer message each time. A pending goes back
-// only once the forwarder is done with it, which is certain when its caller
-// has received the answer; one whose caller gave up first is left to the
+// only once the Forwarder is done with it, which is certain when its caller
+// Has received the answer; one whose caller gave up first is left to the
 // garbage collector.
 var pendingPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
@@ -266,17 +272,17 @@ func (p *pending) release() {
 
 // forwardAlone sends one check in its own call, from the caller's
 // goroutine: forwarding without batching.
-func (f *forwarder) forwardAlone(ctx context.Context, owner string, req *quota.CheckRequest, check *peerv1.ForwardedCheck) (*quota.CheckResponse, error) {
+func (f *Forwarder) forwardAlone(ctx context.Context, owner string, req *quota.CheckRequest, check *peerv1.ForwardedCheck) (*quota.CheckResponse, error) {
 	start := time.Now()
 	resp, err := f.call(ctx, owner, &peerv1.CheckBatchRequest{From: f.self, Checks: []*peerv1.ForwardedCheck{check}})
-	f.metrics.observeBatch(1, time.Since(start), err)
+	f.observe(1, time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}
 	return responseOf(req, resp.Results[0])
 }
 
-func (f *forwarder) queue(owner string) *queue {
+func (f *Forwarder) queue(owner string) *queue {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := f.queues[owner]
@@ -288,13 +294,13 @@ func (f *forwarder) queue(owner string) *queue {
 	return q
 }
 
-// retire stops the queues of nodes that are no longer members. Checks
+// Retire stops the queues of nodes that are no longer members. Checks
 // still queued there end with their callers' timeout. Their streams take no
 // new batch but stay open for the answers to the batches out on them: a
 // node that leaves gracefully answers what it has decided, and cutting
 // the stream would turn each of those admissions into an error (and a check
 // retried elsewhere would be charged twice).
-func (f *forwarder) retire(members []gossip.Member) {
+func (f *Forwarder) Retire(members []gossip.Member) {
 	live := make(map[string]bool, len(members))
 	for _, m := range members {
 		live[m.Name] = true
@@ -326,7 +332,7 @@ func (f *forwarder) retire(members []gossip.Member) {
 // and no batch window is to be waited; otherwise q's sender goroutine takes
 // the duty over. Sending from whoever is at hand spares a lone check, and
 // every batch, two goroutine hand-offs.
-func (f *forwarder) next(q *queue, window bool) {
+func (f *Forwarder) next(q *queue, window bool) {
 	q.mu.Lock()
 	if len(q.waiting) == 0 {
 		q.busy = false
@@ -353,7 +359,7 @@ func (f *forwarder) next(q *queue, window bool) {
 // timer takes about a millisecond to fire). What queued while a batch was
 // out leaves as soon as it ends: it has had the round trip to gather.
 // The caller holds q.mu.
-func (f *forwarder) windowLeft(q *queue) time.Duration {
+func (f *Forwarder) windowLeft(q *queue) time.Duration {
 	if !q.window || q.last <= 1 || len(q.waiting) >= f.cfg.BatchMax {
 		return 0
 	}
@@ -363,7 +369,7 @@ func (f *forwarder) windowLeft(q *queue) time.Duration {
 // sender takes q's sending duty when it cannot be done at once: it waits
 // out batch windows and opens the owner's stream (which waits while the
 // connection comes up), until the node stops or the owner leaves.
-func (f *forwarder) sender(q *queue) {
+func (f *Forwarder) sender(q *queue) {
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -406,7 +412,7 @@ func (f *forwarder) sender(q *queue) {
 // send puts one batch on owner's stream; whoever ends it (its answer, its
 // timer, or the stream breaking) hands each caller its answer and sends
 // the next.
-func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
+func (f *Forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 	out := &outBatch{q: q, batch: batch, start: time.Now()}
 	req := &peerv1.CheckBatchRequest{From: f.self, Checks: make([]*peerv1.ForwardedCheck, len(batch))}
 	var latest time.Time
@@ -451,19 +457,19 @@ func (f *forwarder) send(q *queue, ps *peerStream, batch []*pending) {
 
 // finish ends a batch once: it hands each caller its answer, or err, and
 // passes the queue's sending duty on.
-func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err error) {
+func (f *Forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err error) {
 	out.sending.Wait() // for Send to be done with the batch's messages
 	owner := out.q.owner
 	if err == nil && len(resp.GetResults()) != len(out.batch) {
 		err = fmt.Errorf("%d results for %d checks", len(resp.GetResults()), len(out.batch))
 	}
 	if !errors.Is(err, errStreamClosing) { // our own doing, not the owner's
-		f.peers.report(owner, err)
+		f.peers.Report(owner, err)
 	}
 	if err != nil {
 		err = fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
-	f.metrics.observeBatch(len(out.batch), time.Since(out.start), err)
+	f.observe(len(out.batch), time.Since(out.start), err)
 	for i, p := range out.batch {
 		if err != nil {
 			f.deliver(p, forwardResult{err: err})
@@ -475,13 +481,13 @@ func (f *forwarder) finish(out *outBatch, resp *peerv1.CheckBatchResponse, err e
 	f.next(out.q, false)
 }
 
-func (f *forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
-	client, err := f.peers.client(owner)
+func (f *Forwarder) call(ctx context.Context, owner string, req *peerv1.CheckBatchRequest) (*peerv1.CheckBatchResponse, error) {
+	client, err := f.peers.Client(owner)
 	if err != nil {
 		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
 	resp, err := client.CheckBatch(ctx, req)
-	f.peers.report(owner, err)
+	f.peers.Report(owner, err)
 	if err != nil {
 		return nil, fmt.Errorf("forwarding to %s: %w", owner, err)
 	}
@@ -498,6 +504,11 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// wait blocks until every goroutine of the forwarder has returned; the
+// wait blocks until every goroutine of the Forwarder has returned; the
 // node's context must have ended.
-func (f *forwarder) wait() { f.wg.Wait() }
+// Config is the forwarder's configuration, defaults filled in.
+func (f *Forwarder) Config() ForwardConfig { return f.cfg }
+
+// Wait waits for the goroutines the forwarder started; its context must
+// have ended.
+func (f *Forwarder) Wait() { f.wg.Wait() }

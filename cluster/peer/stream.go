@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"cmp"
@@ -49,13 +49,13 @@ var (
 // stream returns the open stream to q's owner, opening one if need be.
 // Only q's sender calls it, so opening (which waits while the connection
 // comes up) holds no lock and stalls no other owner's checks.
-func (f *forwarder) stream(q *queue) (*peerStream, error) {
+func (f *Forwarder) stream(q *queue) (*peerStream, error) {
 	owner := q.owner
 	ps := f.openStream(owner)
 	if ps != nil {
 		return ps, nil
 	}
-	client, err := f.peers.client(owner)
+	client, err := f.peers.Client(owner)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (f *forwarder) stream(q *queue) (*peerStream, error) {
 	return ps, nil
 }
 
-// close ends the stream once the batches out on it are answered: it takes
+// Close ends the stream once the batches out on it are answered: it takes
 // no new batch, the owner sees the end of its input after the last of
 // them, answers it, and ends the stream, which ends the reader. An owner
 // that does not answer has the stream cut after wait. It does not wait: a
@@ -119,7 +119,7 @@ func (ps *peerStream) usable() bool {
 
 // closeAll closes every stream once the node stops, so that the batches
 // out get their answers rather than an error (see retire).
-func (f *forwarder) closeAll() {
+func (f *Forwarder) closeAll() {
 	<-f.ctx.Done()
 	f.mu.Lock()
 	streams := f.streams
@@ -131,7 +131,15 @@ func (f *forwarder) closeAll() {
 }
 
 // openStream returns owner's stream if one is open, without waiting.
-func (f *forwarder) openStream(owner string) *peerStream {
+// StreamUsable reports whether the stream to owner is open and takes
+// batches from callers directly (not only from the sender goroutine, after
+// a batch went unanswered).
+func (f *Forwarder) StreamUsable(owner string) (open, usable bool) {
+	ps := f.openStream(owner)
+	return ps != nil, ps != nil && ps.usable()
+}
+
+func (f *Forwarder) openStream(owner string) *peerStream {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.streams[owner]
@@ -141,7 +149,7 @@ func (f *forwarder) openStream(owner string) *peerStream {
 // its answer until deadline, when it ends with errForwardTimeout. Whoever
 // takes a batch out of ps.out (an answer, its timer, the stream breaking)
 // ends it, so it ends once.
-func (f *forwarder) register(owner string, ps *peerStream, out *outBatch, req *peerv1.CheckBatchRequest, deadline time.Time) error {
+func (f *Forwarder) register(owner string, ps *peerStream, out *outBatch, req *peerv1.CheckBatchRequest, deadline time.Time) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.broken != nil {
@@ -182,7 +190,7 @@ func (ps *peerStream) take(id uint64) *outBatch {
 }
 
 // read ends batches with their answers until the stream ends.
-func (f *forwarder) read(owner string, ps *peerStream) {
+func (f *Forwarder) read(owner string, ps *peerStream) {
 	for {
 		resp, err := ps.stream.Recv()
 		if err != nil {
@@ -200,7 +208,7 @@ func (f *forwarder) read(owner string, ps *peerStream) {
 }
 
 // dropStream forgets a broken stream and fails the batches out on it.
-func (f *forwarder) dropStream(owner string, ps *peerStream, cause error) {
+func (f *Forwarder) dropStream(owner string, ps *peerStream, cause error) {
 	f.mu.Lock()
 	if f.streams[owner] == ps {
 		delete(f.streams, owner)

@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/cluster/peer"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
+)
+
+// PeerService returns the node's side of the node-to-node gRPC service.
+func (n *Node) PeerService() peerv1.PeerServer { return peer.NewServer(peerLocal{n}) }
+
+// peerLocal is the node as the peer service sees it (peer.Local): what
+// other nodes may ask of it.
+type peerLocal struct{ n *Node }
+
+func (l peerLocal) Route(ctx context.Context, req *quota.CheckRequest, hops uint32, from, pullFrom string) (*quota.CheckResponse, error) {
+	resp, err := l.n.route(ctx, req, hops, from, pullFrom)
+	if resp == nil && err == nil {
+		err = errNoAnswer
+	}
+	return resp, err
+}
+
+// Settle validates every settlement before it applies any; one applied
+// before (its answer was lost and it was resent) is skipped.
+func (l peerLocal) Settle(ctx context.Context, in *peerv1.SettleRequest) error {
+	n := l.n
+	ss := make([]*settlement, len(in.GetSettlements()))
+	for i, p := range in.GetSettlements() {
+		st, err := settlementFromProto(p)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "settlements[%d]: %v", i, err)
+		}
+		ss[i] = st
+	}
+	now := time.Now()
+	for _, st := range ss {
+		if n.settled.first(settleID{st.origin, st.seq}, now) {
+			n.settleHere(ctx, st)
+		}
+	}
+	return nil
+}
+
+func (l peerLocal) Receive(in *peerv1.HandoffRequest) error { return l.n.handoff.receive(in) }
+
+func (l peerLocal) Give(from string, tenants []string) *peerv1.PullResponse {
+	return l.n.handoff.give(from, tenants)
+}
+
+func (l peerLocal) Release(ctx context.Context, req *quota.ReleaseRequest) error {
+	return l.n.release(ctx, req, true)
+}
+
+// Apply is the leader's side of a forwarded write.
+func (l peerLocal) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {
+	n := l.n
+	if n.raft == nil || !n.raft.isLeader() {
+		return nil, status.Error(codes.FailedPrecondition, notLeader)
+	}
+	var cmd configv1.Command
+	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
+	}
+	if !config.KnownCommand(&cmd) {
+		// Written to the log, it would stop every replica that reads it.
+		return nil, status.Errorf(codes.InvalidArgument, "command: no operation this node knows (%T)", cmd.Op)
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	res, index, err := n.applyLocal(ctx, in.GetCommand())
+	switch {
+	case errors.Is(err, errRetryApply):
+		return nil, status.Error(codes.FailedPrecondition, notLeader)
+	case err != nil:
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &peerv1.ApplyResponse{Result: res, Index: index}, nil
+}
+
+// Depart removes a member that is leaving gracefully from Raft, on the
+// leader. Removing a member that is not there is not an error.
+func (l peerLocal) Depart(_ context.Context, from string) error {
+	n := l.n
+	if n.raft == nil || !n.raft.isLeader() {
+		return status.Error(codes.FailedPrecondition, notLeader)
+	}
+	f := n.raft.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == from {
+			if !n.raftChange("removing a member that is leaving", from, n.raft.raft.RemoveServer(srv.ID, 0, 0)) {
+				return status.Error(codes.Unavailable, "removing "+from+" from raft failed")
+			}
+		}
+	}
+	return nil
+}
