@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -12,7 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
+
+// adminTimeout bounds each admin API call of a set-up or clean-up: a hung
+// node must not hang them.
+const adminTimeout = 10 * time.Second
 
 // gateway sends chat completions with each tenant's key, a share of them
 // streamed; 200 is admitted and 429 denied.
@@ -26,7 +30,8 @@ type gateway struct {
 	// The run's plan and tenants, deleted when it ends: a run leaves
 	// nothing behind in the cluster's configuration (their usage stays
 	// in the ledger).
-	admin, token, plan string
+	api  *admin.Client
+	plan string
 }
 
 func (s *gateway) do(ctx context.Context, target int, tenant string) outcome {
@@ -66,53 +71,24 @@ func (s *gateway) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for t := range s.keys {
-		_ = adminCall(ctx, s.admin, s.token, http.MethodDelete, "/admin/v1/tenants/"+t, nil, nil)
+		_ = s.api.DeleteTenant(ctx, t)
 	}
-	_ = adminCall(ctx, s.admin, s.token, http.MethodDelete, "/admin/v1/plans/"+s.plan, nil, nil)
-}
-
-// adminCall sends one admin API request and decodes its answer into out.
-func adminCall(ctx context.Context, server, token, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL(server)+path, body)
-	if err != nil {
-		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	// Bounded: a hung node must not hang the set-up.
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	_ = s.api.DeletePlan(ctx, s.plan)
 }
 
 // setUpGateway creates the run's tenants, on a plan named run with the
 // run's requests per minute, each with a key, through the admin API.
 func setUpGateway(ctx context.Context, cfg *Config, run string, tenants []string, targets []string) (*gateway, error) {
-	plan := map[string]any{"name": run, "requests_per_minute": cfg.Limit, "tokens_per_minute": 0, "max_concurrent": 0}
-	if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/plans/"+run, plan, nil); err != nil {
+	api, err := admin.NewClient(cfg.AdminServer, cfg.AdminToken, adminTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("admin-server: %w", err)
+	}
+	// The run's requests per minute are the plan's one limit; 0 is none.
+	if err := api.PutPlan(ctx, admin.Plan{Name: run, RequestsPerMinute: cfg.Limit}); err != nil {
 		return nil, fmt.Errorf("creating the bench plan: %w", err)
 	}
 	s := &gateway{client: newHTTPClient(cfg.Timeout), keys: map[string]string{}, share: cfg.StreamShare,
-		admin: cfg.AdminServer, token: cfg.AdminToken, plan: run}
+		api: api, plan: run}
 	for i, stream := range []bool{false, true} {
 		s.bodies[i] = fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":16,"messages":[{"role":"user","content":"How do token buckets work?"}]}`, cfg.Model, stream)
 	}
@@ -126,15 +102,12 @@ func setUpGateway(ctx context.Context, cfg *Config, run string, tenants []string
 		s.urls = append(s.urls, baseURL(t)+"/v1/chat/completions")
 	}
 	for _, t := range tenants {
-		if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPut, "/admin/v1/tenants/"+t,
-			map[string]any{"id": t, "plan": run}, nil); err != nil {
+		if err := api.PutTenant(ctx, admin.Tenant{ID: t, Plan: run}); err != nil {
 			return nil, fmt.Errorf("creating tenant %s: %w", t, err)
 		}
 		s.keys[t] = "" // to be deleted, even without a key
-		var key struct {
-			Key string `json:"key"`
-		}
-		if err := adminCall(ctx, cfg.AdminServer, cfg.AdminToken, http.MethodPost, "/admin/v1/tenants/"+t+"/keys", nil, &key); err != nil {
+		key, err := api.CreateKey(ctx, t, "")
+		if err != nil {
 			return nil, fmt.Errorf("creating a key for %s: %w", t, err)
 		}
 		s.keys[t] = key.Key

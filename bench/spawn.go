@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 // localCluster is a cluster of `tollgate serve` processes on loopback
@@ -230,11 +232,17 @@ func (c *localCluster) isFormed(ctx context.Context) bool {
 		var view struct {
 			Ring []string `json:"ring"`
 		}
-		if adminCall(ctx, n.addrs["api"], "", http.MethodGet, "/v1/cluster", nil, &view) != nil || len(view.Ring) != len(nodes) {
+		api, err := admin.NewClient(n.addrs["api"], "", adminTimeout)
+		if err != nil || api.Do(ctx, http.MethodGet, "/v1/cluster", nil, &view) != nil || len(view.Ring) != len(nodes) {
 			return false
 		}
 	}
-	return adminCall(ctx, nodes[0].addrs["api"], c.token, http.MethodGet, "/admin/v1/plans/bronze", nil, nil) == nil
+	api, err := admin.NewClient(nodes[0].addrs["api"], c.token, adminTimeout)
+	if err != nil {
+		return false
+	}
+	_, err = api.GetPlan(ctx, "bronze")
+	return err == nil
 }
 
 // startMock starts the mock upstream and registers it as the provider of
@@ -245,8 +253,11 @@ func (c *localCluster) startMock(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	c.mock = p
-	provider := map[string]any{"name": "bench-mock", "base_url": p.addrs["mock"] + "/v1", "models": []string{cfg.Model}}
-	return adminCall(ctx, cfg.AdminServer, c.token, http.MethodPut, "/admin/v1/providers/bench-mock", provider, nil)
+	api, err := admin.NewClient(cfg.AdminServer, c.token, adminTimeout)
+	if err != nil {
+		return err
+	}
+	return api.PutProvider(ctx, admin.Provider{Name: "bench-mock", BaseURL: p.addrs["mock"] + "/v1", Models: []string{cfg.Model}})
 }
 
 // targets are the running nodes' addresses for a scenario.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/api/admin"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -106,10 +107,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	})
 
 	createKey := func(r *http.Request, tenant string) (int, any, error) {
-		var in struct {
-			Tenant string `json:"tenant"`
-			Name   string `json:"name"`
-		}
+		var in admin.KeyRequest
 		if r.ContentLength != 0 {
 			if err := decodeJSON(r.Body, &in); err != nil && !errors.Is(err, io.EOF) {
 				return 0, nil, err
@@ -227,28 +225,17 @@ func nameFromPath(field string, body *string, path string) error {
 	return nil
 }
 
-// JSON shapes of the admin API. A limit of 0 means no limit; prices are
-// dollars per million tokens; times are RFC 3339.
-
-type planJSON struct {
-	Name              string   `json:"name"`
-	RequestsPerMinute int64    `json:"requests_per_minute"`
-	TokensPerMinute   int64    `json:"tokens_per_minute"`
-	TokensPerMonth    int64    `json:"tokens_per_month"`
-	MaxConcurrent     int64    `json:"max_concurrent"`
-	Priority          int32    `json:"priority"`
-	FailurePolicy     string   `json:"failure_policy"`
-	AllowedModels     []string `json:"allowed_models"`
-	DefaultMaxTokens  int64    `json:"default_max_tokens"`
-}
+// Conversions between the admin API's JSON shapes (package api/admin) and
+// the configuration's records.
 
 func planToJSON(p *configv1.Plan) any {
-	return planJSON{p.GetName(), p.GetRequestsPerMinute(), p.GetTokensPerMinute(), p.GetTokensPerMonth(),
-		p.GetMaxConcurrent(), p.GetPriority(), p.GetFailurePolicy(), nonNil(p.GetAllowedModels()), p.GetDefaultMaxTokens()}
+	return admin.Plan{Name: p.GetName(), RequestsPerMinute: p.GetRequestsPerMinute(), TokensPerMinute: p.GetTokensPerMinute(),
+		TokensPerMonth: p.GetTokensPerMonth(), MaxConcurrent: p.GetMaxConcurrent(), Priority: p.GetPriority(),
+		FailurePolicy: p.GetFailurePolicy(), AllowedModels: nonNil(p.GetAllowedModels()), DefaultMaxTokens: p.GetDefaultMaxTokens()}
 }
 
 func planFromJSON(r io.Reader, path string) (*configv1.Plan, error) {
-	var in planJSON
+	var in admin.Plan
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
@@ -260,40 +247,21 @@ func planFromJSON(r io.Reader, path string) (*configv1.Plan, error) {
 		FailurePolicy: in.FailurePolicy, AllowedModels: in.AllowedModels, DefaultMaxTokens: in.DefaultMaxTokens}, nil
 }
 
-type overridesJSON struct {
-	RequestsPerMinute *int64  `json:"requests_per_minute,omitempty"`
-	TokensPerMinute   *int64  `json:"tokens_per_minute,omitempty"`
-	TokensPerMonth    *int64  `json:"tokens_per_month,omitempty"`
-	MaxConcurrent     *int64  `json:"max_concurrent,omitempty"`
-	Priority          *int32  `json:"priority,omitempty"`
-	FailurePolicy     *string `json:"failure_policy,omitempty"`
-}
-
-type tenantJSON struct {
-	ID             string         `json:"id"`
-	Name           string         `json:"name"`
-	Plan           string         `json:"plan"`
-	Overrides      *overridesJSON `json:"overrides,omitempty"`
-	Status         string         `json:"status"`
-	AllowedModels  []string       `json:"allowed_models"`
-	AllowedOrigins []string       `json:"allowed_origins"`
-	CreatedAt      *time.Time     `json:"created_at,omitempty"`
-}
-
 func tenantToJSON(t *configv1.Tenant) any {
-	out := tenantJSON{ID: t.GetId(), Name: t.GetName(), Plan: t.GetPlan(), Status: "active",
+	out := admin.Tenant{ID: t.GetId(), Name: t.GetName(), Plan: t.GetPlan(), Status: "active",
 		AllowedModels: nonNil(t.GetAllowedModels()), AllowedOrigins: nonNil(t.GetAllowedOrigins()), CreatedAt: timeOf(t.GetCreatedNanos())}
 	if t.GetSuspended() {
 		out.Status = "suspended"
 	}
 	if o := t.GetOverrides(); o != nil {
-		out.Overrides = &overridesJSON{o.RequestsPerMinute, o.TokensPerMinute, o.TokensPerMonth, o.MaxConcurrent, o.Priority, o.FailurePolicy}
+		out.Overrides = &admin.Overrides{RequestsPerMinute: o.RequestsPerMinute, TokensPerMinute: o.TokensPerMinute,
+			TokensPerMonth: o.TokensPerMonth, MaxConcurrent: o.MaxConcurrent, Priority: o.Priority, FailurePolicy: o.FailurePolicy}
 	}
 	return out
 }
 
 func tenantFromJSON(r io.Reader, path string) (*configv1.Tenant, error) {
-	var in tenantJSON
+	var in admin.Tenant
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
@@ -315,39 +283,18 @@ func tenantFromJSON(r io.Reader, path string) (*configv1.Tenant, error) {
 	return t, nil
 }
 
-type KeyJSON struct {
-	ID        string     `json:"id"`
-	Prefix    string     `json:"prefix"`
-	Tenant    string     `json:"tenant"`
-	Name      string     `json:"name,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	Revoked   bool       `json:"revoked"`
-	// Key is the key itself, only in the answer that creates it.
-	Key string `json:"key,omitempty"`
-}
-
-func keyToJSON(k *configv1.APIKey) KeyJSON {
-	return KeyJSON{ID: k.GetId(), Prefix: k.GetId(), Tenant: k.GetTenant(), Name: k.GetName(),
+func keyToJSON(k *configv1.APIKey) admin.Key {
+	return admin.Key{ID: k.GetId(), Prefix: k.GetId(), Tenant: k.GetTenant(), Name: k.GetName(),
 		CreatedAt: timeOf(k.GetCreatedNanos()), RevokedAt: timeOf(k.GetRevokedNanos()), Revoked: k.GetRevokedNanos() != 0}
 }
 
-type ProviderJSON struct {
-	Name                      string   `json:"name"`
-	BaseURL                   string   `json:"base_url"`
-	APIKeyEnv                 string   `json:"api_key_env"`
-	Models                    []string `json:"models"`
-	PromptPricePerMillion     float64  `json:"prompt_price_per_million"`
-	CompletionPricePerMillion float64  `json:"completion_price_per_million"`
-}
-
 func providerToJSON(p *configv1.Provider) any {
-	return ProviderJSON{p.GetName(), p.GetBaseUrl(), p.GetApiKeyEnv(), nonNil(p.GetModels()),
-		dollars(p.GetPromptPriceMicros()), dollars(p.GetCompletionPriceMicros())}
+	return admin.Provider{Name: p.GetName(), BaseURL: p.GetBaseUrl(), APIKeyEnv: p.GetApiKeyEnv(), Models: nonNil(p.GetModels()),
+		PromptPricePerMillion: dollars(p.GetPromptPriceMicros()), CompletionPricePerMillion: dollars(p.GetCompletionPriceMicros())}
 }
 
 func providerFromJSON(r io.Reader, path string) (*configv1.Provider, error) {
-	var in ProviderJSON
+	var in admin.Provider
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
@@ -366,48 +313,18 @@ func providerFromJSON(r io.Reader, path string) (*configv1.Provider, error) {
 		PromptPriceMicros: prompt, CompletionPriceMicros: completion}, nil
 }
 
-type usageJSON struct {
-	Requests         int64   `json:"requests"`
-	Tokens           int64   `json:"tokens"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	CostMicros       int64   `json:"cost_micros"`
-	CostUSD          float64 `json:"cost_usd"`
+func usageToJSON(u *configv1.Usage) admin.Usage {
+	return admin.Usage{Requests: u.GetRequests(), Tokens: u.GetTokens(), PromptTokens: u.GetPromptTokens(),
+		CompletionTokens: u.GetCompletionTokens(), CostMicros: u.GetCostMicros(), CostUSD: dollars(u.GetCostMicros())}
 }
 
-func usageToJSON(u *configv1.Usage) usageJSON {
-	return usageJSON{u.GetRequests(), u.GetTokens(), u.GetPromptTokens(), u.GetCompletionTokens(), u.GetCostMicros(), dollars(u.GetCostMicros())}
-}
-
-type usageReportJSON struct {
-	Tenant string    `json:"tenant"`
-	Month  string    `json:"month"`
-	Total  usageJSON `json:"total"`
-	Models []struct {
-		Model string `json:"model"`
-		usageJSON
-	} `json:"models"`
-	Days []struct {
-		Day   string `json:"day"`
-		Model string `json:"model"`
-		usageJSON
-	} `json:"days"`
-}
-
-func usageReportToJSON(r *configv1.UsageReport) usageReportJSON {
-	out := usageReportJSON{Tenant: r.GetTenant(), Month: r.GetMonth(), Total: usageToJSON(r.GetTotal())}
+func usageReportToJSON(r *configv1.UsageReport) admin.UsageReport {
+	out := admin.UsageReport{Tenant: r.GetTenant(), Month: r.GetMonth(), Total: usageToJSON(r.GetTotal())}
 	for _, m := range r.GetModels() {
-		out.Models = append(out.Models, struct {
-			Model string `json:"model"`
-			usageJSON
-		}{m.GetModel(), usageToJSON(m.GetUsage())})
+		out.Models = append(out.Models, admin.ModelUsage{Model: m.GetModel(), Usage: usageToJSON(m.GetUsage())})
 	}
 	for _, d := range r.GetDays() {
-		out.Days = append(out.Days, struct {
-			Day   string `json:"day"`
-			Model string `json:"model"`
-			usageJSON
-		}{d.GetDay(), d.GetModel(), usageToJSON(d.GetUsage())})
+		out.Days = append(out.Days, admin.DayUsage{Day: d.GetDay(), Model: d.GetModel(), Usage: usageToJSON(d.GetUsage())})
 	}
 	return out
 }

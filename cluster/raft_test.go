@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/api/admin"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
@@ -98,17 +99,17 @@ func call(t *testing.T, s *Server, method, path, body string, out any) int {
 func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	f := c.follower()
-	var tenant tenantJSON
+	var tenant admin.Tenant
 	if code := call(t, f, "POST", "/admin/v1/tenants", `{"id":"acme","name":"Acme","plan":"gold","overrides":{"requests_per_minute":5}}`, &tenant); code != 201 {
 		t.Fatalf("create tenant: %d %+v", code, tenant)
 	}
-	var key KeyJSON
+	var key admin.Key
 	if code := call(t, f, "POST", "/admin/v1/tenants/acme/keys", `{"name":"ci"}`, &key); code != 201 || !strings.HasPrefix(key.Key, "tg_") || len(key.Key) < 3+43 {
 		t.Fatalf("create key: %d %+v", code, key)
 	}
 	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(key.Key); return ok })
 	for _, s := range c.running() {
-		var got tenantJSON
+		var got admin.Tenant
 		if code := call(t, s, "GET", "/admin/v1/tenants/acme", "", &got); code != 200 || got.Plan != "gold" || *got.Overrides.RequestsPerMinute != 5 {
 			t.Fatalf("%s: tenant %d %+v", s.Node.Name(), code, got)
 		}
@@ -227,7 +228,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 		t.Fatal("after the flush: 401 must be denied, 400 admitted, then nothing more")
 	}
 	waitFor(t, 10*time.Second, "the usage report to show both admitted checks", func() bool {
-		var rep usageReportJSON
+		var rep admin.UsageReport
 		code := call(t, s, "GET", "/admin/v1/tenants/acme/usage?month=2026-05", "", &rep)
 		return code == 200 && rep.Total.Requests == 2 && rep.Total.Tokens == 1000 && len(rep.Days) == 1 && rep.Days[0].Day == "2026-05-01"
 	})
@@ -436,7 +437,7 @@ func TestAdminAPIManagesPlansProvidersAndKeys(t *testing.T) {
 	}
 
 	call(t, s, "POST", "/admin/v1/tenants", `{"id":"beta","plan":"silver"}`, nil)
-	var created KeyJSON
+	var created admin.Key
 	call(t, s, "POST", "/admin/v1/keys", `{"tenant":"beta"}`, &created)
 	var list struct{ Keys []map[string]any }
 	if code := call(t, s, "GET", "/admin/v1/tenants/beta/keys", "", &list); code != 200 || len(list.Keys) != 1 {

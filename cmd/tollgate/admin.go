@@ -1,7 +1,7 @@
 package main
 
 // The admin commands (tollgate plan|tenant|key|provider|usage|status) are a
-// thin client of the admin HTTP API in cluster/adminhttp.go: each sends one
+// thin layer over api/admin's client of the admin HTTP API: each sends one
 // or two requests to a node and prints the answer, as a table for people or
 // as the server's JSON for scripts. This file holds what they share: the
 // command table, argument parsing and help.
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 // command is one `tollgate NOUN`, made of verbs.
@@ -259,9 +261,9 @@ func (c *commonFlags) admin(getenv func(string) string, stdout io.Writer) (*admi
 	if token == "" {
 		token = getenv("TOLLGATE_ADMIN_TOKEN")
 	}
-	client, err := newAdminClient(c.server, token)
+	client, err := admin.NewClient(c.server, token, 0) // the context has --timeout
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--server: %w", err)
 	}
 	return &adminSession{client: client, json: c.output == "json", out: stdout}, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 const testToken = "s3cret-admin-token"
@@ -185,8 +187,8 @@ func TestAdminNotFoundIsAnErrorWithTheServersMessage(t *testing.T) {
 		"GET /admin/v1/tenants/nope": {404, `{"error":{"code":"not_found","message":"tenant \"nope\" not found"}}`},
 	})
 	out, _, err := runAdminCLI(t, f, nil, "tenant", "get", "nope")
-	var apiErr *apiError
-	if err == nil || err.Error() != `tenant "nope" not found (HTTP 404)` || !isNotFound(err) || !errors.As(err, &apiErr) || apiErr.Code != "not_found" {
+	var apiErr *admin.Error
+	if err == nil || err.Error() != `tenant "nope" not found (HTTP 404)` || !admin.IsNotFound(err) || !errors.As(err, &apiErr) || apiErr.Code != "not_found" {
 		t.Fatalf("err %v", err)
 	}
 	if out != "" {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 )
 
@@ -23,19 +21,6 @@ func (o jsonObject) set(field string, v any) {
 		panic(fmt.Sprintf("field %s: %v", field, err))
 	}
 	o[field] = b
-}
-
-// getObject GETs the record at path, to change and PUT back.
-func (c *adminClient) getObject(ctx context.Context, path string) (jsonObject, error) {
-	raw, err := c.do(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	var o jsonObject
-	if err := json.Unmarshal(raw, &o); err != nil || o == nil {
-		return nil, fmt.Errorf("%s answered GET %s with something other than a JSON object", c.base, path)
-	}
-	return o, nil
 }
 
 // fieldFlags binds flags that each set one field of patch when given, so a

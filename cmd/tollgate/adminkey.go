@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 func keyCommand() command {
@@ -17,7 +17,7 @@ func keyCommand() command {
 	}}
 }
 
-func keyTable(t *textTable, keys ...cluster.KeyJSON) {
+func keyTable(t *textTable, keys ...admin.Key) {
 	t.row("ID", "TENANT", "NAME", "CREATED", "STATUS")
 	for _, k := range keys {
 		status := "active"
@@ -32,11 +32,11 @@ func keyCreate(fs *flag.FlagSet) runFunc {
 	name := fs.String("name", "", "a `NAME` to tell the key by, such as where it is used")
 	return func(ctx context.Context, a *adminSession, args []string) error {
 		path := "/admin/v1/tenants/" + url.PathEscape(args[0]) + "/keys"
-		raw, err := a.client.do(ctx, http.MethodPost, path, map[string]string{"name": *name})
+		raw, err := a.do(ctx, http.MethodPost, path, map[string]string{"name": *name})
 		if err != nil {
 			return err
 		}
-		var k cluster.KeyJSON
+		var k admin.Key
 		return a.show(raw, &k, func(t *textTable) {
 			t.row("Created key " + k.ID + " for tenant " + k.Tenant + ":")
 			t.row()
@@ -52,21 +52,21 @@ func keyList(ctx context.Context, a *adminSession, args []string) error {
 	if len(args) == 1 {
 		path = "/admin/v1/tenants/" + url.PathEscape(args[0]) + "/keys"
 	}
-	raw, err := a.client.do(ctx, http.MethodGet, path, nil)
+	raw, err := a.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
 	var out struct {
-		Keys []cluster.KeyJSON `json:"keys"`
+		Keys []admin.Key `json:"keys"`
 	}
 	return a.show(raw, &out, func(t *textTable) { keyTable(t, out.Keys...) })
 }
 
 func keyRevoke(ctx context.Context, a *adminSession, args []string) error {
-	raw, err := a.client.do(ctx, http.MethodDelete, "/admin/v1/keys/"+url.PathEscape(args[0]), nil)
+	raw, err := a.do(ctx, http.MethodDelete, "/admin/v1/keys/"+url.PathEscape(args[0]), nil)
 	if err != nil {
 		return err
 	}
-	var k cluster.KeyJSON
+	var k admin.Key
 	return a.show(raw, &k, func(t *textTable) { keyTable(t, k) })
 }

@@ -4,20 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
-
-// adminSession is what an admin verb runs with: the node to ask, and how and
-// where to print the answer.
-type adminSession struct {
-	client *adminClient
-	json   bool // -o json: print the server's JSON as it came
-	out    io.Writer
-}
 
 // show prints the answer raw: indented with -o json; otherwise decoded
 // into v (unless nil) for table to print.
@@ -33,7 +24,7 @@ func (a *adminSession) show(raw json.RawMessage, v any, table func(t *textTable)
 	}
 	if v != nil {
 		if err := json.Unmarshal(raw, v); err != nil {
-			return fmt.Errorf("unexpected answer from %s: %w", a.client.base, err)
+			return fmt.Errorf("unexpected answer from %s: %w", a.client.URL(), err)
 		}
 	}
 	t := &textTable{tw: tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)}

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 func planCommand() command {
@@ -18,19 +20,7 @@ func planCommand() command {
 	}}
 }
 
-// planView is what the tables show of a plan.
-type planView struct {
-	Name              string   `json:"name"`
-	RequestsPerMinute int64    `json:"requests_per_minute"`
-	TokensPerMinute   int64    `json:"tokens_per_minute"`
-	TokensPerMonth    int64    `json:"tokens_per_month"`
-	MaxConcurrent     int64    `json:"max_concurrent"`
-	Priority          int64    `json:"priority"`
-	FailurePolicy     string   `json:"failure_policy"`
-	AllowedModels     []string `json:"allowed_models"`
-}
-
-func planTable(t *textTable, plans ...planView) {
+func planTable(t *textTable, plans ...admin.Plan) {
 	t.row("NAME", "RPM", "TPM", "TOKENS/MONTH", "MAX-CONCURRENT", "PRIORITY", "FAILURE-POLICY", "MODELS")
 	for _, p := range plans {
 		t.row(p.Name, limitCell(p.RequestsPerMinute), limitCell(p.TokensPerMinute), limitCell(p.TokensPerMonth),
@@ -39,25 +29,25 @@ func planTable(t *textTable, plans ...planView) {
 }
 
 func showPlan(a *adminSession, raw []byte) error {
-	var p planView
+	var p admin.Plan
 	return a.show(raw, &p, func(t *textTable) { planTable(t, p) })
 }
 
 func planPath(name string) string { return "/admin/v1/plans/" + url.PathEscape(name) }
 
 func planList(ctx context.Context, a *adminSession, _ []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, "/admin/v1/plans", nil)
+	raw, err := a.do(ctx, http.MethodGet, "/admin/v1/plans", nil)
 	if err != nil {
 		return err
 	}
 	var out struct {
-		Plans []planView `json:"plans"`
+		Plans []admin.Plan `json:"plans"`
 	}
 	return a.show(raw, &out, func(t *textTable) { planTable(t, out.Plans...) })
 }
 
 func planGet(ctx context.Context, a *adminSession, args []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, planPath(args[0]), nil)
+	raw, err := a.do(ctx, http.MethodGet, planPath(args[0]), nil)
 	if err != nil {
 		return err
 	}
@@ -78,7 +68,7 @@ func planCreate(fs *flag.FlagSet) runFunc {
 		plan := jsonObject{}
 		plan.set("name", args[0])
 		maps.Copy(plan, f.patch)
-		raw, err := a.client.do(ctx, http.MethodPost, "/admin/v1/plans", plan)
+		raw, err := a.do(ctx, http.MethodPost, "/admin/v1/plans", plan)
 		if err != nil {
 			return err
 		}
@@ -89,8 +79,8 @@ func planCreate(fs *flag.FlagSet) runFunc {
 func planSet(fs *flag.FlagSet) runFunc {
 	f := planFlags(fs)
 	return func(ctx context.Context, a *adminSession, args []string) error {
-		plan, err := a.client.getObject(ctx, planPath(args[0]))
-		if isNotFound(err) {
+		plan, err := a.getObject(ctx, planPath(args[0]))
+		if admin.IsNotFound(err) {
 			plan, err = jsonObject{}, nil // the PUT creates it
 			plan.set("name", args[0])
 		}
@@ -98,7 +88,7 @@ func planSet(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		maps.Copy(plan, f.patch)
-		raw, err := a.client.do(ctx, http.MethodPut, planPath(args[0]), plan)
+		raw, err := a.do(ctx, http.MethodPut, planPath(args[0]), plan)
 		if err != nil {
 			return err
 		}
@@ -109,7 +99,7 @@ func planSet(fs *flag.FlagSet) runFunc {
 // deleter deletes the record named by the argument from collection.
 func deleter(kind, collection string) runFunc {
 	return func(ctx context.Context, a *adminSession, args []string) error {
-		raw, err := a.client.do(ctx, http.MethodDelete, collection+url.PathEscape(args[0]), nil)
+		raw, err := a.do(ctx, http.MethodDelete, collection+url.PathEscape(args[0]), nil)
 		if err != nil {
 			return err
 		}

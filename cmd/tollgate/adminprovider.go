@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 func providerCommand() command {
@@ -21,7 +21,7 @@ func providerCommand() command {
 	}}
 }
 
-func providerTable(t *textTable, providers ...cluster.ProviderJSON) {
+func providerTable(t *textTable, providers ...admin.Provider) {
 	t.row("NAME", "BASE-URL", "API-KEY-ENV", "MODELS", "PROMPT-$/M", "COMPLETION-$/M")
 	for _, p := range providers {
 		t.row(p.Name, p.BaseURL, textCell(p.APIKeyEnv), listCell(p.Models),
@@ -31,25 +31,25 @@ func providerTable(t *textTable, providers ...cluster.ProviderJSON) {
 }
 
 func showProvider(a *adminSession, raw []byte) error {
-	var p cluster.ProviderJSON
+	var p admin.Provider
 	return a.show(raw, &p, func(t *textTable) { providerTable(t, p) })
 }
 
 func providerPath(name string) string { return "/admin/v1/providers/" + url.PathEscape(name) }
 
 func providerList(ctx context.Context, a *adminSession, _ []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, "/admin/v1/providers", nil)
+	raw, err := a.do(ctx, http.MethodGet, "/admin/v1/providers", nil)
 	if err != nil {
 		return err
 	}
 	var out struct {
-		Providers []cluster.ProviderJSON `json:"providers"`
+		Providers []admin.Provider `json:"providers"`
 	}
 	return a.show(raw, &out, func(t *textTable) { providerTable(t, out.Providers...) })
 }
 
 func providerGet(ctx context.Context, a *adminSession, args []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, providerPath(args[0]), nil)
+	raw, err := a.do(ctx, http.MethodGet, providerPath(args[0]), nil)
 	if err != nil {
 		return err
 	}
@@ -64,8 +64,8 @@ func providerSet(fs *flag.FlagSet) runFunc {
 	f.price("prompt-price", "prompt_price_per_million", "`DOLLARS` per million prompt tokens")
 	f.price("completion-price", "completion_price_per_million", "`DOLLARS` per million completion tokens")
 	return func(ctx context.Context, a *adminSession, args []string) error {
-		provider, err := a.client.getObject(ctx, providerPath(args[0]))
-		if isNotFound(err) {
+		provider, err := a.getObject(ctx, providerPath(args[0]))
+		if admin.IsNotFound(err) {
 			if _, ok := f.patch["base_url"]; !ok {
 				return errors.New("--base-url is required for a new provider")
 			}
@@ -76,7 +76,7 @@ func providerSet(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		maps.Copy(provider, f.patch)
-		raw, err := a.client.do(ctx, http.MethodPut, providerPath(args[0]), provider)
+		raw, err := a.do(ctx, http.MethodPut, providerPath(args[0]), provider)
 		if err != nil {
 			return err
 		}

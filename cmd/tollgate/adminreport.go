@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/tollgate/tollgate/api/admin"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/gossip"
 )
@@ -24,36 +25,13 @@ func statusCommand() command {
 	}}
 }
 
-// usageFigures is one line of a usage report.
-type usageFigures struct {
-	Requests         int64 `json:"requests"`
-	Tokens           int64 `json:"tokens"`
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-	CostMicros       int64 `json:"cost_micros"`
-}
-
 var usageColumns = []any{"REQUESTS", "TOKENS", "PROMPT", "COMPLETION", "COST-USD"}
 
-// cells shows the cost in exact dollars: micro-dollars are its unit.
-func (u usageFigures) cells(first ...any) []any {
+// usageCells is one line of a usage report after the first cells. It shows
+// the cost in exact dollars from cost_micros, its unit, not cost_usd.
+func usageCells(u admin.Usage, first ...any) []any {
 	cost := fmt.Sprintf("%d.%06d", u.CostMicros/1e6, u.CostMicros%1e6)
 	return append(first, u.Requests, u.Tokens, u.PromptTokens, u.CompletionTokens, cost)
-}
-
-type usageView struct {
-	Tenant string       `json:"tenant"`
-	Month  string       `json:"month"`
-	Total  usageFigures `json:"total"`
-	Models []struct {
-		Model string `json:"model"`
-		usageFigures
-	} `json:"models"`
-	Days []struct {
-		Day   string `json:"day"`
-		Model string `json:"model"`
-		usageFigures
-	} `json:"days"`
 }
 
 func usageReport(fs *flag.FlagSet) runFunc {
@@ -63,27 +41,27 @@ func usageReport(fs *flag.FlagSet) runFunc {
 		if *month != "" {
 			path += "?" + url.Values{"month": {*month}}.Encode()
 		}
-		raw, err := a.client.do(ctx, http.MethodGet, path, nil)
+		raw, err := a.do(ctx, http.MethodGet, path, nil)
 		if err != nil {
 			return err
 		}
-		var u usageView
+		var u admin.UsageReport
 		return a.show(raw, &u, func(t *textTable) {
 			t.row(append([]any{"TENANT", "MONTH"}, usageColumns...)...)
-			t.row(u.Total.cells(u.Tenant, u.Month)...)
+			t.row(usageCells(u.Total, u.Tenant, u.Month)...)
 			if len(u.Models) > 0 {
 				t.row()
 				t.row(append([]any{"MODEL"}, usageColumns...)...)
 			}
 			for _, m := range u.Models {
-				t.row(m.cells(m.Model)...)
+				t.row(usageCells(m.Usage, m.Model)...)
 			}
 			if len(u.Days) > 0 {
 				t.row()
 				t.row(append([]any{"DAY", "MODEL"}, usageColumns...)...)
 			}
 			for _, d := range u.Days {
-				t.row(d.cells(d.Day, d.Model)...)
+				t.row(usageCells(d.Usage, d.Day, d.Model)...)
 			}
 		})
 	}
@@ -97,10 +75,10 @@ func clusterStatus(ctx context.Context, a *adminSession, _ []string) error {
 		Cluster json.RawMessage `json:"cluster"`
 	}
 	var err error
-	if both.Status, err = a.client.do(ctx, http.MethodGet, "/admin/v1/status", nil); err != nil {
+	if both.Status, err = a.do(ctx, http.MethodGet, "/admin/v1/status", nil); err != nil {
 		return err
 	}
-	if both.Cluster, err = a.client.do(ctx, http.MethodGet, "/v1/cluster", nil); err != nil {
+	if both.Cluster, err = a.do(ctx, http.MethodGet, "/v1/cluster", nil); err != nil {
 		return err
 	}
 	var s cluster.RaftStatus
@@ -108,10 +86,10 @@ func clusterStatus(ctx context.Context, a *adminSession, _ []string) error {
 		Members []gossip.Member `json:"members"`
 	}
 	if err := json.Unmarshal(both.Status, &s); err != nil {
-		return fmt.Errorf("unexpected status from %s: %w", a.client.base, err)
+		return fmt.Errorf("unexpected status from %s: %w", a.client.URL(), err)
 	}
 	if err := json.Unmarshal(both.Cluster, &m); err != nil {
-		return fmt.Errorf("unexpected members from %s: %w", a.client.base, err)
+		return fmt.Errorf("unexpected members from %s: %w", a.client.URL(), err)
 	}
 	raw, err := json.Marshal(both)
 	if err != nil {

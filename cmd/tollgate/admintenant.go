@@ -10,7 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 func tenantCommand() command {
@@ -25,16 +26,12 @@ func tenantCommand() command {
 	}}
 }
 
-// tenantView is what the tables show of a tenant.
+// tenantView is what the tables show of a tenant: its overrides as they
+// came, which take the place of the embedded Tenant's in decoding, so
+// that the table shows those the server sent whatever their type.
 type tenantView struct {
-	ID             string                     `json:"id"`
-	Name           string                     `json:"name"`
-	Plan           string                     `json:"plan"`
-	Overrides      map[string]json.RawMessage `json:"overrides"`
-	Status         string                     `json:"status"`
-	AllowedModels  []string                   `json:"allowed_models"`
-	AllowedOrigins []string                   `json:"allowed_origins"`
-	CreatedAt      *time.Time                 `json:"created_at"`
+	admin.Tenant
+	Overrides map[string]json.RawMessage `json:"overrides"`
 }
 
 func tenantTable(t *textTable, tenants ...tenantView) {
@@ -66,7 +63,7 @@ func showTenant(a *adminSession, raw []byte) error {
 func tenantPath(id string) string { return "/admin/v1/tenants/" + url.PathEscape(id) }
 
 func tenantList(ctx context.Context, a *adminSession, _ []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, "/admin/v1/tenants", nil)
+	raw, err := a.do(ctx, http.MethodGet, "/admin/v1/tenants", nil)
 	if err != nil {
 		return err
 	}
@@ -77,7 +74,7 @@ func tenantList(ctx context.Context, a *adminSession, _ []string) error {
 }
 
 func tenantGet(ctx context.Context, a *adminSession, args []string) error {
-	raw, err := a.client.do(ctx, http.MethodGet, tenantPath(args[0]), nil)
+	raw, err := a.do(ctx, http.MethodGet, tenantPath(args[0]), nil)
 	if err != nil {
 		return err
 	}
@@ -125,7 +122,7 @@ func tenantCreate(fs *flag.FlagSet) runFunc {
 		if err := f.apply(tenant); err != nil {
 			return err
 		}
-		raw, err := a.client.do(ctx, http.MethodPost, "/admin/v1/tenants", tenant)
+		raw, err := a.do(ctx, http.MethodPost, "/admin/v1/tenants", tenant)
 		if err != nil {
 			return err
 		}
@@ -157,14 +154,14 @@ func tenantStatus(status string) runFunc {
 // reads the tenant, changes it and writes it back; a change made by someone
 // else in between is lost.
 func putTenant(ctx context.Context, a *adminSession, id string, change func(jsonObject) error) error {
-	tenant, err := a.client.getObject(ctx, tenantPath(id))
+	tenant, err := a.getObject(ctx, tenantPath(id))
 	if err != nil {
 		return err
 	}
 	if err := change(tenant); err != nil {
 		return err
 	}
-	raw, err := a.client.do(ctx, http.MethodPut, tenantPath(id), tenant)
+	raw, err := a.do(ctx, http.MethodPut, tenantPath(id), tenant)
 	if err != nil {
 		return err
 	}

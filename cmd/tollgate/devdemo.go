@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/api/admin"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 )
 
@@ -40,27 +39,22 @@ type demoKey struct{ tenant, plan, key string }
 // seedDemo registers the mock upstream as a provider and creates two demo
 // tenants on different plans, each with a key, through the admin API.
 func seedDemo(ctx context.Context, api, token, mockURL string) ([]demoKey, error) {
-	c, err := newAdminClient(api, token)
+	c, err := admin.NewClient(api, token, 0) // ctx bounds it: tollgate dev's own
 	if err != nil {
 		return nil, err
 	}
-	provider := cluster.ProviderJSON{Name: "mock", BaseURL: mockURL, Models: mockupstream.DefaultModels(),
+	provider := admin.Provider{Name: "mock", BaseURL: mockURL, Models: mockupstream.DefaultModels(),
 		PromptPricePerMillion: 0.5, CompletionPricePerMillion: 1.5}
-	if _, err := c.do(ctx, http.MethodPut, "/admin/v1/providers/mock", provider); err != nil {
+	if err := c.PutProvider(ctx, provider); err != nil {
 		return nil, err
 	}
 	var keys []demoKey
 	for _, t := range []struct{ id, plan string }{{"demo-bronze", "bronze"}, {"demo-gold", "gold"}} {
-		tenant := map[string]string{"id": t.id, "name": "Demo tenant on " + t.plan, "plan": t.plan}
-		if _, err := c.do(ctx, http.MethodPut, "/admin/v1/tenants/"+t.id, tenant); err != nil {
+		if err := c.PutTenant(ctx, admin.Tenant{ID: t.id, Name: "Demo tenant on " + t.plan, Plan: t.plan}); err != nil {
 			return nil, err
 		}
-		raw, err := c.do(ctx, http.MethodPost, "/admin/v1/tenants/"+t.id+"/keys", map[string]string{"name": "dev"})
+		k, err := c.CreateKey(ctx, t.id, "dev")
 		if err != nil {
-			return nil, err
-		}
-		var k cluster.KeyJSON
-		if err := json.Unmarshal(raw, &k); err != nil {
 			return nil, err
 		}
 		keys = append(keys, demoKey{tenant: t.id, plan: t.plan, key: k.Key})

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/api/admin"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 	"github.com/tollgate/tollgate/quota"
@@ -52,9 +53,9 @@ func startGatewayRig(t *testing.T) *gatewayRig {
 		"t-fail":   `{"requests_per_minute":3}`,
 	} {
 		mustAdmin(t, api, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold","overrides":%s}`, id, overrides))
-		var key cluster.KeyJSON
-		if code, err := admin(api, "POST", "/admin/v1/tenants/"+id+"/keys", "", &key); err != nil || code != 201 {
-			t.Fatalf("creating a key for %s: %d %v", id, code, err)
+		var key admin.Key
+		if err := callAdmin(api, "POST", "/admin/v1/tenants/"+id+"/keys", "", &key); err != nil {
+			t.Fatalf("creating a key for %s: %v", id, err)
 		}
 		r.keys[id] = key.Key
 	}
@@ -74,8 +75,8 @@ func startGatewayRig(t *testing.T) *gatewayRig {
 
 func mustAdmin(t *testing.T, api, method, path, body string) {
 	t.Helper()
-	if code, err := admin(api, method, path, body, nil); err != nil || code/100 != 2 {
-		t.Fatalf("%s %s: %d %v", method, path, code, err)
+	if err := callAdmin(api, method, path, body, nil); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 }
 
@@ -103,16 +104,9 @@ func (r *gatewayRig) send(ctx context.Context, i int, tenant, path, body string)
 // usage reads a tenant's committed usage this month.
 func (r *gatewayRig) usage(t *testing.T, tenant string) (requests, prompt, completion, tokens int64) {
 	t.Helper()
-	var rep struct {
-		Total struct {
-			Requests         int64 `json:"requests"`
-			Tokens           int64 `json:"tokens"`
-			PromptTokens     int64 `json:"prompt_tokens"`
-			CompletionTokens int64 `json:"completion_tokens"`
-		} `json:"total"`
-	}
-	if code, err := admin(r.nodes[0].apiAddr, "GET", "/admin/v1/tenants/"+tenant+"/usage", "", &rep); err != nil || code != 200 {
-		t.Fatalf("usage of %s: %d %v", tenant, code, err)
+	var rep admin.UsageReport
+	if err := callAdmin(r.nodes[0].apiAddr, "GET", "/admin/v1/tenants/"+tenant+"/usage", "", &rep); err != nil {
+		t.Fatalf("usage of %s: %v", tenant, err)
 	}
 	return rep.Total.Requests, rep.Total.PromptTokens, rep.Total.CompletionTokens, rep.Total.Tokens
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/api/admin"
 )
 
 // durableNode is a `tollgate serve` with a data dir and fixed ports, so
@@ -90,26 +93,21 @@ func (d *durableNode) stop(t *testing.T) {
 	d.p.waitExit(t, 20*time.Second)
 }
 
-// admin sends an admin API call with the e2e token and decodes the answer.
-func admin(addr, method, path, body string, out any) (int, error) {
-	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+// callAdmin sends an admin API call with the e2e token and body, raw JSON
+// (none if empty), and decodes a 2xx answer into out; another answer is an
+// *admin.Error.
+func callAdmin(addr, method, path, body string, out any) error {
+	c, err := admin.NewClient(addr, "e2e-secret", 10*time.Second)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	req.Header.Set("Authorization", "Bearer e2e-secret")
-	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
+	var in any
+	if body != "" {
+		in = json.RawMessage(body)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s: %w", data, err)
-		}
-	}
-	return resp.StatusCode, nil
+	// Called from polls that have no context; the client's timeout
+	// bounds the call.
+	return c.Do(context.Background(), method, path, in, out)
 }
 
 // tenantsOn lists the tenant ids a node has.
@@ -119,7 +117,7 @@ func tenantsOn(d *durableNode) map[string]bool {
 			ID string `json:"id"`
 		} `json:"tenants"`
 	}
-	if code, err := admin(d.api, "GET", "/admin/v1/tenants", "", &out); err != nil || code != 200 {
+	if err := callAdmin(d.api, "GET", "/admin/v1/tenants", "", &out); err != nil {
 		return nil
 	}
 	ids := map[string]bool{}
@@ -134,8 +132,9 @@ func tenantsOn(d *durableNode) map[string]bool {
 func writeTenant(t *testing.T, d *durableNode, id string) {
 	t.Helper()
 	eventually(t, 20*time.Second, "an acknowledged write of "+id, func() bool {
-		code, err := admin(d.api, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold"}`, id), nil)
-		return err == nil && (code == 201 || code == 409)
+		err := callAdmin(d.api, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold"}`, id), nil)
+		var e *admin.Error
+		return err == nil || (errors.As(err, &e) && e.Status == http.StatusConflict)
 	})
 }
 
@@ -171,13 +170,6 @@ func TestConfigSurvivesKillingEveryNode(t *testing.T) {
 	}
 }
 
-type usageTotal struct {
-	Total struct {
-		Requests int64 `json:"requests"`
-		Tokens   int64 `json:"tokens"`
-	} `json:"total"`
-}
-
 func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 	nodes := newDurableCluster(t, 3)
 	writeTenant(t, nodes[0], "metered")
@@ -190,7 +182,7 @@ func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 		return true
 	})
 	var cv clusterView
-	if _, err := admin(nodes[1].api, "GET", "/v1/cluster?tenant=metered", "", &cv); err != nil {
+	if err := callAdmin(nodes[1].api, "GET", "/v1/cluster?tenant=metered", "", &cv); err != nil {
 		t.Fatal(err)
 	}
 	var owner, other *durableNode
@@ -210,9 +202,9 @@ func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 		t.Fatalf("plan check: %v", out)
 	}
 	owner.stop(t)
-	usage := func(d *durableNode) usageTotal {
-		var u usageTotal
-		_, _ = admin(d.api, "GET", "/admin/v1/tenants/metered/usage", "", &u)
+	usage := func(d *durableNode) admin.UsageReport {
+		var u admin.UsageReport
+		_ = callAdmin(d.api, "GET", "/admin/v1/tenants/metered/usage", "", &u)
 		return u
 	}
 	if u := usage(other); u.Total.Tokens != 700 || u.Total.Requests != 1 {
@@ -230,13 +222,11 @@ func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 		d.kill(t)
 	}
 	start := time.Now()
-	var out struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	code, err := admin(survivor.api, "POST", "/admin/v1/tenants", `{"id":"late","plan":"gold"}`, &out)
+	err := callAdmin(survivor.api, "POST", "/admin/v1/tenants", `{"id":"late","plan":"gold"}`, nil)
 	took := time.Since(start)
-	if err != nil || code != 503 || out.Error.Code != "no_quorum" {
-		t.Fatalf("write without quorum: %d %+v %v", code, out, err)
+	var refused *admin.Error
+	if !errors.As(err, &refused) || refused.Status != http.StatusServiceUnavailable || refused.Code != "no_quorum" {
+		t.Fatalf("write without quorum: %v", err)
 	}
 	t.Logf("write without quorum refused with 503 after %s", took.Round(time.Millisecond))
 	if took > 3*time.Second {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/api/admin"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 )
 
@@ -150,21 +149,20 @@ func startBenchCluster(b *testing.B, n int, upstream string) *benchCluster {
 	if err := waitForMembers(ctx, nodes); err != nil {
 		b.Fatal(err)
 	}
-	c, _ := newAdminClient("http://"+nodes[0].APIAddr(), "")
-	must := func(_ json.RawMessage, err error) {
+	c, err := admin.NewClient(nodes[0].APIAddr(), "", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	must := func(err error) {
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	must(c.do(ctx, "PUT", "/admin/v1/plans/bench", map[string]any{"name": "bench", "requests_per_minute": 1 << 40, "tokens_per_minute": 1 << 50, "tokens_per_month": 1 << 55, "max_concurrent": 100_000}))
-	must(c.do(ctx, "PUT", "/admin/v1/providers/mock", cluster.ProviderJSON{Name: "mock", BaseURL: upstream, Models: []string{"mock-chat"}, PromptPricePerMillion: 1, CompletionPricePerMillion: 2}))
-	must(c.do(ctx, "PUT", "/admin/v1/tenants/bench", map[string]string{"id": "bench", "plan": "bench"}))
-	raw, err := c.do(ctx, "POST", "/admin/v1/tenants/bench/keys", nil)
+	must(c.PutPlan(ctx, admin.Plan{Name: "bench", RequestsPerMinute: 1 << 40, TokensPerMinute: 1 << 50, TokensPerMonth: 1 << 55, MaxConcurrent: 100_000}))
+	must(c.PutProvider(ctx, admin.Provider{Name: "mock", BaseURL: upstream, Models: []string{"mock-chat"}, PromptPricePerMillion: 1, CompletionPricePerMillion: 2}))
+	must(c.PutTenant(ctx, admin.Tenant{ID: "bench", Plan: "bench"}))
+	k, err := c.CreateKey(ctx, "bench", "")
 	if err != nil {
-		b.Fatal(err)
-	}
-	var k cluster.KeyJSON
-	if err := json.Unmarshal(raw, &k); err != nil {
 		b.Fatal(err)
 	}
 	out.key = k.Key
