@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
-	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 	"github.com/tollgate/tollgate/quota"
 )
