@@ -14,16 +14,36 @@ import (
 	"github.com/tollgate/tollgate/quota"
 )
 
-// The admin operations, shared by the HTTP API under /admin/v1/ and the
-// gRPC Admin service. Input is checked here, against this node's copy of
-// the configuration, so that bad input gets an error naming the field; the
-// FSM checks again what only the leader can know for sure (a name taken
-// meanwhile). Reads answer from this node's copy.
+// Admin is the node's configuration operations, which the HTTP API under
+// /admin/v1/ and the gRPC Admin service both call. Input is checked here,
+// against this node's copy of the configuration, so that bad input gets an
+// error naming the field; the FSM checks again what only the leader can
+// know for sure (a name taken meanwhile). Reads answer from this node's
+// copy; writes go through the Raft leader.
+type Admin struct{ n *Node }
 
-// putMode says whether a put may create, replace, or both.
-type putMode struct{ create, update bool }
+// Admin returns the node's configuration operations.
+func (n *Node) Admin() *Admin { return &Admin{n} }
 
-func (n *Node) putPlan(ctx context.Context, p *configv1.Plan, mode putMode) (*configv1.Plan, error) {
+// Plans, Tenants and Providers list this node's copy, sorted by name.
+func (a *Admin) Plans() []*configv1.Plan         { return a.n.Config().Plans() }
+func (a *Admin) Tenants() []*configv1.Tenant     { return a.n.Config().Tenants() }
+func (a *Admin) Providers() []*configv1.Provider { return a.n.Config().Providers() }
+
+// Delete deletes the plan, tenant or provider (kind) named name.
+func (a *Admin) Delete(ctx context.Context, kind, name string) error {
+	return a.n.write(ctx, deletion(kind, name))
+}
+
+// Raft is this node's view of the Raft cluster and its configuration.
+func (a *Admin) Raft() RaftStatus { return a.n.raftStatus() }
+
+// PutMode says whether a put may create (the name must be free), update
+// (the name must exist), or either when neither is set.
+type PutMode struct{ Create, Update bool }
+
+func (a *Admin) PutPlan(ctx context.Context, p *configv1.Plan, mode PutMode) (*configv1.Plan, error) {
+	n := a.n
 	if p == nil {
 		return nil, quota.Invalid("plan", "is required")
 	}
@@ -33,13 +53,14 @@ func (n *Node) putPlan(ctx context.Context, p *configv1.Plan, mode putMode) (*co
 	if err := config.ValidatePlan(p); err != nil {
 		return nil, err
 	}
-	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutPlan{PutPlan: p}, Create: mode.create, Update: mode.update}); err != nil {
+	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutPlan{PutPlan: p}, Create: mode.Create, Update: mode.Update}); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func (n *Node) putTenant(ctx context.Context, t *configv1.Tenant, mode putMode) (*configv1.Tenant, error) {
+func (a *Admin) PutTenant(ctx context.Context, t *configv1.Tenant, mode PutMode) (*configv1.Tenant, error) {
+	n := a.n
 	if t == nil {
 		return nil, quota.Invalid("tenant", "is required")
 	}
@@ -47,7 +68,7 @@ func (n *Node) putTenant(ctx context.Context, t *configv1.Tenant, mode putMode) 
 		return nil, err
 	}
 	t.CreatedNanos = time.Now().UnixNano() // kept from the old entry on a replace
-	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: t}, Create: mode.create, Update: mode.update}); err != nil {
+	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutTenant{PutTenant: t}, Create: mode.Create, Update: mode.Update}); err != nil {
 		return nil, err
 	}
 	if got, ok := n.Config().Tenant(t.GetId()); ok {
@@ -56,8 +77,9 @@ func (n *Node) putTenant(ctx context.Context, t *configv1.Tenant, mode putMode) 
 	return t, nil
 }
 
-func (n *Node) createKey(ctx context.Context, tenant, name string) (*configv1.APIKey, string, error) {
-	if _, err := n.getTenant(tenant); err != nil {
+func (a *Admin) CreateKey(ctx context.Context, tenant, name string) (*configv1.APIKey, string, error) {
+	n := a.n
+	if _, err := a.Tenant(tenant); err != nil {
 		return nil, "", err
 	}
 	if len(name) > 128 {
@@ -76,9 +98,10 @@ func (n *Node) createKey(ctx context.Context, tenant, name string) (*configv1.AP
 	}
 }
 
-// keysOf lists a tenant's keys (every key if tenant is empty), without
+// Keys lists a tenant's keys (every key if tenant is empty), without
 // their hashes.
-func (n *Node) keysOf(tenant string) ([]*configv1.APIKey, error) {
+func (a *Admin) Keys(tenant string) ([]*configv1.APIKey, error) {
+	n := a.n
 	v := n.Config()
 	if _, ok := v.Tenant(tenant); tenant != "" && !ok {
 		return nil, notFound("tenant", tenant)
@@ -92,17 +115,20 @@ func (n *Node) keysOf(tenant string) ([]*configv1.APIKey, error) {
 	return out, nil
 }
 
-// getPlan, getTenant and getProvider read this node's copy; an unknown
+// Plan, getTenant and getProvider read this node's copy; an unknown
 // name is NotFound.
-func (n *Node) getPlan(name string) (*configv1.Plan, error) {
+func (a *Admin) Plan(name string) (*configv1.Plan, error) {
+	n := a.n
 	return found(n.Config().Plan, "plan", name)
 }
 
-func (n *Node) getTenant(id string) (*configv1.Tenant, error) {
+func (a *Admin) Tenant(id string) (*configv1.Tenant, error) {
+	n := a.n
 	return found(n.Config().Tenant, "tenant", id)
 }
 
-func (n *Node) getProvider(name string) (*configv1.Provider, error) {
+func (a *Admin) Provider(name string) (*configv1.Provider, error) {
+	n := a.n
 	return found(n.Config().Provider, "provider", name)
 }
 
@@ -118,7 +144,8 @@ func notFound(kind, name string) error {
 	return status.Errorf(codes.NotFound, "%s %q not found", kind, name)
 }
 
-func (n *Node) revokeKey(ctx context.Context, id string) (*configv1.APIKey, error) {
+func (a *Admin) RevokeKey(ctx context.Context, id string) (*configv1.APIKey, error) {
+	n := a.n
 	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_RevokeKey{RevokeKey: &configv1.RevokeKey{Id: id, RevokedNanos: time.Now().UnixNano()}}}); err != nil {
 		return nil, err
 	}
@@ -129,22 +156,24 @@ func (n *Node) revokeKey(ctx context.Context, id string) (*configv1.APIKey, erro
 	return config.WithoutHash(k), nil
 }
 
-func (n *Node) putProvider(ctx context.Context, p *configv1.Provider, mode putMode) (*configv1.Provider, error) {
+func (a *Admin) PutProvider(ctx context.Context, p *configv1.Provider, mode PutMode) (*configv1.Provider, error) {
+	n := a.n
 	if p == nil {
 		return nil, quota.Invalid("provider", "is required")
 	}
 	if err := config.ValidateProvider(p); err != nil {
 		return nil, err
 	}
-	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: p}, Create: mode.create, Update: mode.update}); err != nil {
+	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: p}, Create: mode.Create, Update: mode.Update}); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// usageReport is a tenant's committed usage in a month (YYYY-MM), in
+// Usage is a tenant's committed usage in a month (YYYY-MM), in
 // total, by model and by day.
-func (n *Node) usageReport(tenant, month string) (*configv1.UsageReport, error) {
+func (a *Admin) Usage(tenant, month string) (*configv1.UsageReport, error) {
+	n := a.n
 	if month == "" {
 		month = time.Now().UTC().Format("2006-01")
 	} else if _, err := time.Parse("2006-01", month); err != nil {

@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -125,12 +128,44 @@ func counterValue(cs ...prometheus.Counter) float64 {
 	return total
 }
 
-func (n *Node) forwardingStats() forwardingJSON {
+// Overview is this node's view of the cluster, as GET /v1/cluster shows
+// it.
+type Overview struct {
+	Self       string          `json:"self"`
+	Members    []gossip.Member `json:"members"` // sorted by name
+	Ring       []string        `json:"ring"`
+	Forwarding ForwardingStats `json:"forwarding"`
+}
+
+// Overview returns this node's view of the members, the ring and its
+// forwarding.
+func (n *Node) Overview() Overview {
+	members := n.Members()
+	slices.SortFunc(members, func(a, b gossip.Member) int { return cmp.Compare(a.Name, b.Name) })
+	return Overview{Self: n.name, Members: members, Ring: n.currentRing().Nodes(), Forwarding: n.forwardingStats()}
+}
+
+// ForwardingStats are this node's forwarding settings and counts since it
+// started.
+type ForwardingStats struct {
+	BatchWindowSeconds float64 `json:"batch_window_seconds"`
+	BatchMax           int     `json:"batch_max"`
+	TimeoutSeconds     float64 `json:"timeout_seconds"`
+	Forwarded          float64 `json:"forwarded"`
+	ForwardErrors      float64 `json:"forward_errors"`
+	Batches            uint64  `json:"batches"`
+	MeanBatchSize      float64 `json:"mean_batch_size"`
+	Degraded           float64 `json:"degraded"`
+	HandoffSent        float64 `json:"handoff_sent"`
+	HandoffReceived    float64 `json:"handoff_received"`
+}
+
+func (n *Node) forwardingStats() ForwardingStats {
 	m := n.metrics
 	var h dto.Metric
 	_ = m.batchSize.Write(&h)
 	batches := h.GetHistogram().GetSampleCount()
-	f := forwardingJSON{
+	f := ForwardingStats{
 		Forwarded:     counterValue(m.forwarded.WithLabelValues("ok")),
 		ForwardErrors: counterValue(m.forwarded.WithLabelValues("error")),
 		Batches:       batches,

@@ -60,8 +60,6 @@ type Config struct {
 	// BootstrapExpect is how many members form a new cluster; 0 joins an
 	// existing one. A standalone node always forms its own.
 	BootstrapExpect int
-	// Admin guards the admin API.
-	Admin AdminAuth
 	// UsageFlushInterval is how often usage is written to Raft: a crash
 	// loses at most this much. 1s if zero.
 	UsageFlushInterval time.Duration
@@ -389,6 +387,16 @@ func (n *Node) Wait() {
 	n.settles.senders.Wait()
 	if n.fwd != nil {
 		n.fwd.Wait()
+	}
+}
+
+// Crash silences the node at once, as a crash would: not ready, and gone
+// from gossip without a leave or a hand-off. For failure tests in one
+// process; stop its context, Wait and Close after it.
+func (n *Node) Crash() {
+	n.ready.Store(false)
+	if n.members != nil {
+		_ = n.members.Shutdown()
 	}
 }
 

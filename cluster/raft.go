@@ -54,7 +54,7 @@ func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 	})
 	// A transport bound to a specific host advertises what it bound (port
 	// 0 picks one); one bound to all interfaces advertises the address
-	// advertise() chooses.
+	// Advertise() chooses.
 	var adv net.Addr
 	if host, port, err := net.SplitHostPort(s.listen); err != nil {
 		return nil, fmt.Errorf("raft-addr: %w", err)
@@ -62,7 +62,7 @@ func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 		if port == "0" {
 			return nil, fmt.Errorf("raft-addr: %q: port 0 needs a specific host", s.listen)
 		}
-		if adv, err = net.ResolveTCPAddr("tcp", advertise(s.listen, s.gossip)); err != nil {
+		if adv, err = net.ResolveTCPAddr("tcp", Advertise(s.listen, s.gossip)); err != nil {
 			return nil, fmt.Errorf("raft-addr: %w", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/proxy"
 	"github.com/tollgate/tollgate/quota"
@@ -17,7 +18,7 @@ import (
 // runningNode is one node: the cluster member with its API and gRPC
 // servers, and the OpenAI-compatible gateway in front of it.
 type runningNode struct {
-	*cluster.Server
+	*api.Server
 	gateway  *proxy.Gateway
 	http     *http.Server
 	httpAddr string
@@ -33,7 +34,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode,
 	}
 	nc := cfg.nodeConfig(log)
 	nc.Node.HTTPAddr = ln.Addr().String()
-	srv, err := cluster.StartServer(ctx, nc)
+	srv, err := api.StartServer(ctx, nc)
 	if err != nil {
 		ln.Close()
 		return nil, err

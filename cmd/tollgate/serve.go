@@ -5,19 +5,21 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/peer"
 )
 
 // nodeConfig turns the flags into a node's configuration.
-func (c *Config) nodeConfig(log *slog.Logger) cluster.ServerConfig {
+func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	window := c.BatchWindow
 	if window == 0 {
 		window = -1 // the flag's 0 means no wait; peer.ForwardConfig's means default
 	}
-	return cluster.ServerConfig{
+	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
+		Admin:      api.AdminAuth{Token: c.AdminToken, Open: c.adminOpen},
 		Node: cluster.Config{
 			NodeName:   c.NodeName,
 			MaxEntries: c.MaxEntries,
@@ -31,7 +33,6 @@ func (c *Config) nodeConfig(log *slog.Logger) cluster.ServerConfig {
 			DataDir:         c.DataDir,
 			InMemory:        c.InMemory,
 			BootstrapExpect: c.BootstrapExpect,
-			Admin:           cluster.AdminAuth{Token: c.AdminToken, Open: c.adminOpen},
 			Forward: peer.ForwardConfig{
 				BatchWindow: window,
 				BatchMax:    c.BatchMax,

@@ -1,4 +1,4 @@
-package cluster
+package api
 
 import (
 	"context"
@@ -18,50 +18,61 @@ import (
 // MaxBodyBytes bounds a request body on the API address.
 const MaxBodyBytes = 1 << 20
 
+// httpAPI is the HTTP JSON API of one node.
+type httpAPI struct {
+	node  Node
+	admin Admin
+	auth  AdminAuth
+	log   *slog.Logger
+}
+
 // HTTPHandler serves the node's HTTP JSON API: POST /v1/check,
-// POST /v1/release, GET /v1/cluster, the admin API under /admin/v1/,
-// GET /healthz, GET /readyz and GET /metrics.
-func (n *Node) HTTPHandler() http.Handler {
+// POST /v1/release, GET /v1/cluster, the admin API under /admin/v1/
+// (over admin, for the holders of auth), GET /healthz, GET /readyz and
+// GET /metrics.
+func HTTPHandler(node Node, admin Admin, auth AdminAuth, log *slog.Logger) http.Handler {
+	h := &httpAPI{node: node, admin: admin, auth: auth, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/check", n.handleCheck)
-	mux.HandleFunc("POST /v1/release", n.handleRelease)
-	mux.HandleFunc("GET /v1/cluster", n.handleCluster)
+	mux.HandleFunc("POST /v1/check", h.handleCheck)
+	mux.HandleFunc("POST /v1/release", h.handleRelease)
+	mux.HandleFunc("GET /v1/cluster", h.handleCluster)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": n.name})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": node.Name()})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !n.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "node": n.name})
+		if !node.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "node": node.Name()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": n.name})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": node.Name()})
 	})
-	n.adminRoutes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{Registry: n.metrics.registry}))
+	h.adminRoutes(mux)
+	reg := node.Registry()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
 }
 
-func (n *Node) handleCheck(w http.ResponseWriter, r *http.Request) {
+func (h *httpAPI) handleCheck(w http.ResponseWriter, r *http.Request) {
 	req, err := DecodeCheck(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
-		n.writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
-	resp, err := n.Check(r.Context(), req)
+	resp, err := h.node.Check(r.Context(), req)
 	if err != nil {
-		n.writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, encodeCheckResponse(resp))
 }
 
-func (n *Node) handleRelease(w http.ResponseWriter, r *http.Request) {
+func (h *httpAPI) handleRelease(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeRelease(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
-		err = n.Release(r.Context(), req)
+		err = h.node.Release(r.Context(), req)
 	}
 	if err != nil {
-		n.writeError(w, err)
+		h.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"released": true})
@@ -79,7 +90,7 @@ type errorBody struct {
 
 // writeError maps an error to a status: bad input is the client's (400,
 // 413), anything else is ours (500, logged).
-func (n *Node) writeError(w http.ResponseWriter, err error) {
+func (h *httpAPI) writeError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	var field *quota.FieldError
 	switch {
@@ -111,7 +122,7 @@ func (n *Node) writeError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusGatewayTimeout, errorJSON{errorBody{
 			Code: "deadline_exceeded", Message: "no answer in time"}})
 	default:
-		n.log.Error("request failed", "err", err)
+		h.log.Error("request failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorJSON{errorBody{
 			Code: "internal", Message: "internal error"}})
 	}

@@ -1,15 +1,17 @@
-package cluster
+package api
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/tollgate/tollgate/cluster"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -17,21 +19,25 @@ import (
 
 // ServerConfig is a node and where it listens.
 type ServerConfig struct {
-	Node Config
+	Node cluster.Config
 	// APIListen and GRPCListen are listen addresses; port 0 picks a free
 	// port. The node advertises what it actually got.
 	APIListen, GRPCListen string
+	// Admin guards the admin API.
+	Admin AdminAuth
 }
 
 // Server is one running node with its HTTP API and gRPC servers.
 type Server struct {
-	Node   *Node
+	Node   *cluster.Node
 	apiLn  net.Listener
 	grpcLn net.Listener
 	api    *http.Server
 	grpc   *grpc.Server
 	cancel context.CancelFunc
 	errc   chan error
+	// the addresses the node advertises
+	apiAddr, grpcAddr string
 }
 
 // StartServer listens, brings the node up (gossip, joining in the
@@ -47,12 +53,15 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("grpc-addr: %w", err)
 	}
 	nc := cfg.Node
-	nc.APIAddr = advertise(apiLn.Addr().String(), nc.GossipAddr)
-	nc.GRPCAddr = advertise(grpcLn.Addr().String(), nc.GossipAddr)
+	nc.APIAddr = cluster.Advertise(apiLn.Addr().String(), nc.GossipAddr)
+	nc.GRPCAddr = cluster.Advertise(grpcLn.Addr().String(), nc.GossipAddr)
 	if nc.HTTPAddr != "" {
-		nc.HTTPAddr = advertise(nc.HTTPAddr, nc.GossipAddr)
+		nc.HTTPAddr = cluster.Advertise(nc.HTTPAddr, nc.GossipAddr)
 	}
-	node := NewNode(nc)
+	if nc.Logger == nil {
+		nc.Logger = slog.Default()
+	}
+	node := cluster.NewNode(nc)
 	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by Shutdown, after the hand-off
 	if err := node.Start(nodeCtx); err != nil {
 		cancel()
@@ -62,42 +71,20 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		Node: node, apiLn: apiLn, grpcLn: grpcLn, cancel: cancel, errc: make(chan error, 2),
+		apiAddr: nc.APIAddr, grpcAddr: nc.GRPCAddr,
 		api: &http.Server{
-			Handler:           node.HTTPHandler(),
+			Handler:           HTTPHandler(node, node.Admin(), cfg.Admin, nc.Logger.With("component", "api")),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		},
-		grpc: grpc.NewServer(grpc.UnaryInterceptor(node.AdminInterceptor())),
+		grpc: grpc.NewServer(grpc.UnaryInterceptor(AdminInterceptor(cfg.Admin))),
 	}
-	tollgatev1.RegisterRateLimiterServer(s.grpc, node.GRPCService())
-	configv1.RegisterAdminServer(s.grpc, node.AdminService())
+	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
+	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
 	peerv1.RegisterPeerServer(s.grpc, node.PeerService())
 	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
 	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
 	return s, nil
-}
-
-// advertise turns a listener's address into one others can dial: an
-// unspecified host (0.0.0.0, ::) becomes the gossip host if that is
-// specific, else this machine's first non-loopback address.
-func advertise(addr, gossip string) string {
-	host, port, _ := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		return addr
-	}
-	if gh, _, err := net.SplitHostPort(gossip); err == nil {
-		if ip := net.ParseIP(gh); ip != nil && !ip.IsUnspecified() {
-			return net.JoinHostPort(gh, port)
-		}
-	}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
-				return net.JoinHostPort(ipn.IP.String(), port)
-			}
-		}
-	}
-	return net.JoinHostPort("127.0.0.1", port)
 }
 
 func ignoreClosed(err error) error {
@@ -108,8 +95,8 @@ func ignoreClosed(err error) error {
 }
 
 // APIAddr and GRPCAddr are the addresses the node advertises.
-func (s *Server) APIAddr() string  { return s.Node.cfg.APIAddr }
-func (s *Server) GRPCAddr() string { return s.Node.cfg.GRPCAddr }
+func (s *Server) APIAddr() string  { return s.apiAddr }
+func (s *Server) GRPCAddr() string { return s.grpcAddr }
 
 // GossipAddr is the address gossip listens on ("" when standalone).
 func (s *Server) GossipAddr() string { return s.Node.GossipAddr() }
@@ -135,16 +122,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Kill stops the node abruptly, as a crash would: no hand-off, no leave.
 // For failure tests in one process.
 func (s *Server) Kill() {
-	s.Node.ready.Store(false)
-	if s.Node.members != nil {
-		_ = s.Node.members.Shutdown()
-	}
+	s.Node.Crash()
 	s.grpc.Stop()
 	s.api.Close()
 	s.cancel()
 	s.Node.Wait()
-	s.Node.closeRaft()
-	s.Node.peers.Close()
+	s.Node.Close()
 }
 
 // stopGRPC drains the gRPC server, cutting it off at the deadline.

@@ -1,4 +1,4 @@
-package cluster
+package api
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -37,15 +38,15 @@ func (a AdminAuth) allows(header string) bool {
 }
 
 // adminRoutes mounts the admin API on mux.
-func (n *Node) adminRoutes(mux *http.ServeMux) {
-	h := func(pattern string, fn func(*http.Request) (int, any, error)) {
+func (h *httpAPI) adminRoutes(mux *http.ServeMux) {
+	handle := func(pattern string, fn func(*http.Request) (int, any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if !n.cfg.Admin.Open && n.cfg.Admin.Token == "" {
+			if !h.auth.Open && h.auth.Token == "" {
 				writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "admin_disabled",
 					Message: "the admin API is off on this node: start it with --admin-token or TOLLGATE_ADMIN_TOKEN"}})
 				return
 			}
-			if !n.cfg.Admin.allows(r.Header.Get("Authorization")) {
+			if !h.auth.allows(r.Header.Get("Authorization")) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
 				writeJSON(w, http.StatusUnauthorized, errorJSON{errorBody{Code: "unauthorized", Message: "missing or wrong admin token"}})
 				return
@@ -53,53 +54,53 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 			code, out, err := fn(r)
 			if err != nil {
-				n.writeError(w, err)
+				h.writeError(w, err)
 				return
 			}
 			writeJSON(w, code, out)
 		})
 	}
 	get := func(pattern string, fn func(*http.Request) (any, error)) {
-		h(pattern, func(r *http.Request) (int, any, error) { out, err := fn(r); return http.StatusOK, out, err })
+		handle(pattern, func(r *http.Request) (int, any, error) { out, err := fn(r); return http.StatusOK, out, err })
 	}
 
 	get("GET /admin/v1/plans", func(*http.Request) (any, error) {
-		return listJSON("plans", n.Config().Plans(), planToJSON), nil
+		return listJSON("plans", h.admin.Plans(), planToJSON), nil
 	})
 	get("GET /admin/v1/plans/{name}", func(r *http.Request) (any, error) {
-		return answer(planToJSON)(n.getPlan(r.PathValue("name")))
+		return answer(planToJSON)(h.admin.Plan(r.PathValue("name")))
 	})
-	h("POST /admin/v1/plans", func(r *http.Request) (int, any, error) {
+	handle("POST /admin/v1/plans", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", planFromJSON, func(p *configv1.Plan) (*configv1.Plan, error) {
-			return n.putPlan(r.Context(), p, putMode{create: true})
+			return h.admin.PutPlan(r.Context(), p, cluster.PutMode{Create: true})
 		}, planToJSON, http.StatusCreated)
 	})
-	h("PUT /admin/v1/plans/{name}", func(r *http.Request) (int, any, error) {
+	handle("PUT /admin/v1/plans/{name}", func(r *http.Request) (int, any, error) {
 		return putJSON(r, r.PathValue("name"), planFromJSON, func(p *configv1.Plan) (*configv1.Plan, error) {
-			return n.putPlan(r.Context(), p, putMode{})
+			return h.admin.PutPlan(r.Context(), p, cluster.PutMode{})
 		}, planToJSON, http.StatusOK)
 	})
-	h("DELETE /admin/v1/plans/{name}", n.deleteHandler("plan"))
+	handle("DELETE /admin/v1/plans/{name}", h.deleteHandler("plan"))
 
 	get("GET /admin/v1/tenants", func(*http.Request) (any, error) {
-		return listJSON("tenants", n.Config().Tenants(), tenantToJSON), nil
+		return listJSON("tenants", h.admin.Tenants(), tenantToJSON), nil
 	})
 	get("GET /admin/v1/tenants/{id}", func(r *http.Request) (any, error) {
-		return answer(tenantToJSON)(n.getTenant(r.PathValue("id")))
+		return answer(tenantToJSON)(h.admin.Tenant(r.PathValue("id")))
 	})
-	h("POST /admin/v1/tenants", func(r *http.Request) (int, any, error) {
+	handle("POST /admin/v1/tenants", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", tenantFromJSON, func(t *configv1.Tenant) (*configv1.Tenant, error) {
-			return n.putTenant(r.Context(), t, putMode{create: true})
+			return h.admin.PutTenant(r.Context(), t, cluster.PutMode{Create: true})
 		}, tenantToJSON, http.StatusCreated)
 	})
-	h("PUT /admin/v1/tenants/{id}", func(r *http.Request) (int, any, error) {
+	handle("PUT /admin/v1/tenants/{id}", func(r *http.Request) (int, any, error) {
 		return putJSON(r, r.PathValue("id"), tenantFromJSON, func(t *configv1.Tenant) (*configv1.Tenant, error) {
-			return n.putTenant(r.Context(), t, putMode{})
+			return h.admin.PutTenant(r.Context(), t, cluster.PutMode{})
 		}, tenantToJSON, http.StatusOK)
 	})
-	h("DELETE /admin/v1/tenants/{id}", n.deleteHandler("tenant"))
+	handle("DELETE /admin/v1/tenants/{id}", h.deleteHandler("tenant"))
 	get("GET /admin/v1/tenants/{id}/usage", func(r *http.Request) (any, error) {
-		rep, err := n.usageReport(r.PathValue("id"), r.URL.Query().Get("month"))
+		rep, err := h.admin.Usage(r.PathValue("id"), r.URL.Query().Get("month"))
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +120,7 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		if tenant == "" {
 			return 0, nil, quota.Invalid("tenant", "is required")
 		}
-		k, secret, err := n.createKey(r.Context(), tenant, in.Name)
+		k, secret, err := h.admin.CreateKey(r.Context(), tenant, in.Name)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -127,16 +128,16 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 		out.Key = secret
 		return http.StatusCreated, out, nil
 	}
-	h("POST /admin/v1/keys", func(r *http.Request) (int, any, error) { return createKey(r, "") })
-	h("POST /admin/v1/tenants/{id}/keys", func(r *http.Request) (int, any, error) { return createKey(r, r.PathValue("id")) })
+	handle("POST /admin/v1/keys", func(r *http.Request) (int, any, error) { return createKey(r, "") })
+	handle("POST /admin/v1/tenants/{id}/keys", func(r *http.Request) (int, any, error) { return createKey(r, r.PathValue("id")) })
 	listKeys := func(tenant string) (any, error) {
-		keys, err := n.keysOf(tenant)
+		keys, err := h.admin.Keys(tenant)
 		return listJSON("keys", keys, keyToJSON), err
 	}
 	get("GET /admin/v1/keys", func(r *http.Request) (any, error) { return listKeys(r.URL.Query().Get("tenant")) })
 	get("GET /admin/v1/tenants/{id}/keys", func(r *http.Request) (any, error) { return listKeys(r.PathValue("id")) })
 	revoke := func(r *http.Request) (any, error) {
-		k, err := n.revokeKey(r.Context(), r.PathValue("id"))
+		k, err := h.admin.RevokeKey(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return nil, err
 		}
@@ -146,33 +147,33 @@ func (n *Node) adminRoutes(mux *http.ServeMux) {
 	get("POST /admin/v1/keys/{id}/revoke", revoke)
 
 	get("GET /admin/v1/providers", func(*http.Request) (any, error) {
-		return listJSON("providers", n.Config().Providers(), providerToJSON), nil
+		return listJSON("providers", h.admin.Providers(), providerToJSON), nil
 	})
 	get("GET /admin/v1/providers/{name}", func(r *http.Request) (any, error) {
-		return answer(providerToJSON)(n.getProvider(r.PathValue("name")))
+		return answer(providerToJSON)(h.admin.Provider(r.PathValue("name")))
 	})
-	h("POST /admin/v1/providers", func(r *http.Request) (int, any, error) {
+	handle("POST /admin/v1/providers", func(r *http.Request) (int, any, error) {
 		return putJSON(r, "", providerFromJSON, func(p *configv1.Provider) (*configv1.Provider, error) {
-			return n.putProvider(r.Context(), p, putMode{create: true})
+			return h.admin.PutProvider(r.Context(), p, cluster.PutMode{Create: true})
 		}, providerToJSON, http.StatusCreated)
 	})
-	h("PUT /admin/v1/providers/{name}", func(r *http.Request) (int, any, error) {
+	handle("PUT /admin/v1/providers/{name}", func(r *http.Request) (int, any, error) {
 		return putJSON(r, r.PathValue("name"), providerFromJSON, func(p *configv1.Provider) (*configv1.Provider, error) {
-			return n.putProvider(r.Context(), p, putMode{})
+			return h.admin.PutProvider(r.Context(), p, cluster.PutMode{})
 		}, providerToJSON, http.StatusOK)
 	})
-	h("DELETE /admin/v1/providers/{name}", n.deleteHandler("provider"))
+	handle("DELETE /admin/v1/providers/{name}", h.deleteHandler("provider"))
 
-	get("GET /admin/v1/status", func(*http.Request) (any, error) { return n.raftStatus(), nil })
+	get("GET /admin/v1/status", func(*http.Request) (any, error) { return h.admin.Raft(), nil })
 }
 
-func (n *Node) deleteHandler(kind string) func(*http.Request) (int, any, error) {
+func (h *httpAPI) deleteHandler(kind string) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
 		name := r.PathValue("name")
 		if kind == "tenant" {
 			name = r.PathValue("id")
 		}
-		if err := n.write(r.Context(), deletion(kind, name)); err != nil {
+		if err := h.admin.Delete(r.Context(), kind, name); err != nil {
 			return 0, nil, err
 		}
 		return http.StatusOK, map[string]string{"deleted": name}, nil

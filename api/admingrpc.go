@@ -1,4 +1,4 @@
-package cluster
+package api
 
 import (
 	"context"
@@ -9,26 +9,27 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate/tollgate/cluster"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
-// AdminService returns the gRPC Admin service; register it with
+// AdminService returns the gRPC Admin service over admin; register it with
 // AdminInterceptor, which checks the admin token.
-func (n *Node) AdminService() configv1.AdminServer { return &adminService{n: n} }
+func AdminService(admin Admin) configv1.AdminServer { return &adminService{admin: admin} }
 
 // AdminInterceptor refuses Admin calls without the admin token in the
 // "authorization" metadata; other services pass.
-func (n *Node) AdminInterceptor() grpc.UnaryServerInterceptor {
+func AdminInterceptor(auth AdminAuth) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, "/"+configv1.Admin_ServiceDesc.ServiceName+"/") {
 			return handler(ctx, req)
 		}
-		if !n.cfg.Admin.Open && n.cfg.Admin.Token == "" {
+		if !auth.Open && auth.Token == "" {
 			return nil, status.Error(codes.PermissionDenied, "the admin API is off on this node: start it with --admin-token")
 		}
 		md, _ := metadata.FromIncomingContext(ctx)
-		if auth := md.Get("authorization"); len(auth) != 1 || !n.cfg.Admin.allows(auth[0]) {
+		if given := md.Get("authorization"); len(given) != 1 || !auth.allows(given[0]) {
 			return nil, status.Error(codes.Unauthenticated, "missing or wrong admin token")
 		}
 		resp, err := handler(ctx, req)
@@ -41,19 +42,19 @@ func (n *Node) AdminInterceptor() grpc.UnaryServerInterceptor {
 
 type adminService struct {
 	configv1.UnimplementedAdminServer
-	n *Node
+	admin Admin
 }
 
 func (s *adminService) PutPlan(ctx context.Context, in *configv1.PutPlanRequest) (*configv1.Plan, error) {
-	return s.n.putPlan(ctx, in.GetPlan(), putMode{in.GetCreate(), in.GetUpdate()})
+	return s.admin.PutPlan(ctx, in.GetPlan(), cluster.PutMode{Create: in.GetCreate(), Update: in.GetUpdate()})
 }
 
 func (s *adminService) GetPlan(_ context.Context, in *configv1.GetRequest) (*configv1.Plan, error) {
-	return s.n.getPlan(in.GetName())
+	return s.admin.Plan(in.GetName())
 }
 
 func (s *adminService) ListPlans(context.Context, *configv1.ListRequest) (*configv1.PlanList, error) {
-	return &configv1.PlanList{Plans: s.n.Config().Plans()}, nil
+	return &configv1.PlanList{Plans: s.admin.Plans()}, nil
 }
 
 func (s *adminService) DeletePlan(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
@@ -61,22 +62,22 @@ func (s *adminService) DeletePlan(ctx context.Context, in *configv1.GetRequest) 
 }
 
 func (s *adminService) delete(ctx context.Context, kind, name string) (*configv1.Deleted, error) {
-	if err := s.n.write(ctx, deletion(kind, name)); err != nil {
+	if err := s.admin.Delete(ctx, kind, name); err != nil {
 		return nil, err
 	}
 	return &configv1.Deleted{Name: name}, nil
 }
 
 func (s *adminService) PutTenant(ctx context.Context, in *configv1.PutTenantRequest) (*configv1.Tenant, error) {
-	return s.n.putTenant(ctx, in.GetTenant(), putMode{in.GetCreate(), in.GetUpdate()})
+	return s.admin.PutTenant(ctx, in.GetTenant(), cluster.PutMode{Create: in.GetCreate(), Update: in.GetUpdate()})
 }
 
 func (s *adminService) GetTenant(_ context.Context, in *configv1.GetRequest) (*configv1.Tenant, error) {
-	return s.n.getTenant(in.GetName())
+	return s.admin.Tenant(in.GetName())
 }
 
 func (s *adminService) ListTenants(context.Context, *configv1.ListRequest) (*configv1.TenantList, error) {
-	return &configv1.TenantList{Tenants: s.n.Config().Tenants()}, nil
+	return &configv1.TenantList{Tenants: s.admin.Tenants()}, nil
 }
 
 func (s *adminService) DeleteTenant(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
@@ -84,7 +85,7 @@ func (s *adminService) DeleteTenant(ctx context.Context, in *configv1.GetRequest
 }
 
 func (s *adminService) CreateKey(ctx context.Context, in *configv1.CreateKeyRequest) (*configv1.CreatedKey, error) {
-	k, secret, err := s.n.createKey(ctx, in.GetTenant(), in.GetName())
+	k, secret, err := s.admin.CreateKey(ctx, in.GetTenant(), in.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func (s *adminService) CreateKey(ctx context.Context, in *configv1.CreateKeyRequ
 }
 
 func (s *adminService) ListKeys(_ context.Context, in *configv1.ListKeysRequest) (*configv1.KeyList, error) {
-	keys, err := s.n.keysOf(in.GetTenant())
+	keys, err := s.admin.Keys(in.GetTenant())
 	if err != nil {
 		return nil, err
 	}
@@ -100,19 +101,19 @@ func (s *adminService) ListKeys(_ context.Context, in *configv1.ListKeysRequest)
 }
 
 func (s *adminService) RevokeKey(ctx context.Context, in *configv1.GetRequest) (*configv1.APIKey, error) {
-	return s.n.revokeKey(ctx, in.GetName())
+	return s.admin.RevokeKey(ctx, in.GetName())
 }
 
 func (s *adminService) PutProvider(ctx context.Context, in *configv1.PutProviderRequest) (*configv1.Provider, error) {
-	return s.n.putProvider(ctx, in.GetProvider(), putMode{in.GetCreate(), in.GetUpdate()})
+	return s.admin.PutProvider(ctx, in.GetProvider(), cluster.PutMode{Create: in.GetCreate(), Update: in.GetUpdate()})
 }
 
 func (s *adminService) GetProvider(_ context.Context, in *configv1.GetRequest) (*configv1.Provider, error) {
-	return s.n.getProvider(in.GetName())
+	return s.admin.Provider(in.GetName())
 }
 
 func (s *adminService) ListProviders(context.Context, *configv1.ListRequest) (*configv1.ProviderList, error) {
-	return &configv1.ProviderList{Providers: s.n.Config().Providers()}, nil
+	return &configv1.ProviderList{Providers: s.admin.Providers()}, nil
 }
 
 func (s *adminService) DeleteProvider(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
@@ -120,5 +121,5 @@ func (s *adminService) DeleteProvider(ctx context.Context, in *configv1.GetReque
 }
 
 func (s *adminService) GetUsage(_ context.Context, in *configv1.UsageRequest) (*configv1.UsageReport, error) {
-	return s.n.usageReport(in.GetTenant(), in.GetMonth())
+	return s.admin.Usage(in.GetTenant(), in.GetMonth())
 }

@@ -1,4 +1,4 @@
-package cluster
+package api
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
-// GRPCService returns the node's tollgate.v1.RateLimiter implementation.
-func (n *Node) GRPCService() tollgatev1.RateLimiterServer { return &grpcService{node: n} }
+// GRPCService returns tollgate.v1.RateLimiter over checks.
+func GRPCService(checks Checker) tollgatev1.RateLimiterServer { return &grpcService{node: checks} }
 
 type grpcService struct {
 	tollgatev1.UnimplementedRateLimiterServer
-	node *Node
+	node Checker
 }
 
 func (s *grpcService) Check(ctx context.Context, in *tollgatev1.CheckRequest) (*tollgatev1.CheckResponse, error) {
