@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/peer"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
@@ -111,7 +112,7 @@ func (s *Server) Err() <-chan error { return s.errc }
 // node's background work and gossip.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Node.Leave(ctx)
-	stopGRPC(ctx, s.grpc)
+	peer.GracefulStop(ctx, s.grpc)
 	err := s.api.Shutdown(ctx)
 	s.cancel()
 	s.Node.Wait()
@@ -128,16 +129,4 @@ func (s *Server) Kill() {
 	s.cancel()
 	s.Node.Wait()
 	s.Node.Close()
-}
-
-// stopGRPC drains the gRPC server, cutting it off at the deadline.
-func stopGRPC(ctx context.Context, s *grpc.Server) {
-	done := make(chan struct{})
-	go func() { s.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.Stop()
-		<-done
-	}
 }

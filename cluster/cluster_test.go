@@ -102,7 +102,7 @@ func (c *testCluster) add(name string) *Server {
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
-	srv, err := StartServer(c.t.Context(), ServerConfig{APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Node: cfg})
+	srv, err := startNode(c.t.Context(), cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -2,9 +2,10 @@ package cluster
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tollgate/tollgate/cluster/ring"
 )
@@ -145,8 +146,8 @@ func TestHandoffIsCountedInMetrics(t *testing.T) {
 	n4 := c.add("node-4")
 	c.waitRing(4)
 	waitFor(t, 5*time.Second, "node-4 to count the hand-off it received", func() bool {
-		m := metricsText(t, "http://"+n4.APIAddr())
-		return strings.Contains(m, `tollgate_handoff_buckets_total{direction="received"} 1`) &&
-			strings.Contains(m, `tollgate_handoff_bytes_total{direction="received"}`)
+		m := n4.Node.metrics
+		return testutil.ToFloat64(m.handoffBuckets.WithLabelValues("received")) == 1 &&
+			testutil.ToFloat64(m.handoffBytes.WithLabelValues("received")) > 0
 	})
 }

@@ -1,10 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -13,22 +9,17 @@ import (
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
+	"github.com/tollgate/tollgate/quota"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tollgate/tollgate/api/admin"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
-
-const testAdminToken = "test-admin-token"
 
 // newRaftCluster starts n nodes that form one Raft cluster in memory, and
 // waits until every node has the default plans. tweaks change every
@@ -36,7 +27,7 @@ const testAdminToken = "test-admin-token"
 func newRaftCluster(t *testing.T, n int, tweaks ...func(*Config)) *testCluster {
 	t.Helper()
 	c := startTestCluster(t, n, func(cfg *Config) {
-		cfg.RaftListen, cfg.InMemory, cfg.Admin = "127.0.0.1:0", true, AdminAuth{Token: testAdminToken}
+		cfg.RaftListen, cfg.InMemory = "127.0.0.1:0", true
 		for _, tweak := range tweaks {
 			tweak(cfg)
 		}
@@ -76,52 +67,44 @@ func (c *testCluster) follower() *Server {
 	return out
 }
 
-// call sends an admin or API request to s and decodes the JSON answer.
-func call(t *testing.T, s *Server, method, path, body string, out any) int {
+// putTenant creates a tenant through s's admin operations.
+func putTenant(t *testing.T, s *Server, tenant *configv1.Tenant) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+s.APIAddr()+path, strings.NewReader(body))
+	if _, err := s.Node.Admin().PutTenant(t.Context(), tenant, PutMode{Create: true}); err != nil {
+		t.Fatalf("creating tenant %s: %v", tenant.GetId(), err)
+	}
+}
+
+// planCheck asks s to admit one request and tokens tokens against the
+// tenant's plan.
+func planCheck(t *testing.T, s *Server, tenant string, tokens int64) *quota.CheckResponse {
+	t.Helper()
+	resp, err := s.Node.Check(t.Context(), &quota.CheckRequest{Tenant: tenant, Plan: true, Hits: 1, Tokens: tokens})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("plan check of %s: %v", tenant, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && json.Unmarshal(data, out) != nil {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
-	}
-	return resp.StatusCode
+	return resp
 }
 
 func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	f := c.follower()
-	var tenant admin.Tenant
-	if code := call(t, f, "POST", "/admin/v1/tenants", `{"id":"acme","name":"Acme","plan":"gold","overrides":{"requests_per_minute":5}}`, &tenant); code != 201 {
-		t.Fatalf("create tenant: %d %+v", code, tenant)
+	putTenant(t, f, &configv1.Tenant{Id: "acme", Name: "Acme", Plan: "gold", Overrides: &configv1.Overrides{RequestsPerMinute: ptr(int64(5))}})
+	key, secret, err := f.Node.Admin().CreateKey(t.Context(), "acme", "ci")
+	if err != nil || !strings.HasPrefix(secret, "tg_") || len(secret) < 3+43 || len(key.GetSha256()) != 0 {
+		t.Fatalf("create key: %v %q %v", key, secret, err)
 	}
-	var key admin.Key
-	if code := call(t, f, "POST", "/admin/v1/tenants/acme/keys", `{"name":"ci"}`, &key); code != 201 || !strings.HasPrefix(key.Key, "tg_") || len(key.Key) < 3+43 {
-		t.Fatalf("create key: %d %+v", code, key)
-	}
-	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(key.Key); return ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(secret); return ok })
 	for _, s := range c.running() {
-		var got admin.Tenant
-		if code := call(t, s, "GET", "/admin/v1/tenants/acme", "", &got); code != 200 || got.Plan != "gold" || *got.Overrides.RequestsPerMinute != 5 {
-			t.Fatalf("%s: tenant %d %+v", s.Node.Name(), code, got)
+		got, err := s.Node.Admin().Tenant("acme")
+		if err != nil || got.GetPlan() != "gold" || got.GetOverrides().GetRequestsPerMinute() != 5 {
+			t.Fatalf("%s: tenant %v %v", s.Node.Name(), got, err)
 		}
 	}
 	// The plan with its override applies whichever node is called.
 	admitted := 0
 	for i := range 8 {
-		var resp checkResponseJSON
-		if code := call(t, c.running()[i%3], "POST", "/v1/check", `{"tenant":"acme","requests":1,"tokens":10}`, &resp); code != 200 {
-			t.Fatalf("plan check: %d", code)
-		}
-		if resp.Allowed {
+		if planCheck(t, c.running()[i%3], "acme", 10).Allowed {
 			admitted++
 		}
 	}
@@ -129,26 +112,18 @@ func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 		t.Fatalf("admitted %d of 8 against an override of 5 per minute", admitted)
 	}
 	// Revoked keys stop verifying everywhere.
-	if code := call(t, c.running()[2], "DELETE", "/admin/v1/keys/"+key.ID, "", nil); code != 200 {
-		t.Fatalf("revoke: %d", code)
+	if _, err := c.running()[2].Node.Admin().RevokeKey(t.Context(), key.GetId()); err != nil {
+		t.Fatalf("revoke: %v", err)
 	}
-	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(key.Key); return !ok })
+	c.waitConfig(func(v *config.View) bool { _, ok := v.VerifyKey(secret); return !ok })
 }
-
-
 
 func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 	c := newRaftCluster(t, 3)
 	s := c.follower()
-	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_month":1000}}`, nil)
+	putTenant(t, s, &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{TokensPerMonth: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
-	check := func(i, tokens int) bool {
-		var resp checkResponseJSON
-		if code := call(t, c.running()[i%3], "POST", "/v1/check", fmt.Sprintf(`{"tenant":"acme","requests":1,"tokens":%d}`, tokens), &resp); code != 200 {
-			t.Fatalf("check: %d", code)
-		}
-		return resp.Allowed
-	}
+	check := func(i int, tokens int64) bool { return planCheck(t, c.running()[i%3], "acme", tokens).Allowed }
 	if !check(0, 600) || check(1, 600) {
 		t.Fatal("600 then 600 against a budget of 1000: want admitted then denied")
 	}
@@ -176,12 +151,11 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 		t.Fatal("after the flush: 401 must be denied, 400 admitted, then nothing more")
 	}
 	waitFor(t, 10*time.Second, "the usage report to show both admitted checks", func() bool {
-		var rep admin.UsageReport
-		code := call(t, s, "GET", "/admin/v1/tenants/acme/usage?month=2026-05", "", &rep)
-		return code == 200 && rep.Total.Requests == 2 && rep.Total.Tokens == 1000 && len(rep.Days) == 1 && rep.Days[0].Day == "2026-05-01"
+		rep, err := s.Node.Admin().Usage("acme", "2026-05")
+		return err == nil && rep.GetTotal().GetRequests() == 2 && rep.GetTotal().GetTokens() == 1000 &&
+			len(rep.GetDays()) == 1 && rep.GetDays()[0].GetDay() == "2026-05-01"
 	})
 }
-
 
 func TestRaftMembershipFollowsGossip(t *testing.T) {
 	c := newRaftCluster(t, 3)
@@ -253,22 +227,15 @@ func TestDepartRemovesAMemberFromRaft(t *testing.T) {
 	}
 }
 
-
 func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 	// No periodic flush during the test: only the hand-off can commit.
 	c := newRaftCluster(t, 3, func(cfg *Config) { cfg.UsageFlushInterval = time.Hour })
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"base","plan":"gold"}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "base", Plan: "gold"})
 	ring4 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, ring4, "node-4", "moving")
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold","overrides":{"tokens_per_month":1000}}`, tenant), nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: tenant, Plan: "gold", Overrides: &configv1.Overrides{TokensPerMonth: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant(tenant); return ok })
-	check := func(tokens int) bool {
-		var resp checkResponseJSON
-		if code := call(t, c.running()[0], "POST", "/v1/check", fmt.Sprintf(`{"tenant":%q,"tokens":%d}`, tenant, tokens), &resp); code != 200 {
-			t.Fatalf("check: %d", code)
-		}
-		return resp.Allowed
-	}
+	check := func(tokens int64) bool { return planCheck(t, c.running()[0], tenant, tokens).Allowed }
 	if !check(600) {
 		t.Fatal("600 of a budget of 1000 denied")
 	}
@@ -282,8 +249,6 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 		t.Fatal("after the hand-off: want 401 denied and 400 admitted (600 counted once)")
 	}
 }
-
-
 
 func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 	c := newRaftCluster(t, 3)
@@ -343,6 +308,6 @@ func TestAPeerWriteWithoutAKnownOperationIsRefused(t *testing.T) {
 			t.Fatalf("command %v: %v, want InvalidArgument", cmd, err)
 		}
 	}
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold"})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tollgate/tollgate/cluster/config"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -33,8 +34,8 @@ func remaining(r *Reservation, name string) int64 {
 
 func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 	c := newRaftCluster(t, 3)
-	call(t, c.running()[0], "POST", "/admin/v1/tenants",
-		`{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000,"max_concurrent":2,"tokens_per_month":100000}}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{
+		TokensPerMinute: ptr(int64(1000)), MaxConcurrent: ptr(int64(2)), TokensPerMonth: ptr(int64(100000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	owner := c.server(c.running()[0].Node.Owner("acme")).Node
 	other := 0
@@ -90,7 +91,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 
 func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	c := newRaftCluster(t, 1)
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"tokens_per_minute":1000}}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{TokensPerMinute: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	n := c.running()[0].Node
 	r := reserveOn(t, c, 0, 500)
@@ -122,7 +123,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 
 func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 	c := newRaftCluster(t, 3)
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold","overrides":{"max_concurrent":1000}}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{MaxConcurrent: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	var other *Node
 	for _, s := range c.running() {
@@ -158,7 +159,7 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 
 func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	c := newRaftCluster(t, 3)
-	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
+	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold"})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
 	ownerName := c.running()[0].Node.Owner("acme")
 	var other *Node

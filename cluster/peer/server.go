@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -163,4 +164,17 @@ func (s *server) Depart(ctx context.Context, in *peerv1.DepartRequest) (*peerv1.
 		return nil, err
 	}
 	return &peerv1.DepartResponse{}, nil
+}
+
+// GracefulStop drains a gRPC server, cutting it off at ctx's deadline:
+// the peer streams other nodes keep open would otherwise hold it for good.
+func GracefulStop(ctx context.Context, s *grpc.Server) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Stop()
+		<-done
+	}
 }

@@ -1,6 +1,11 @@
 package cluster
 
+// Deciding on the owner: a plan check's limits from the tenant's plan, the
+// monthly budget against the ledger, the store's reservation, and the
+// usage it records for the next flush.
+
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -101,4 +106,30 @@ func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error
 func (n *Node) recordUsage(req *quota.CheckRequest, now time.Time, window, charged int64) {
 	day := now.UTC().Format("2006-01-02")
 	n.usage.add(dayKey{tenant: req.Tenant, day: day}, &configv1.Usage{Requests: req.Hits, Tokens: req.Tokens}, window, charged)
+}
+
+// decideIn reserves req in store. The only error is limiter.ErrMoved.
+func (n *Node) decideIn(store *limiter.Store, req *quota.CheckRequest) (*quota.CheckResponse, error) {
+	// On the stack for the usual few limits.
+	var reqBuf [4]limiter.Request
+	var resBuf [4]limiter.Result
+	reqs, results := reqBuf[:0], resBuf[:0]
+	for i, l := range req.Limits {
+		reqs = append(reqs, limiter.Request{Limit: l, Hits: req.HitsFor(i)})
+		results = append(results, limiter.Result{})
+	}
+	allowed, err := store.Reserve(req.Tenant, reqs, results)
+	if errors.Is(err, limiter.ErrMoved) {
+		return nil, err
+	}
+	if err != nil {
+		// Validate has already accepted the request, so the store cannot
+		// refuse it; if it ever does, deny rather than admit.
+		n.log.Error("store refused a validated check", "tenant", req.Tenant, "err", err)
+	}
+	resp := &quota.CheckResponse{Allowed: allowed, Owner: n.name, Limits: make([]quota.LimitStatus, len(results))}
+	for i, r := range results {
+		resp.Limits[i] = quota.LimitStatus{Name: req.Limits[i].Name, Result: r}
+	}
+	return resp, nil
 }
