@@ -28,64 +28,133 @@ type ServerConfig struct {
 	Admin AdminAuth
 }
 
-// Server is one running node with its HTTP API and gRPC servers.
+// Server is one node with its HTTP API and gRPC servers.
 type Server struct {
-	Node   *cluster.Node
-	apiLn  net.Listener
-	grpcLn net.Listener
-	api    *http.Server
-	grpc   *grpc.Server
-	cancel context.CancelFunc
-	errc   chan error
+	Node *cluster.Node // set once the node part has started
+	cfg  ServerConfig
+
+	apiLn, grpcLn net.Listener
+	api           *http.Server
+	grpc          *grpc.Server
+	cancel        context.CancelFunc // ends the node's background work
+	errc          chan error
+	stop          func(context.Context) error // set by StartServer
 	// the addresses the node advertises
 	apiAddr, grpcAddr string
 }
 
-// StartServer listens, brings the node up (gossip, joining in the
-// background) and serves. Stop it with Shutdown.
+// NewServer prepares a node and its servers; start them with Parts (or
+// StartServer, which does just that).
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Node.Logger == nil {
+		cfg.Node.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, errc: make(chan error, 2)}
+}
+
+// StartServer starts a node and its servers (see Parts). Stop it with
+// Shutdown.
 func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
-	apiLn, err := net.Listen("tcp", cfg.APIListen)
+	s := NewServer(cfg)
+	stop, err := Start(ctx, s.Parts())
 	if err != nil {
-		return nil, fmt.Errorf("api-addr: %w", err)
+		return nil, err
 	}
-	grpcLn, err := net.Listen("tcp", cfg.GRPCListen)
-	if err != nil {
-		apiLn.Close()
-		return nil, fmt.Errorf("grpc-addr: %w", err)
+	s.stop = stop
+	return s, nil
+}
+
+// Parts are the node and its servers in the order they start; they stop in
+// reverse, which is the order that loses nothing.
+func (s *Server) Parts() []Part {
+	return []Part{
+		// The ports first, so that the node advertises the ones it got.
+		{Name: "listeners", Start: s.listen, Stop: s.closeListeners},
+		// The node: Raft, then gossip (joining in the background), and its
+		// hand-off, settling and usage flushing. It stops last.
+		{Name: "node", Start: s.startNode, Stop: s.stopNode},
+		// The API and gRPC servers. At stop they drain, after the leave.
+		{Name: "servers", Start: s.serve, Stop: s.drain},
+		// At stop only, while the servers are up to pass checks on (peers
+		// forward here until they hear of the leave): hand every tenant to
+		// its next owner, flush usage, leave Raft and gossip.
+		{Name: "membership", Stop: s.leave},
 	}
-	nc := cfg.Node
-	nc.APIAddr = cluster.Advertise(apiLn.Addr().String(), nc.GossipAddr)
-	nc.GRPCAddr = cluster.Advertise(grpcLn.Addr().String(), nc.GossipAddr)
+}
+
+func (s *Server) listen(context.Context) error {
+	var err error
+	if s.apiLn, err = net.Listen("tcp", s.cfg.APIListen); err != nil {
+		return fmt.Errorf("api-addr: %w", err)
+	}
+	if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCListen); err != nil {
+		s.apiLn.Close() // a part that fails to start undoes itself
+		return fmt.Errorf("grpc-addr: %w", err)
+	}
+	return nil
+}
+
+// closeListeners closes what the servers have not (they close their own).
+func (s *Server) closeListeners(context.Context) error {
+	for _, ln := range []net.Listener{s.apiLn, s.grpcLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	return nil
+}
+
+func (s *Server) startNode(ctx context.Context) error {
+	nc := s.cfg.Node
+	nc.APIAddr = cluster.Advertise(s.apiLn.Addr().String(), nc.GossipAddr)
+	nc.GRPCAddr = cluster.Advertise(s.grpcLn.Addr().String(), nc.GossipAddr)
 	if nc.HTTPAddr != "" {
 		nc.HTTPAddr = cluster.Advertise(nc.HTTPAddr, nc.GossipAddr)
 	}
-	if nc.Logger == nil {
-		nc.Logger = slog.Default()
-	}
+	s.apiAddr, s.grpcAddr = nc.APIAddr, nc.GRPCAddr
 	node := cluster.NewNode(nc)
-	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by Shutdown, after the hand-off
+	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by stopNode, after the hand-off
 	if err := node.Start(nodeCtx); err != nil {
 		cancel()
-		apiLn.Close()
-		grpcLn.Close()
-		return nil, err
+		return err
 	}
-	s := &Server{
-		Node: node, apiLn: apiLn, grpcLn: grpcLn, cancel: cancel, errc: make(chan error, 2),
-		apiAddr: nc.APIAddr, grpcAddr: nc.GRPCAddr,
-		api: &http.Server{
-			Handler:           HTTPHandler(node, node.Admin(), cfg.Admin, nc.Logger.With("component", "api")),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-		},
-		grpc: grpc.NewServer(grpc.UnaryInterceptor(AdminInterceptor(cfg.Admin))),
+	s.Node, s.cancel = node, cancel
+	return nil
+}
+
+func (s *Server) stopNode(context.Context) error {
+	s.cancel()
+	s.Node.Wait()
+	s.Node.Close()
+	return nil
+}
+
+func (s *Server) serve(context.Context) error {
+	node, auth := s.Node, s.cfg.Admin
+	s.api = &http.Server{
+		Handler:           HTTPHandler(node, node.Admin(), auth, s.cfg.Node.Logger.With("component", "api")),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
+	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(AdminInterceptor(auth)))
 	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
 	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
 	peerv1.RegisterPeerServer(s.grpc, node.PeerService())
+	apiLn, grpcLn := s.apiLn, s.grpcLn
 	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
 	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
-	return s, nil
+	return nil
+}
+
+// drain stops the servers, gRPC first, cutting them off at the deadline.
+func (s *Server) drain(ctx context.Context) error {
+	peer.GracefulStop(ctx, s.grpc)
+	return s.api.Shutdown(ctx)
+}
+
+func (s *Server) leave(ctx context.Context) error {
+	s.Node.Leave(ctx)
+	return nil
 }
 
 func ignoreClosed(err error) error {
@@ -105,20 +174,8 @@ func (s *Server) GossipAddr() string { return s.Node.GossipAddr() }
 // Err delivers the error of a server that stopped serving on its own.
 func (s *Server) Err() <-chan error { return s.errc }
 
-// Shutdown stops the node gracefully, in an order that loses nothing: stop
-// being ready, hand every tenant to its next owner and leave the cluster
-// (peers still forward here until they hear of it, and the servers are
-// still up to pass those checks on), then drain the servers, then stop the
-// node's background work and gossip.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.Node.Leave(ctx)
-	peer.GracefulStop(ctx, s.grpc)
-	err := s.api.Shutdown(ctx)
-	s.cancel()
-	s.Node.Wait()
-	s.Node.Close()
-	return err
-}
+// Shutdown stops a server started by StartServer: its parts in reverse.
+func (s *Server) Shutdown(ctx context.Context) error { return s.stop(ctx) }
 
 // Kill stops the node abruptly, as a crash would: no hand-off, no leave.
 // For failure tests in one process.

@@ -1,21 +1,22 @@
-// Package cluster owns a Tollgate node: the Node that answers checks, and
-// the APIs that reach it (HTTP JSON on the API address, gRPC
-// tollgate.v1.RateLimiter and tollgate.config.v1.Admin), its health,
-// readiness and Prometheus metrics.
+// Package cluster owns a Tollgate node: the Node that answers checks for
+// any tenant, deciding for the tenants it owns and forwarding the rest.
 //
-// Its planes, a file or two each: membership (membership.go, gossip), the
-// ring of tenant owners (ring.go), forwarding to owners (forward.go,
-// stream.go, peerserver.go), hand-off of tenant state (handoff.go), failure
-// policies (failure.go), and the Raft-replicated configuration: Raft set-up
-// (raft.go), its membership (raftmembers.go), the FSM (fsm.go) and its
-// immutable views (configview.go), writes through the leader (apply.go),
-// the admin operations (admin.go, adminhttp.go, admingrpc.go), plan checks
-// (plans.go, plancheck.go) and the usage flusher (usage.go); and, for the
-// gateway, reservations on a tenant's owner (reserve.go) and their
-// settlement there, queued, batched and resent until applied once
-// (settle.go).
+// A check's path: route.go (owner here, or forward through package peer,
+// or the failure policy of failure.go when the owner cannot answer), then
+// decide.go on the owner (plan limits, the monthly budget against the
+// ledger, the store's reservation). Around it: the node's lifetime and
+// its ring of owners (node.go), hand-off of tenant state when ownership
+// moves (handoff.go), gateway reservations and their settlement, queued
+// and resent until applied once (reserve.go, settle.go), usage flushed to
+// Raft (usage.go), Raft set-up (raft.go), writes through the leader
+// (apply.go), Raft's voters following gossip (raftmembers.go), the admin
+// operations (admin.go), what other nodes may ask of this one
+// (peerlocal.go), and metrics (metrics.go).
 //
-// It does not implement algorithms (package limiter) or the
-// OpenAI-compatible gateway (package proxy), and it does not read flags or
-// files: cmd/tollgate builds its Config.
+// Its parts live in subpackages: ring (the consistent hash), gossip
+// (memberlist), peer (the node-to-node gRPC plane) and config (the Raft
+// FSM and its views). It does not implement algorithms (package limiter),
+// serve the public APIs (package api) or the OpenAI-compatible gateway
+// (package proxy), and it does not read flags or files: cmd/tollgate
+// builds its Config.
 package cluster

@@ -19,14 +19,19 @@ import (
 // servers, and the OpenAI-compatible gateway in front of it.
 type runningNode struct {
 	*api.Server
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener // the gateway's
 	gateway  *proxy.Gateway
 	http     *http.Server
 	httpAddr string
 	errc     chan error
+	stop     func(context.Context) error
 }
 
-// startNode listens on the gateway address first, so that the node
-// advertises the port it really got, then starts the node and the gateway.
+// startNode starts a node's parts in order; Shutdown stops them in
+// reverse. The gateway's port is taken before any of them, so that the
+// node advertises the port it really got.
 func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -34,42 +39,65 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode,
 	}
 	nc := cfg.nodeConfig(log)
 	nc.Node.HTTPAddr = ln.Addr().String()
-	srv, err := api.StartServer(ctx, nc)
-	if err != nil {
+	n := &runningNode{Server: api.NewServer(nc), cfg: cfg, log: log, ln: ln, httpAddr: ln.Addr().String(), errc: make(chan error, 2)}
+	parts := append(n.Server.Parts(),
+		// Last to start, first to stop: requests in flight finish, and
+		// settle, while the node still owns its tenants.
+		api.Part{Name: "gateway", Start: n.startGateway, Stop: n.stopGateway})
+	if n.stop, err = api.Start(ctx, parts); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	gw, err := proxy.New(proxy.Options{
-		Config:           func() proxy.Config { return srv.Node.Config() },
-		Reserver:         gatewayBackend{srv.Node},
-		Node:             cfg.NodeName,
-		Logger:           log,
-		ConnectTimeout:   cfg.UpstreamConnectTimeout,
-		HeaderTimeout:    cfg.UpstreamHeaderTimeout,
-		Timeout:          cfg.UpstreamTimeout,
-		DefaultMaxTokens: cfg.DefaultMaxTokens,
-		Registerer:       srv.Node.Registry(),
-	})
-	if err != nil {
-		ln.Close()
-		_ = srv.Shutdown(ctx)
-		return nil, err
-	}
-	n := &runningNode{
-		Server: srv, gateway: gw, httpAddr: ln.Addr().String(), errc: make(chan error, 2),
-		http: &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
-	}
 	go func() {
-		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			n.errc <- fmt.Errorf("gateway: %w", err)
-		}
-	}()
-	go func() {
-		if err := <-srv.Err(); err != nil {
+		if err := <-n.Server.Err(); err != nil {
 			n.errc <- err
 		}
 	}()
 	return n, nil
+}
+
+func (n *runningNode) startGateway(context.Context) error {
+	node := n.Server.Node
+	gw, err := proxy.New(proxy.Options{
+		Config:           func() proxy.Config { return node.Config() },
+		Reserver:         gatewayBackend{node},
+		Node:             n.cfg.NodeName,
+		Logger:           n.log,
+		ConnectTimeout:   n.cfg.UpstreamConnectTimeout,
+		HeaderTimeout:    n.cfg.UpstreamHeaderTimeout,
+		Timeout:          n.cfg.UpstreamTimeout,
+		DefaultMaxTokens: n.cfg.DefaultMaxTokens,
+		Registerer:       node.Registry(),
+	})
+	if err != nil {
+		return err
+	}
+	n.gateway = gw
+	n.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := n.http.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+			n.errc <- fmt.Errorf("gateway: %w", err)
+		}
+	}()
+	return nil
+}
+
+// stopGateway gives requests in flight half the time left to finish, then
+// cuts them off; each settles as it ends.
+func (n *runningNode) stopGateway(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	drainCtx, cancel := context.WithTimeout(ctx, time.Until(deadline)/2)
+	err := n.http.Shutdown(drainCtx)
+	cancel()
+	if err != nil {
+		_ = n.http.Close()
+	}
+	n.gateway.Wait()
+	n.gateway.Close()
+	return err
 }
 
 // HTTPAddr is the gateway's address.
@@ -78,25 +106,8 @@ func (n *runningNode) HTTPAddr() string { return n.httpAddr }
 // Err delivers the error of a server that stopped on its own.
 func (n *runningNode) Err() <-chan error { return n.errc }
 
-// Shutdown stops the gateway first: requests in flight get half the time
-// to finish, then are cut off, and each settles as it ends. Then the node
-// stops, which applies those settlements before it hands its tenants on.
-func (n *runningNode) Shutdown(ctx context.Context) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	drain := time.Until(deadline) / 2
-	drainCtx, cancel := context.WithTimeout(ctx, drain)
-	err := n.http.Shutdown(drainCtx)
-	cancel()
-	if err != nil {
-		_ = n.http.Close()
-	}
-	n.gateway.Wait()
-	n.gateway.Close()
-	return errors.Join(err, n.Server.Shutdown(ctx))
-}
+// Shutdown stops the node's parts in reverse order (see startNode).
+func (n *runningNode) Shutdown(ctx context.Context) error { return n.stop(ctx) }
 
 // gatewayBackend lets the gateway reserve and settle on the node. The two
 // packages do not know each other; this, and the words of package quota,

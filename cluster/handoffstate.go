@@ -8,7 +8,7 @@ import (
 	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
-// Conversions between the wire types and ours.
+// A tenant's limiter state as the hand-off carries it between nodes.
 
 func tenantStateToProto(tenant string, states []limiter.EntryState) *peerv1.TenantState {
 	out := &peerv1.TenantState{Tenant: tenant, Entries: make([]*peerv1.EntryState, len(states))}
