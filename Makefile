@@ -21,7 +21,7 @@ test: fuzz
 FUZZ_EXECS ?= 30000x
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime $(FUZZ_EXECS) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime $(FUZZ_EXECS) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzInference$$' -fuzztime $(FUZZ_EXECS) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzSSERelay$$' -fuzztime $(FUZZ_EXECS) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZ_EXECS) ./proxy/mockupstream
@@ -40,7 +40,7 @@ bench: build
 # to the same mock upstream; pipe through benchstat to compare runs.
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
-	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster
+	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster/...
 	$(GO) test -run '^$$' -bench 'Gateway' -benchtime 3s -count 5 ./cmd/tollgate
 
 # Regenerates the Go under proto/ with Debian's protoc and the plugin

@@ -1,5 +1,22 @@
 package api
 
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster/config"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+)
+
 func TestAdminAPIRefusesBadInput(t *testing.T) {
 	c := newRaftCluster(t, 1)
 	s := c.running()[0]
@@ -45,7 +62,7 @@ func TestAdminAPIRefusesBadInput(t *testing.T) {
 }
 
 func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
-	c := startTestCluster(t, 1, func(cfg *Config) { cfg.RaftListen, cfg.InMemory = "127.0.0.1:0", true })
+	c := startTestCluster(t, 1, func(cfg *ServerConfig) { cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true })
 	var out errorJSON
 	if code := call(t, c.running()[0], "GET", "/admin/v1/plans", "", &out); code != 403 || out.Error.Code != "admin_disabled" {
 		t.Fatalf("admin API without a token: %d %+v", code, out)

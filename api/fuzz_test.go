@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/quota"
 )
 
@@ -26,7 +27,7 @@ func FuzzDecodeCheck(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	n := NewNode(Config{NodeName: "fuzz"})
+	n := cluster.NewNode(cluster.Config{NodeName: "fuzz"})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeCheck(bytes.NewReader(body))
 		if err != nil {

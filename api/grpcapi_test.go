@@ -12,19 +12,20 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/limiter"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
-func newGRPCClient(t *testing.T, n *Node) tollgatev1.RateLimiterClient {
+func newGRPCClient(t *testing.T, n *cluster.Node) tollgatev1.RateLimiterClient {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	tollgatev1.RegisterRateLimiterServer(srv, n.GRPCService())
+	tollgatev1.RegisterRateLimiterServer(srv, GRPCService(n))
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -90,8 +91,8 @@ func TestGRPCBadInput(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != "requests[1].limits[0].limit: must be > 0, got -1" {
 		t.Fatalf("batch: %v", err)
 	}
-	if n.store.Len() != 0 {
-		t.Fatalf("bad input changed state: %d entries", n.store.Len())
+	if got := storeEntries(t, n); got != 0 {
+		t.Fatalf("bad input changed state: %d entries", got)
 	}
 }
 

@@ -9,17 +9,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/limiter"
 )
 
-func newTestNode(t *testing.T) (*Node, *httptest.Server, *limiter.ManualClock) {
+// newTestNode serves the HTTP API of one node that is not started (no
+// gossip, no Raft: it owns every tenant), with the admin API off.
+func newTestNode(t *testing.T) (*cluster.Node, *httptest.Server, *limiter.ManualClock) {
 	t.Helper()
 	clock := limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	n := NewNode(Config{NodeName: "node-a", Clock: clock})
+	log := testLogger(t)
+	n := cluster.NewNode(cluster.Config{NodeName: "node-a", Clock: clock, Logger: log})
 	n.SetReady(true)
-	srv := httptest.NewServer(n.HTTPHandler())
+	srv := httptest.NewServer(HTTPHandler(n, n.Admin(), AdminAuth{}, log.With("component", "api")))
 	t.Cleanup(srv.Close)
 	return n, srv, clock
+}
+
+// storeEntries is how many limit entries n's store holds, as its
+// tollgate_store_entries gauge reports.
+func storeEntries(t *testing.T, n *cluster.Node) int {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tollgate_store_entries" {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	t.Fatal("no tollgate_store_entries metric")
+	return 0
 }
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
@@ -119,7 +140,7 @@ func TestHTTPBadInput(t *testing.T) {
 			}
 		})
 	}
-	if got := n.store.Len(); got != 0 {
+	if got := storeEntries(t, n); got != 0 {
 		t.Fatalf("bad input changed state: %d entries", got)
 	}
 }
