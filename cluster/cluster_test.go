@@ -213,6 +213,7 @@ func dayLimit(tenant string, limit int64) quota.CheckRequest {
 }
 
 func TestClusterLimitIsExactWhicheverNodeIsCalled(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	req := dayLimit("acme", 100)
 	owner := c.running()[0].Node.Owner("acme")
@@ -233,6 +234,7 @@ func TestClusterLimitIsExactWhicheverNodeIsCalled(t *testing.T) {
 }
 
 func TestConcurrentForwardsAreBatched(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	nodes := c.running()
 	var wg sync.WaitGroup
@@ -262,6 +264,7 @@ func TestConcurrentForwardsAreBatched(t *testing.T) {
 // deadlines end before, during or after their batch is written must never
 // see another check's answer, and checks given time must be exact.
 func TestCallersThatGiveUpNeverGetAnotherChecksAnswer(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	nodes := c.running()
 	const callers, checks = 24, 60
@@ -305,6 +308,7 @@ func TestCallersThatGiveUpNeverGetAnotherChecksAnswer(t *testing.T) {
 // owner answers) puts the stream on the sender goroutine's slow path; the
 // next answer takes it off again.
 func TestAnAnswerAfterATimeoutPutsTheStreamBackInUse(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 2)
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "hasty")
@@ -325,6 +329,7 @@ func TestAnAnswerAfterATimeoutPutsTheStreamBackInUse(t *testing.T) {
 }
 
 func TestReleaseReachesTheOwner(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	nodes := c.running()
 	tenant := tenantOwnedBy(t, nodes[0].Node.currentRing(), "node-3", "leases")

@@ -20,6 +20,7 @@ import (
 )
 
 func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	tenant := tenantOwnedBy(t, c.running()[0].Node.currentRing(), "node-3", "doomed")
 	killedAt := time.Now()
@@ -62,6 +63,7 @@ func TestOwnerFailureFallsBackThenSurvivorsTakeOver(t *testing.T) {
 }
 
 func TestForwardTimeoutAppliesThePolicy(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3, peer.ForwardConfig{Timeout: 300 * time.Millisecond})
 	n1 := c.running()[0].Node
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "slow")
@@ -113,6 +115,7 @@ func silence(t *testing.T, n *Node, name string) {
 // Checks beyond what may wait for a silent owner are decided by the failure
 // policy at once, not after the forward timeout.
 func TestAFullOwnerQueueAppliesThePolicyAtOnce(t *testing.T) {
+	t.Parallel()
 	const timeout = 3 * time.Second
 	c := newTestCluster(t, 3, peer.ForwardConfig{BatchMax: 2, Timeout: timeout})
 	n1 := c.running()[0].Node
@@ -154,6 +157,7 @@ func (frozenPeer) CheckStream(s peerv1.Peer_CheckStreamServer) error {
 // still keep to their deadlines, the owner's departure does not wait on
 // the blocked Send, and neither does stopping the node.
 func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
+	t.Parallel()
 	const timeout = 100 * time.Millisecond
 	c := newTestCluster(t, 3, peer.ForwardConfig{Timeout: timeout})
 	srv := c.running()[0]

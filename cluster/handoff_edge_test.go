@@ -17,6 +17,7 @@ import (
 // Both nodes hold the tenant sealed with a tombstone naming the other:
 // neither decides, and the answer is an error, not nothing.
 func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 2)
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "pingpong")
@@ -40,6 +41,7 @@ func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
 // A forwarded check whose caller has given up by the time the owner gets
 // to it is not charged.
 func TestExpiredForwardIsNotCharged(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 2, peer.ForwardConfig{Timeout: 100 * time.Millisecond})
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "late")
@@ -78,6 +80,7 @@ func TestExpiredForwardIsNotCharged(t *testing.T) {
 // A hand-off that was pulled does not come back to the old owner when its
 // tombstone ages out.
 func TestPulledStateStaysWithThePuller(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 2)
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "pulled")
@@ -108,6 +111,7 @@ func TestPulledStateStaysWithThePuller(t *testing.T) {
 // A push that failed is sent again when its tombstone ages out, to the
 // node that owns the tenant by then.
 func TestFailedPushIsSentAgain(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 2)
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "retry")
@@ -135,6 +139,7 @@ func TestFailedPushIsSentAgain(t *testing.T) {
 // could be asked for at its old owner before the push landed, and each
 // node's record named the other as the holder.)
 func TestChecksDuringRepeatedJoinsAndLeavesAreAllAnswered(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	stable := c.running()
 	var stop atomic.Bool

@@ -23,6 +23,7 @@ func tenantOwnedBy(t *testing.T, ring *ring.Ring, node, prefix string) string {
 }
 
 func TestHandoffKeepsTheCountOnJoinAndLeave(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	// Tenants that the fourth node will take over when it joins.
 	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
@@ -61,6 +62,7 @@ func TestHandoffKeepsTheCountOnJoinAndLeave(t *testing.T) {
 // While a node joins, checks keep arriving at every node; the count stays
 // exact throughout.
 func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, four, "node-4", "busy")
@@ -96,6 +98,7 @@ func ptr[T any](v T) *T { return &v }
 // While a node leaves, checks keep arriving at every node, the leaving one
 // included; the count stays exact throughout.
 func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 4)
 	tenant := tenantOwnedBy(t, c.running()[0].Node.currentRing(), "node-4", "draining")
 	c.admitted(50, dayLimit(tenant, 100))
@@ -139,6 +142,7 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 }
 
 func TestHandoffIsCountedInMetrics(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	four := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, nil)
 	tenant := tenantOwnedBy(t, four, "node-4", "counted")

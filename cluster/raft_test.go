@@ -87,6 +87,7 @@ func planCheck(t *testing.T, s *Server, tenant string, tokens int64) *quota.Chec
 }
 
 func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	f := c.follower()
 	putTenant(t, f, &configv1.Tenant{Id: "acme", Name: "Acme", Plan: "gold", Overrides: &configv1.Overrides{RequestsPerMinute: ptr(int64(5))}})
@@ -119,6 +120,7 @@ func TestConfigWrittenOnAFollowerReachesEveryNode(t *testing.T) {
 }
 
 func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	s := c.follower()
 	putTenant(t, s, &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{TokensPerMonth: ptr(int64(1000))}})
@@ -158,6 +160,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 }
 
 func TestRaftMembershipFollowsGossip(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	members := func() (voters, nonvoters string) {
 		for _, s := range c.running() {
@@ -196,6 +199,7 @@ func TestRaftMembershipFollowsGossip(t *testing.T) {
 // removal does not hang on gossip telling its leave from a crash (under
 // load a leader may see a graceful leave as a death, and keep the vote).
 func TestDepartRemovesAMemberFromRaft(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	var leader, follower *Node
 	waitFor(t, 10*time.Second, "a leader and 3 voters", func() bool {
@@ -228,6 +232,7 @@ func TestDepartRemovesAMemberFromRaft(t *testing.T) {
 }
 
 func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
+	t.Parallel()
 	// No periodic flush during the test: only the hand-off can commit.
 	c := newRaftCluster(t, 3, func(cfg *Config) { cfg.UsageFlushInterval = time.Hour })
 	putTenant(t, c.running()[0], &configv1.Tenant{Id: "base", Plan: "gold"})
@@ -251,6 +256,7 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 }
 
 func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	leaderOf := func() *Server {
 		for _, s := range c.running() {
@@ -297,6 +303,7 @@ func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 // A command the FSM does not know would panic on every replica that reads
 // it from the log: the leader refuses it at the door.
 func TestAPeerWriteWithoutAKnownOperationIsRefused(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	svc := c.running()[0].Node.PeerService()
 	for _, cmd := range []*configv1.Command{{}, {Create: true}} {

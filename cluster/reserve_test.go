@@ -33,6 +33,7 @@ func remaining(r *Reservation, name string) int64 {
 }
 
 func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{
 		TokensPerMinute: ptr(int64(1000)), MaxConcurrent: ptr(int64(2)), TokensPerMonth: ptr(int64(100000))}})
@@ -90,6 +91,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 }
 
 func TestASettlementResentIsAppliedOnce(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{TokensPerMinute: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
@@ -122,6 +124,7 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 }
 
 func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold", Overrides: &configv1.Overrides{MaxConcurrent: ptr(int64(1000))}})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })
@@ -158,6 +161,7 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 }
 
 func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	putTenant(t, c.running()[0], &configv1.Tenant{Id: "acme", Plan: "gold"})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })

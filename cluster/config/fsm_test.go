@@ -35,6 +35,7 @@ func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 func (s *memSink) Close() error  { return nil }
 
 func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
+	t.Parallel()
 	f := NewFSM()
 	sum := [32]byte{1, 2, 3}
 	rpm := int64(7)
@@ -73,6 +74,7 @@ func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
 }
 
 func TestFSMAppliesAUsageFlushOnceAndNeverShrinks(t *testing.T) {
+	t.Parallel()
 	f := NewFSM()
 	flush := func(seq uint64, tokens int64) *configv1.Command {
 		return &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: seq,
@@ -85,6 +87,7 @@ func TestFSMAppliesAUsageFlushOnceAndNeverShrinks(t *testing.T) {
 }
 
 func TestFSMRefusalsAreTypedAndChangeNothing(t *testing.T) {
+	t.Parallel()
 	f := NewFSM()
 	applyAll(t, f, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
 	before := f.state()

@@ -35,6 +35,7 @@ func refOwner(nodes []string, tenant string) string {
 }
 
 func TestRingBalance(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		nodes, tenants int
 		maxRatio       float64
@@ -68,6 +69,7 @@ func TestRingBalance(t *testing.T) {
 }
 
 func TestRingJoinMovesOnlyToTheNewNode(t *testing.T) {
+	t.Parallel()
 	const tenants = 100_000
 	for _, from := range []int{10, 3, 1} { // 10 -> 11 is the project's requirement
 		t.Run(fmt.Sprintf("%d to %d", from, from+1), func(t *testing.T) {
@@ -95,6 +97,7 @@ func TestRingJoinMovesOnlyToTheNewNode(t *testing.T) {
 }
 
 func TestRingLeaveMovesOnlyThatNodesTenants(t *testing.T) {
+	t.Parallel()
 	before := New(ringNames("node", 10), nil)
 	after := before.Without("node-3")
 	if after.Contains("node-3") || after.Len() != 9 {
@@ -117,6 +120,7 @@ func TestRingLeaveMovesOnlyThatNodesTenants(t *testing.T) {
 }
 
 func TestRingDeterministic(t *testing.T) {
+	t.Parallel()
 	names := ringNames("node", 10)
 	shuffled := slices.Clone(names)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) {
@@ -139,6 +143,7 @@ func TestRingDeterministic(t *testing.T) {
 // TestRingDefaultHashGolden pins DefaultHash: a change would move tenants
 // between nodes running different versions during a rolling upgrade.
 func TestRingDefaultHashGolden(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		node, tenant string
 		want         uint64
@@ -167,6 +172,7 @@ func TestRingDefaultHashGolden(t *testing.T) {
 // TestRingMatchesReference checks Owner against refOwner over random
 // memberships, including duplicates and empty names.
 func TestRingMatchesReference(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
 		nodes := make([]string, rng.IntN(12))
@@ -187,6 +193,7 @@ func TestRingMatchesReference(t *testing.T) {
 }
 
 func TestRingInjectedHash(t *testing.T) {
+	t.Parallel()
 	nodes := ringNames("node", 5)
 	favour := func(node, tenant string) uint64 {
 		if node == "node-3" {
@@ -216,6 +223,7 @@ func TestRingInjectedHash(t *testing.T) {
 }
 
 func TestRingEmptyAndSingle(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		ring *Ring
@@ -242,6 +250,7 @@ func TestRingEmptyAndSingle(t *testing.T) {
 // TestRingImmutable checks that no caller can change a ring after New:
 // lookups rely on that to run without a lock.
 func TestRingImmutable(t *testing.T) {
+	t.Parallel()
 	names := []string{"c", "a", "b"}
 	r := New(names, nil)
 	names[0] = "z"     // the caller reuses its slice
