@@ -18,6 +18,7 @@ import (
 )
 
 func TestAdminAPIRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	s := c.running()[0]
 	for _, tc := range []struct {
@@ -62,6 +63,7 @@ func TestAdminAPIRefusesBadInput(t *testing.T) {
 }
 
 func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 1, func(cfg *ServerConfig) { cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true })
 	var out errorJSON
 	if code := call(t, c.running()[0], "GET", "/admin/v1/plans", "", &out); code != 403 || out.Error.Code != "admin_disabled" {
@@ -70,6 +72,7 @@ func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
 }
 
 func TestAdminAPIManagesPlansProvidersAndKeys(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	s := c.running()[0]
 	var plan map[string]any
@@ -116,6 +119,7 @@ func TestAdminAPIManagesPlansProvidersAndKeys(t *testing.T) {
 }
 
 func TestAdminOverGRPCNeedsTheToken(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	conn, err := grpc.NewClient(c.running()[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -150,6 +154,7 @@ func TestAdminOverGRPCNeedsTheToken(t *testing.T) {
 }
 
 func TestSuspendedTenantIsRefused(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 1)
 	s := c.running()[0]
 	call(t, s, "POST", "/admin/v1/tenants", `{"id":"acme","plan":"bronze","status":"suspended"}`, nil)
@@ -160,6 +165,7 @@ func TestSuspendedTenantIsRefused(t *testing.T) {
 }
 
 func TestWritesWithoutQuorumFailFastWhileChecksGoOn(t *testing.T) {
+	t.Parallel()
 	c := newRaftCluster(t, 3)
 	call(t, c.running()[0], "POST", "/admin/v1/tenants", `{"id":"acme","plan":"gold"}`, nil)
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Tenant("acme"); return ok })

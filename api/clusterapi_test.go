@@ -22,6 +22,7 @@ func getCluster(t *testing.T, s *Server, query string) clusterJSON {
 }
 
 func TestClusterEndpointShowsMembersOwnersAndStates(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	n1 := c.server("node-1")
 	c.admitted(30, dayLimit("acme", 100))

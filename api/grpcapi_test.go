@@ -41,6 +41,7 @@ func rpmLimit(limit int64) *tollgatev1.Limit {
 }
 
 func TestGRPCCheckAdmitsExactlyTheLimit(t *testing.T) {
+	t.Parallel()
 	n, _, _ := newTestNode(t)
 	c := newGRPCClient(t, n)
 	req := &tollgatev1.CheckRequest{Tenant: "t1", Limits: []*tollgatev1.Limit{rpmLimit(10)}}
@@ -57,6 +58,7 @@ func TestGRPCCheckAdmitsExactlyTheLimit(t *testing.T) {
 }
 
 func TestGRPCBadInput(t *testing.T) {
+	t.Parallel()
 	n, _, _ := newTestNode(t)
 	c := newGRPCClient(t, n)
 	good := func() *tollgatev1.CheckRequest {
@@ -97,6 +99,7 @@ func TestGRPCBadInput(t *testing.T) {
 }
 
 func TestGRPCCheckBatch(t *testing.T) {
+	t.Parallel()
 	n, _, _ := newTestNode(t)
 	c := newGRPCClient(t, n)
 	reqs := make([]*tollgatev1.CheckRequest, 12)

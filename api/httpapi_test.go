@@ -61,6 +61,7 @@ func post(t *testing.T, url, body string) (int, map[string]any) {
 const tenLimit = `{"tenant":"t1","hits":1,"limits":[{"name":"rpm","algorithm":"token_bucket","limit":10,"period":"60s","burst":10}]}`
 
 func TestHTTPCheckAdmitsExactlyTheLimit(t *testing.T) {
+	t.Parallel()
 	_, srv, _ := newTestNode(t)
 	for i := range 10 {
 		code, out := post(t, srv.URL+"/v1/check", tenLimit)
@@ -92,6 +93,7 @@ func metricsText(t *testing.T, base string) string {
 }
 
 func TestHTTPBadInput(t *testing.T) {
+	t.Parallel()
 	n, srv, _ := newTestNode(t)
 	lim := func(fields string) string {
 		return `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"1s"` + fields + `}]}`
@@ -146,6 +148,7 @@ func TestHTTPBadInput(t *testing.T) {
 }
 
 func TestHTTPHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	n, srv, _ := newTestNode(t)
 	get := func(path string) int {
 		resp, err := http.Get(srv.URL + path)
@@ -168,6 +171,7 @@ func TestHTTPHealthAndReadiness(t *testing.T) {
 }
 
 func TestHTTPConcurrencyLeaseRelease(t *testing.T) {
+	t.Parallel()
 	_, srv, _ := newTestNode(t)
 	body := `{"tenant":"t","limits":[{"name":"conc","algorithm":"concurrency","limit":1,"period":"30s"}]}`
 	_, first := post(t, srv.URL+"/v1/check", body)
