@@ -1,20 +1,18 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
@@ -62,7 +60,7 @@ func startTestCluster(t *testing.T, n int, tweak func(*ServerConfig)) *testClust
 	c := &testCluster{
 		t:       t,
 		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
-		log:     testLogger(t), // its Cleanup, registered first, prints after the nodes stop
+		log:     clustertest.Logger(t), // its Cleanup, registered first, prints after the nodes stop
 		tweak:   tweak,
 		servers: map[string]*Server{},
 	}
@@ -139,7 +137,7 @@ func (c *testCluster) stopAll() {
 // waitRing waits until every running node is ready and sees size owners.
 func (c *testCluster) waitRing(size int) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, fmt.Sprintf("every node to see %d owners", size), func() bool {
+	clustertest.Eventually(c.t, 10*time.Second, fmt.Sprintf("every node to see %d owners", size), func() bool {
 		for _, s := range c.running() {
 			if !s.Node.Ready() || s.Node.RingSize() != size {
 				return false
@@ -152,7 +150,7 @@ func (c *testCluster) waitRing(size int) {
 // waitConfig waits until every running node's configuration satisfies ok.
 func (c *testCluster) waitConfig(ok func(*config.View) bool) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, "the configuration on every node", func() bool {
+	clustertest.Eventually(c.t, 10*time.Second, "the configuration on every node", func() bool {
 		for _, s := range c.running() {
 			if !ok(s.Node.Config()) {
 				return false
@@ -204,50 +202,4 @@ func call(t *testing.T, s *Server, method, path, body string, out any) int {
 		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
 	}
 	return resp.StatusCode
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testLogger keeps the nodes' logs and prints them if the test fails
-// (all of them with TOLLGATE_TEST_LOG set).
-func testLogger(t testing.TB) *slog.Logger {
-	buf := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("TOLLGATE_TEST_LOG") != "" {
-			t.Logf("node logs:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// syncBuffer is written by every node's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Gossip's own chatter would drown the rest.
-	if bytes.Contains(p, []byte("component=gossip")) && bytes.Contains(p, []byte("level=DEBUG")) {
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

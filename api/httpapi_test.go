@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/limiter"
 )
 
@@ -18,7 +19,7 @@ import (
 func newTestNode(t *testing.T) (*cluster.Node, *httptest.Server, *limiter.ManualClock) {
 	t.Helper()
 	clock := limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	log := testLogger(t)
+	log := clustertest.Logger(t)
 	n := cluster.NewNode(cluster.Config{NodeName: "node-a", Clock: clock, Logger: log})
 	n.SetReady(true)
 	srv := httptest.NewServer(HTTPHandler(n, n.Admin(), AdminAuth{}, log.With("component", "api")))

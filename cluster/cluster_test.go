@@ -1,15 +1,14 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
@@ -41,7 +40,7 @@ func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...peer.
 		t:       t,
 		clock:   limiter.NewManualClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)),
 		servers: map[string]*Server{},
-		log:     testLogger(t),
+		log:     clustertest.Logger(t),
 	}
 	if len(forward) > 0 {
 		c.forward = forward[0]
@@ -52,39 +51,6 @@ func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...peer.
 	}
 	c.waitRing(n)
 	return c
-}
-
-// testLogger keeps the nodes' logs and prints them if the test fails
-// (all of them with TOLLGATE_TEST_LOG set).
-func testLogger(t testing.TB) *slog.Logger {
-	buf := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("TOLLGATE_TEST_LOG") != "" {
-			t.Logf("node logs:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Gossip's own chatter would drown the rest.
-	if bytes.Contains(p, []byte("component=gossip")) && bytes.Contains(p, []byte("level=DEBUG")) {
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // add starts a node that joins the cluster through any running node.
@@ -128,7 +94,7 @@ func (c *testCluster) running() []*Server {
 // waitRing waits until every running node is ready and sees size owners.
 func (c *testCluster) waitRing(size int) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, fmt.Sprintf("every node to see %d owners", size), func() bool {
+	clustertest.Eventually(c.t, 10*time.Second, fmt.Sprintf("every node to see %d owners", size), func() bool {
 		for _, s := range c.running() {
 			if !s.Node.Ready() || s.Node.RingSize() != size {
 				return false
@@ -194,17 +160,6 @@ func (c *testCluster) admitted(n int, req quota.CheckRequest) int {
 		}
 	}
 	return got
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // dayLimit refills so slowly that a test sees no refill.
@@ -314,14 +269,14 @@ func TestAnAnswerAfterATimeoutPutsTheStreamBackInUse(t *testing.T) {
 	tenant := tenantOwnedBy(t, n1.currentRing(), "node-2", "hasty")
 	req := dayLimit(tenant, 1000)
 	c.check(0, req) // the stream is open
-	waitFor(t, 5*time.Second, "a batch to end unanswered", func() bool {
+	clustertest.Eventually(t, 5*time.Second, "a batch to end unanswered", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Microsecond)
 		defer cancel()
 		_, _ = n1.Check(ctx, &req)
 		open, usable := n1.fwd.StreamUsable("node-2")
 		return open && !usable
 	})
-	waitFor(t, 5*time.Second, "an answered batch to put the stream back in use", func() bool {
+	clustertest.Eventually(t, 5*time.Second, "an answered batch to put the stream back in use", func() bool {
 		c.check(0, req)
 		open, usable := n1.fwd.StreamUsable("node-2")
 		return open && usable

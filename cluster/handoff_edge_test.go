@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -63,7 +64,7 @@ func TestExpiredForwardIsNotCharged(t *testing.T) {
 	}
 	// Release the owner well after the caller's 100ms are up (the two
 	// deadlines differ by the network's delay).
-	waitFor(t, time.Second, "the caller's deadline to pass on the owner too", func() bool {
+	clustertest.Eventually(t, time.Second, "the caller's deadline to pass on the owner too", func() bool {
 		return time.Since(start) > 300*time.Millisecond
 	})
 	close(call.done)

@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/ring"
 )
 
@@ -80,7 +82,7 @@ func TestHandoffUnderTrafficDuringJoin(t *testing.T) {
 			if err == nil && resp.Allowed {
 				got++
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // paces the load
 		}
 		done <- got
 	}()
@@ -105,9 +107,10 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 
 	stop := make(chan struct{})
 	done := make(chan int)
+	var sent atomic.Int64
 	go func() {
 		got := 0
-		for i := 0; ; i++ {
+		for i := 0; i < 100_000; i++ { // stop ends it long before
 			select {
 			case <-stop:
 				done <- got
@@ -122,10 +125,13 @@ func TestHandoffUnderTrafficDuringLeave(t *testing.T) {
 			if err == nil && resp.Allowed {
 				got++
 			}
-			time.Sleep(500 * time.Microsecond)
+			sent.Add(1)
+			time.Sleep(500 * time.Microsecond) // paces the load
 		}
+		<-stop
+		done <- got
 	}()
-	time.Sleep(20 * time.Millisecond) // let traffic reach every node first
+	clustertest.Eventually(t, 5*time.Second, "traffic to reach every node twice", func() bool { return sent.Load() >= 8 })
 	c.leave("node-4")
 	c.waitRing(3)
 	close(stop)
@@ -149,7 +155,7 @@ func TestHandoffIsCountedInMetrics(t *testing.T) {
 	c.admitted(10, dayLimit(tenant, 100))
 	n4 := c.add("node-4")
 	c.waitRing(4)
-	waitFor(t, 5*time.Second, "node-4 to count the hand-off it received", func() bool {
+	clustertest.Eventually(t, 5*time.Second, "node-4 to count the hand-off it received", func() bool {
 		m := n4.Node.metrics
 		return testutil.ToFloat64(m.handoffBuckets.WithLabelValues("received")) == 1 &&
 			testutil.ToFloat64(m.handoffBytes.WithLabelValues("received")) > 0

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/ring"
@@ -39,7 +40,7 @@ func newRaftCluster(t *testing.T, n int, tweaks ...func(*Config)) *testCluster {
 // waitConfig waits until every running node's configuration satisfies ok.
 func (c *testCluster) waitConfig(ok func(*config.View) bool) {
 	c.t.Helper()
-	waitFor(c.t, 10*time.Second, "the configuration on every node", func() bool {
+	clustertest.Eventually(c.t, 10*time.Second, "the configuration on every node", func() bool {
 		for _, s := range c.running() {
 			if !ok(s.Node.Config()) {
 				return false
@@ -53,7 +54,7 @@ func (c *testCluster) waitConfig(ok func(*config.View) bool) {
 func (c *testCluster) follower() *Server {
 	c.t.Helper()
 	var out *Server
-	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+	clustertest.Eventually(c.t, 10*time.Second, "a leader", func() bool {
 		leader := false
 		for _, s := range c.running() {
 			if s.Node.raft.isLeader() {
@@ -132,7 +133,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 	// Once flushed, the ledger holds the 600 on every node, and the
 	// budget still holds: what was unflushed is now committed, once.
 	c.waitConfig(func(*config.View) bool { return true })
-	waitFor(t, 10*time.Second, "the usage to be committed on every node", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the usage to be committed on every node", func() bool {
 		for _, n := range c.running() {
 			if n.Node.fsm.MonthUsage("acme", "2026-05").GetTokens() != 600 {
 				return false
@@ -141,7 +142,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 		return true
 	})
 	owner := c.server(s.Node.Owner("acme")).Node
-	waitFor(t, 10*time.Second, "the flushed tokens to leave the month entry", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the flushed tokens to leave the month entry", func() bool {
 		owner.usage.mu.Lock()
 		defer owner.usage.mu.Unlock()
 		return len(owner.usage.refunds) == 0 && owner.usage.inflight == nil
@@ -152,7 +153,7 @@ func TestMonthlyBudgetCountsCommittedAndUnflushedUsage(t *testing.T) {
 	if check(2, 401) || !check(0, 400) || check(1, 1) {
 		t.Fatal("after the flush: 401 must be denied, 400 admitted, then nothing more")
 	}
-	waitFor(t, 10*time.Second, "the usage report to show both admitted checks", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the usage report to show both admitted checks", func() bool {
 		rep, err := s.Node.Admin().Usage("acme", "2026-05")
 		return err == nil && rep.GetTotal().GetRequests() == 2 && rep.GetTotal().GetTokens() == 1000 &&
 			len(rep.GetDays()) == 1 && rep.GetDays()[0].GetDay() == "2026-05-01"
@@ -176,7 +177,7 @@ func TestRaftMembershipFollowsGossip(t *testing.T) {
 		c.add(name)
 	}
 	c.waitRing(6)
-	waitFor(t, 15*time.Second, "5 voters and 1 non-voter", func() bool {
+	clustertest.Eventually(t, 15*time.Second, "5 voters and 1 non-voter", func() bool {
 		v, nv := members()
 		return strings.Count(v, ",") == 4 && nv != "" && !strings.Contains(nv, ",")
 	})
@@ -189,7 +190,7 @@ func TestRaftMembershipFollowsGossip(t *testing.T) {
 		leaver = "node-3"
 	}
 	c.leave(leaver)
-	waitFor(t, 15*time.Second, leaver+" removed and "+nonvoter+" promoted", func() bool {
+	clustertest.Eventually(t, 15*time.Second, leaver+" removed and "+nonvoter+" promoted", func() bool {
 		v, nv := members()
 		return strings.Count(v, ",") == 4 && nv == "" && !strings.Contains(v, leaver) && strings.Contains(v, nonvoter)
 	})
@@ -202,7 +203,7 @@ func TestDepartRemovesAMemberFromRaft(t *testing.T) {
 	t.Parallel()
 	c := newRaftCluster(t, 3)
 	var leader, follower *Node
-	waitFor(t, 10*time.Second, "a leader and 3 voters", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "a leader and 3 voters", func() bool {
 		for _, s := range c.running() {
 			if s.Node.raft.isLeader() && len(s.Node.raftStatus().Voters) == 3 {
 				leader = s.Node
@@ -246,7 +247,7 @@ func TestHandOffFlushesUsageBeforeTheStateMoves(t *testing.T) {
 	}
 	c.add("node-4")
 	c.waitRing(4)
-	waitFor(t, 10*time.Second, "the usage committed by the hand-off", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the usage committed by the hand-off", func() bool {
 		return c.server("node-4").Node.fsm.MonthUsage(tenant, "2026-05").GetTokens() == 600
 	})
 	// The state moved without the flushed tokens: they count once.
@@ -272,12 +273,12 @@ func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 	// incarnation has been dead for gossip.DeadNodeReclaimTime.
 	c.waitRing(2)
 	dead := time.Now()
-	waitFor(t, 2*gossip.DeadNodeReclaimTime, "gossip to let the name be reclaimed", func() bool {
+	clustertest.Eventually(t, 2*gossip.DeadNodeReclaimTime, "gossip to let the name be reclaimed", func() bool {
 		return time.Since(dead) > gossip.DeadNodeReclaimTime+500*time.Millisecond
 	})
 	c.add(victim) // same name, new ports, empty in-memory log
 	c.waitRing(3)
-	waitFor(t, 15*time.Second, victim+" a voter at its new address", func() bool {
+	clustertest.Eventually(t, 15*time.Second, victim+" a voter at its new address", func() bool {
 		l := leaderOf()
 		if l == nil {
 			return false
@@ -294,7 +295,7 @@ func TestAMemberBackOnANewAddressIsReplacedInRaft(t *testing.T) {
 		return false
 	})
 	// It has the configuration again, from the others' log.
-	waitFor(t, 10*time.Second, victim+" to have the default plans", func() bool {
+	clustertest.Eventually(t, 10*time.Second, victim+" to have the default plans", func() bool {
 		_, ok := c.server(victim).Node.Config().Plan("gold")
 		return ok
 	})

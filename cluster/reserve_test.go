@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
@@ -65,7 +66,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 	c.running()[other].Node.Settle(a, quota.Usage{Model: "m", PromptTokens: 60, CompletionTokens: 40, CostMicros: 7})
 	c.running()[other].Node.Settle(b, quota.Usage{Model: "m", Failed: true})
 	var e *Reservation
-	waitFor(t, 5*time.Second, "the settlements to reach the owner", func() bool {
+	clustertest.Eventually(t, 5*time.Second, "the settlements to reach the owner", func() bool {
 		e = reserveOn(t, c, other, 0)
 		c.running()[other].Node.Settle(e, quota.Usage{Failed: true})
 		return e.Allowed && remaining(e, quota.LimitTokensPerMinute) == 900
@@ -76,7 +77,7 @@ func TestReservationsAreSettledOnTheOwnerAndRecordedOnce(t *testing.T) {
 
 	// The ledger gets the real usage of a, once; b and the probes were
 	// refunded and record nothing.
-	waitFor(t, 10*time.Second, "the usage in every node's ledger", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the usage in every node's ledger", func() bool {
 		for _, s := range c.running() {
 			u := s.Node.fsm.MonthUsage("acme", "2026-05")
 			if u.GetTokens() != 100 || u.GetRequests() != 1 || u.GetPromptTokens() != 60 || u.GetCompletionTokens() != 40 || u.GetCostMicros() != 7 {
@@ -153,7 +154,7 @@ func TestAReservationWhoseCallerGaveUpIsRefunded(t *testing.T) {
 	// Reservations whose owner answered after the forward timeout were
 	// admitted twice, there and by the failure policy here; both are
 	// refunded.
-	waitFor(t, 10*time.Second, "every lease back", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "every lease back", func() bool {
 		r := reserveOn(t, c, 0, 0)
 		c.running()[0].Node.Settle(r, quota.Usage{Failed: true})
 		return remaining(r, quota.LimitConcurrentRequests) == 999
@@ -180,7 +181,7 @@ func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	// the tenant's next owner takes it, and its usage reaches the ledger.
 	c.kill(ownerName)
 	other.Settle(r, quota.Usage{Model: "m", PromptTokens: 30, CompletionTokens: 12})
-	waitFor(t, 20*time.Second, "the usage in the ledger", func() bool {
+	clustertest.Eventually(t, 20*time.Second, "the usage in the ledger", func() bool {
 		return other.fsm.MonthUsage("acme", "2026-05").GetTokens() == 42
 	})
 	if other.settles.pending() != 0 {

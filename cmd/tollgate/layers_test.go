@@ -18,6 +18,7 @@ var layers = map[string][]string{
 	"quota/quotapb":            {"limiter", "quota", "proto/..."},
 	"cluster/ring":             {},
 	"cluster/gossip":           {},
+	"cluster/clustertest":      {},
 	"cluster/config":           {"limiter", "quota", "proto/..."},
 	"cluster/peer":             {"limiter", "quota", "quota/quotapb", "cluster/gossip", "proto/..."},
 	"cluster":                  {"limiter", "quota", "quota/quotapb", "cluster/...", "proto/..."},
