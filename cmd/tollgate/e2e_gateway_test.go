@@ -118,6 +118,7 @@ func (r *gatewayRig) usage(t *testing.T, tenant string) (requests, prompt, compl
 }
 
 func TestGatewayEndToEnd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
@@ -379,6 +380,7 @@ func (r *gatewayRig) failureRefunds(t *testing.T) {
 // The gateway finds the plan's limits in a reservation by the names the
 // cluster gives them.
 func TestGatewayAndClusterNameThePlanLimitsAlike(t *testing.T) {
+	t.Parallel()
 	for _, pair := range [][2]string{
 		{proxy.LimitRequestsPerMinute, cluster.LimitRequestsPerMinute},
 		{proxy.LimitTokensPerMinute, cluster.LimitTokensPerMinute},

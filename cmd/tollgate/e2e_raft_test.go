@@ -26,6 +26,8 @@ type durableNode struct {
 // nextPort hands out ports below the kernel's ephemeral range (32768 and
 // up), where ports that tests and clients bind with :0 come from: a port
 // found free here stays free until the node that is to use it binds it.
+// It only counts up, so tests running in parallel never get the same port,
+// nor one a killed node of another test is to take back.
 var nextPort atomic.Int32
 
 func init() { nextPort.Store(20000 + rand.Int32N(8000)) }
@@ -35,7 +37,11 @@ func init() { nextPort.Store(20000 + rand.Int32N(8000)) }
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		port := nextPort.Add(1)
+		if port >= 32768 {
+			break // the ephemeral range: :0 binds could take it
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -140,6 +146,7 @@ func writeTenant(t *testing.T, d *durableNode, id string) {
 }
 
 func TestConfigSurvivesKillingEveryNode(t *testing.T) {
+	t.Parallel()
 	nodes := newDurableCluster(t, 3)
 	acked := map[string]bool{}
 	for cycle := range 5 {
@@ -179,6 +186,7 @@ type usageTotal struct {
 }
 
 func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
+	t.Parallel()
 	nodes := newDurableCluster(t, 3)
 	writeTenant(t, nodes[0], "metered")
 	eventually(t, 10*time.Second, "the tenant on every node", func() bool {

@@ -189,6 +189,7 @@ func httpCheck(t *testing.T, addr, body string) map[string]any {
 }
 
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := startServe(t, "e2e-1")
 
 	// HTTP: a limit of 10 admits exactly 10, then denies with retry_after.
@@ -252,6 +253,7 @@ func TestServeEndToEnd(t *testing.T) {
 }
 
 func TestServeRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(binary, "serve", "--api-addr", "not-an-address").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "api-addr") {
 		t.Fatalf("want a failure naming api-addr, got %v: %s", err, out)
