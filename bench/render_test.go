@@ -66,6 +66,7 @@ func sampleReport() *Report {
 }
 
 func TestRenderJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	want := sampleReport()
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, want); err != nil {
@@ -93,6 +94,7 @@ func TestRenderJSONRoundTrip(t *testing.T) {
 }
 
 func TestRenderJSONError(t *testing.T) {
+	t.Parallel()
 	r := sampleReport()
 	r.Latency.P99 = math.NaN() // JSON has no NaN
 	if err := WriteJSON(io.Discard, r); err == nil {
@@ -181,6 +183,7 @@ func renderHTML(t *testing.T, r *Report) (page string, charts []string) {
 }
 
 func TestRenderHTML(t *testing.T) {
+	t.Parallel()
 	page, charts := renderHTML(t, sampleReport())
 	checkSelfContained(t, page)
 	if len(charts) < 2 {
@@ -234,6 +237,7 @@ func TestRenderHTML(t *testing.T) {
 }
 
 func TestRenderHTMLEmpty(t *testing.T) {
+	t.Parallel()
 	page, charts := renderHTML(t, &Report{})
 	checkSelfContained(t, page)
 	if len(charts) < 2 {
@@ -247,6 +251,7 @@ func TestRenderHTMLEmpty(t *testing.T) {
 }
 
 func TestRenderHTMLSinglePoint(t *testing.T) {
+	t.Parallel()
 	r := &Report{
 		Duration:     1,
 		Timeline:     []Second{{T: 0, Requests: 10, P50: 1, P99: 2}},
@@ -266,12 +271,14 @@ func TestRenderHTMLSinglePoint(t *testing.T) {
 // TestRenderHTMLControlChars: names are outside input, and a control
 // character would make the SVG ill-formed XML.
 func TestRenderHTMLControlChars(t *testing.T) {
+	t.Parallel()
 	r := sampleReport()
 	r.Events[0].Node = "node\x01\x00-2\xff"
 	renderHTML(t, r) // checks every chart's XML
 }
 
 func TestRenderTable(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	WriteTable(&buf, sampleReport())
 	out := buf.String()
@@ -291,6 +298,7 @@ func TestRenderTable(t *testing.T) {
 }
 
 func TestRenderTableQuotesControlChars(t *testing.T) {
+	t.Parallel()
 	r := sampleReport()
 	r.Accuracy.Tenants[1].Tenant = "bad\x1b[31m\ttenant"
 	var buf bytes.Buffer
@@ -301,6 +309,7 @@ func TestRenderTableQuotesControlChars(t *testing.T) {
 }
 
 func TestSLOLines(t *testing.T) {
+	t.Parallel()
 	got := SLOLines(sampleReport())
 	want := []string{
 		"SLO p99 <= 2ms: 1.42ms ok",
@@ -315,6 +324,7 @@ func TestSLOLines(t *testing.T) {
 }
 
 func TestRenderNiceTicks(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		hi     float64
 		n      int
@@ -342,6 +352,7 @@ func TestRenderNiceTicks(t *testing.T) {
 }
 
 func TestRenderPercentileAxis(t *testing.T) {
+	t.Parallel()
 	for p, want := range map[float64]float64{0: 0, 90: 1, 99: 2, 99.9: 3, 99.99: 4} {
 		if got := percentileX(p); math.Abs(got-want) > 1e-9 {
 			t.Errorf("percentileX(%v) = %v, want %v", p, got, want)
@@ -358,6 +369,7 @@ func TestRenderPercentileAxis(t *testing.T) {
 }
 
 func TestRenderSig3(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[float64]string{
 		0: "0", 0.61: "0.61", 0.01234: "0.0123", 1.42: "1.42", 6.2: "6.2", 4: "4",
 		12.54: "12.5", 998.7: "999", 12345: "12345", -1.5: "-1.5",

@@ -34,6 +34,10 @@ func (s *timedScenario) do(context.Context, int, string) outcome {
 }
 func (s *timedScenario) close() {}
 
+// Not parallel, like the other tests here that run a loop against the wall
+// clock (the stall, the closed loop, the progress lines): tests beside them
+// on a small machine would disturb the schedule they check. Top-level serial
+// tests run before the parallel ones, so these run alone in the package.
 func TestTheOpenLoopHoldsItsRate(t *testing.T) {
 	cfg := &Config{Rate: 2000, Duration: 2 * time.Second, MaxInFlight: 16}
 	cfg.Defaults()
@@ -44,20 +48,32 @@ func TestTheOpenLoopHoldsItsRate(t *testing.T) {
 	if len(sc.sent) != 4000 {
 		t.Fatalf("%d requests sent, want 4000", len(sc.sent))
 	}
-	// The rate over the run, and no bursts: nearly every request goes out
-	// within a few milliseconds of its time.
-	rate := float64(len(sc.sent)-1) / sc.sent[len(sc.sent)-1].Sub(sc.sent[0]).Seconds()
-	if math.Abs(rate-2000)/2000 > 0.02 {
-		t.Fatalf("%.0f requests a second, want 2000 within 2%%", rate)
-	}
-	onTime := 0
+	// None goes out early, and nearly all within 5ms of their time. The
+	// late ones are those a stalled machine held up (other packages' tests
+	// share its cores): a stall delays a stretch of requests in a row,
+	// which then go out at once to keep the rate. A generator that drifted
+	// or sent in batches would be late throughout instead, so at least 90%
+	// must be on time and at most 1% may begin a late stretch. The rate is
+	// taken up to the last request on time: a stall at the end would skew
+	// it.
+	var onTime, stretches, lastOnTime int
+	late := false
 	for i, at := range sc.sent {
-		if at.Sub(rec.start.Add(time.Duration(i)*time.Second/2000)) < 5*time.Millisecond {
-			onTime++
+		switch d := at.Sub(rec.start.Add(time.Duration(i) * time.Second / 2000)); {
+		case d < 0:
+			t.Fatalf("request %d sent %s before its time", i, -d)
+		case d < 5*time.Millisecond:
+			onTime, lastOnTime, late = onTime+1, i, false
+		case !late:
+			stretches, late = stretches+1, true
 		}
 	}
-	if onTime < 3960 {
-		t.Fatalf("%d of 4000 sent within 5ms of their time, want 99%%", onTime)
+	if onTime < 3600 || stretches > 40 {
+		t.Fatalf("%d of 4000 sent within 5ms of their time, the late ones in %d stretches; want 90%% on time and at most 40 stretches", onTime, stretches)
+	}
+	rate := float64(lastOnTime) / sc.sent[lastOnTime].Sub(sc.sent[0]).Seconds()
+	if math.Abs(rate-2000)/2000 > 0.02 {
+		t.Fatalf("%.0f requests a second, want 2000 within 2%%", rate)
 	}
 }
 
@@ -67,7 +83,7 @@ type stallScenario struct{ until time.Time }
 
 func (s stallScenario) do(ctx context.Context, _ int, _ string) outcome {
 	select {
-	case <-time.After(time.Until(s.until)):
+	case <-time.After(time.Until(s.until)): // the stall itself, not a wait of the test's
 	case <-ctx.Done():
 	}
 	return outcome{allowed: true}
@@ -77,6 +93,8 @@ func (stallScenario) close() {}
 // A server that stalls for 300 ms of a 1 s run at 1000/s delays about 300
 // requests by up to 300 ms: the latency must show it, though the few
 // workers were all busy and the requests went out late.
+//
+// Not parallel: a wall-clock test (see TestTheOpenLoopHoldsItsRate).
 func TestAStallShowsInTheLatencyOfEveryRequestItDelayed(t *testing.T) {
 	cfg := &Config{Rate: 1000, Duration: time.Second, MaxInFlight: 4}
 	cfg.Defaults()
@@ -90,6 +108,7 @@ func TestAStallShowsInTheLatencyOfEveryRequestItDelayed(t *testing.T) {
 	}
 }
 
+// Not parallel: a wall-clock test (see TestTheOpenLoopHoldsItsRate).
 func TestTheClosedLoopRunsItsWorkersForTheDuration(t *testing.T) {
 	cfg := &Config{Workers: 4, Duration: 200 * time.Millisecond}
 	cfg.Defaults()
@@ -101,6 +120,7 @@ func TestTheClosedLoopRunsItsWorkersForTheDuration(t *testing.T) {
 }
 
 func TestPercentilesMatchADirectComputation(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	rec := newRecorder(start)
 	var lat []time.Duration
@@ -145,6 +165,7 @@ func TestPercentilesMatchADirectComputation(t *testing.T) {
 }
 
 func TestSLOGatesPassAndFail(t *testing.T) {
+	t.Parallel()
 	rep := &Report{Requests: 1000, Errors: 2, Latency: Latency{P99: 1.5}, ErrorRate: 0.002}
 	parse := func(s string) SLO {
 		slo, err := ParseSLO(s)
@@ -168,6 +189,7 @@ func TestSLOGatesPassAndFail(t *testing.T) {
 }
 
 func TestAccuracyComparesAdmittedWithTheBucket(t *testing.T) {
+	t.Parallel()
 	cfg := &Config{Limit: 100, Period: time.Minute}
 	t0 := time.Now()
 	span := func(admitted int64, last time.Duration) tenantRun {
@@ -187,6 +209,7 @@ func TestAccuracyComparesAdmittedWithTheBucket(t *testing.T) {
 }
 
 func TestLatencyGatesNeedAnswers(t *testing.T) {
+	t.Parallel()
 	rep := &Report{Requests: 10, Errors: 10}
 	slo, _ := ParseSLO("p99=2ms")
 	if _, ok := evaluate([]SLO{slo}, rep); ok {
@@ -202,6 +225,7 @@ func TestLatencyGatesNeedAnswers(t *testing.T) {
 }
 
 func TestChaosAndConfigAreChecked(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseChaos("kill@10s, restart@20s:bench-node-2,join@15s")
 	if err != nil || len(ev) != 3 || ev[1].Node != "bench-node-2" || ev[2].At != 15*time.Second {
 		t.Fatalf("%+v %v", ev, err)
@@ -226,6 +250,7 @@ func TestChaosAndConfigAreChecked(t *testing.T) {
 }
 
 func TestZipfSkewsTheTenantsShares(t *testing.T) {
+	t.Parallel()
 	counts := func(zipf float64) []int {
 		cfg := &Config{Zipf: zipf}
 		pick := tenantPicker(cfg, 100, 1)
@@ -244,6 +269,7 @@ func TestZipfSkewsTheTenantsShares(t *testing.T) {
 	}
 }
 
+// Not parallel: a wall-clock test (see TestTheOpenLoopHoldsItsRate).
 func TestARunPrintsProgressEverySecond(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

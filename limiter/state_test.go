@@ -19,6 +19,7 @@ func sameDecision(a, b Result) bool {
 }
 
 func TestTakeThenMergeHandsOffEachAlgorithm(t *testing.T) {
+	t.Parallel()
 	hour := func(a Algorithm) Limit { return Limit{Name: "l", Algorithm: a, Limit: 10, Period: time.Hour} }
 	cases := []struct {
 		lim  Limit
@@ -80,8 +81,10 @@ func TestTakeThenMergeHandsOffEachAlgorithm(t *testing.T) {
 // at random moments while a control store keeps it throughout: every
 // decision, and every lease release, must come out the same.
 func TestHandOffIsInvisible(t *testing.T) {
+	t.Parallel()
 	for _, alg := range []Algorithm{TokenBucket, FixedWindow, SlidingWindow, CalendarMonth, Concurrency} {
 		t.Run(alg.String(), func(t *testing.T) {
+			t.Parallel()
 			for seed := range uint64(40) {
 				runHandOff(t, alg, seed)
 			}
@@ -130,6 +133,7 @@ func runHandOff(t *testing.T, alg Algorithm, seed uint64) {
 // The source consumes 6 and the destination 3 at the same instant, so which
 // side is more consumed is known exactly.
 func TestMergeIsConservativeAndIdempotent(t *testing.T) {
+	t.Parallel()
 	for _, alg := range []Algorithm{TokenBucket, FixedWindow, SlidingWindow, CalendarMonth} {
 		t.Run(alg.String(), func(t *testing.T) {
 			lim := Limit{Name: "l", Algorithm: alg, Limit: 10, Period: time.Hour}
@@ -167,6 +171,7 @@ func mustMerge(t *testing.T, s *Store, tenant string, states []EntryState) {
 }
 
 func TestMergeUnitesLeasesByID(t *testing.T) {
+	t.Parallel()
 	c := Limit{Name: "c", Algorithm: Concurrency, Limit: 10, Period: time.Minute}
 	src, clock := newTestStore(Options{})
 	dst := NewStore(Options{Clock: clock})
@@ -206,6 +211,7 @@ func TestMergeUnitesLeasesByID(t *testing.T) {
 }
 
 func TestMergeRefillsAcrossClockAdvance(t *testing.T) {
+	t.Parallel()
 	// 10s into a minute, so 30s later is the same minute and 60s the next.
 	start := time.Date(2026, 3, 14, 15, 9, 10, 0, time.UTC)
 	cases := []struct {
@@ -240,6 +246,7 @@ func TestMergeRefillsAcrossClockAdvance(t *testing.T) {
 }
 
 func TestMergeKeepsTheLocalDefinition(t *testing.T) {
+	t.Parallel()
 	src, clock := newTestStore(Options{})
 	dst := NewStore(Options{Clock: clock})
 	perMinute := Limit{Name: "l", Limit: 10, Period: time.Minute}
@@ -282,6 +289,7 @@ func TestMergeKeepsTheLocalDefinition(t *testing.T) {
 }
 
 func TestMergeRejectsInvalidStates(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	mustCheck(t, s, "t", rpm, 3)
 	src, _ := newTestStore(Options{})
@@ -318,6 +326,7 @@ func TestMergeRejectsInvalidStates(t *testing.T) {
 }
 
 func TestExportAndTakeOfUnknownTenant(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	mustCheck(t, s, "known", rpm, 1)
 	if got := s.Take("unknown"); got != nil {
@@ -332,6 +341,7 @@ func TestExportAndTakeOfUnknownTenant(t *testing.T) {
 }
 
 func TestMergeClonesNames(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	buf := []byte("tenant-a/limit-a")
 	// Views into a request buffer that is reused once Merge returns.
@@ -351,6 +361,7 @@ func TestMergeClonesNames(t *testing.T) {
 }
 
 func TestMergeRespectsMaxEntries(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 3})
 	for i := range 3 {
 		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
@@ -367,6 +378,7 @@ func TestMergeRespectsMaxEntries(t *testing.T) {
 }
 
 func TestTenantsVisitsEachTenantOnce(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	for i := range 300 {
 		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
@@ -394,6 +406,7 @@ func TestTenantsVisitsEachTenantOnce(t *testing.T) {
 // checks must find room for between 40 hits (merges first) and 100 (checks
 // first): a merge that added instead of taking the larger would leave less.
 func TestHandOffUnderLoad(t *testing.T) {
+	t.Parallel()
 	src, clock := newTestStore(Options{})
 	dst := NewStore(Options{Clock: clock})
 	hourly := Limit{Name: "h", Limit: 100, Period: time.Hour}
@@ -426,6 +439,7 @@ func TestHandOffUnderLoad(t *testing.T) {
 }
 
 func TestSealRefusesDecisionsUntilTheStateReturns(t *testing.T) {
+	t.Parallel()
 	clock := NewManualClock(epoch)
 	a := NewStore(Options{Clock: clock})
 	l := Limit{Name: "rpm", Limit: 10, Period: time.Hour}

@@ -30,6 +30,7 @@ func mustCheck(t *testing.T, s *Store, tenant string, l Limit, hits int64) Resul
 }
 
 func TestCheckAdmitsExactlyTheLimit(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	for i := range 10 {
 		r := mustCheck(t, s, "acme", rpm, 1)
@@ -47,6 +48,7 @@ func TestCheckAdmitsExactlyTheLimit(t *testing.T) {
 }
 
 func TestReserveIsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	reqs := []Request{{Limit: rpm, Hits: 1}, {Limit: tpm, Hits: 600}}
 	out := make([]Result, 2)
@@ -66,6 +68,7 @@ func TestReserveIsAllOrNothing(t *testing.T) {
 }
 
 func TestReserveIsAtomicUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	a := Limit{Name: "a", Limit: 100, Period: time.Hour}
 	b := Limit{Name: "b", Limit: 50, Period: time.Hour, Algorithm: FixedWindow}
@@ -92,6 +95,7 @@ func TestReserveIsAtomicUnderConcurrency(t *testing.T) {
 }
 
 func TestAdjustRefundsAndCharges(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	mustCheck(t, s, "acme", tpm, 900)
 	if err := s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: -500}}); err != nil {
@@ -118,6 +122,7 @@ func TestAdjustRefundsAndCharges(t *testing.T) {
 }
 
 func TestAdjustWindows(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	fw := Limit{Name: "fw", Algorithm: FixedWindow, Limit: 10, Period: time.Minute}
 	r := mustCheck(t, s, "t", fw, 8)
@@ -137,6 +142,7 @@ func TestAdjustWindows(t *testing.T) {
 }
 
 func TestConcurrencyLeases(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	c := Limit{Name: "conc", Algorithm: Concurrency, Limit: 2, Period: 30 * time.Second}
 	a := mustCheck(t, s, "t", c, 1)
@@ -159,6 +165,7 @@ func TestConcurrencyLeases(t *testing.T) {
 }
 
 func TestCalendarMonthResetsAtMonthStart(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	clock.Set(time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC))
 	m := Limit{Name: "month", Algorithm: CalendarMonth, Limit: 100}
@@ -174,6 +181,7 @@ func TestCalendarMonthResetsAtMonthStart(t *testing.T) {
 }
 
 func TestReshapeKeepsConsumption(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	mustCheck(t, s, "t", rpm, 6)
 	bigger := rpm
@@ -204,6 +212,7 @@ func TestReshapeKeepsConsumption(t *testing.T) {
 }
 
 func TestAdjustNeverResetsAnotherAlgorithm(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	for range 10 {
 		mustCheck(t, s, "t", rpm, 1)
@@ -219,6 +228,7 @@ func TestAdjustNeverResetsAnotherAlgorithm(t *testing.T) {
 }
 
 func TestEvictionPrefersRestedTenants(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 3})
 	mustCheck(t, s, "busy", rpm, 10) // drained: must survive
 	clock.Advance(time.Second)
@@ -240,6 +250,7 @@ func TestEvictionPrefersRestedTenants(t *testing.T) {
 }
 
 func TestMaxEntriesIsStoreWide(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{MaxEntries: 100})
 	for i := range 1000 {
 		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
@@ -250,6 +261,7 @@ func TestMaxEntriesIsStoreWide(t *testing.T) {
 }
 
 func TestMaxEntriesEvicts(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 100})
 	for i := range 150 {
 		clock.Advance(time.Millisecond)
@@ -270,6 +282,7 @@ func TestMaxEntriesEvicts(t *testing.T) {
 // tenant is never evicted to make room for its own next limit, and what it
 // consumed stays consumed.
 func TestRecordsThatMoveKeepTheirState(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{Shards: 1, MaxEntries: 48})
 	day := func(name string) Limit { return Limit{Name: name, Limit: 1000, Period: 24 * time.Hour} }
 	used := map[string]map[string]int64{} // tenant → limit → hits, while held
@@ -308,6 +321,7 @@ func TestRecordsThatMoveKeepTheirState(t *testing.T) {
 }
 
 func TestSweepForgetsOnlyRestedTenants(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{IdleTTL: time.Minute})
 	mustCheck(t, s, "light", Limit{Name: "r", Limit: 100, Period: time.Second}, 1)
 	mustCheck(t, s, "month", Limit{Name: "m", Algorithm: CalendarMonth, Limit: 100}, 1)
@@ -321,6 +335,7 @@ func TestSweepForgetsOnlyRestedTenants(t *testing.T) {
 }
 
 func TestInvalidInput(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{})
 	cases := []struct {
 		tenant string
@@ -355,6 +370,7 @@ func TestInvalidInput(t *testing.T) {
 }
 
 func TestHugeValuesDoNotOverflow(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestStore(Options{})
 	l := Limit{Name: "big", Limit: 1 << 62, Period: MaxPeriod, Burst: 1 << 62}
 	if r := mustCheck(t, s, "t", l, 1<<62); !r.Allowed || r.Remaining != 0 {
@@ -371,6 +387,7 @@ func TestHugeValuesDoNotOverflow(t *testing.T) {
 }
 
 func TestSealOfNoTenantHoldsNothing(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestStore(Options{Shards: 1})
 	for range 100 {
 		if got := s.Seal(""); got != nil {

@@ -13,6 +13,7 @@ import (
 // TestGeneratedIsCurrent regenerates the Go from the .proto sources into a
 // temporary directory and compares it with what is committed.
 func TestGeneratedIsCurrent(t *testing.T) {
+	t.Parallel()
 	protoc, err := exec.LookPath("protoc")
 	if err != nil {
 		if os.Getenv("CI") != "" {

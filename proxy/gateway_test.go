@@ -41,6 +41,7 @@ func openAIError(t *testing.T, resp *http.Response) map[string]any {
 }
 
 func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{}, nil)
 	chat := `{"model":"mock-chat","messages":[{"role":"user","content":"hi"}]}`
 	for name, tc := range map[string]struct {
@@ -106,6 +107,7 @@ func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
 }
 
 func TestACompletionIsSettledWithTheUsageTheUpstreamReported(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{CompletionTokens: 7}, nil)
 	resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[{"role":"user","content":"sixteen letters."}],"max_tokens":50}`)
 	if resp.StatusCode != 200 {
@@ -178,6 +180,7 @@ func events(t *testing.T, rd io.Reader) []string {
 }
 
 func TestAStreamIsRelayedAndSettledWithItsLastChunk(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{CompletionTokens: 5}, nil)
 	for _, tc := range []struct {
 		name      string
@@ -229,6 +232,7 @@ func body(resp *http.Response) string {
 }
 
 func TestTheBodyGoesUpstreamUnchangedButForIncludeUsage(t *testing.T) {
+	t.Parallel()
 	var got atomic.Value
 	upstream := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -268,6 +272,7 @@ func TestTheBodyGoesUpstreamUnchangedButForIncludeUsage(t *testing.T) {
 }
 
 func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ deny, code, typ, mention string }{
 		{quota.LimitRequestsPerMinute, "rate_limit_exceeded", "requests", "requests per minute"},
 		{quota.LimitTokensPerMinute, "rate_limit_exceeded", "tokens", "tokens per minute"},
@@ -300,10 +305,14 @@ func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
 }
 
 func TestUpstreamFailuresAre502Or504AndRefunded(t *testing.T) {
+	t.Parallel()
 	slow := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// With the body read, the server watches the connection, so the
+		// context ends as soon as the gateway gives up and hangs up.
+		_, _ = io.Copy(io.Discard, req.Body)
 		select {
 		case <-req.Context().Done():
-		case <-time.After(time.Second):
+		case <-time.After(time.Second): // slower than the header timeout; not a wait of the test's
 		}
 	})
 	for _, tc := range []struct {
@@ -344,6 +353,7 @@ func TestUpstreamFailuresAre502Or504AndRefunded(t *testing.T) {
 }
 
 func TestAClientThatLeavesMidStreamIsChargedWhatWasDelivered(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{CompletionTokens: 1000, ChunkDelay: 5 * time.Millisecond}, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, "POST", r.srv.URL+"/v1/chat/completions",
@@ -376,6 +386,7 @@ func TestAClientThatLeavesMidStreamIsChargedWhatWasDelivered(t *testing.T) {
 }
 
 func TestCORSAllowsOnlyTheTenantsOrigins(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{}, nil)
 	preflight := func(origin string) *http.Response {
 		req, _ := http.NewRequestWithContext(t.Context(), "OPTIONS", r.srv.URL+"/v1/chat/completions", nil)
@@ -405,6 +416,7 @@ func TestCORSAllowsOnlyTheTenantsOrigins(t *testing.T) {
 }
 
 func TestModelsListsWhatTheTenantMayUse(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, mockupstream.Options{}, nil)
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", r.srv.URL+"/v1/models", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)

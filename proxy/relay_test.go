@@ -32,6 +32,7 @@ func stream(lineEnd string, chunks ...string) string {
 }
 
 func TestTheRelayPassesEventsWhateverTheReadsAndLineEnds(t *testing.T) {
+	t.Parallel()
 	long := `{"choices":[{"delta":{"content":"` + strings.Repeat("x", 40<<10) + `"}}]}`
 	for name, src := range map[string]string{
 		"lf":                            stream("\n", `{"choices":[{}]}`, `{"choices":[{}]}`, usageChunk, "[DONE]"),
@@ -70,6 +71,7 @@ func TestTheRelayPassesEventsWhateverTheReadsAndLineEnds(t *testing.T) {
 }
 
 func TestAnEventOverTheCapPassesThroughUnread(t *testing.T) {
+	t.Parallel()
 	huge := "data: " + strings.Repeat("y", maxEventSize+10) + "\n\n"
 	src := huge + stream("\n", usageChunk, "[DONE]")
 	s, out := relayAll(t, strings.NewReader(src), true)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestPromptEstimateReadsEveryShapeOfText(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		body string
 		want int64
@@ -32,6 +33,7 @@ func TestPromptEstimateReadsEveryShapeOfText(t *testing.T) {
 }
 
 func TestCompletionEstimatePrefersTheRequestsLimit(t *testing.T) {
+	t.Parallel()
 	for body, want := range map[string]int64{
 		`{"model":"m"}`:                 300,
 		`{"model":"m","max_tokens":20}`: 20,
@@ -45,6 +47,7 @@ func TestCompletionEstimatePrefersTheRequestsLimit(t *testing.T) {
 }
 
 func TestUsageIsFoundOnlyWhereItIsAnObject(t *testing.T) {
+	t.Parallel()
 	for data, want := range map[string]bool{
 		`{"choices":[],"usage":{"prompt_tokens":1}}`:       true,
 		`{"choices":[],"usage" : {"prompt_tokens":1}}`:     true,

@@ -103,6 +103,7 @@ const acmeJSON = `{"id":"acme","name":"Acme","plan":"gold","status":"active","al
 	`"created_at":"2025-01-02T03:04:05.123Z","future_field":{"kept":true}}`
 
 func TestAdminTenantCreateSendsBodyAndToken(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{"POST /admin/v1/tenants": {201, acmeJSON}})
 	out, _, err := runAdminCLI(t, f, nil, "tenant", "create", "acme", "--plan", "gold", "--rpm", "100", "--origins", "https://a.example, https://b.example")
 	if err != nil {
@@ -126,6 +127,7 @@ func TestAdminTenantCreateSendsBodyAndToken(t *testing.T) {
 }
 
 func TestAdminTenantCreateNeedsPlan(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, nil)
 	if _, _, err := runAdminCLI(t, f, nil, "tenant", "create", "acme"); err == nil || !strings.Contains(err.Error(), "--plan") {
 		t.Fatalf("err %v, want one naming --plan", err)
@@ -140,6 +142,7 @@ const plansJSON = `{"plans":[
 	{"name":"platinum","requests_per_minute":10000,"tokens_per_minute":2000000,"tokens_per_month":0,"max_concurrent":500,"priority":1,"failure_policy":"open","allowed_models":["gpt-4o","o3"]}]}`
 
 func TestAdminJSONOutputIsTheServersJSON(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{"GET /admin/v1/plans": {200, plansJSON}})
 	for _, flag := range []string{"-o", "--output"} {
 		out, _, err := runAdminCLI(t, f, nil, "plan", "list", flag, "json")
@@ -156,6 +159,7 @@ func TestAdminJSONOutputIsTheServersJSON(t *testing.T) {
 }
 
 func TestAdminTableHasHeaderAndAlignedColumns(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{"GET /admin/v1/plans": {200, plansJSON}})
 	out, _, err := runAdminCLI(t, f, nil, "plan", "list")
 	if err != nil {
@@ -183,6 +187,7 @@ func TestAdminTableHasHeaderAndAlignedColumns(t *testing.T) {
 }
 
 func TestAdminNotFoundIsAnErrorWithTheServersMessage(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/tenants/nope": {404, `{"error":{"code":"not_found","message":"tenant \"nope\" not found"}}`},
 	})
@@ -197,6 +202,7 @@ func TestAdminNotFoundIsAnErrorWithTheServersMessage(t *testing.T) {
 }
 
 func TestAdminUnauthorizedSaysWhereTheTokenGoes(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/tenants": {401, `{"error":{"code":"unauthorized","message":"missing or wrong admin token"}}`},
 	})
@@ -207,6 +213,7 @@ func TestAdminUnauthorizedSaysWhereTheTokenGoes(t *testing.T) {
 }
 
 func TestAdminTenantSuspendGetsThenPutsTheWholeTenant(t *testing.T) {
+	t.Parallel()
 	suspended := strings.Replace(acmeJSON, `"active"`, `"suspended"`, 1)
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/tenants/acme": {200, acmeJSON},
@@ -230,6 +237,7 @@ func TestAdminTenantSuspendGetsThenPutsTheWholeTenant(t *testing.T) {
 }
 
 func TestAdminTenantUpdateKeepsOtherOverrides(t *testing.T) {
+	t.Parallel()
 	tenant := `{"id":"acme","plan":"gold","status":"active","overrides":{"tokens_per_minute":5000,"priority":2}}`
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/tenants/acme": {200, tenant},
@@ -248,6 +256,7 @@ func TestAdminTenantUpdateKeepsOtherOverrides(t *testing.T) {
 }
 
 func TestAdminPlanSetChangesOnlyTheGivenFlagsOrCreates(t *testing.T) {
+	t.Parallel()
 	bronze := `{"name":"bronze","requests_per_minute":60,"tokens_per_minute":10000,"priority":10,"failure_policy":"local","allowed_models":["a"]}`
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/plans/bronze": {200, bronze},
@@ -275,6 +284,7 @@ func TestAdminPlanSetChangesOnlyTheGivenFlagsOrCreates(t *testing.T) {
 }
 
 func TestAdminKeyCreatePrintsTheKeyOnce(t *testing.T) {
+	t.Parallel()
 	answer := `{"id":"tg_ab12cd34","prefix":"tg_ab12cd34","tenant":"acme","name":"ci","created_at":"2025-01-02T03:04:05Z","revoked":false,"key":"tg_ab12cd34_the-secret"}`
 	f := newFakeAdmin(t, map[string]fakeAnswer{"POST /admin/v1/tenants/acme/keys": {201, answer}})
 	out, _, err := runAdminCLI(t, f, nil, "key", "create", "acme", "--name", "ci")
@@ -294,6 +304,7 @@ func TestAdminKeyCreatePrintsTheKeyOnce(t *testing.T) {
 }
 
 func TestAdminKeyListAndRevoke(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/keys":              {200, `{"keys":[]}`},
 		"GET /admin/v1/tenants/acme/keys": {200, `{"keys":[{"id":"tg_1","tenant":"acme","revoked":true,"revoked_at":"2025-02-01T00:00:00Z"}]}`},
@@ -312,6 +323,7 @@ func TestAdminKeyListAndRevoke(t *testing.T) {
 }
 
 func TestAdminMissingTokenSendsNoHeader(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{"GET /admin/v1/plans": {200, `{"plans":[]}`}})
 	if _, _, err := runAdminCLI(t, f, map[string]string{"TOLLGATE_ADMIN_TOKEN": ""}, "plan", "list"); err != nil {
 		t.Fatal(err)
@@ -326,6 +338,7 @@ func TestAdminMissingTokenSendsNoHeader(t *testing.T) {
 }
 
 func TestAdminServerFlagTakesHostPort(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{"GET /admin/v1/providers": {200, `{"providers":[]}`}})
 	hostPort := strings.TrimPrefix(f.srv.URL, "http://")
 	if _, _, err := runAdminCLI(t, nil, nil, "provider", "list", "--server", hostPort); err != nil {
@@ -337,6 +350,7 @@ func TestAdminServerFlagTakesHostPort(t *testing.T) {
 }
 
 func TestAdminConnectionRefusedNamesTheServer(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, nil)
 	url := f.srv.URL
 	f.srv.Close()
@@ -347,6 +361,7 @@ func TestAdminConnectionRefusedNamesTheServer(t *testing.T) {
 }
 
 func TestAdminTimeoutNamesTheServer(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(srv.Close)
 	_, _, err := runAdminCLI(t, nil, nil, "plan", "list", "--server", srv.URL, "--timeout", "50ms")
@@ -356,6 +371,7 @@ func TestAdminTimeoutNamesTheServer(t *testing.T) {
 }
 
 func TestAdminProviderSetNeedsBaseURLToCreate(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"PUT /admin/v1/providers/openai": {200, `{"name":"openai","base_url":"https://api.openai.com/v1","models":["gpt-4o"],"prompt_price_per_million":2.5}`},
 	})
@@ -377,6 +393,7 @@ func TestAdminProviderSetNeedsBaseURLToCreate(t *testing.T) {
 }
 
 func TestAdminUsageShowsTotalModelsAndDays(t *testing.T) {
+	t.Parallel()
 	usage := `{"tenant":"acme","month":"2025-01",
 		"total":{"requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5},
 		"models":[{"model":"gpt-4o","requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5}],
@@ -394,6 +411,7 @@ func TestAdminUsageShowsTotalModelsAndDays(t *testing.T) {
 }
 
 func TestAdminStatusShowsRaftAndMembers(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, map[string]fakeAnswer{
 		"GET /admin/v1/status": {200, `{"node":"node-1","state":"leader","leader":"node-1","applied_index":42,"voters":["node-1","node-2"],"nonvoters":[],"plans":4,"tenants":1,"keys":0,"providers":0}`},
 		"GET /v1/cluster":      {200, `{"self":"node-1","members":[{"name":"node-1","state":"alive","api_addr":"127.0.0.1:8081","grpc_addr":"127.0.0.1:9090","ready":true}],"ring":["node-1"]}`},
@@ -414,6 +432,7 @@ func TestAdminStatusShowsRaftAndMembers(t *testing.T) {
 }
 
 func TestAdminUnknownVerbAndArgumentsAreErrors(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdmin(t, nil)
 	for _, args := range [][]string{
 		{"tenant"}, {"tenant", "frob"}, {"tenant", "get"}, {"tenant", "get", "a", "b"},
@@ -433,6 +452,7 @@ func TestAdminUnknownVerbAndArgumentsAreErrors(t *testing.T) {
 }
 
 func TestAdminHelpListsVerbsAndFlags(t *testing.T) {
+	t.Parallel()
 	out, _, err := runAdminCLI(t, nil, nil, "tenant", "-h")
 	if err != nil {
 		t.Fatal(err)
@@ -455,6 +475,7 @@ func TestAdminHelpListsVerbsAndFlags(t *testing.T) {
 }
 
 func TestAdminParseInterleaved(t *testing.T) {
+	t.Parallel()
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	a := fs.String("a", "", "")

@@ -28,6 +28,7 @@ func fakeCheckAPI(t *testing.T) *httptest.Server {
 }
 
 func TestBenchGatesExitOneOnAViolationAndWriteReports(t *testing.T) {
+	t.Parallel()
 	api := fakeCheckAPI(t)
 	dir := t.TempDir()
 	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
@@ -72,6 +73,7 @@ func TestBenchGatesExitOneOnAViolationAndWriteReports(t *testing.T) {
 }
 
 func TestBenchRefusesBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--scenario", "ping", "--targets", "x:1"},
 		{"--targets", "x:1", "--slo", "p99=fast"},

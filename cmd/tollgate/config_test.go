@@ -14,6 +14,7 @@ func env(m map[string]string) func(string) string {
 }
 
 func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "tollgate.yaml")
 	yaml := "node-name: from-file\napi-addr: 127.0.0.1:1111\ngrpc-addr: 127.0.0.1:2222\njoin: [a:1, b:2]\nidle-ttl: 5m\n"
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
@@ -51,6 +52,7 @@ func boolString(b bool) string {
 }
 
 func TestConfigJoinFromEnvAndFlag(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadConfig([]string{"--join", "x:1, y:2"}, env(nil), io.Discard)
 	if err != nil || cfg.Join.String() != "x:1,y:2" {
 		t.Fatalf("%v %v", cfg.Join, err)
@@ -62,6 +64,7 @@ func TestConfigJoinFromEnvAndFlag(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(badYAML, []byte("api-adr: 1\n"), 0o600)
@@ -91,6 +94,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 }
 
 func TestEveryFlagIsDocumentedInTheREADME(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,11 @@ func runBenchBinary(t *testing.T, args ...string) (*bench.Report, string) {
 	return &rep, string(out)
 }
 
+// Not parallel: the restarted node takes back the ports the kernel gave it
+// for :0, which stay free for the second between the kill and the restart;
+// another test binding :0 meanwhile could take one. And the run must be
+// free of errors again within a second or two of the restart, a timing that
+// a 2-core machine busy with other clusters can miss.
 func TestBenchSpawnsAClusterAndSchedulesChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts clusters of tollgate processes")
@@ -59,6 +64,7 @@ func TestBenchSpawnsAClusterAndSchedulesChaos(t *testing.T) {
 }
 
 func TestBenchDrivesTheGatewayOfASpawnedCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts clusters of tollgate processes")
 	}
@@ -72,6 +78,7 @@ func TestBenchDrivesTheGatewayOfASpawnedCluster(t *testing.T) {
 }
 
 func TestBenchExitsOneWhenAGateFails(t *testing.T) {
+	t.Parallel()
 	api := fakeCheckAPI(t)
 	cmd := exec.Command(binary, "bench", "--quiet", "--scenario", "check-http", "--targets", strings.TrimPrefix(api.URL, "http://"),
 		"--rate", "100", "--duration", "300ms", "--slo", "p99=1ns")
@@ -82,6 +89,11 @@ func TestBenchExitsOneWhenAGateFails(t *testing.T) {
 	}
 }
 
+// Not parallel: once, beside other clusters under -race -count=3, the
+// join and leave let the busiest tenant through 117 times against the 106
+// its limit allowed (overshoot 10.4%). That points at the hand-off under
+// load, in cluster/, not at this test; until it is understood this runs
+// alone, as it always did, rather than fail the suite at random.
 func TestBenchJoinsAndLeavesNodesOverGRPC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts clusters of tollgate processes")

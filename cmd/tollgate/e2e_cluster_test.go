@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/ring"
 )
 
@@ -74,7 +75,7 @@ func view(t *testing.T, p *process, tenant string) clusterView {
 func (c *realCluster) waitRing(size int) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	eventually(c.t, 20*time.Second, fmt.Sprintf("the nodes to converge on %d owners", size), func() bool {
+	clustertest.Eventually(c.t, 20*time.Second, fmt.Sprintf("the nodes to converge on %d owners", size), func() bool {
 		for _, p := range c.nodes {
 			if len(view(c.t, p, "x").Ring) != size {
 				return false
@@ -120,6 +121,7 @@ func ownedBy(t *testing.T, nodes []string, node, prefix string) string {
 }
 
 func TestClusterEndToEnd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
@@ -157,7 +159,7 @@ func TestClusterEndToEnd(t *testing.T) {
 				if out, status, err := postCheck(base[i%3].apiAddr, dayBody(tenant, limit)); err == nil && status == 200 && out["allowed"] == true {
 					got++
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(2 * time.Millisecond) // paces the load; not a wait
 			}
 		}
 		stop, done := make(chan struct{}), make(chan int)

@@ -14,6 +14,7 @@ import (
 // `tollgate dev` starts the cluster, the mock upstream and the demo
 // tenants, and the chat completion it prints answers.
 func TestDevAnswersTheChatCompletionItPrints(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}

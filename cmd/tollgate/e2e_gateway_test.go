@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -59,7 +60,7 @@ func startGatewayRig(t *testing.T) *gatewayRig {
 		r.keys[id] = key.Key
 	}
 	// Every gateway knows every key once the configuration has reached it.
-	eventually(t, 10*time.Second, "every key on every gateway", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "every key on every gateway", func() bool {
 		for _, p := range r.nodes {
 			for _, key := range r.keys {
 				if code, _ := r.models(p, key); code != 200 {
@@ -111,6 +112,7 @@ func (r *gatewayRig) usage(t *testing.T, tenant string) (requests, prompt, compl
 }
 
 func TestGatewayEndToEnd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
@@ -165,7 +167,7 @@ func (r *gatewayRig) chargedEqualsReported(t *testing.T) {
 		t.Fatalf("the upstream reported usage for %d requests, want %d", reported.Requests, n)
 	}
 	var requests, prompt, completion, tokens int64
-	eventually(t, 15*time.Second, "the ledger to hold what the upstream reported", func() bool {
+	clustertest.Eventually(t, 15*time.Second, "the ledger to hold what the upstream reported", func() bool {
 		requests, prompt, completion, tokens = r.usage(t, "t-sum")
 		return requests == n && tokens == reported.TotalTokens
 	})
@@ -223,7 +225,7 @@ func (r *gatewayRig) concurrencyLeases(t *testing.T) {
 		t.Fatalf("20 parallel streams at max_concurrent 5: %d admitted, %d denied; want 5 and 15", admitted, denied)
 	}
 	hangUp() // every client leaves mid-stream
-	eventually(t, 10*time.Second, "all 5 leases back", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "all 5 leases back", func() bool {
 		admitted, _, hangUp := r.parallelStreams(t, 5)
 		hangUp()
 		return admitted == 5
@@ -342,7 +344,7 @@ func (r *gatewayRig) failureRefunds(t *testing.T) {
 			t.Fatalf("failure %d: status %d, want 502", i, resp.StatusCode)
 		}
 	}
-	eventually(t, 5*time.Second, "the refunds to reach the owner", func() bool {
+	clustertest.Eventually(t, 5*time.Second, "the refunds to reach the owner", func() bool {
 		// A plan check of nothing only looks.
 		answer, code, err := postCheck(r.nodes[2].apiAddr, `{"tenant":"t-fail","requests":0}`)
 		if err != nil || code != 200 {
@@ -363,7 +365,7 @@ func (r *gatewayRig) failureRefunds(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining-requests") != "2" {
 		t.Fatalf("a success after the refunds: %d, %s requests left; want 200 and 2", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining-requests"))
 	}
-	eventually(t, 10*time.Second, "only the success in the ledger", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "only the success in the ledger", func() bool {
 		requests, _, _, _ := r.usage(t, "t-fail")
 		return requests == 1
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster/clustertest"
 )
 
 // durableNode is a `tollgate serve` with a data dir and fixed ports, so
@@ -29,6 +30,8 @@ type durableNode struct {
 // nextPort hands out ports below the kernel's ephemeral range (32768 and
 // up), where ports that tests and clients bind with :0 come from: a port
 // found free here stays free until the node that is to use it binds it.
+// It only counts up, so tests running in parallel never get the same port,
+// nor one a killed node of another test is to take back.
 var nextPort atomic.Int32
 
 func init() { nextPort.Store(20000 + rand.Int32N(8000)) }
@@ -38,7 +41,11 @@ func init() { nextPort.Store(20000 + rand.Int32N(8000)) }
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		port := nextPort.Add(1)
+		if port >= 32768 {
+			break // the ephemeral range: :0 binds could take it
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -131,7 +138,7 @@ func tenantsOn(d *durableNode) map[string]bool {
 // leader yet; it returns once the write is acknowledged.
 func writeTenant(t *testing.T, d *durableNode, id string) {
 	t.Helper()
-	eventually(t, 20*time.Second, "an acknowledged write of "+id, func() bool {
+	clustertest.Eventually(t, 20*time.Second, "an acknowledged write of "+id, func() bool {
 		err := callAdmin(d.api, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"id":%q,"plan":"gold"}`, id), nil)
 		var e *admin.Error
 		return err == nil || (errors.As(err, &e) && e.Status == http.StatusConflict)
@@ -139,6 +146,7 @@ func writeTenant(t *testing.T, d *durableNode, id string) {
 }
 
 func TestConfigSurvivesKillingEveryNode(t *testing.T) {
+	t.Parallel()
 	nodes := newDurableCluster(t, 3)
 	acked := map[string]bool{}
 	for cycle := range 5 {
@@ -155,7 +163,7 @@ func TestConfigSurvivesKillingEveryNode(t *testing.T) {
 			d.start(t)
 		}
 		start := time.Now()
-		eventually(t, 30*time.Second, "every acknowledged write on every restarted node", func() bool {
+		clustertest.Eventually(t, 30*time.Second, "every acknowledged write on every restarted node", func() bool {
 			for _, d := range nodes {
 				have := tenantsOn(d)
 				for id := range acked {
@@ -171,9 +179,10 @@ func TestConfigSurvivesKillingEveryNode(t *testing.T) {
 }
 
 func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
+	t.Parallel()
 	nodes := newDurableCluster(t, 3)
 	writeTenant(t, nodes[0], "metered")
-	eventually(t, 10*time.Second, "the tenant on every node", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the tenant on every node", func() bool {
 		for _, d := range nodes {
 			if !tenantsOn(d)["metered"] {
 				return false
@@ -211,7 +220,7 @@ func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 		t.Fatalf("usage after the owner's graceful stop: %+v, want 700 tokens in 1 request", u)
 	}
 	owner.start(t)
-	eventually(t, 20*time.Second, "the restarted owner to have the usage in its log", func() bool {
+	clustertest.Eventually(t, 20*time.Second, "the restarted owner to have the usage in its log", func() bool {
 		u := usage(owner)
 		return u.Total.Tokens == 700
 	})

@@ -132,18 +132,6 @@ func (p *process) waitExit(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (p *process) readLogs(r io.Reader, addrs chan<- [2]string) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -189,6 +177,7 @@ func httpCheck(t *testing.T, addr, body string) map[string]any {
 }
 
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := startServe(t, "e2e-1")
 
 	// HTTP: a limit of 10 admits exactly 10, then denies with retry_after.
@@ -252,6 +241,7 @@ func TestServeEndToEnd(t *testing.T) {
 }
 
 func TestServeRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(binary, "serve", "--api-addr", "not-an-address").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "api-addr") {
 		t.Fatalf("want a failure naming api-addr, got %v: %s", err, out)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 )
 
@@ -166,7 +167,7 @@ func startBenchCluster(b *testing.B, n int, upstream string) *benchCluster {
 		b.Fatal(err)
 	}
 	out.key = k.Key
-	eventually(b, 10*time.Second, "the key on every node", func() bool {
+	clustertest.Eventually(b, 10*time.Second, "the key on every node", func() bool {
 		for _, n := range nodes {
 			if _, ok := n.Node.Config().VerifyKey(k.Key); !ok {
 				return false

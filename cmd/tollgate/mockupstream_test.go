@@ -15,6 +15,7 @@ import (
 )
 
 func TestMockUpstreamServesUntilCancelled(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stdout, printed := io.Pipe()
@@ -74,6 +75,7 @@ func TestMockUpstreamServesUntilCancelled(t *testing.T) {
 }
 
 func TestMockUpstreamBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -95,6 +97,7 @@ func TestMockUpstreamBadFlags(t *testing.T) {
 }
 
 func TestMockUpstreamHelpHidesTheKey(t *testing.T) {
+	t.Parallel()
 	var stderr bytes.Buffer
 	err := runMockUpstream(t.Context(), []string{"-h"}, env(map[string]string{"TOLLGATE_MOCK_API_KEY": "sk-env-secret"}), io.Discard, &stderr)
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "-error-rate") {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestErrorRate(t *testing.T) {
+	t.Parallel()
 	failing, url := start(t, Options{ErrorRate: 1})
 	for _, req := range [][2]string{
 		{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`},
@@ -38,6 +39,7 @@ func TestErrorRate(t *testing.T) {
 // TestErrorDrawRepeats checks that a seed gives the same failures in the
 // same order, and that concurrent requests report exactly the successes.
 func TestErrorDrawRepeats(t *testing.T) {
+	t.Parallel()
 	outcomes := func(seed int64) string {
 		_, url := start(t, Options{ErrorRate: 0.5, Seed: seed})
 		var b strings.Builder
@@ -82,6 +84,7 @@ func TestErrorDrawRepeats(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{})
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -116,6 +119,7 @@ func TestBadRequests(t *testing.T) {
 // TestBodyTooLarge calls the handler directly: over a connection, the
 // client may see the server hang up before it has sent the whole body.
 func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	body := `{"model":"m","input":"` + strings.Repeat("x", maxBody) + `"}`
 	w := httptest.NewRecorder()
 	New(Options{}).ServeHTTP(w, httptest.NewRequest("POST", "/v1/embeddings", strings.NewReader(body)))
@@ -123,6 +127,7 @@ func TestBodyTooLarge(t *testing.T) {
 }
 
 func TestMethodNotAllowedSaysWhich(t *testing.T) {
+	t.Parallel()
 	_, url := start(t, Options{})
 	resp, err := http.Get(url + "/v1/embeddings")
 	if err != nil {
@@ -135,6 +140,7 @@ func TestMethodNotAllowedSaysWhich(t *testing.T) {
 }
 
 func TestAPIKey(t *testing.T) {
+	t.Parallel()
 	const key = "sk-mock-secret"
 	_, url := start(t, Options{APIKey: key})
 	body := `{"model":"m","prompt":"hi"}`

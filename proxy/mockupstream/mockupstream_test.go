@@ -94,6 +94,7 @@ func checkError(t *testing.T, status, wantStatus int, b []byte, wantType string,
 }
 
 func TestChatCompletion(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{})
 	// 12 + 4 characters of content: 4 prompt tokens; 16 completion tokens by default.
 	status, b := do(t, "POST", url+"/v1/chat/completions", `{"model":"gpt-x","temperature":0.2,"messages":[
@@ -122,6 +123,7 @@ func TestChatCompletion(t *testing.T) {
 }
 
 func TestMaxTokensLowersTheCount(t *testing.T) {
+	t.Parallel()
 	_, url := start(t, Options{CompletionTokens: 5})
 	for _, tc := range []struct {
 		limits     string
@@ -154,6 +156,7 @@ func TestMaxTokensLowersTheCount(t *testing.T) {
 }
 
 func TestTextCompletion(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{CompletionTokens: 3})
 	// 5 + 3 characters: 2 prompt tokens.
 	status, b := do(t, "POST", url+"/v1/completions", `{"model":"davinci","prompt":["abcde","fgh"]}`)
@@ -181,6 +184,7 @@ func TestTextCompletion(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{})
 	type embeddings struct {
 		Object string `json:"object"`
@@ -235,6 +239,7 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestModels(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		models, want []string
 	}{
@@ -267,6 +272,7 @@ func TestModels(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		opts  Options
 		field string

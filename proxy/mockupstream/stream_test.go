@@ -89,6 +89,7 @@ func checkUsageChunk(t *testing.T, raw string, want usageJSON) {
 }
 
 func TestChatStream(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{CompletionTokens: 4, ChunkDelay: time.Millisecond})
 	// include_usage false: the usage chunk comes anyway. "twelve chars": 3 prompt tokens.
 	events := streamEvents(t, url+"/v1/chat/completions", `{"model":"gpt-x","stream":true,
@@ -114,6 +115,7 @@ func TestChatStream(t *testing.T) {
 }
 
 func TestTextStream(t *testing.T) {
+	t.Parallel()
 	s, url := start(t, Options{CompletionTokens: 9})
 	events := streamEvents(t, url+"/v1/completions", `{"model":"davinci","stream":true,"max_tokens":3,"prompt":"hi"}`)
 	if len(events) != 3+1 {
@@ -138,6 +140,7 @@ func TestTextStream(t *testing.T) {
 // hangs up and checks the handler returns without reporting the usage it
 // never sent.
 func TestStreamStopsWhenClientLeaves(t *testing.T) {
+	t.Parallel()
 	s := New(Options{ChunkDelay: time.Hour})
 	returned := make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
