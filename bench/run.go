@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Workers > 0 {
 		closedLoop(runCtx, &cfg, sc, rec, tenants, len(targets))
 	} else {
-		openLoop(runCtx, &cfg, sc, rec, tenants, len(targets))
+		openLoop(runCtx, &cfg, sc, rec, tenants, len(targets), newWallClock())
 	}
 	elapsed := time.Since(start)
 	cancel()
@@ -96,11 +96,41 @@ type job struct {
 	n   int64
 }
 
+// clock is what the open loop's schedule runs on: the wall clock in a run,
+// a clock the test moves in the tests of the schedule itself.
+type clock interface {
+	now() time.Time
+	// sleepUntil returns at t, or when ctx ends.
+	sleepUntil(ctx context.Context, t time.Time)
+}
+
+// wallClock sleeps on one timer, reused for every request.
+type wallClock struct{ timer *time.Timer }
+
+func newWallClock() *wallClock {
+	t := time.NewTimer(0)
+	<-t.C
+	return &wallClock{timer: t}
+}
+
+func (*wallClock) now() time.Time { return time.Now() }
+
+func (c *wallClock) sleepUntil(ctx context.Context, t time.Time) {
+	if wait := time.Until(t); wait > 0 {
+		c.timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			c.timer.Stop()
+		case <-c.timer.C:
+		}
+	}
+}
+
 // openLoop starts requests on a schedule of cfg.Rate a second whatever
 // the answers do: the n-th is due at start + n/rate, and its latency counts
 // from then when it has to wait for a free worker, so a slow server cannot
 // hide its queue.
-func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenants []string, targets int) {
+func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenants []string, targets int, clk clock) {
 	total := int64(cfg.Rate * cfg.Duration.Seconds())
 	interval := float64(time.Second) / cfg.Rate
 	jobs := make(chan job, cfg.MaxInFlight)
@@ -109,29 +139,21 @@ func openLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tena
 		pick := tenantPicker(cfg, len(tenants), uint64(w))
 		wg.Go(func() {
 			for j := range jobs {
-				send(ctx, cfg, sc, rec, tenants[pick()], int(j.n%int64(targets)), j.due)
+				send(ctx, cfg, sc, rec, tenants[pick()], int(j.n%int64(targets)), j.due, clk.now)
 			}
 		})
 	}
-	timer := time.NewTimer(0)
-	<-timer.C
 	var last time.Time
 	for n := int64(0); n < total && ctx.Err() == nil; n++ {
 		due := rec.start.Add(time.Duration(float64(n) * interval))
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-			case <-timer.C:
-			}
-		}
+		clk.sleepUntil(ctx, due)
 		// Go's sleeps here wake up to about a millisecond late: slack of
 		// the generator's own, so a request sent within timerSlack of its
 		// time counts from when it was sent. A later one was held up (every
 		// worker busy, or a machine too loaded to keep the schedule) and
 		// counts from when it was due.
 		stamp := due
-		if late := time.Since(due); late > 0 && late <= timerSlack {
+		if late := clk.now().Sub(due); late > 0 && late <= timerSlack {
 			stamp = due.Add(late)
 		}
 		select {
@@ -156,7 +178,7 @@ func closedLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, te
 			var now time.Time
 			for n := w; time.Now().Before(end) && ctx.Err() == nil; n += cfg.Workers {
 				now = time.Now()
-				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, now)
+				send(ctx, cfg, sc, rec, tenants[pick()], n%targets, now, time.Now)
 			}
 			rec.noteSent(now)
 		})
@@ -164,7 +186,8 @@ func closedLoop(ctx context.Context, cfg *Config, sc scenario, rec *recorder, te
 	wg.Wait()
 }
 
-func send(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenant string, target int, due time.Time) {
+// send sends one request due at due and records its answer at now().
+func send(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenant string, target int, due time.Time, now func() time.Time) {
 	if ctx.Err() != nil {
 		return // the run was cut short; an unsent request is no result
 	}
@@ -178,7 +201,7 @@ func send(ctx context.Context, cfg *Config, sc scenario, rec *recorder, tenant s
 	case o.errKind != "" && timedOut:
 		o.errKind = "timeout" // whatever the client library called it
 	}
-	rec.record(tenant, cfg.Hits, due, time.Now(), o)
+	rec.record(tenant, cfg.Hits, due, now(), o)
 }
 
 // tenantPicker draws tenant indexes, uniformly or by Zipf's law, from a
