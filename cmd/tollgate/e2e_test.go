@@ -73,8 +73,12 @@ func startServe(t *testing.T, name string, extra ...string) *process {
 	}
 	p := &process{cmd: cmd, name: name, done: make(chan error, 1)}
 	addrs := make(chan [2]string, 4)
-	go p.readLogs(stderr, addrs)
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		// Wait closes the pipe once the process has exited: reading to
+		// its end first keeps the last lines (a clean stop's among them).
+		p.readLogs(stderr, addrs)
+		p.done <- cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
