@@ -7,15 +7,13 @@
 package peerv1
 
 import (
+	v1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	v11 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-
-	v1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
-	v11 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 const (

@@ -8,12 +8,10 @@ package peerv1
 
 import (
 	context "context"
-
+	v1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
-
-	v1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // This is a compile-time assertion to ensure that this generated file
