@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
+	"time"
 )
+
+// rollbackTimeout bounds the stop of the parts already started when a
+// later one fails: a leave or a drain must not hang a failed start.
+const rollbackTimeout = 10 * time.Second
 
 // Part is one piece of a running node. A node's parts start in the order
 // of their list and stop in reverse, so that what a part needs is up
@@ -27,7 +31,7 @@ func Start(ctx context.Context, parts []Part) (stop func(context.Context) error,
 		for i := len(started) - 1; i >= 0; i-- {
 			if p := started[i]; p.Stop != nil {
 				if err := p.Stop(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("stopping %s: %w", p.Name, err))
+					errs = append(errs, err)
 				}
 			}
 		}
@@ -38,7 +42,9 @@ func Start(ctx context.Context, parts []Part) (stop func(context.Context) error,
 			continue
 		}
 		if err := p.Start(ctx); err != nil {
-			_ = stopAll(context.WithoutCancel(ctx), parts[:i])
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			_ = stopAll(rctx, parts[:i])
+			cancel()
 			return nil, err // the part names what failed (a flag, an address)
 		}
 	}

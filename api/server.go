@@ -174,8 +174,17 @@ func (s *Server) GossipAddr() string { return s.Node.GossipAddr() }
 // Err delivers the error of a server that stopped serving on its own.
 func (s *Server) Err() <-chan error { return s.errc }
 
+// errNotStarted is Shutdown's answer for a server StartServer did not
+// start: whoever started its Parts stops them.
+var errNotStarted = errors.New("server not started by StartServer: stop its parts where they were started")
+
 // Shutdown stops a server started by StartServer: its parts in reverse.
-func (s *Server) Shutdown(ctx context.Context) error { return s.stop(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stop == nil {
+		return errNotStarted
+	}
+	return s.stop(ctx)
+}
 
 // Kill stops the node abruptly, as a crash would: no hand-off, no leave.
 // For failure tests in one process.

@@ -115,7 +115,7 @@ func (a *Admin) Keys(tenant string) ([]*configv1.APIKey, error) {
 	return out, nil
 }
 
-// Plan, getTenant and getProvider read this node's copy; an unknown
+// Plan, Tenant and Provider read this node's copy; an unknown
 // name is NotFound.
 func (a *Admin) Plan(name string) (*configv1.Plan, error) {
 	n := a.n

@@ -7,13 +7,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster/ring"
-	"github.com/tollgate/tollgate/quota"
-
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // handoff moves tenants' state when their owner changes.

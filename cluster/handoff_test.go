@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/ring"
 )
@@ -156,8 +154,21 @@ func TestHandoffIsCountedInMetrics(t *testing.T) {
 	n4 := c.add("node-4")
 	c.waitRing(4)
 	clustertest.Eventually(t, 5*time.Second, "node-4 to count the hand-off it received", func() bool {
-		m := n4.Node.metrics
-		return testutil.ToFloat64(m.handoffBuckets.WithLabelValues("received")) == 1 &&
-			testutil.ToFloat64(m.handoffBytes.WithLabelValues("received")) > 0
+		// As /metrics shows them: gathered from the node's registry.
+		families, err := n4.Node.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		received := func(name string) float64 {
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					if f.GetName() == name && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "received" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+			return -1
+		}
+		return received("tollgate_handoff_buckets_total") == 1 && received("tollgate_handoff_bytes_total") > 0
 	})
 }

@@ -8,13 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/cluster/ring"
-
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tollgate/tollgate/limiter"
 )
 

@@ -6,20 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster/clustertest"
-	"github.com/tollgate/tollgate/cluster/config"
-	"github.com/tollgate/tollgate/cluster/gossip"
-	"github.com/tollgate/tollgate/cluster/ring"
-	"github.com/tollgate/tollgate/quota"
-
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
+	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/cluster/gossip"
+	"github.com/tollgate/tollgate/cluster/ring"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // newRaftCluster starts n nodes that form one Raft cluster in memory, and

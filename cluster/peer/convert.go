@@ -8,10 +8,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/limiter"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
 	"github.com/tollgate/tollgate/quota/quotapb"
-
-	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 // Conversions between quota's types and the peer hop's messages, which

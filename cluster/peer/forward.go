@@ -245,7 +245,7 @@ func (f *Forwarder) Forward(ctx context.Context, owner string, req *quota.CheckR
 // Pendings are reused: a forwarded check would otherwise allocate its
 // record, channel, timer and peer message each time. A pending goes back
 // only once the Forwarder is done with it, which is certain when its caller
-// Has received the answer; one whose caller gave up first is left to the
+// has received the answer; one whose caller gave up first is left to the
 // garbage collector.
 var pendingPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
@@ -504,8 +504,6 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// wait blocks until every goroutine of the Forwarder has returned; the
-// node's context must have ended.
 // Config is the forwarder's configuration, defaults filled in.
 func (f *Forwarder) Config() ForwardConfig { return f.cfg }
 

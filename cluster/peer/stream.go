@@ -89,7 +89,7 @@ func (f *Forwarder) stream(q *queue) (*peerStream, error) {
 	return ps, nil
 }
 
-// Close ends the stream once the batches out on it are answered: it takes
+// close ends the stream once the batches out on it are answered: it takes
 // no new batch, the owner sees the end of its input after the last of
 // them, answers it, and ends the stream, which ends the reader. An owner
 // that does not answer has the stream cut after wait. It does not wait: a
@@ -130,7 +130,6 @@ func (f *Forwarder) closeAll() {
 	}
 }
 
-// openStream returns owner's stream if one is open, without waiting.
 // StreamUsable reports whether the stream to owner is open and takes
 // batches from callers directly (not only from the sender goroutine, after
 // a batch went unanswered).
@@ -139,6 +138,7 @@ func (f *Forwarder) StreamUsable(owner string) (open, usable bool) {
 	return ps != nil, ps != nil && ps.usable()
 }
 
+// openStream returns owner's stream if one is open, without waiting.
 func (f *Forwarder) openStream(owner string) *peerStream {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -10,9 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tollgate/tollgate/limiter"
-	"github.com/tollgate/tollgate/quota"
-
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // Conversions between the public gRPC API's messages (tollgate.v1, which
