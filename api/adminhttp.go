@@ -23,12 +23,22 @@ type AdminAuth struct {
 	Open  bool
 }
 
+// bearer takes the credentials of an "Authorization: Bearer <token>"
+// value; the scheme is case-insensitive (RFC 9110, section 11.1).
+func bearer(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
+}
+
 // allows checks an "Authorization: Bearer" value in constant time.
 func (a AdminAuth) allows(header string) bool {
 	if a.Open {
 		return true
 	}
-	given, ok := strings.CutPrefix(header, "Bearer ")
+	given, ok := bearer(header)
 	if a.Token == "" || !ok {
 		return false
 	}

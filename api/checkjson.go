@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
@@ -119,7 +118,7 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return quota.Invalid(field, "want %s, got JSON %s", kindName(typ.Type.Kind()), typ.Value)
+		return quota.Invalid(field, "want %s, got JSON %s", quota.KindName(typ.Type.Kind()), typ.Value)
 	case errors.Is(err, io.EOF):
 		return quota.Invalid("body", "empty body; want a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -129,22 +128,6 @@ func jsonError(err error) error {
 		return quota.Invalid(name, "unknown field")
 	}
 	return quota.Invalid("body", "%v", err)
-}
-
-func kindName(k reflect.Kind) string {
-	switch k {
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	}
-	return "an integer"
 }
 
 // DecodeCheck reads a /v1/check body and validates it.

@@ -108,6 +108,11 @@ func TestHTTPBadInput(t *testing.T) {
 		{"no limits, unknown tenant", `{"tenant":"t","limits":[]}`, "", 404},
 		{"negative tokens", `{"tenant":"t","tokens":-1}`, "tokens", 400},
 		{"hits and requests", `{"tenant":"t","hits":1,"requests":1}`, "requests", 400},
+		// A caller cannot reach, or lock, the gateway's plan buckets.
+		{"a plan's limit name", `{"tenant":"t","limits":[{"name":"requests_per_minute","limit":5,"period":"1m"}]}`, "limits[0].name", 400},
+		{"hits beyond the burst", `{"tenant":"t","hits":6,"limits":[{"name":"l","limit":5,"period":"1s"}]}`, "hits", 400},
+		{"a control character in the tenant", `{"tenant":"a\u0000b","limits":[{"name":"l","limit":5,"period":"1s"}]}`, "tenant", 400},
+		{"a bidi override in the tenant", `{"tenant":"a\u202eb","limits":[{"name":"l","limit":5,"period":"1s"}]}`, "tenant", 400},
 		{"limit zero", `{"tenant":"t","limits":[{"name":"l","limit":0,"period":"1s"}]}`, "limits[0].limit", 400},
 		{"negative limit", `{"tenant":"t","limits":[{"name":"l","limit":-3,"period":"1s"}]}`, "limits[0].limit", 400},
 		{"period zero", `{"tenant":"t","limits":[{"name":"l","limit":5,"period":"0s"}]}`, "limits[0].period", 400},

@@ -212,7 +212,7 @@ func (m *metrics) observeHandoff(direction string, buckets, bytes int) {
 // raftMetrics count configuration writes and usage flushes.
 type raftMetrics struct {
 	writes  *prometheus.CounterVec // by result: ok, refused, no_quorum
-	flushes *prometheus.CounterVec // by result: ok, error
+	flushes *prometheus.CounterVec // by result: ok, error, refused
 }
 
 // registerRaft exports Raft's state, read when scraped, and the write and
@@ -225,7 +225,7 @@ func (m *metrics) registerRaft(isLeader func() bool, applied func() uint64, pend
 		}, []string{"result"}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_usage_flushes_total",
-			Help: "Usage flushes this node wrote to Raft, by result (ok or error; errors are retried).",
+			Help: "Usage flushes this node wrote to Raft, by result (ok, error: retried, or refused by the FSM: dropped).",
 		}, []string{"result"}),
 	}
 	m.registry.MustRegister(rm.writes, rm.flushes,

@@ -74,7 +74,7 @@ func (l peerLocal) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peerv1.
 	}
 	if !config.KnownCommand(&cmd) {
 		// Written to the log, it would stop every replica that reads it.
-		return nil, status.Errorf(codes.InvalidArgument, "command: no operation this node knows (%T)", cmd.Op)
+		return nil, status.Error(codes.InvalidArgument, "command: no operation this node knows")
 	}
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()

@@ -11,6 +11,10 @@ import (
 	"github.com/tollgate/tollgate/quota"
 )
 
+// dayKey is one row of the usage ledger: a tenant's use of a model on a
+// day (YYYY-MM-DD).
+type dayKey struct{ tenant, model, day string }
+
 // usageBuffer holds the usage a node has admitted and not yet committed.
 // A flush is written with a sequence number and retried unchanged until it
 // commits, so the FSM applies it exactly once. Tokens charged to a
@@ -18,10 +22,6 @@ import (
 // flush is in this node's copy of the ledger: the budget check counts
 // committed usage plus the store's entry, and each token is in exactly one
 // of them (for a moment in both, never in neither).
-// dayKey is one row of the usage ledger: a tenant's use of a model on a
-// day (YYYY-MM-DD).
-type dayKey struct{ tenant, model, day string }
-
 type usageBuffer struct {
 	mu      sync.Mutex
 	pending map[dayKey]*configv1.Usage
@@ -83,12 +83,19 @@ func (n *Node) flushUsage(ctx context.Context) {
 	b.mu.Unlock()
 
 	if inflight != nil {
-		_, index, err := n.applyIndexed(ctx, &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: inflight}})
+		res, index, err := n.applyIndexed(ctx, &configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: inflight}})
 		if err != nil {
 			n.raftMetrics.flushes.WithLabelValues("error").Inc()
 			n.log.Warn("flushing usage; will retry", "tenants", len(inflight.GetDeltas()), "err", err)
 		} else {
-			n.raftMetrics.flushes.WithLabelValues("ok").Inc()
+			result := "ok"
+			if res.GetCode() != 0 {
+				// The FSM refused what it carried: resending it would be
+				// refused again. Never expected of a node's own flush.
+				result = "refused"
+				n.log.Error("usage flush refused by the configuration; dropped", "tenants", len(inflight.GetDeltas()), "reason", res.GetMessage())
+			}
+			n.raftMetrics.flushes.WithLabelValues(result).Inc()
 			b.mu.Lock()
 			b.refunds = append(b.refunds, usageRefund{index: index, charged: b.inflightCharged})
 			b.inflight, b.inflightCharged = nil, nil

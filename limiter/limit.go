@@ -128,6 +128,15 @@ func (l *Limit) Validate() error {
 	return nil
 }
 
+// Capacity is the most hits one decision can ever admit: the token
+// bucket's burst, or Limit for the other algorithms.
+func (l *Limit) Capacity() int64 {
+	if l.Algorithm == TokenBucket {
+		return l.burst()
+	}
+	return l.Limit
+}
+
 // burst is the token bucket capacity.
 func (l *Limit) burst() int64 {
 	if l.Burst > 0 {

@@ -109,11 +109,17 @@ func TestAdjustRefundsAndCharges(t *testing.T) {
 	if r := mustCheck(t, s, "acme", tpm, 0); r.Remaining != 1000 {
 		t.Fatalf("after over-refund: remaining %d, want 1000", r.Remaining)
 	}
-	// Debt: 1500 beyond a full bucket means no tokens for 1.5 minutes.
+	// Debt is carried up to one burst: 1500 beyond a full bucket counts
+	// as 1000, a minute's refill, and the wait told is at most the period.
 	_ = s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: 2500}})
 	r := mustCheck(t, s, "acme", tpm, 1)
-	if r.Allowed || r.RetryAfter != 90*time.Second+60*time.Millisecond {
-		t.Fatalf("in debt: %+v, want denied for 90.06s", r)
+	if r.Allowed || r.RetryAfter != time.Minute {
+		t.Fatalf("in debt: %+v, want denied, retry after the period (1m)", r)
+	}
+	clock.Advance(r.RetryAfter)
+	r = mustCheck(t, s, "acme", tpm, 1)
+	if r.Allowed || r.RetryAfter != 60*time.Millisecond {
+		t.Fatalf("a minute on, the debt of one burst is paid and the bucket empty: %+v, want 1 token in 60ms", r)
 	}
 	clock.Advance(r.RetryAfter)
 	if r := mustCheck(t, s, "acme", tpm, 1); !r.Allowed {

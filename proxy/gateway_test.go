@@ -61,6 +61,8 @@ func TestRefusalsComeInOpenAIShapeAndReserveNothing(t *testing.T) {
 		"bad json":          {"POST", "/v1/completions", `{"model":`, nil, 400, nil, nil},
 		"bad type":          {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":"many"}`, nil, 400, nil, "max_tokens"},
 		"negative max":      {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":-1}`, nil, 400, nil, "max_tokens"},
+		"overflowing max":   {"POST", "/v1/completions", `{"model":"mock-chat","max_tokens":9223372036854775807}`, nil, 400, nil, "max_tokens"},
+		"huge completion":   {"POST", "/v1/chat/completions", `{"model":"mock-chat","max_completion_tokens":4294967296}`, nil, 400, nil, "max_completion_tokens"},
 		"model twice":       {"POST", "/v1/completions", `{"model":"mock-chat","Model":"other-model"}`, nil, 400, nil, "Model"},
 		"streamed embed":    {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"x","stream":true}`, nil, 400, nil, "stream"},
 		"too large":         {"POST", "/v1/embeddings", `{"model":"mock-embed","input":"` + strings.Repeat("a", 10<<20) + `"}`, nil, 413, "request_too_large", nil},

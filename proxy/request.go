@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/quota"
 )
 
 // inference is what the gateway reads of a request body; the body itself
@@ -42,22 +45,27 @@ func parseInference(body []byte, embeddings bool) (*inference, *apiError) {
 	if err := json.Unmarshal(body, &in); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return nil, invalid(typeErr.Field, "Invalid type for '"+typeErr.Field+"': want "+typeErr.Type.String()+", got "+typeErr.Value+".")
+			return nil, invalid(typeErr.Field, "Invalid type for '"+typeErr.Field+"': want "+quota.KindName(typeErr.Type.Kind())+", got "+typeErr.Value+".")
 		}
 		return nil, errBadJSON
 	}
 	switch {
 	case in.Model == "":
 		return nil, errNoModel
-	case in.MaxTokens != nil && *in.MaxTokens < 0:
-		return nil, invalid("max_tokens", "max_tokens must be >= 0.")
-	case in.MaxCompletionTokens != nil && *in.MaxCompletionTokens < 0:
-		return nil, invalid("max_completion_tokens", "max_completion_tokens must be >= 0.")
+	case in.MaxTokens != nil && (*in.MaxTokens < 0 || *in.MaxTokens > maxAnswerTokens):
+		return nil, invalid("max_tokens", fmt.Sprintf("max_tokens must be between 0 and %d.", maxAnswerTokens))
+	case in.MaxCompletionTokens != nil && (*in.MaxCompletionTokens < 0 || *in.MaxCompletionTokens > maxAnswerTokens):
+		return nil, invalid("max_completion_tokens", fmt.Sprintf("max_completion_tokens must be between 0 and %d.", maxAnswerTokens))
 	case embeddings && in.Stream:
 		return nil, invalid("stream", "Embeddings cannot be streamed.")
 	}
 	return &in, nil
 }
+
+// maxAnswerTokens bounds max_tokens and max_completion_tokens: far beyond
+// any model's answer, and small enough that the estimate (prompt plus
+// answer) never overflows.
+const maxAnswerTokens = 1 << 31
 
 // checkKeys refuses a body whose top-level object names a key twice, in
 // any case: encoding/json matches keys without regard to case and keeps

@@ -101,3 +101,20 @@ func FuzzInference(f *testing.F) {
 		}
 	})
 }
+
+// A value of the wrong type is named in words, never as a Go type, and
+// numbers too large to estimate with are refused.
+func TestParseInferenceRefusalsSpeakJSON(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"model":"m","max_tokens":"many"}`:                "want an integer, got string",
+		`{"model":"m","stream":"yes"}`:                     "want true or false, got string",
+		`{"model":"m","max_tokens":9223372036854775807}`:   "between 0 and",
+		`{"model":"m","max_completion_tokens":4294967296}`: "between 0 and",
+	} {
+		_, apiErr := parseInference([]byte(body), false)
+		if apiErr == nil || apiErr.status != 400 || !strings.Contains(apiErr.Message, want) || strings.Contains(apiErr.Message, "int64") {
+			t.Errorf("%s: %+v, want a 400 saying %q", body, apiErr, want)
+		}
+	}
+}

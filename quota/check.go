@@ -152,8 +152,20 @@ func (r *CheckRequest) Validate(prefix string) error {
 	}
 	for i := range r.Limits {
 		// Field names are built only for an error: this runs on every check.
-		if err := ValidateLimit(&r.Limits[i]); err != nil {
+		l := &r.Limits[i]
+		if err := ValidateLimit(l); err != nil {
 			return err.Under(fmt.Sprintf("%slimits[%d]", prefix, i))
+		}
+		if !r.Plan {
+			// A caller's own limits: never a plan's (whose buckets the
+			// gateway's tenants live by), and never more hits than one
+			// decision could admit (a denial that could never turn).
+			if IsPlanLimit(l.Name) {
+				return Invalid(fmt.Sprintf("%slimits[%d].name", prefix, i), "%q is reserved for the tenant's plan; name the limit otherwise", l.Name)
+			}
+			if c := l.Capacity(); r.Hits > c {
+				return Invalid(prefix+"hits", "%d is more than limits[%d] can ever admit at once (%d)", r.Hits, i, c)
+			}
 		}
 		for j := range i {
 			if r.Limits[j].Name == r.Limits[i].Name {
@@ -178,13 +190,12 @@ func (r *ReleaseRequest) Validate() error {
 	return nil
 }
 
-// ValidateTenant checks a tenant name; prefix is prepended to the field.
+// ValidateTenant checks a tenant name (see CheckText); prefix is
+// prepended to the field.
 func ValidateTenant(prefix, tenant string) error {
-	switch {
-	case tenant == "":
-		return Invalid(prefix+"tenant", "is required")
-	case len(tenant) > MaxTenantLen:
-		return Invalid(prefix+"tenant", "at most %d bytes", MaxTenantLen)
+	if err := CheckText("tenant", tenant, MaxTenantLen); err != nil {
+		err.Field = prefix + err.Field // built only for an error: this runs on every check
+		return err
 	}
 	return nil
 }
@@ -192,8 +203,10 @@ func ValidateTenant(prefix, tenant string) error {
 // ValidateLimit adds our bounds to limiter's and names the field within
 // the limit.
 func ValidateLimit(l *limiter.Limit) *FieldError {
-	if len(l.Name) > MaxNameLen {
-		return Invalid("name", "at most %d bytes", MaxNameLen)
+	if l.Name != "" { // limiter names the missing name
+		if err := CheckText("name", l.Name, MaxNameLen); err != nil {
+			return err
+		}
 	}
 	err := l.Validate()
 	if err == nil {

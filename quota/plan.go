@@ -15,6 +15,16 @@ const (
 	LimitConcurrentRequests = "concurrent_requests"
 )
 
+// IsPlanLimit reports whether name is one of a plan's limits: a name the
+// callers of the check API may not give their own limits.
+func IsPlanLimit(name string) bool {
+	switch name {
+	case LimitRequestsPerMinute, LimitTokensPerMinute, LimitTokensPerMonth, LimitConcurrentRequests:
+		return true
+	}
+	return false
+}
+
 // DefaultLeaseTTL is how long a gateway reservation's concurrency lease
 // lives when the gateway names no TTL: a lease whose request never settles
 // (its node crashed) comes back after it.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -59,13 +60,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 		panic(fmt.Sprintf("raft log %d: undecodable command: %v", l.Index, err))
 	}
 	f.mu.Lock()
-	res := f.apply(&cmd)
+	res := f.apply(&cmd, l.AppendedAt)
 	f.mu.Unlock()
 	f.setApplied(l.Index)
 	return res
 }
 
-func (f *FSM) apply(cmd *configv1.Command) *configv1.Result {
+func (f *FSM) apply(cmd *configv1.Command, appended time.Time) *configv1.Result {
+	if res := refusal(cmd, f.view.Load(), appended); res != nil {
+		return res
+	}
 	if u := cmd.GetRecordUsage(); u != nil {
 		f.recordUsage(u)
 		return done()
@@ -231,18 +235,18 @@ func (f *FSM) recordUsage(u *configv1.RecordUsage) {
 	}
 }
 
-// AddUsage adds d to m[k], dropping negative amounts.
+// AddUsage adds d to m[k], dropping negative amounts; sums saturate.
 func AddUsage[K comparable](m map[K]*configv1.Usage, k K, d *configv1.Usage) {
 	u := m[k]
 	if u == nil {
 		u = &configv1.Usage{}
 		m[k] = u
 	}
-	u.Requests += max(d.GetRequests(), 0)
-	u.Tokens += max(d.GetTokens(), 0)
-	u.PromptTokens += max(d.GetPromptTokens(), 0)
-	u.CompletionTokens += max(d.GetCompletionTokens(), 0)
-	u.CostMicros += max(d.GetCostMicros(), 0)
+	u.Requests = satAdd(u.Requests, max(d.GetRequests(), 0))
+	u.Tokens = satAdd(u.Tokens, max(d.GetTokens(), 0))
+	u.PromptTokens = satAdd(u.PromptTokens, max(d.GetPromptTokens(), 0))
+	u.CompletionTokens = satAdd(u.CompletionTokens, max(d.GetCompletionTokens(), 0))
+	u.CostMicros = satAdd(u.CostMicros, max(d.GetCostMicros(), 0))
 }
 
 // MonthUsage returns a copy of a tenant's committed usage in a month
@@ -418,8 +422,8 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 func (s *snapshot) Release() {}
 
 // Code is the kind of a refusal in a Result. The numbers are gRPC's: the
-// Raft log has carried them since the first version, so they never change,
-// and the cluster hands them on as gRPC status codes.
+// cluster hands them on as gRPC status codes (a follower's write comes back
+// from the leader in a peer ApplyResponse), so they never change.
 type Code uint32
 
 // The refusals the FSM gives.

@@ -29,8 +29,8 @@ func ValidateName(field, name string) error {
 
 func checkModels(field string, models []string) error {
 	for i, m := range models {
-		if m == "" || len(m) > 256 {
-			return quota.Invalid(fmt.Sprintf("%s[%d]", field, i), "must be 1-256 bytes")
+		if err := quota.CheckText(fmt.Sprintf("%s[%d]", field, i), m, 256); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -67,8 +67,10 @@ func ValidateTenant(t *configv1.Tenant, v *View) error {
 	if err := ValidateName("id", t.GetId()); err != nil {
 		return err
 	}
-	if len(t.GetName()) > 256 {
-		return quota.Invalid("name", "at most 256 bytes")
+	if t.GetName() != "" {
+		if err := quota.CheckText("name", t.GetName(), 256); err != nil {
+			return err
+		}
 	}
 	if t.GetPlan() == "" {
 		return quota.Invalid("plan", "is required")
