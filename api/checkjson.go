@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -103,6 +104,10 @@ func decodeJSON(r io.Reader, v any) error {
 	return quota.Invalid("body", "unexpected data after the JSON object")
 }
 
+// errSlowBody answers a request whose body did not arrive within the
+// server's read timeout.
+var errSlowBody = errors.New("the request body did not arrive in time")
+
 func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -111,6 +116,8 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &tooBig), errors.As(err, &field):
 		return err
+	case os.IsTimeout(err):
+		return errSlowBody
 	case errors.As(err, &syntax):
 		return quota.Invalid("body", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.As(err, &typ):

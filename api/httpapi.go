@@ -97,6 +97,8 @@ func (h *httpAPI) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &tooBig):
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorJSON{errorBody{
 			Code: "body_too_large", Message: "request body exceeds 1 MiB"}})
+	case errors.Is(err, errSlowBody):
+		writeJSON(w, http.StatusRequestTimeout, errorJSON{errorBody{Code: "request_timeout", Message: err.Error()}})
 	case errors.As(err, &field):
 		writeJSON(w, http.StatusBadRequest, errorJSON{errorBody{
 			Code: "invalid_argument", Message: field.Error(), Field: field.Field}})

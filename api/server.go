@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/peer"
@@ -26,7 +28,23 @@ type ServerConfig struct {
 	APIListen, GRPCListen string
 	// Admin guards the admin API.
 	Admin AdminAuth
+	// ReadTimeout bounds the reading of one API request, body included:
+	// a client that trickles its body is cut off. 10s if zero.
+	ReadTimeout time.Duration
 }
+
+// Bounds on what one client may hold of a node's servers.
+const (
+	defaultReadTimeout = 10 * time.Second
+	// apiWriteTimeout bounds writing one API answer; none is large.
+	apiWriteTimeout = 30 * time.Second
+	// maxStreams bounds the concurrent calls on one gRPC connection; a
+	// peer holds one check stream and a few calls.
+	maxStreams = 1024
+	// maxRecvBytes bounds one gRPC message (gRPC's default, said aloud):
+	// the largest, a hand-off of many tenants, stays below it.
+	maxRecvBytes = 4 << 20
+)
 
 // Server is one node with its HTTP API and gRPC servers.
 type Server struct {
@@ -131,12 +149,24 @@ func (s *Server) stopNode(context.Context) error {
 
 func (s *Server) serve(context.Context) error {
 	node, auth := s.Node, s.cfg.Admin
+	readTimeout := cmp.Or(s.cfg.ReadTimeout, defaultReadTimeout)
 	s.api = &http.Server{
 		Handler:           HTTPHandler(node, node.Admin(), auth, s.cfg.Node.Logger.With("component", "api")),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(readTimeout, 10*time.Second),
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      apiWriteTimeout,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
-	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(AdminInterceptor(auth)))
+	s.grpc = grpc.NewServer(
+		grpc.UnaryInterceptor(AdminInterceptor(auth)),
+		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.MaxRecvMsgSize(maxRecvBytes),
+		// Clients may ping to keep a connection, but not flood it with
+		// pings; an idle connection is closed after a while.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 10 * time.Minute}),
+	)
 	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
 	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
 	peerv1.RegisterPeerServer(s.grpc, node.PeerService())

@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -39,7 +41,6 @@ type Store struct {
 	maxEntries int64
 	entries    atomic.Int64
 	idleTTL    int64
-	nextLease  atomic.Uint64
 	evictions  atomic.Uint64
 }
 
@@ -77,9 +78,6 @@ func NewStore(opts Options) *Store {
 		idleTTL:    int64(opts.IdleTTL),
 	}
 	s.sys, _ = opts.Clock.(*SystemClock)
-	// Lease ids start at a random point so that ids from before a restart
-	// do not release leases taken after it.
-	s.nextLease.Store(rand.Uint64() >> 1)
 	return s
 }
 
@@ -204,10 +202,23 @@ func (s *Store) sealed(sh *shard, h uint64, tenant string) bool {
 func (s *Store) take(e *entry, now, hits int64) uint64 {
 	var id uint64
 	if e.lim.Algorithm == Concurrency && hits > 0 {
-		id = s.nextLease.Add(1)
+		id = newLeaseID()
 	}
 	e.take(now, hits, id)
 	return id
+}
+
+// newLeaseID draws a lease id from crypto/rand: whoever holds one lease
+// cannot guess another's to release it, and ids from before a restart do
+// not release leases taken after it. Never 0, which means no lease.
+func newLeaseID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = crand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
 }
 
 func validate(tenant string, lim *Limit, hits int64) error {

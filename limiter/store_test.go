@@ -404,3 +404,19 @@ func TestSealOfNoTenantHoldsNothing(t *testing.T) {
 		t.Fatalf("%d records in use after sealing no tenant", n)
 	}
 }
+
+// Lease ids cannot be guessed from one another: no id follows the last.
+func TestLeaseIDsAreUnpredictable(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(Options{})
+	conc := Limit{Name: "conc", Algorithm: Concurrency, Limit: 1000, Period: time.Hour}
+	seen := map[uint64]bool{}
+	var last uint64
+	for i := range 200 {
+		r := mustCheck(t, s, "acme", conc, 1)
+		if r.Lease == 0 || seen[r.Lease] || (i > 0 && (r.Lease == last+1 || r.Lease == last-1)) {
+			t.Fatalf("lease %d: id %d after %d", i, r.Lease, last)
+		}
+		seen[r.Lease], last = true, r.Lease
+	}
+}
