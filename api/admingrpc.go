@@ -2,43 +2,14 @@ package api
 
 import (
 	"context"
-	"strings"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/cluster"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
-	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 // AdminService returns the gRPC Admin service over admin; register it with
-// AdminInterceptor, which checks the admin token.
+// AuthInterceptor, which checks the admin token.
 func AdminService(admin Admin) configv1.AdminServer { return &adminService{admin: admin} }
-
-// AdminInterceptor refuses Admin calls without the admin token in the
-// "authorization" metadata; other services pass.
-func AdminInterceptor(auth AdminAuth) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !strings.HasPrefix(info.FullMethod, "/"+configv1.Admin_ServiceDesc.ServiceName+"/") {
-			return handler(ctx, req)
-		}
-		if !auth.Open && auth.Token == "" {
-			return nil, status.Error(codes.PermissionDenied, "the admin API is off on this node: start it with --admin-token")
-		}
-		md, _ := metadata.FromIncomingContext(ctx)
-		if given := md.Get("authorization"); len(given) != 1 || !auth.allows(given[0]) {
-			return nil, status.Error(codes.Unauthenticated, "missing or wrong admin token")
-		}
-		resp, err := handler(ctx, req)
-		if err != nil {
-			err = quotapb.Status(err)
-		}
-		return resp, err
-	}
-}
 
 type adminService struct {
 	configv1.UnimplementedAdminServer

@@ -1,13 +1,10 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"math"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/api/admin"
@@ -16,47 +13,16 @@ import (
 	"github.com/tollgate/tollgate/quota"
 )
 
-// AdminAuth says who may use the admin API: holders of Token, or anyone if
-// Open (tollgate dev only). With neither, the admin API is off.
-type AdminAuth struct {
-	Token string
-	Open  bool
-}
-
-// bearer takes the credentials of an "Authorization: Bearer <token>"
-// value; the scheme is case-insensitive (RFC 9110, section 11.1).
-func bearer(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(token, " "), true
-}
-
-// allows checks an "Authorization: Bearer" value in constant time.
-func (a AdminAuth) allows(header string) bool {
-	if a.Open {
-		return true
-	}
-	given, ok := bearer(header)
-	if a.Token == "" || !ok {
-		return false
-	}
-	// Hashing first makes the comparison independent of the lengths too.
-	x, y := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(a.Token))
-	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
-}
-
 // adminRoutes mounts the admin API on mux.
 func (h *httpAPI) adminRoutes(mux *http.ServeMux) {
 	handle := func(pattern string, fn func(*http.Request) (int, any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if !h.auth.Open && h.auth.Token == "" {
+			if !h.auth.Admin.Open && h.auth.Admin.Token == "" {
 				writeJSON(w, http.StatusForbidden, errorJSON{errorBody{Code: "admin_disabled",
 					Message: "the admin API is off on this node: start it with --admin-token or TOLLGATE_ADMIN_TOKEN"}})
 				return
 			}
-			if !h.auth.allows(r.Header.Get("Authorization")) {
+			if !h.auth.Admin.allows(r.Header.Get("Authorization")) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
 				writeJSON(w, http.StatusUnauthorized, errorJSON{errorBody{Code: "unauthorized", Message: "missing or wrong admin token"}})
 				return

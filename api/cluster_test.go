@@ -45,7 +45,7 @@ func newRaftCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	c := startTestCluster(t, n, func(cfg *ServerConfig) {
 		cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true
-		cfg.Admin = AdminAuth{Token: testAdminToken}
+		cfg.Auth.Admin = TokenAuth{Token: testAdminToken}
 	})
 	c.waitConfig(func(v *config.View) bool { _, ok := v.Plan("platinum"); return ok })
 	return c

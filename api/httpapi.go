@@ -22,15 +22,16 @@ const MaxBodyBytes = 1 << 20
 type httpAPI struct {
 	node  Node
 	admin Admin
-	auth  AdminAuth
+	auth  Auth
 	log   *slog.Logger
 }
 
 // HTTPHandler serves the node's HTTP JSON API: POST /v1/check,
 // POST /v1/release, GET /v1/cluster, the admin API under /admin/v1/
-// (over admin, for the holders of auth), GET /healthz, GET /readyz and
+// (over admin, for the holders of auth.Admin; the checks for those of
+// auth.Check), GET /healthz, GET /readyz and
 // GET /metrics.
-func HTTPHandler(node Node, admin Admin, auth AdminAuth, log *slog.Logger) http.Handler {
+func HTTPHandler(node Node, admin Admin, auth Auth, log *slog.Logger) http.Handler {
 	h := &httpAPI{node: node, admin: admin, auth: auth, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/check", h.handleCheck)
@@ -53,6 +54,9 @@ func HTTPHandler(node Node, admin Admin, auth AdminAuth, log *slog.Logger) http.
 }
 
 func (h *httpAPI) handleCheck(w http.ResponseWriter, r *http.Request) {
+	if !h.checkAllowed(w, r) {
+		return
+	}
 	req, err := DecodeCheck(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		h.writeError(w, err)
@@ -67,6 +71,9 @@ func (h *httpAPI) handleCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *httpAPI) handleRelease(w http.ResponseWriter, r *http.Request) {
+	if !h.checkAllowed(w, r) {
+		return
+	}
 	req, err := decodeRelease(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
 		err = h.node.Release(r.Context(), req)

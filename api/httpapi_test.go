@@ -22,7 +22,7 @@ func newTestNode(t *testing.T) (*cluster.Node, *httptest.Server, *limiter.Manual
 	log := clustertest.Logger(t)
 	n := cluster.NewNode(cluster.Config{NodeName: "node-a", Clock: clock, Logger: log})
 	n.SetReady(true)
-	srv := httptest.NewServer(HTTPHandler(n, n.Admin(), AdminAuth{}, log.With("component", "api")))
+	srv := httptest.NewServer(HTTPHandler(n, n.Admin(), Auth{}, log.With("component", "api")))
 	t.Cleanup(srv.Close)
 	return n, srv, clock
 }

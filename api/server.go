@@ -26,8 +26,8 @@ type ServerConfig struct {
 	// APIListen and GRPCListen are listen addresses; port 0 picks a free
 	// port. The node advertises what it actually got.
 	APIListen, GRPCListen string
-	// Admin guards the admin API.
-	Admin AdminAuth
+	// Auth guards the admin API and the check API.
+	Auth Auth
 	// ReadTimeout bounds the reading of one API request, body included:
 	// a client that trickles its body is cut off. 10s if zero.
 	ReadTimeout time.Duration
@@ -148,7 +148,7 @@ func (s *Server) stopNode(context.Context) error {
 }
 
 func (s *Server) serve(context.Context) error {
-	node, auth := s.Node, s.cfg.Admin
+	node, auth := s.Node, s.cfg.Auth
 	readTimeout := cmp.Or(s.cfg.ReadTimeout, defaultReadTimeout)
 	s.api = &http.Server{
 		Handler:           HTTPHandler(node, node.Admin(), auth, s.cfg.Node.Logger.With("component", "api")),
@@ -159,7 +159,7 @@ func (s *Server) serve(context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	s.grpc = grpc.NewServer(
-		grpc.UnaryInterceptor(AdminInterceptor(auth)),
+		grpc.UnaryInterceptor(AuthInterceptor(auth)),
 		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.MaxRecvMsgSize(maxRecvBytes),
 		// Clients may ping to keep a connection, but not flood it with

@@ -48,6 +48,8 @@ type Config struct {
 	// AdminServer and AdminToken reach a node's admin API, where the
 	// gateway scenario creates its tenants and keys.
 	AdminServer, AdminToken string
+	// CheckToken is the nodes' --check-token, sent by the check scenarios.
+	CheckToken string
 	// MaxInFlight bounds the requests under way in an open loop; a
 	// request that waits for room still counts its latency from when it
 	// was due.

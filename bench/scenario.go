@@ -37,6 +37,7 @@ type checkHTTP struct {
 	client *http.Client
 	limit  string // the JSON of the limit
 	hits   int64
+	auth   string // the Authorization header, if the nodes want a check token
 }
 
 func newCheckHTTP(cfg *Config, targets []string) *checkHTTP {
@@ -44,6 +45,9 @@ func newCheckHTTP(cfg *Config, targets []string) *checkHTTP {
 		limit: fmt.Sprintf(`{"name":%q,"algorithm":"token_bucket","limit":%d,"period":"%s"}`, limitName, cfg.Limit, cfg.Period)}
 	for _, t := range targets {
 		s.urls = append(s.urls, baseURL(t)+"/v1/check")
+	}
+	if cfg.CheckToken != "" {
+		s.auth = "Bearer " + cfg.CheckToken
 	}
 	return s
 }
@@ -53,6 +57,9 @@ func (s *checkHTTP) do(ctx context.Context, target int, tenant string) outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[target], strings.NewReader(body))
 	if err != nil {
 		return outcome{errKind: "request"}
+	}
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -86,7 +93,11 @@ func newCheckGRPC(cfg *Config, targets []string) (*checkGRPC, error) {
 	s := &checkGRPC{hits: cfg.Hits, limit: &tollgatev1.Limit{Name: limitName, Algorithm: tollgatev1.Algorithm_ALGORITHM_TOKEN_BUCKET,
 		Limit: cfg.Limit, Period: durationpb.New(cfg.Period)}}
 	for _, t := range targets {
-		conn, err := grpc.NewClient(t, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if cfg.CheckToken != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(cfg.CheckToken)))
+		}
+		conn, err := grpc.NewClient(t, opts...)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("targets: %s: %w", t, err)
@@ -113,6 +124,17 @@ func (s *checkGRPC) close() {
 		_ = c.Close()
 	}
 }
+
+// bearerToken sends the check token with every call. The connection is
+// plaintext (the nodes' gRPC port is), so it does not ask for transport
+// security.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return false }
 
 func newHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{

@@ -65,6 +65,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "gateway: the model to ask for")
 	fs.StringVar(&cfg.AdminServer, "admin-server", "", "gateway: a node's API address, where the run creates its tenants and keys")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "gateway: the admin token (default $TOLLGATE_ADMIN_TOKEN)")
+	fs.StringVar(&cfg.CheckToken, "check-token", "", "check-http, check-grpc: the nodes' check token (default $TOLLGATE_CHECK_TOKEN)")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "most requests under way at once in the open loop")
 	fs.Var(&slos, "slo", "a gate such as p99=2ms, error-rate=0.1% or overshoot=0% (repeatable); a violation exits 1")
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
@@ -77,6 +78,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.CheckToken == "" {
+		cfg.CheckToken = getenv("TOLLGATE_CHECK_TOKEN") // read after parsing: help must not print it
 	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = getenv("TOLLGATE_ADMIN_TOKEN") // read after parsing: help must not print it

@@ -31,6 +31,7 @@ type Config struct {
 	Join            commaList     `yaml:"join"`
 	BootstrapExpect int           `yaml:"bootstrap-expect"`
 	AdminToken      string        `yaml:"admin-token"`
+	CheckToken      string        `yaml:"check-token"`
 	InMemory        bool          `yaml:"in-memory"`
 	MaxEntries      int           `yaml:"max-entries"`
 	BatchWindow     time.Duration `yaml:"batch-window"`
@@ -94,6 +95,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new Raft cluster together (0: 1 without --join, else join an existing cluster)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
+	fs.StringVar(&c.CheckToken, "check-token", c.CheckToken, "bearer token the check API (POST /v1/check, /v1/release, gRPC tollgate.v1.RateLimiter) requires; empty: none (prefer TOLLGATE_CHECK_TOKEN)")
 	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
 	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")
 	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "how long a check forwarded to its owner waits for others to batch with (0: no wait)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,12 +25,21 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	mockPort := fs.Int("mock-port", 8070, "port of the mock upstream (0: any free port)")
 	mockChunkDelay := fs.Duration("mock-chunk-delay", 20*time.Millisecond, "the mock upstream's wait before each streamed token")
 	adminToken := fs.String("admin-token", "", "admin token (default $TOLLGATE_ADMIN_TOKEN; with neither, the admin API needs none)")
+	checkToken := fs.String("check-token", "", "check API token (default $TOLLGATE_CHECK_TOKEN; with neither, one is made up and printed)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *adminToken == "" {
 		*adminToken = getenv("TOLLGATE_ADMIN_TOKEN") // read after parsing: help must not print it
+	}
+	if *checkToken == "" {
+		*checkToken = getenv("TOLLGATE_CHECK_TOKEN")
+	}
+	if *checkToken == "" {
+		// The check API spends any tenant's limits: even a demo asks for
+		// a token, made up here and printed with the demo's keys.
+		*checkToken = "tgc_" + rand.Text()
 	}
 	if *nodes < 1 || *nodes > 16 {
 		return fmt.Errorf("nodes: must be between 1 and 16, got %d", *nodes)
@@ -40,6 +50,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	base.InMemory = true
 	base.BootstrapExpect = *nodes
 	base.AdminToken, base.adminOpen = *adminToken, *adminToken == ""
+	base.CheckToken = *checkToken
 	log, err := base.logger(stderr)
 	if err != nil {
 		return err
@@ -88,7 +99,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("creating the demo tenants: %w", err)
 	}
-	printDev(stdout, servers, mock.Addr().String(), keys)
+	printDev(stdout, servers, mock.Addr().String(), keys, *checkToken)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return nil
@@ -118,7 +129,7 @@ func waitForMembers(ctx context.Context, servers []*runningNode) error {
 	}
 }
 
-func printDev(w io.Writer, servers []*runningNode, mock string, keys []demoKey) {
+func printDev(w io.Writer, servers []*runningNode, mock string, keys []demoKey, checkToken string) {
 	fmt.Fprintf(w, "Tollgate dev cluster: %d nodes on loopback, a mock upstream on %s (Ctrl-C stops it)\n\n", len(servers), mock)
 	fmt.Fprintf(w, "%-8s %-22s %-22s %-22s %s\n", "node", "gateway", "api", "grpc", "gossip")
 	for _, s := range servers {
@@ -134,8 +145,9 @@ func printDev(w io.Writer, servers []*runningNode, mock string, keys []demoKey) 
 	fmt.Fprintf(w, "    -d '{\"model\":\"mock-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n")
 	fmt.Fprintf(w, "  curl -sN %s/v1/chat/completions -H 'Authorization: Bearer %s' \\\n", "http://"+servers[len(servers)-1].HTTPAddr(), keys[0].key)
 	fmt.Fprintf(w, "    -d '{\"model\":\"mock-chat\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n")
-	fmt.Fprintf(w, "\nThe check API and the admin CLI:\n\n")
-	fmt.Fprintf(w, "  curl -s %s/v1/check -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n", "http://"+servers[0].APIAddr())
+	fmt.Fprintf(w, "\nThe check API (its token: %s) and the admin CLI:\n\n", checkToken)
+	fmt.Fprintf(w, "  curl -s %s/v1/check -H 'Authorization: Bearer %s' \\\n", "http://"+servers[0].APIAddr(), checkToken)
+	fmt.Fprintf(w, "    -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n")
 	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=%s\n", "http://"+servers[len(servers)-1].APIAddr(), keys[0].tenant)
 	fmt.Fprintf(w, "  tollgate usage %s --server http://%s\n\n", keys[0].tenant, servers[0].APIAddr())
 }

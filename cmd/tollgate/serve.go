@@ -19,7 +19,10 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
-		Admin:      api.AdminAuth{Token: c.AdminToken, Open: c.adminOpen},
+		Auth: api.Auth{
+			Admin:      api.TokenAuth{Token: c.AdminToken, Open: c.adminOpen},
+			CheckToken: c.CheckToken,
+		},
 		Node: cluster.Config{
 			NodeName:   c.NodeName,
 			MaxEntries: c.MaxEntries,
@@ -58,6 +61,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log.Info("listening", "server", "grpc", "addr", srv.GRPCAddr())
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token: the admin API is off (set --admin-token or TOLLGATE_ADMIN_TOKEN)")
+	}
+	if cfg.CheckToken == "" {
+		log.Warn("no check token: anyone who reaches the API port may run checks (set --check-token or TOLLGATE_CHECK_TOKEN)")
 	}
 	if g := srv.GossipAddr(); g != "" {
 		log.Info("listening", "server", "gossip", "addr", g)
