@@ -80,7 +80,7 @@ func (c *testCluster) add(name string) *Server {
 		join = []string{running[0].GossipAddr()}
 	}
 	cfg := ServerConfig{
-		APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0",
+		APIListen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", PeerListen: "127.0.0.1:0",
 		Node: cluster.Config{
 			NodeName: name, Clock: c.clock, Logger: c.log.With("node", name),
 			GossipAddr: "127.0.0.1:0", Join: join,

@@ -6,6 +6,13 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
 // A client that sends its headers and then trickles its body is cut off
@@ -33,5 +40,28 @@ func TestASlowBodyIsCutOff(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Fatalf("the server held a trickled body for %s; its read timeout is 300ms", took)
+	}
+}
+
+// The public gRPC port serves the public services only: a forged peer
+// write or departure sent there finds no service. The peer port has them.
+func TestThePublicGRPCPortServesNoPeerService(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, 1, nil)
+	s := c.running()[0]
+	call := func(addr string) error {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = peerv1.NewPeerClient(conn).Depart(t.Context(), &peerv1.DepartRequest{})
+		return err
+	}
+	if err := call(s.GRPCAddr()); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("peer call on the public port: %v, want Unimplemented", err)
+	}
+	if err := call(s.PeerAddr()); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("peer call on the peer port: %v, want its own refusal (InvalidArgument: from is required)", err)
 	}
 }

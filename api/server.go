@@ -23,9 +23,11 @@ import (
 // ServerConfig is a node and where it listens.
 type ServerConfig struct {
 	Node cluster.Config
-	// APIListen and GRPCListen are listen addresses; port 0 picks a free
-	// port. The node advertises what it actually got.
-	APIListen, GRPCListen string
+	// APIListen, GRPCListen and PeerListen are listen addresses; port 0
+	// picks a free port. The node advertises what it actually got. The
+	// peer plane (node-to-node calls) has a port of its own, so that the
+	// public gRPC port serves only the public services.
+	APIListen, GRPCListen, PeerListen string
 	// Auth guards the admin API and the check API.
 	Auth Auth
 	// ReadTimeout bounds the reading of one API request, body included:
@@ -51,14 +53,15 @@ type Server struct {
 	Node *cluster.Node // set once the node part has started
 	cfg  ServerConfig
 
-	apiLn, grpcLn net.Listener
-	api           *http.Server
-	grpc          *grpc.Server
-	cancel        context.CancelFunc // ends the node's background work
-	errc          chan error
-	stop          func(context.Context) error // set by StartServer
+	apiLn, grpcLn, peerLn net.Listener
+	api                   *http.Server
+	grpc                  *grpc.Server       // the public services
+	peer                  *grpc.Server       // the peer service
+	cancel                context.CancelFunc // ends the node's background work
+	errc                  chan error
+	stop                  func(context.Context) error // set by StartServer
 	// the addresses the node advertises
-	apiAddr, grpcAddr string
+	apiAddr, grpcAddr, peerAddr string
 }
 
 // NewServer prepares a node and its servers; start them with Parts (or
@@ -67,7 +70,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Node.Logger == nil {
 		cfg.Node.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, errc: make(chan error, 2)}
+	return &Server{cfg: cfg, errc: make(chan error, 3)}
 }
 
 // StartServer starts a node and its servers (see Parts). Stop it with
@@ -109,12 +112,17 @@ func (s *Server) listen(context.Context) error {
 		s.apiLn.Close() // a part that fails to start undoes itself
 		return fmt.Errorf("grpc-addr: %w", err)
 	}
+	if s.peerLn, err = net.Listen("tcp", s.cfg.PeerListen); err != nil {
+		s.apiLn.Close()
+		s.grpcLn.Close()
+		return fmt.Errorf("peer-addr: %w", err)
+	}
 	return nil
 }
 
 // closeListeners closes what the servers have not (they close their own).
 func (s *Server) closeListeners(context.Context) error {
-	for _, ln := range []net.Listener{s.apiLn, s.grpcLn} {
+	for _, ln := range []net.Listener{s.apiLn, s.grpcLn, s.peerLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -126,10 +134,11 @@ func (s *Server) startNode(ctx context.Context) error {
 	nc := s.cfg.Node
 	nc.APIAddr = cluster.Advertise(s.apiLn.Addr().String(), nc.GossipAddr)
 	nc.GRPCAddr = cluster.Advertise(s.grpcLn.Addr().String(), nc.GossipAddr)
+	nc.PeerAddr = cluster.Advertise(s.peerLn.Addr().String(), nc.GossipAddr)
 	if nc.HTTPAddr != "" {
 		nc.HTTPAddr = cluster.Advertise(nc.HTTPAddr, nc.GossipAddr)
 	}
-	s.apiAddr, s.grpcAddr = nc.APIAddr, nc.GRPCAddr
+	s.apiAddr, s.grpcAddr, s.peerAddr = nc.APIAddr, nc.GRPCAddr, nc.PeerAddr
 	node := cluster.NewNode(nc)
 	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by stopNode, after the hand-off
 	if err := node.Start(nodeCtx); err != nil {
@@ -158,28 +167,38 @@ func (s *Server) serve(context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.grpc = grpc.NewServer(
-		grpc.UnaryInterceptor(AuthInterceptor(auth)),
+	s.grpc = grpc.NewServer(append(grpcLimits(), grpc.UnaryInterceptor(AuthInterceptor(auth)))...)
+	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
+	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
+	s.peer = grpc.NewServer(grpcLimits()...)
+	peerv1.RegisterPeerServer(s.peer, node.PeerService())
+	apiLn, grpcLn, peerLn := s.apiLn, s.grpcLn, s.peerLn
+	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
+	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
+	go func() { s.errc <- s.peer.Serve(peerLn) }()
+	return nil
+}
+
+// grpcLimits bound what one client may hold of a gRPC server.
+func grpcLimits() []grpc.ServerOption {
+	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.MaxRecvMsgSize(maxRecvBytes),
 		// Clients may ping to keep a connection, but not flood it with
 		// pings; an idle connection is closed after a while.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 10 * time.Minute}),
-	)
-	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
-	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
-	peerv1.RegisterPeerServer(s.grpc, node.PeerService())
-	apiLn, grpcLn := s.apiLn, s.grpcLn
-	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()
-	go func() { s.errc <- s.grpc.Serve(grpcLn) }()
-	return nil
+	}
 }
 
-// drain stops the servers, gRPC first, cutting them off at the deadline.
+// drain stops the servers, cutting them off at the deadline: the public
+// ones first, the peer plane last (other nodes may still pass it checks
+// until they hear of the leave).
 func (s *Server) drain(ctx context.Context) error {
 	peer.GracefulStop(ctx, s.grpc)
-	return s.api.Shutdown(ctx)
+	err := s.api.Shutdown(ctx)
+	peer.GracefulStop(ctx, s.peer)
+	return err
 }
 
 func (s *Server) leave(ctx context.Context) error {
@@ -194,9 +213,10 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// APIAddr and GRPCAddr are the addresses the node advertises.
+// APIAddr, GRPCAddr and PeerAddr are the addresses the node advertises.
 func (s *Server) APIAddr() string  { return s.apiAddr }
 func (s *Server) GRPCAddr() string { return s.grpcAddr }
+func (s *Server) PeerAddr() string { return s.peerAddr }
 
 // GossipAddr is the address gossip listens on ("" when standalone).
 func (s *Server) GossipAddr() string { return s.Node.GossipAddr() }
@@ -221,6 +241,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Kill() {
 	s.Node.Crash()
 	s.grpc.Stop()
+	s.peer.Stop()
 	s.api.Close()
 	s.cancel()
 	s.Node.Wait()

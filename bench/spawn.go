@@ -89,7 +89,7 @@ func (c *localCluster) startNode(ctx context.Context, name string, prev map[stri
 		name = fmt.Sprintf("bench-node-%d", c.next)
 	}
 	args := []string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
-		"--api-addr", addr("api"), "--grpc-addr", addr("grpc"), "--http-addr", addr("gateway"),
+		"--api-addr", addr("api"), "--grpc-addr", addr("grpc"), "--peer-addr", "127.0.0.1:0", "--http-addr", addr("gateway"),
 		"--gossip-addr", addr("gossip"), "--raft-addr", "127.0.0.1:0"}
 	// The first nodes form the cluster together; a node started later
 	// (chaos) joins the one there, and must not bootstrap another.

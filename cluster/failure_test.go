@@ -106,7 +106,7 @@ func silence(t *testing.T, n *Node, name string) {
 	members := n.Members()
 	for i := range members {
 		if members[i].Name == name {
-			members[i].GRPCAddr = hole.Addr().String()
+			members[i].PeerAddr = hole.Addr().String()
 		}
 	}
 	n.peers.Update(members)
@@ -174,7 +174,7 @@ func TestAFrozenOwnerHoldsUpNeitherCallersNorStop(t *testing.T) {
 	members := n1.Members()
 	for i := range members {
 		if members[i].Name == "node-2" {
-			members[i].GRPCAddr = lis.Addr().String()
+			members[i].PeerAddr = lis.Addr().String()
 		}
 	}
 	n1.peers.Update(members)

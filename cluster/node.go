@@ -37,7 +37,9 @@ type Config struct {
 	// The addresses other nodes and clients reach this node at, carried in
 	// its gossip metadata.
 	APIAddr, GRPCAddr, RaftAddr, HTTPAddr string
-	Forward                               peer.ForwardConfig
+	// PeerAddr is where the other nodes reach this one's peer service.
+	PeerAddr string
+	Forward  peer.ForwardConfig
 	// HandoffWindow is how long after a membership change a node looks
 	// for tenant state in flight; 5s if zero.
 	HandoffWindow time.Duration
@@ -176,7 +178,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins
 		// only once it knows the others (see joinCluster).
-		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
+		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Peer: n.cfg.PeerAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
 		// memberlist logs text lines; ours get their level from the tag.
 		libLog := slog.NewLogLogger(&libraryLogHandler{log: n.cfg.Logger.With("component", "gossip"), prefix: "memberlist: "}, slog.LevelDebug)
 		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger, libLog)
@@ -287,7 +289,7 @@ func sameNodes(a, b *ring.Ring) bool { return slices.Equal(a.Nodes(), b.Nodes())
 // Members returns every member this node knows of, with its state.
 func (n *Node) Members() []gossip.Member {
 	if n.members == nil {
-		return []gossip.Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, Ready: true}}
+		return []gossip.Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, PeerAddr: n.cfg.PeerAddr, Ready: true}}
 	}
 	all := n.members.All()
 	for i := range all {

@@ -26,7 +26,7 @@ func startNode(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.GRPCAddr = ln.Addr().String()
+	cfg.PeerAddr = ln.Addr().String()
 	n := NewNode(cfg)
 	nodeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // ended by Shutdown or Kill
 	if err := n.Start(nodeCtx); err != nil {

@@ -23,6 +23,7 @@ type Member struct {
 	GossipAddr string `json:"gossip_addr"`
 	APIAddr    string `json:"api_addr"`
 	GRPCAddr   string `json:"grpc_addr"`
+	PeerAddr   string `json:"peer_addr,omitempty"`
 	RaftAddr   string `json:"raft_addr,omitempty"`
 	HTTPAddr   string `json:"http_addr,omitempty"`
 	Ready      bool   `json:"ready"`
@@ -35,6 +36,7 @@ type Member struct {
 type Meta struct {
 	API  string `json:"api"`
 	GRPC string `json:"grpc"`
+	Peer string `json:"peer,omitempty"`
 	Raft string `json:"raft,omitempty"`
 	HTTP string `json:"http,omitempty"`
 	// Leaving is set just before a graceful leave, so that the others can
@@ -242,7 +244,7 @@ func (m *Membership) selfMember() Member {
 		mem.GossipAddr = m.Addr()
 	}
 	meta := m.meta.get()
-	mem.APIAddr, mem.GRPCAddr, mem.RaftAddr, mem.HTTPAddr, mem.Ready = meta.API, meta.GRPC, meta.Raft, meta.HTTP, meta.Ready
+	mem.APIAddr, mem.GRPCAddr, mem.PeerAddr, mem.RaftAddr, mem.HTTPAddr, mem.Ready = meta.API, meta.GRPC, meta.Peer, meta.Raft, meta.HTTP, meta.Ready
 	return mem
 }
 
@@ -282,6 +284,7 @@ func memberOf(n *memberlist.Node) Member {
 		GossipAddr: n.Address(),
 		APIAddr:    meta.API,
 		GRPCAddr:   meta.GRPC,
+		PeerAddr:   meta.Peer,
 		RaftAddr:   meta.Raft,
 		HTTPAddr:   meta.HTTP,
 		Ready:      meta.Ready,

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"errors"
 	"sync"
 	"time"
@@ -48,8 +49,10 @@ func (p *Pool) Update(members []gossip.Member) {
 	defer p.mu.Unlock()
 	p.addrs = make(map[string]string, len(members))
 	for _, m := range members {
-		if m.GRPCAddr != "" {
-			p.addrs[m.Name] = m.GRPCAddr
+		// A member that names no peer address serves the peer plane on
+		// its gRPC port, as nodes did before the two were apart.
+		if addr := cmp.Or(m.PeerAddr, m.GRPCAddr); addr != "" {
+			p.addrs[m.Name] = addr
 		}
 	}
 	for name, c := range p.conns {

@@ -26,6 +26,7 @@ type Config struct {
 	HTTPAddr        string        `yaml:"http-addr"`
 	APIAddr         string        `yaml:"api-addr"`
 	GRPCAddr        string        `yaml:"grpc-addr"`
+	PeerAddr        string        `yaml:"peer-addr"`
 	GossipAddr      string        `yaml:"gossip-addr"`
 	RaftAddr        string        `yaml:"raft-addr"`
 	Join            commaList     `yaml:"join"`
@@ -63,6 +64,7 @@ func defaultConfig() Config {
 		HTTPAddr:        ":8080",
 		APIAddr:         ":8081",
 		GRPCAddr:        ":9090",
+		PeerAddr:        ":9190",
 		GossipAddr:      ":7946",
 		RaftAddr:        ":8300",
 		MaxEntries:      1 << 20,
@@ -89,7 +91,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for durable state (Raft log and snapshots)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the gRPC API (public and peer services)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin)")
+	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader): for the other nodes only")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
@@ -212,7 +215,7 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, a := range []struct{ name, addr string }{
-		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr}, {"raft-addr", c.RaftAddr},
+		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr}, {"peer-addr", c.PeerAddr}, {"raft-addr", c.RaftAddr},
 	} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)

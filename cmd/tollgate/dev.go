@@ -19,6 +19,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	nodes := fs.Int("nodes", 3, "number of nodes")
 	apiPort := fs.Int("api-port", 8081, "API port of node-1; node-n gets api-port+n-1 (0: any free port)")
 	grpcPort := fs.Int("grpc-port", 9090, "gRPC port of node-1; node-n gets grpc-port+n-1 (0: any free port)")
+	peerPort := fs.Int("peer-port", 9190, "node-to-node gRPC port of node-1; node-n gets peer-port+n-1 (0: any free port)")
 	gossipPort := fs.Int("gossip-port", 7946, "gossip port of node-1; node-n gets gossip-port+n-1 (0: any free port)")
 	raftPort := fs.Int("raft-port", 8300, "Raft port of node-1; node-n gets raft-port+n-1 (0: any free port)")
 	httpPort := fs.Int("http-port", 8000, "gateway port of node-1; node-n gets http-port+n-1 (0: any free port)")
@@ -82,6 +83,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 		cfg := base
 		cfg.NodeName = fmt.Sprintf("node-%d", i+1)
 		cfg.APIAddr, cfg.GRPCAddr, cfg.GossipAddr = port(*apiPort, i), port(*grpcPort, i), port(*gossipPort, i)
+		cfg.PeerAddr = port(*peerPort, i)
 		cfg.RaftAddr, cfg.HTTPAddr = port(*raftPort, i), port(*httpPort, i)
 		if i > 0 {
 			cfg.Join = []string{servers[0].GossipAddr()}

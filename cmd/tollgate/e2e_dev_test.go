@@ -18,7 +18,7 @@ func TestDevAnswersTheChatCompletionItPrints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	cmd := exec.Command(binary, "dev", "--nodes", "3", "--api-port", "0", "--grpc-port", "0", "--gossip-port", "0",
+	cmd := exec.Command(binary, "dev", "--nodes", "3", "--api-port", "0", "--grpc-port", "0", "--peer-port", "0", "--gossip-port", "0",
 		"--raft-port", "0", "--http-port", "0", "--mock-port", "0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

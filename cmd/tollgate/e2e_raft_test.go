@@ -84,7 +84,7 @@ func newDurableCluster(t *testing.T, n int) []*durableNode {
 func (d *durableNode) start(t *testing.T) {
 	t.Helper()
 	d.p = startServe(t, d.name, "--in-memory=false", "--data-dir", d.dir, "--bootstrap-expect", "3",
-		"--api-addr", d.api, "--grpc-addr", d.grpc, "--gossip-addr", d.gossip, "--raft-addr", d.raftTo,
+		"--api-addr", d.api, "--grpc-addr", d.grpc, "--peer-addr", "127.0.0.1:0", "--gossip-addr", d.gossip, "--raft-addr", d.raftTo,
 		"--join", strings.Join(d.join, ","))
 }
 

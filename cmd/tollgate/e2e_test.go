@@ -61,7 +61,7 @@ type process struct {
 func startServe(t *testing.T, name string, extra ...string) *process {
 	t.Helper()
 	args := append([]string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
-		"--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, extra...)
+		"--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "TOLLGATE_ADMIN_TOKEN=e2e-secret")
 	stderr, err := cmd.StderrPipe()

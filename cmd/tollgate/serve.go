@@ -19,6 +19,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
+		PeerListen: c.PeerAddr,
 		Auth: api.Auth{
 			Admin:      api.TokenAuth{Token: c.AdminToken, Open: c.adminOpen},
 			CheckToken: c.CheckToken,
@@ -59,6 +60,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log.Info("listening", "server", "gateway", "addr", srv.HTTPAddr())
 	log.Info("listening", "server", "api", "addr", srv.APIAddr())
 	log.Info("listening", "server", "grpc", "addr", srv.GRPCAddr())
+	log.Info("listening", "server", "peer", "addr", srv.PeerAddr())
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token: the admin API is off (set --admin-token or TOLLGATE_ADMIN_TOKEN)")
 	}
