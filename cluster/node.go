@@ -34,6 +34,9 @@ type Config struct {
 	// Join lists gossip addresses of nodes to join, retried until one
 	// answers.
 	Join []string
+	// Gossip keeps other processes out of the member list, and so out of
+	// the ring and Raft: only members with a key of the keyring get in.
+	Gossip gossip.Security
 	// The addresses other nodes and clients reach this node at, carried in
 	// its gossip metadata.
 	APIAddr, GRPCAddr, RaftAddr, HTTPAddr string
@@ -181,7 +184,7 @@ func (n *Node) Start(ctx context.Context) error {
 		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Peer: n.cfg.PeerAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
 		// memberlist logs text lines; ours get their level from the tag.
 		libLog := slog.NewLogLogger(&libraryLogHandler{log: n.cfg.Logger.With("component", "gossip"), prefix: "memberlist: "}, slog.LevelDebug)
-		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Logger, libLog)
+		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Gossip, n.cfg.Logger, libLog)
 		if err != nil {
 			n.closeRaft()
 			return err

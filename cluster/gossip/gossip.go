@@ -109,10 +109,22 @@ func gossipConfig(name, addr string, meta *metaDelegate, events chan memberlist.
 	return cfg, nil
 }
 
+// Security is what keeps strangers out of the member list.
+type Security struct {
+	// Keys encrypt and authenticate every gossip message (AES-GCM, 16,
+	// 24 or 32 bytes each). The first is the one sent with; all are
+	// accepted, so a key is rotated in by adding it, making it first on
+	// every node, then removing the old one. None: gossip in the clear.
+	Keys [][]byte
+	// Label is prepended to every message; a node with another label is
+	// not heard. It keeps apart clusters that share a network.
+	Label string
+}
+
 // New starts gossip for the node name on addr, with meta as its metadata.
 // log gets Membership's own lines; libLog memberlist's, which come as
 // "[LEVEL] memberlist: ..." text.
-func New(name, addr string, meta Meta, log *slog.Logger, libLog *log.Logger) (*Membership, error) {
+func New(name, addr string, meta Meta, sec Security, log *slog.Logger, libLog *log.Logger) (*Membership, error) {
 	// Gossip drops metadata over its limit, and with it every address:
 	// refuse to start instead (measured with the flags that change later).
 	full := meta
@@ -127,6 +139,14 @@ func New(name, addr string, meta Meta, log *slog.Logger, libLog *log.Logger) (*M
 	if err != nil {
 		return nil, err
 	}
+	if len(sec.Keys) > 0 {
+		// Incoming messages must be encrypted (memberlist's default): a
+		// node without a key is not let in, nor one with another.
+		if cfg.Keyring, err = memberlist.NewKeyring(sec.Keys, sec.Keys[0]); err != nil {
+			return nil, fmt.Errorf("gossip key: %w", err)
+		}
+	}
+	cfg.Label = sec.Label
 	ml, err := memberlist.Create(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", addr, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate/tollgate/proxy"
@@ -30,6 +32,8 @@ type Config struct {
 	GossipAddr      string        `yaml:"gossip-addr"`
 	RaftAddr        string        `yaml:"raft-addr"`
 	Join            commaList     `yaml:"join"`
+	GossipKey       commaList     `yaml:"gossip-key"`
+	ClusterLabel    string        `yaml:"cluster-label"`
 	BootstrapExpect int           `yaml:"bootstrap-expect"`
 	AdminToken      string        `yaml:"admin-token"`
 	CheckToken      string        `yaml:"check-token"`
@@ -96,6 +100,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
+	fs.Var(&c.GossipKey, "gossip-key", "base64 AES key (16, 24 or 32 bytes) that encrypts and authenticates gossip; several, comma-separated, to rotate: the first is used, all are accepted (prefer TOLLGATE_GOSSIP_KEY)")
+	fs.StringVar(&c.ClusterLabel, "cluster-label", c.ClusterLabel, "label on every gossip message: nodes with another label are not heard (keeps clusters on one network apart)")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new Raft cluster together (0: 1 without --join, else join an existing cluster)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
 	fs.StringVar(&c.CheckToken, "check-token", c.CheckToken, "bearer token the check API (POST /v1/check, /v1/release, gRPC tollgate.v1.RateLimiter) requires; empty: none (prefer TOLLGATE_CHECK_TOKEN)")
@@ -221,6 +227,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
 		}
 	}
+	if _, err := c.gossipKeys(); err != nil {
+		return err
+	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("join: %q is not host:port: %v", j, err)
@@ -273,4 +282,20 @@ func (c *Config) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log-format: %q is not text or json", c.LogFormat)
+}
+
+// gossipKeys decodes --gossip-key.
+func (c *Config) gossipKeys() ([][]byte, error) {
+	var keys [][]byte
+	for i, k := range c.GossipKey {
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err == nil {
+			err = memberlist.ValidateKey(key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gossip-key: key %d: not a base64 AES key of 16, 24 or 32 bytes (make one with: head -c 32 /dev/urandom | base64)", i+1)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }

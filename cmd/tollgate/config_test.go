@@ -84,11 +84,16 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--config", badYAML}, nil, "api-adr"},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "--config"},
 		{[]string{"stray"}, nil, "stray"},
+		{[]string{"--gossip-key", "c2hvcnQ="}, nil, "gossip-key"},
+		{nil, map[string]string{"TOLLGATE_GOSSIP_KEY": "MDEyMzQ1Njc4OWFiY2RlZg==,not base64!"}, "gossip-key: key 2"},
 	}
 	for _, c := range cases {
 		_, err := loadConfig(c.args, env(c.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("loadConfig(%q, %v) = %v, want an error naming %q", c.args, c.env, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "c2hvcnQ") {
+			t.Errorf("the error shows the gossip key: %v", err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +53,11 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	base.BootstrapExpect = *nodes
 	base.AdminToken, base.adminOpen = *adminToken, *adminToken == ""
 	base.CheckToken = *checkToken
+	// Gossip between the dev nodes is encrypted too, with a key made up
+	// for this run.
+	gossipKey := make([]byte, 32)
+	_, _ = rand.Read(gossipKey)
+	base.GossipKey = commaList{base64.StdEncoding.EncodeToString(gossipKey)}
 	log, err := base.logger(stderr)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/gossip"
 	"github.com/tollgate/tollgate/cluster/peer"
 )
 
@@ -16,6 +17,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	if window == 0 {
 		window = -1 // the flag's 0 means no wait; peer.ForwardConfig's means default
 	}
+	keys, _ := c.gossipKeys() // validated when the configuration was loaded
 	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
@@ -31,6 +33,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			Logger:     log,
 			GossipAddr: c.GossipAddr,
 			Join:       c.Join,
+			Gossip:     gossip.Security{Keys: keys, Label: c.ClusterLabel},
 			HTTPAddr:   c.HTTPAddr,
 
 			RaftListen:      c.RaftAddr,
