@@ -170,7 +170,11 @@ func (s *Server) serve(context.Context) error {
 	s.grpc = grpc.NewServer(append(grpcLimits(), grpc.UnaryInterceptor(AuthInterceptor(auth)))...)
 	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
 	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
-	s.peer = grpc.NewServer(grpcLimits()...)
+	peerOpts := grpcLimits()
+	if t := s.cfg.Node.TLS; t != nil {
+		peerOpts = append(peerOpts, t.ServerOptions()...)
+	}
+	s.peer = grpc.NewServer(peerOpts...)
 	peerv1.RegisterPeerServer(s.peer, node.PeerService())
 	apiLn, grpcLn, peerLn := s.apiLn, s.grpcLn, s.peerLn
 	go func() { s.errc <- ignoreClosed(s.api.Serve(apiLn)) }()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/quota"
@@ -13,19 +14,37 @@ import (
 // nodes, each checking tenants that another node owns, so that every check
 // is forwarded. It compares batched forwarding with one call per check;
 // compare the two with go test -bench Forwarding -count 5 | benchstat.
-// "lone" is a single caller: the time one forwarded check takes.
+// "lone" is a single caller: the time one forwarded check takes;
+// "batched-mtls" is "batched" over mutual TLS, the cost of TLS on the
+// peer plane.
 func BenchmarkForwarding(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		cfg  peer.ForwardConfig
 		lone bool // one caller: the latency of a forwarded check
+		tls  bool
 	}{
-		{"batched", peer.ForwardConfig{}, false},
-		{"unary", peer.ForwardConfig{BatchMax: 1, BatchWindow: -1}, false},
-		{"lone", peer.ForwardConfig{}, true},
+		{"batched", peer.ForwardConfig{}, false, false},
+		{"unary", peer.ForwardConfig{BatchMax: 1, BatchWindow: -1}, false, false},
+		{"lone", peer.ForwardConfig{}, true, false},
+		{"batched-mtls", peer.ForwardConfig{}, false, true},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
-			c := newTestCluster(b, 3, mode.cfg)
+			var tweak func(*Config)
+			if mode.tls {
+				dir := b.TempDir()
+				if err := peer.WriteCerts(dir, []string{"node-1", "node-2", "node-3"}, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+				tweak = func(cfg *Config) {
+					t, err := peer.LoadTLS(peer.Files(dir, cfg.NodeName))
+					if err != nil {
+						b.Fatal(err)
+					}
+					cfg.TLS = t
+				}
+			}
+			c := startTestCluster(b, 3, tweak, mode.cfg)
 			nodes := c.running()
 			ring := nodes[0].Node.currentRing()
 			// remote[i] holds tenants that nodes[i] does not own.

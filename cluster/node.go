@@ -37,6 +37,10 @@ type Config struct {
 	// Gossip keeps other processes out of the member list, and so out of
 	// the ring and Raft: only members with a key of the keyring get in.
 	Gossip gossip.Security
+	// TLS, if set, is the node's certificate and the cluster's CA: the
+	// peer plane and Raft then run over mutual TLS, and a peer speaks
+	// only for the node its certificate names.
+	TLS *peer.TLS
 	// The addresses other nodes and clients reach this node at, carried in
 	// its gossip metadata.
 	APIAddr, GRPCAddr, RaftAddr, HTTPAddr string
@@ -120,7 +124,7 @@ func NewNode(cfg Config) *Node {
 		fallback: limiter.NewStore(opts),
 		metrics:  newMetrics(store),
 		log:      cfg.Logger.With("component", "node"),
-		peers:    peer.NewPool(2 * cfg.Forward.Timeout),
+		peers:    peer.NewPool(2*cfg.Forward.Timeout, cfg.TLS),
 		pushes:   make(chan struct{}, 1),
 		fsm:      config.NewFSM(),
 		usage:    newUsageBuffer(),
@@ -170,7 +174,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
-			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger}, n.fsm)
+			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger, tls: n.cfg.TLS}, n.fsm)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -71,6 +72,13 @@ func (l peerLocal) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peerv1.
 	var cmd configv1.Command
 	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command: %v", err)
+	}
+	if u := cmd.GetRecordUsage(); u != nil {
+		// A node writes its own usage only (under TLS, where a call says
+		// who made it).
+		if ids, ok := peer.Identity(ctx); ok && !slices.Contains(ids, u.GetNode()) {
+			return nil, status.Errorf(codes.PermissionDenied, "record_usage.node: %q is not the node this certificate names", u.GetNode())
+		}
 	}
 	if !config.KnownCommand(&cmd) {
 		// Written to the log, it would stop every replica that reads it.

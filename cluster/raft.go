@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/cluster/peer"
 )
 
 // raftSetup says where a node's Raft state lives and how it is reached.
@@ -29,6 +31,8 @@ type raftSetup struct {
 	dataDir  string
 	inMemory bool
 	log      *slog.Logger
+	// tls, if set, runs the transport over mutual TLS.
+	tls *peer.TLS
 }
 
 // consensus is a node's Raft instance and what it must close.
@@ -66,7 +70,7 @@ func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 			return nil, fmt.Errorf("raft-addr: %w", err)
 		}
 	}
-	transport, err := raft.NewTCPTransportWithLogger(s.listen, adv, 3, 10*time.Second, logger)
+	transport, err := newTransport(s, adv, logger)
 	if err != nil {
 		return nil, fmt.Errorf("raft-addr: %w", err)
 	}
@@ -162,4 +166,36 @@ func (w *raftLogWriter) Write(p []byte) (int, error) {
 	level, msg := leveledLine(p, "raft: ")
 	w.log.Log(context.Background(), level, msg) // a log line has no caller context
 	return len(p), nil
+}
+
+// newTransport is Raft's TCP transport, over mutual TLS when s has a
+// certificate: a node that cannot show one of the cluster's CA can neither
+// send Raft a message nor read one.
+func newTransport(s raftSetup, adv net.Addr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	if s.tls == nil {
+		return raft.NewTCPTransportWithLogger(s.listen, adv, 3, 10*time.Second, logger)
+	}
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return nil, err
+	}
+	if adv == nil {
+		adv = ln.Addr()
+	}
+	stream := &tlsStream{Listener: tls.NewListener(ln, s.tls.Server()), adv: adv, client: s.tls.ClientAnyNode()}
+	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
+}
+
+// tlsStream is a raft.StreamLayer over mutual TLS. Raft dials addresses,
+// not names: the other end must show a certificate of the cluster's CA.
+type tlsStream struct {
+	net.Listener
+	adv    net.Addr
+	client *tls.Config
+}
+
+func (s *tlsStream) Addr() net.Addr { return s.adv }
+
+func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(addr), s.client)
 }

@@ -34,7 +34,11 @@ func startNode(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{Node: n, grpc: grpc.NewServer(), cancel: cancel, served: make(chan struct{})}
+	var opts []grpc.ServerOption
+	if cfg.TLS != nil {
+		opts = cfg.TLS.ServerOptions()
+	}
+	s := &Server{Node: n, grpc: grpc.NewServer(opts...), cancel: cancel, served: make(chan struct{})}
 	peerv1.RegisterPeerServer(s.grpc, n.PeerService())
 	go func() { _ = s.grpc.Serve(ln); close(s.served) }()
 	return s, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate/tollgate/cluster/gossip"
@@ -23,6 +24,9 @@ type Pool struct {
 	// open for the calls in flight on it: a node that leaves gracefully
 	// answers them.
 	linger time.Duration
+	// tls, if set, is the mutual TLS every call is made with; each peer
+	// must show a certificate that bears its name.
+	tls *TLS
 
 	mu      sync.Mutex
 	addrs   map[string]string
@@ -37,8 +41,9 @@ type peerConn struct {
 	client peerv1.PeerClient
 }
 
-func NewPool(linger time.Duration) *Pool {
-	return &Pool{linger: linger, addrs: map[string]string{}, conns: map[string]*peerConn{}, leaving: map[*grpc.ClientConn]bool{}, failing: map[string]time.Time{}}
+// NewPool returns an empty pool; tls nil calls in the clear.
+func NewPool(linger time.Duration, tls *TLS) *Pool {
+	return &Pool{linger: linger, tls: tls, addrs: map[string]string{}, conns: map[string]*peerConn{}, leaving: map[*grpc.ClientConn]bool{}, failing: map[string]time.Time{}}
 }
 
 // Update sets the members' gRPC addresses; connections to nodes that are
@@ -116,7 +121,11 @@ func (p *Pool) Client(name string) (peerv1.PeerClient, error) {
 	if !ok {
 		return nil, ErrNoPeer
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if p.tls != nil {
+		creds = credentials.NewTLS(p.tls.Client(name))
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}

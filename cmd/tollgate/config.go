@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/proxy"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	Join            commaList     `yaml:"join"`
 	GossipKey       commaList     `yaml:"gossip-key"`
 	ClusterLabel    string        `yaml:"cluster-label"`
+	TLSCert         string        `yaml:"tls-cert"`
+	TLSKey          string        `yaml:"tls-key"`
+	TLSCA           string        `yaml:"tls-ca"`
+	InsecureCluster bool          `yaml:"insecure-cluster"`
 	BootstrapExpect int           `yaml:"bootstrap-expect"`
 	AdminToken      string        `yaml:"admin-token"`
 	CheckToken      string        `yaml:"check-token"`
@@ -55,6 +60,8 @@ type Config struct {
 
 	// adminOpen runs the admin API without a token: tollgate dev only.
 	adminOpen bool
+	// tls is what the TLS flags name, loaded by validate.
+	tls *peer.TLS
 }
 
 func defaultConfig() Config {
@@ -102,6 +109,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
 	fs.Var(&c.GossipKey, "gossip-key", "base64 AES key (16, 24 or 32 bytes) that encrypts and authenticates gossip; several, comma-separated, to rotate: the first is used, all are accepted (prefer TOLLGATE_GOSSIP_KEY)")
 	fs.StringVar(&c.ClusterLabel, "cluster-label", c.ClusterLabel, "label on every gossip message: nodes with another label are not heard (keeps clusters on one network apart)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate of this node, naming it (DNS SAN = --node-name), signed by --tls-ca: the peer plane and Raft then run over mutual TLS")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "PEM certificate of the CA that signed every node's certificate")
+	fs.BoolVar(&c.InsecureCluster, "insecure-cluster", c.InsecureCluster, "run the peer plane and Raft without TLS on addresses other than loopback (anyone who reaches them can write the configuration)")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "number of nodes that form a new Raft cluster together (0: 1 without --join, else join an existing cluster)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (prefer TOLLGATE_ADMIN_TOKEN: flags show in ps)")
 	fs.StringVar(&c.CheckToken, "check-token", c.CheckToken, "bearer token the check API (POST /v1/check, /v1/release, gRPC tollgate.v1.RateLimiter) requires; empty: none (prefer TOLLGATE_CHECK_TOKEN)")
@@ -266,7 +277,8 @@ func (c *Config) validate() error {
 	if _, err := c.logger(io.Discard); err != nil {
 		return err
 	}
-	return nil
+	// Last: the other fields' errors say more about a mistyped flag.
+	return c.loadTLS()
 }
 
 func (c *Config) logger(w io.Writer) (*slog.Logger, error) {
@@ -298,4 +310,41 @@ func (c *Config) gossipKeys() ([][]byte, error) {
 		keys = append(keys, key)
 	}
 	return keys, nil
+}
+
+// loadTLS loads the TLS flags, all three or none. Without them the peer
+// plane and Raft may only listen on loopback, unless --insecure-cluster.
+func (c *Config) loadTLS() error {
+	switch set := c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != ""; {
+	case set && (c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == ""):
+		return errors.New("tls-cert, tls-key, tls-ca: give all three, or none")
+	case set:
+		t, err := peer.LoadTLS(c.TLSCert, c.TLSKey, c.TLSCA)
+		if err != nil {
+			return err
+		}
+		c.tls = t
+		return nil
+	case c.InsecureCluster:
+		return nil
+	}
+	for _, a := range []struct{ name, addr string }{{"peer-addr", c.PeerAddr}, {"raft-addr", c.RaftAddr}} {
+		if !loopback(a.addr) {
+			return fmt.Errorf("%s: %q is reachable from other hosts, and without --tls-cert, --tls-key and --tls-ca anyone who reaches it can write the configuration: give the TLS flags, listen on loopback, or accept it with --insecure-cluster", a.name, a.addr)
+		}
+	}
+	return nil
+}
+
+// loopback reports whether addr listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

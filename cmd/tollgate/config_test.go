@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/cluster/peer"
 )
 
 func env(m map[string]string) func(string) string {
@@ -16,7 +18,7 @@ func env(m map[string]string) func(string) string {
 func TestConfigPrecedence(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "tollgate.yaml")
-	yaml := "node-name: from-file\napi-addr: 127.0.0.1:1111\ngrpc-addr: 127.0.0.1:2222\njoin: [a:1, b:2]\nidle-ttl: 5m\n"
+	yaml := "node-name: from-file\napi-addr: 127.0.0.1:1111\ngrpc-addr: 127.0.0.1:2222\njoin: [a:1, b:2]\nidle-ttl: 5m\ninsecure-cluster: true\n"
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +55,11 @@ func boolString(b bool) string {
 
 func TestConfigJoinFromEnvAndFlag(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig([]string{"--join", "x:1, y:2"}, env(nil), io.Discard)
+	cfg, err := loadConfig([]string{"--join", "x:1, y:2", "--insecure-cluster"}, env(nil), io.Discard)
 	if err != nil || cfg.Join.String() != "x:1,y:2" {
 		t.Fatalf("%v %v", cfg.Join, err)
 	}
-	cfg, err = loadConfig(nil, env(map[string]string{"TOLLGATE_JOIN": "z:3"}), io.Discard)
+	cfg, err = loadConfig(nil, env(map[string]string{"TOLLGATE_JOIN": "z:3", "TOLLGATE_INSECURE_CLUSTER": "true"}), io.Discard)
 	if err != nil || cfg.Join.String() != "z:3" {
 		t.Fatalf("%v %v", cfg.Join, err)
 	}
@@ -85,6 +87,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "--config"},
 		{[]string{"stray"}, nil, "stray"},
 		{[]string{"--gossip-key", "c2hvcnQ="}, nil, "gossip-key"},
+		// Without TLS the peer plane and Raft stay on loopback.
+		{nil, nil, "peer-addr"},
+		{[]string{"--peer-addr", "127.0.0.1:9190"}, nil, "raft-addr"},
+		{[]string{"--tls-cert", "node.pem"}, nil, "tls-cert, tls-key, tls-ca"},
 		{nil, map[string]string{"TOLLGATE_GOSSIP_KEY": "MDEyMzQ1Njc4OWFiY2RlZg==,not base64!"}, "gossip-key: key 2"},
 	}
 	for _, c := range cases {
@@ -113,5 +119,31 @@ func TestEveryFlagIsDocumentedInTheREADME(t *testing.T) {
 				t.Errorf("README.md does not document --%s", name)
 			}
 		}
+	}
+}
+
+// With the three TLS flags a node may listen on any address; a node on
+// loopback, or one that accepts the risk, needs none.
+func TestConfigTLSOrLoopback(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := peer.WriteCerts(dir, []string{"n1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile := peer.Files(dir, "n1")
+	cfg, err := loadConfig([]string{"--node-name", "n1", "--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile}, env(nil), io.Discard)
+	if err != nil || cfg.tls == nil {
+		t.Fatalf("with TLS: %v (tls %v)", err, cfg.tls)
+	}
+	for _, args := range [][]string{
+		{"--peer-addr", "127.0.0.1:9190", "--raft-addr", "[::1]:8300"},
+		{"--insecure-cluster"},
+	} {
+		if cfg, err := loadConfig(args, env(nil), io.Discard); err != nil || cfg.tls != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
+	if _, err := loadConfig([]string{"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", keyFile}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "tls-ca") {
+		t.Errorf("a CA file with no certificate: %v", err)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
+
+	"github.com/tollgate/tollgate/cluster/peer"
 )
 
 // devCluster runs `tollgate dev`: an N-node cluster in this process on
@@ -85,9 +88,27 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 			cancel()
 		}
 	}()
+	// A throwaway CA and a certificate for each node: the peer plane and
+	// Raft run over mutual TLS as a real cluster's should.
+	certDir, err := os.MkdirTemp("", "tollgate-dev-certs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(certDir)
+	names := make([]string, *nodes)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%d", i+1)
+	}
+	if err := peer.WriteCerts(certDir, names, 24*time.Hour); err != nil {
+		return fmt.Errorf("making the dev certificates: %w", err)
+	}
 	for i := range *nodes {
 		cfg := base
-		cfg.NodeName = fmt.Sprintf("node-%d", i+1)
+		cfg.NodeName = names[i]
+		cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = peer.Files(certDir, cfg.NodeName)
+		if err := cfg.loadTLS(); err != nil {
+			return err
+		}
 		cfg.APIAddr, cfg.GRPCAddr, cfg.GossipAddr = port(*apiPort, i), port(*grpcPort, i), port(*gossipPort, i)
 		cfg.PeerAddr = port(*peerPort, i)
 		cfg.RaftAddr, cfg.HTTPAddr = port(*raftPort, i), port(*httpPort, i)

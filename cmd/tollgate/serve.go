@@ -34,6 +34,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			GossipAddr: c.GossipAddr,
 			Join:       c.Join,
 			Gossip:     gossip.Security{Keys: keys, Label: c.ClusterLabel},
+			TLS:        c.tls,
 			HTTPAddr:   c.HTTPAddr,
 
 			RaftListen:      c.RaftAddr,
@@ -66,6 +67,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log.Info("listening", "server", "peer", "addr", srv.PeerAddr())
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token: the admin API is off (set --admin-token or TOLLGATE_ADMIN_TOKEN)")
+	}
+	if cfg.tls == nil && cfg.InsecureCluster {
+		log.Warn("--insecure-cluster: the peer plane and Raft run without TLS; anyone who reaches their ports can write the configuration")
 	}
 	if cfg.CheckToken == "" {
 		log.Warn("no check token: anyone who reaches the API port may run checks (set --check-token or TOLLGATE_CHECK_TOKEN)")

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/cluster/peer"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// tlsCluster starts n nodes whose peer plane and Raft run over mutual TLS,
+// each with a certificate that names it, unless certFor says another.
+func tlsCluster(t *testing.T, n int, dir string, certFor func(node string) string) *testCluster {
+	t.Helper()
+	return startTestCluster(t, n, func(cfg *ServerConfig) {
+		cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true
+		name := cfg.Node.NodeName
+		if certFor != nil {
+			name = certFor(name)
+		}
+		tls, err := peer.LoadTLS(peer.Files(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Node.TLS = tls
+	})
+}
+
+func TestThePeerPlaneWantsANodesCertificate(t *testing.T) {
+	t.Parallel()
+	dir, other := t.TempDir(), t.TempDir()
+	if err := peer.WriteCerts(dir, []string{"node-1", "node-2", "node-3"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.WriteCerts(other, []string{"node-1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c := tlsCluster(t, 2, dir, nil)
+	// The cluster works: checks forwarded to their owners over TLS.
+	req := dayLimit("tls-tenant", 10)
+	if got := c.admitted(20, req); got != 10 {
+		t.Fatalf("admitted %d of 20 against a limit of 10, whichever node was asked", got)
+	}
+
+	target := c.running()[0].PeerAddr()
+	pull := func(creds credentials.TransportCredentials, from string) error {
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = peerv1.NewPeerClient(conn).Pull(t.Context(), &peerv1.PullRequest{From: from, Tenants: []string{"tls-tenant"}})
+		return err
+	}
+	withCert := func(dir, node string) credentials.TransportCredentials {
+		tl, err := peer.LoadTLS(peer.Files(dir, node))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return credentials.NewTLS(tl.Client("node-1"))
+	}
+	clusterCA, _ := peer.LoadTLS(peer.Files(dir, "node-3"))
+	noClientCert := clusterCA.Client("node-1")
+	noClientCert.Certificates = nil
+	for name, creds := range map[string]credentials.TransportCredentials{
+		"plaintext":                   insecure.NewCredentials(),
+		"TLS without a certificate":   credentials.NewTLS(noClientCert),
+		"a certificate of another CA": withCert(other, "node-1"),
+	} {
+		if err := pull(creds, "node-2"); status.Code(err) != codes.Unavailable {
+			t.Errorf("%s: %v, want the connection refused", name, err)
+		}
+	}
+	// A node of the cluster speaks for itself only.
+	if err := pull(withCert(dir, "node-3"), "node-2"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("node-3's certificate claiming to be node-2: %v, want PermissionDenied", err)
+	}
+	if err := pull(withCert(dir, "node-3"), "node-3"); err != nil {
+		t.Errorf("node-3 as itself: %v", err)
+	}
+}
+
+// A node whose certificate names another node is not trusted by the
+// others: its share of the tenants is decided by the failure policy.
+func TestANodeWithAnotherNodesCertificateIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := peer.WriteCerts(dir, []string{"node-1", "node-2", "node-9"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c := tlsCluster(t, 2, dir, func(node string) string {
+		if node == "node-2" {
+			return "node-9"
+		}
+		return node
+	})
+	n1 := c.running()[0]
+	for i := range 50 {
+		tenant := fmt.Sprintf("t-%d", i)
+		if n1.Node.Owner(tenant) != "node-2" {
+			continue
+		}
+		req := dayLimit(tenant, 10)
+		resp, err := n1.Node.Check(t.Context(), &req)
+		if err != nil || !resp.Degraded {
+			t.Fatalf("a tenant of the node with node-9's certificate: %+v %v, want a degraded answer", resp, err)
+		}
+		return
+	}
+	t.Fatal("no tenant of node-2 among 50")
+}
