@@ -22,6 +22,9 @@ FUZZ_EXECS ?= 30000x
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime $(FUZZ_EXECS) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminJSON$$' -fuzztime $(FUZZ_EXECS) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZ_EXECS) ./cluster/config
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZ_EXECS) ./cluster/config
 	$(GO) test -run '^$$' -fuzz '^FuzzInference$$' -fuzztime $(FUZZ_EXECS) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzSSERelay$$' -fuzztime $(FUZZ_EXECS) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZ_EXECS) ./proxy/mockupstream

@@ -15,7 +15,7 @@ import (
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
 
-func applyAll(t *testing.T, f *FSM, cmds ...*configv1.Command) {
+func applyAll(t testing.TB, f *FSM, cmds ...*configv1.Command) {
 	t.Helper()
 	for _, cmd := range cmds {
 		data, err := proto.Marshal(cmd)
