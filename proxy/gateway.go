@@ -37,6 +37,14 @@ type Options struct {
 	Transport http.RoundTripper
 	// Getenv reads providers' API keys; os.Getenv if nil.
 	Getenv func(string) string
+	// KeyEnvPrefix is the prefix a provider's api_key_env must have for
+	// the gateway to read it (DefaultKeyEnvPrefix if empty): a provider
+	// written into the configuration cannot have any other variable of
+	// the node's environment sent to its URL.
+	KeyEnvPrefix string
+	// AllowPrivateUpstreams lets upstreams resolve to link-local addresses
+	// (cloud metadata services among them), refused otherwise.
+	AllowPrivateUpstreams bool
 	// Registerer takes the gateway's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -48,6 +56,7 @@ const (
 	DefaultTimeout        = 10 * time.Minute
 	DefaultMaxTokens      = 1024
 	DefaultMaxBodyBytes   = 10 << 20
+	DefaultKeyEnvPrefix   = "TOLLGATE_PROVIDER_"
 )
 
 const (
@@ -93,6 +102,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.KeyEnvPrefix == "" {
+		o.KeyEnvPrefix = DefaultKeyEnvPrefix
 	}
 	return nil
 }

@@ -248,13 +248,13 @@ func TestTheBodyGoesUpstreamUnchangedButForIncludeUsage(t *testing.T) {
 	})
 	r := newRig(t, mockupstream.Options{}, upstream, func(o *Options) {
 		o.Getenv = func(k string) string {
-			if k == "MOCK_KEY" {
+			if k == "TOLLGATE_PROVIDER_MOCK" {
 				return "upstream-secret"
 			}
 			return ""
 		}
 	})
-	r.cfg.providers[0].ApiKeyEnv = "MOCK_KEY"
+	r.cfg.providers[0].ApiKeyEnv = "TOLLGATE_PROVIDER_MOCK"
 	plain := `{"temperature":0.5,  "model":"mock-chat","messages":[{"role":"user","content":"x"}]}`
 	if resp := r.post(t, "/v1/chat/completions", plain); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -436,5 +436,31 @@ func TestModelsListsWhatTheTenantMayUse(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || list.Object != "list" || len(list.Data) != 2 || list.Data[0].ID != "mock-chat" || list.Data[1].ID != "mock-embed" || list.Data[0].Object != "model" {
 		t.Fatalf("models: %d %+v", resp.StatusCode, list)
+	}
+}
+
+// A provider written into the configuration reaches no variable of the
+// node's environment outside the allowed prefix, and no link-local
+// (metadata) address.
+func TestAProviderCannotReachTheNodesSecretsOrMetadata(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { calls.Add(1) })
+	r := newRig(t, mockupstream.Options{}, upstream, func(o *Options) {
+		o.Getenv = func(k string) string { return "secret-of-" + k }
+	})
+	r.cfg.providers[0].ApiKeyEnv = "AWS_SECRET_ACCESS_KEY"
+	if resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[]}`); resp.StatusCode != http.StatusBadGateway || calls.Load() != 0 {
+		t.Fatalf("a provider naming AWS_SECRET_ACCESS_KEY: status %d, %d upstream calls; want 502 and none", resp.StatusCode, calls.Load())
+	}
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:443", "[fd00:ec2::254]:80"} {
+		if err := refuseLinkLocal("tcp", addr, nil); err == nil {
+			t.Errorf("dialing %s was not refused", addr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:8070", "10.1.2.3:443", "[2001:db8::1]:443"} {
+		if err := refuseLinkLocal("tcp", addr, nil); err != nil {
+			t.Errorf("dialing %s (a self-hosted model may live there): %v", addr, err)
+		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
@@ -15,9 +17,13 @@ import (
 // newTransport is the client side towards upstreams: many connections
 // kept open per provider, since every request is a fresh call.
 func newTransport(o *Options) *http.Transport {
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	if !o.AllowPrivateUpstreams {
+		dialer.Control = refuseLinkLocal
+	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
@@ -42,12 +48,40 @@ func (g *Gateway) upstreamRequest(ctx context.Context, p *configv1.Provider, end
 		req.Header.Set("Accept", a)
 	}
 	if env := p.GetApiKeyEnv(); env != "" {
+		if !strings.HasPrefix(env, g.opts.KeyEnvPrefix) {
+			g.log.Warn("a provider's api_key_env is not one this node reads; not called", "provider", p.GetName(), "api_key_env", env, "prefix", g.opts.KeyEnvPrefix)
+			return nil, errKeyEnvRefused
+		}
 		if key := g.opts.Getenv(env); key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
 	}
 	return req, nil
 }
+
+// errKeyEnvRefused: a provider names an environment variable outside the
+// node's allowed prefix.
+var errKeyEnvRefused = errors.New("the provider's api_key_env is outside the allowed prefix")
+
+// refuseLinkLocal is the upstream dialer's check of the address it is
+// about to connect to, after any DNS resolution (so a name that resolves
+// there is caught too): link-local addresses, the cloud metadata
+// services' among them, are no upstream.
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(awsMetadataV6)) {
+		return fmt.Errorf("upstream %s is a link-local (metadata) address: refused without --allow-private-upstreams", address)
+	}
+	return nil
+}
+
+// awsMetadataV6 is the IPv6 address of a cloud metadata service that is
+// not link-local.
+var awsMetadataV6 = net.ParseIP("fd00:ec2::254")
 
 // upstreamFailure maps a failed call to the answer the client gets: 504
 // when the upstream took too long, 502 otherwise.

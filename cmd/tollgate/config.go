@@ -54,6 +54,8 @@ type Config struct {
 	UpstreamHeaderTimeout  time.Duration `yaml:"upstream-header-timeout"`
 	UpstreamTimeout        time.Duration `yaml:"upstream-timeout"`
 	DefaultMaxTokens       int64         `yaml:"default-max-tokens"`
+	ProviderKeyPrefix      string        `yaml:"provider-key-prefix"`
+	AllowPrivateUpstreams  bool          `yaml:"allow-private-upstreams"`
 
 	LogLevel  string `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
@@ -89,6 +91,7 @@ func defaultConfig() Config {
 		UpstreamHeaderTimeout:  proxy.DefaultHeaderTimeout,
 		UpstreamTimeout:        proxy.DefaultTimeout,
 		DefaultMaxTokens:       proxy.DefaultMaxTokens,
+		ProviderKeyPrefix:      proxy.DefaultKeyEnvPrefix,
 
 		LogLevel:  "info",
 		LogFormat: "text",
@@ -127,6 +130,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.UpstreamHeaderTimeout, "upstream-header-timeout", c.UpstreamHeaderTimeout, "how long the gateway waits for an upstream's answer to begin (then 504)")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "longest upstream call, a whole stream included; concurrency leases outlive it by a minute")
 	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", c.DefaultMaxTokens, "completion tokens reserved for a request without max_tokens whose plan names no default")
+	fs.StringVar(&c.ProviderKeyPrefix, "provider-key-prefix", c.ProviderKeyPrefix, "prefix a provider's api_key_env must have for the gateway to read that variable: no other part of the environment reaches an upstream")
+	fs.BoolVar(&c.AllowPrivateUpstreams, "allow-private-upstreams", c.AllowPrivateUpstreams, "let upstreams resolve to link-local addresses (cloud metadata services among them)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 }

@@ -59,15 +59,17 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*runningNode,
 func (n *runningNode) startGateway(context.Context) error {
 	node := n.Server.Node
 	gw, err := proxy.New(proxy.Options{
-		Config:           func() proxy.Config { return node.Config() },
-		Reserver:         gatewayBackend{node},
-		Node:             n.cfg.NodeName,
-		Logger:           n.log,
-		ConnectTimeout:   n.cfg.UpstreamConnectTimeout,
-		HeaderTimeout:    n.cfg.UpstreamHeaderTimeout,
-		Timeout:          n.cfg.UpstreamTimeout,
-		DefaultMaxTokens: n.cfg.DefaultMaxTokens,
-		Registerer:       node.Registry(),
+		Config:                func() proxy.Config { return node.Config() },
+		Reserver:              gatewayBackend{node},
+		Node:                  n.cfg.NodeName,
+		Logger:                n.log,
+		ConnectTimeout:        n.cfg.UpstreamConnectTimeout,
+		HeaderTimeout:         n.cfg.UpstreamHeaderTimeout,
+		Timeout:               n.cfg.UpstreamTimeout,
+		DefaultMaxTokens:      n.cfg.DefaultMaxTokens,
+		KeyEnvPrefix:          n.cfg.ProviderKeyPrefix,
+		AllowPrivateUpstreams: n.cfg.AllowPrivateUpstreams,
+		Registerer:            node.Registry(),
 	})
 	if err != nil {
 		return err
