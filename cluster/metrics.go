@@ -17,10 +17,11 @@ import (
 // metrics are one node's; each node has its own registry so several nodes
 // can run in one process.
 type metrics struct {
-	registry *prometheus.Registry
-	allowed  prometheus.Counter
-	denied   prometheus.Counter
-	latency  prometheus.Histogram
+	reservationsRefused prometheus.Counter // reservations refused while the settlements are backed up
+	registry            *prometheus.Registry
+	allowed             prometheus.Counter
+	denied              prometheus.Counter
+	latency             prometheus.Histogram
 
 	forwarded      *prometheus.CounterVec // by result: ok, error
 	batchSize      prometheus.Histogram
@@ -99,10 +100,14 @@ func newMetrics(store *limiter.Store) *metrics {
 
 // registerSettles exports the settlements waiting to be applied.
 func (m *metrics) registerSettles(pending func() int) {
+	m.reservationsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_reservations_overloaded_total",
+		Help: "Gateway reservations refused because this node held the most settlements it may.",
+	})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollgate_settlements_pending",
 		Help: "Gateway settlements queued on this node or on their way to the owner.",
-	}, func() float64 { return float64(pending()) }))
+	}, func() float64 { return float64(pending()) }), m.reservationsRefused)
 }
 
 // registerMembers exports the member count by state, read when scraped.

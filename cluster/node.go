@@ -63,6 +63,10 @@ type Config struct {
 	// UsageFlushInterval is how often usage is written to Raft: a crash
 	// loses at most this much. 1s if zero.
 	UsageFlushInterval time.Duration
+	// MaxPendingSettles bounds the gateway settlements a node holds: past
+	// it the node takes no new reservation until its owners catch up
+	// (those it holds are never dropped). 100,000 if zero.
+	MaxPendingSettles int
 }
 
 // Node answers checks: it decides for the tenants it owns and forwards the
@@ -113,6 +117,9 @@ func NewNode(cfg Config) *Node {
 	}
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = time.Second
+	}
+	if cfg.MaxPendingSettles <= 0 {
+		cfg.MaxPendingSettles = 100_000
 	}
 	cfg.Forward.SetDefaults()
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}

@@ -29,6 +29,10 @@ type Reservation struct {
 // leaseTTL (DefaultLeaseTTL if 0). An admitted reservation must be settled
 // exactly once, with Settle.
 func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error) {
+	if n.settles.pending() >= n.cfg.MaxPendingSettles {
+		n.metrics.reservationsRefused.Inc()
+		return nil, quota.ErrOverloaded
+	}
 	req := &quota.CheckRequest{Tenant: tenant, Plan: true, Reserve: true, Hits: 1, Tokens: tokens, LeaseTTL: leaseTTL}
 	resp, err := n.Check(ctx, req)
 	if err != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -186,5 +187,23 @@ func TestASettlementOutlivesTheOwnerItWasSentTo(t *testing.T) {
 	})
 	if other.settles.pending() != 0 {
 		t.Fatalf("%d settlements still pending", other.settles.pending())
+	}
+}
+
+// While it holds as many settlements as it may, a node takes no new
+// reservation (those it holds are never dropped), and counts the refusal.
+func TestReservationsWaitWhileSettlementsAreBackedUp(t *testing.T) {
+	t.Parallel()
+	n := NewNode(Config{NodeName: "n", MaxPendingSettles: 2}) // not started: nothing drains the queue
+	n.settles.add(&settlement{tenant: "a"})
+	if _, err := n.Reserve(t.Context(), "acme", 1, 0); errors.Is(err, quota.ErrOverloaded) {
+		t.Fatal("refused with one settlement pending of two allowed")
+	}
+	n.settles.add(&settlement{tenant: "b"})
+	if _, err := n.Reserve(t.Context(), "acme", 1, 0); !errors.Is(err, quota.ErrOverloaded) {
+		t.Fatalf("with the settlements backed up: %v, want ErrOverloaded", err)
+	}
+	if got := testutil.ToFloat64(n.metrics.reservationsRefused); got != 1 {
+		t.Fatalf("tollgate_reservations_overloaded_total = %v", got)
 	}
 }

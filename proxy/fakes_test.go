@@ -80,6 +80,8 @@ type fakeReserver struct {
 	tpm   int64
 	// deny, when set, denies every reservation by that limit.
 	deny string
+	// fail, when set, is every reservation's error.
+	fail error
 
 	mu       sync.Mutex
 	reserved []int64
@@ -102,6 +104,9 @@ func (f *fakeReserver) Reserve(_ context.Context, tenant string, tokens int64, _
 	f.mu.Lock()
 	f.reserved = append(f.reserved, tokens)
 	f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	lims := f.limits()
 	reqs := []limiter.Request{{Limit: lims[0], Hits: 1}, {Limit: lims[1], Hits: tokens}}
 	out := make([]limiter.Result, 2)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -462,5 +463,21 @@ func TestAProviderCannotReachTheNodesSecretsOrMetadata(t *testing.T) {
 		if err := refuseLinkLocal("tcp", addr, nil); err != nil {
 			t.Errorf("dialing %s (a self-hosted model may live there): %v", addr, err)
 		}
+	}
+}
+
+// A node that holds as many settlements as it may takes no new request:
+// a 503 that says so, in OpenAI's shape.
+func TestAnOverloadedNodeAnswers503(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, mockupstream.Options{}, nil)
+	r.reserver.fail = fmt.Errorf("reserving: %w", quota.ErrOverloaded)
+	resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[]}`)
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "overloaded" {
+		t.Fatalf("status %d, code %q; want 503 overloaded", resp.StatusCode, body.Error.Code)
 	}
 }

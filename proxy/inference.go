@@ -128,6 +128,8 @@ func (x *exchange) reserve(in *inference, plan *configv1.Plan, ep endpoint) (est
 		return est, nil, errSuspended
 	case errors.Is(err, quota.ErrUnknownTenant):
 		return est, nil, errBadKey
+	case errors.Is(err, quota.ErrOverloaded):
+		return est, nil, errOverloaded
 	case err != nil:
 		x.g.log.Warn("reservation failed", "tenant", x.tenant, "err", err)
 		return est, nil, errNotReady
