@@ -60,6 +60,9 @@ type Config struct {
 	Spawn  int
 	Binary string
 	Chaos  []ChaosEvent
+	// SpawnTLS runs the spawned cluster's peer plane and Raft over mutual
+	// TLS, with certificates from `tollgate certs`.
+	SpawnTLS bool
 	// Progress gets one line a second while the run goes on.
 	Progress io.Writer
 }

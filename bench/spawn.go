@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -29,8 +31,12 @@ type localCluster struct {
 	formed bool       // the first nodes have formed the cluster
 	nodes  []*process // running
 	killed []*process
-	next   int // numbers new nodes
-	mock   *process
+	// certs, if set, holds a certificate for each node name bench-node-1
+	// to bench-node-certNodes (tollgate certs).
+	certs     string
+	certNodes int
+	next      int // numbers new nodes
+	mock      *process
 }
 
 // process is one child process and the addresses it reported.
@@ -50,6 +56,11 @@ func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn}
+	if cfg.SpawnTLS {
+		if err := c.makeCerts(ctx, cfg.Spawn+8); err != nil { // room for chaos's new nodes
+			return nil, err
+		}
+	}
 	for range cfg.Spawn {
 		if _, err := c.startNode(ctx, "", nil); err != nil {
 			c.stop()
@@ -91,6 +102,14 @@ func (c *localCluster) startNode(ctx context.Context, name string, prev map[stri
 	args := []string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
 		"--api-addr", addr("api"), "--grpc-addr", addr("grpc"), "--peer-addr", "127.0.0.1:0", "--http-addr", addr("gateway"),
 		"--gossip-addr", addr("gossip"), "--raft-addr", "127.0.0.1:0"}
+	if c.certs != "" {
+		if c.next > c.certNodes {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("spawn: no certificate for %s (certificates were made for %d nodes)", name, c.certNodes)
+		}
+		dir := c.certs
+		args = append(args, "--tls-cert", filepath.Join(dir, name+".pem"), "--tls-key", filepath.Join(dir, name+"-key.pem"), "--tls-ca", filepath.Join(dir, "ca.pem"))
+	}
 	// The first nodes form the cluster together; a node started later
 	// (chaos) joins the one there, and must not bootstrap another.
 	if !c.formed {
@@ -274,7 +293,30 @@ func (c *localCluster) targets(scenario string) []string {
 
 // stop ends every process gracefully, in parallel, killing what has not
 // stopped within 5 s: they hold nothing worth waiting for.
+// makeCerts has the binary write a CA and certificates for n nodes.
+func (c *localCluster) makeCerts(ctx context.Context, n int) error {
+	dir, err := os.MkdirTemp("", "tollgate-bench-certs-")
+	if err != nil {
+		return err
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-node-%d", i+1)
+	}
+	if out, err := exec.CommandContext(ctx, c.binary, "certs", "--dir", dir, "--nodes", strings.Join(names, ",")).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("spawn: making certificates: %v: %s", err, out)
+	}
+	c.certs, c.certNodes = dir, n
+	return nil
+}
+
 func (c *localCluster) stop() {
+	defer func() {
+		if c.certs != "" {
+			os.RemoveAll(c.certs)
+		}
+	}()
 	c.mu.Lock()
 	procs := slices.Clone(c.nodes)
 	if c.mock != nil {

@@ -71,6 +71,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	htmlPath := fs.String("html", "", "write the report as a self-contained HTML page to this file")
 	fs.IntVar(&cfg.Spawn, "spawn", 0, "start an N-node local cluster of tollgate serve processes for the run (and a mock upstream for the gateway)")
+	fs.BoolVar(&cfg.SpawnTLS, "spawn-tls", false, "spawn: run the cluster's peer plane and Raft over mutual TLS (to measure what TLS costs)")
 	fs.Var(&chaos, "chaos", "with --spawn: events such as kill@10s,restart@20s,join@15s,leave@25s (KIND@TIME[:NODE]; repeatable)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {

@@ -20,6 +20,7 @@ Usage:
                            upstream and demo tenants (tollgate dev -h)
   tollgate mock-upstream   run an OpenAI-compatible fake upstream (tollgate mock-upstream -h)
   tollgate bench [flags]   load a cluster (or start one) and check latency SLOs (tollgate bench -h)
+  tollgate certs [flags]   write a throwaway CA and node certificates for --tls-* (tollgate certs -h)
   tollgate help            show this text
 
 Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMockUpstream(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
 	case "plan", "tenant", "key", "provider", "usage", "status":
 		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
