@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/api/admin"
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/config"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 )
@@ -190,5 +191,32 @@ func TestWritesWithoutQuorumFailFastWhileChecksGoOn(t *testing.T) {
 	}
 	if code := call(t, survivor, "GET", "/admin/v1/tenants/acme", "", nil); code != 200 {
 		t.Fatalf("read without quorum: %d", code)
+	}
+}
+
+// A provider the node's gateway would not call is refused when written:
+// a key variable outside the prefix, a link-local (metadata) base_url.
+func TestAdminRefusesProvidersTheGatewayWouldNotCall(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, 1, func(cfg *ServerConfig) {
+		cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true
+		cfg.Auth.Admin = TokenAuth{Token: testAdminToken}
+		cfg.Node.Upstreams = cluster.UpstreamPolicy{KeyEnvPrefix: "TOLLGATE_PROVIDER_"}
+	})
+	c.waitConfig(func(v *config.View) bool { _, ok := v.Plan("platinum"); return ok })
+	s := c.running()[0]
+	for _, tc := range []struct{ body, field string }{
+		{`{"name":"p","base_url":"https://x.example","models":["m"],"api_key_env":"AWS_SECRET_ACCESS_KEY"}`, "api_key_env"},
+		{`{"name":"p","base_url":"http://169.254.169.254/latest","models":["m"]}`, "base_url"},
+		{`{"name":"p","base_url":"http://[fe80::1]:8080/v1","models":["m"]}`, "base_url"},
+	} {
+		var out errorJSON
+		if code := call(t, s, "POST", "/admin/v1/providers", tc.body, &out); code != 400 || out.Error.Field != tc.field {
+			t.Errorf("%s: %d %+v, want 400 on %s", tc.body, code, out, tc.field)
+		}
+	}
+	body := `{"name":"p","base_url":"http://127.0.0.1:8070/v1","models":["m"],"api_key_env":"TOLLGATE_PROVIDER_P"}`
+	if code := call(t, s, "POST", "/admin/v1/providers", body, nil); code != 201 {
+		t.Fatalf("a provider within the policy: %d", code)
 	}
 }

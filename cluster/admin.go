@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"maps"
+	"net"
+	neturl "net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -164,6 +167,9 @@ func (a *Admin) PutProvider(ctx context.Context, p *configv1.Provider, mode PutM
 	if err := config.ValidateProvider(p); err != nil {
 		return nil, err
 	}
+	if err := n.cfg.Upstreams.check(p); err != nil {
+		return nil, err
+	}
 	if err := n.write(ctx, &configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: p}, Create: mode.Create, Update: mode.Update}); err != nil {
 		return nil, err
 	}
@@ -225,4 +231,30 @@ func (n *Node) countWrite(result string) {
 	if n.raftMetrics != nil {
 		n.raftMetrics.writes.WithLabelValues(result).Inc()
 	}
+}
+
+// UpstreamPolicy is what a gateway lets a provider use: environment
+// variables under KeyEnvPrefix only (none if empty), and no link-local
+// (metadata) address unless AllowPrivate. The gateway enforces it when it
+// calls; the admin operations refuse what it would not call, so a mistake
+// shows when the provider is written. (Not the FSM: a node's policy is its
+// own, and replicas must apply alike.)
+type UpstreamPolicy struct {
+	KeyEnvPrefix string
+	AllowPrivate bool
+}
+
+func (u UpstreamPolicy) check(p *configv1.Provider) error {
+	if env := p.GetApiKeyEnv(); env != "" && u.KeyEnvPrefix != "" && !strings.HasPrefix(env, u.KeyEnvPrefix) {
+		return quota.Invalid("api_key_env", "%q does not start with %q (--provider-key-prefix): the gateway reads no other variable of a node's environment", env, u.KeyEnvPrefix)
+	}
+	if u.AllowPrivate {
+		return nil
+	}
+	if url, err := neturl.Parse(p.GetBaseUrl()); err == nil {
+		if ip := net.ParseIP(url.Hostname()); ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
+			return quota.Invalid("base_url", "%s is a link-local (metadata) address: refused without --allow-private-upstreams", url.Hostname())
+		}
+	}
+	return nil
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// UsageFlushInterval is how often usage is written to Raft: a crash
 	// loses at most this much. 1s if zero.
 	UsageFlushInterval time.Duration
+	// Upstreams is what this node's gateway lets providers use; the admin
+	// operations refuse a provider it would not call.
+	Upstreams UpstreamPolicy
 	// MaxPendingSettles bounds the gateway settlements a node holds: past
 	// it the node takes no new reservation until its owners catch up
 	// (those it holds are never dropped). 100,000 if zero.

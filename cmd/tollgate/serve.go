@@ -35,6 +35,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			Join:       c.Join,
 			Gossip:     gossip.Security{Keys: keys, Label: c.ClusterLabel},
 			TLS:        c.tls,
+			Upstreams:  cluster.UpstreamPolicy{KeyEnvPrefix: c.ProviderKeyPrefix, AllowPrivate: c.AllowPrivateUpstreams},
 			HTTPAddr:   c.HTTPAddr,
 
 			RaftListen:      c.RaftAddr,
