@@ -69,10 +69,15 @@ func TestThePeerPlaneWantsANodesCertificate(t *testing.T) {
 	clusterCA, _ := peer.LoadTLS(peer.Files(dir, "node-3"))
 	noClientCert := clusterCA.Client("node-1")
 	noClientCert.Certificates = nil
+	// Trusts the cluster's server, shows another CA's certificate: only
+	// the server's check of the client refuses it.
+	otherCA, _ := peer.LoadTLS(peer.Files(other, "node-1"))
+	foreign := clusterCA.Client("node-1")
+	foreign.Certificates = otherCA.Client("node-1").Certificates
 	for name, creds := range map[string]credentials.TransportCredentials{
 		"plaintext":                   insecure.NewCredentials(),
 		"TLS without a certificate":   credentials.NewTLS(noClientCert),
-		"a certificate of another CA": withCert(other, "node-1"),
+		"a certificate of another CA": credentials.NewTLS(foreign),
 	} {
 		if err := pull(creds, "node-2"); status.Code(err) != codes.Unavailable {
 			t.Errorf("%s: %v, want the connection refused", name, err)
@@ -81,6 +86,9 @@ func TestThePeerPlaneWantsANodesCertificate(t *testing.T) {
 	// A node of the cluster speaks for itself only.
 	if err := pull(withCert(dir, "node-3"), "node-2"); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("node-3's certificate claiming to be node-2: %v, want PermissionDenied", err)
+	}
+	if err := pull(withCert(dir, "node-3"), ""); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("node-3's certificate naming no sender: %v, want PermissionDenied", err)
 	}
 	if err := pull(withCert(dir, "node-3"), "node-3"); err != nil {
 		t.Errorf("node-3 as itself: %v", err)

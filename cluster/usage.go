@@ -88,16 +88,21 @@ func (n *Node) flushUsage(ctx context.Context) {
 			n.raftMetrics.flushes.WithLabelValues("error").Inc()
 			n.log.Warn("flushing usage; will retry", "tenants", len(inflight.GetDeltas()), "err", err)
 		} else {
-			result := "ok"
-			if res.GetCode() != 0 {
+			refused := res.GetCode() != 0
+			if refused {
 				// The FSM refused what it carried: resending it would be
-				// refused again. Never expected of a node's own flush.
-				result = "refused"
+				// refused again. Never expected of a node's own flush. Its
+				// tokens stay in the month entries (no refund): the budget
+				// errs on the side of the limit.
+				n.raftMetrics.flushes.WithLabelValues("refused").Inc()
 				n.log.Error("usage flush refused by the configuration; dropped", "tenants", len(inflight.GetDeltas()), "reason", res.GetMessage())
+			} else {
+				n.raftMetrics.flushes.WithLabelValues("ok").Inc()
 			}
-			n.raftMetrics.flushes.WithLabelValues(result).Inc()
 			b.mu.Lock()
-			b.refunds = append(b.refunds, usageRefund{index: index, charged: b.inflightCharged})
+			if !refused {
+				b.refunds = append(b.refunds, usageRefund{index: index, charged: b.inflightCharged})
+			}
 			b.inflight, b.inflightCharged = nil, nil
 			b.mu.Unlock()
 		}

@@ -32,23 +32,19 @@ func (e *entry) bucketDecide(now, hits int64) Result {
 	r.Remaining = capacity.sub(level).div(period)
 	r.ResetAfter = time.Duration(level.divCeil(rate))
 	if hits <= burst {
-		// At most one period: a caller told to wait longer would wait on
-		// a debt it may never see again (see bucketCharge).
+		// At most one period: a caller is told to come back then, and is
+		// told again if the debt has not been paid by then.
 		r.RetryAfter = min(time.Duration(after.sub(capacity).divCeil(rate)), e.lim.Period)
 	}
 	return r
 }
 
-// bucketCharge adds hits, beyond the capacity if need be (debt), but
-// never more than one burst beyond it: an underestimate settled late
-// delays the tenant's next requests by at most a burst's worth, however
-// large it was (the ledger still charges all of it).
+// bucketCharge adds hits, beyond the capacity if need be (debt). The
+// debt is carried whole: the gateway reserves at most a minute's tokens,
+// and an answer that used more must delay the tenant for all of it, or
+// its tokens per minute would run past the limit.
 func (e *entry) bucketCharge(now, hits int64) {
-	capacity := mul64(uint64(e.lim.burst()), uint64(e.lim.Period))
 	e.level = e.bucketLevel(now).add(mul64(uint64(hits), uint64(e.lim.Period)))
-	if maxLevel := capacity.add(capacity); e.level.cmp(maxLevel) > 0 {
-		e.level = maxLevel
-	}
 	e.last = max(e.last, now)
 }
 

@@ -203,7 +203,7 @@ func runAgainstModel(t *testing.T, alg Algorithm, seed uint64) {
 		}
 		// A hint is the exact earliest time, unless it was capped at the
 		// period (a bucket whose burst outruns a period's refill): then
-		// it is only never early.
+		// it is only never late (arriving at it may be denied again).
 		capped := alg == TokenBucket && lastDenied.RetryAfter == lim.Period
 		if hinted && r.Allowed == early && !(capped && !early) {
 			t.Fatalf("seed %d step %d: %+v retry_after %s was not exact (early=%v, allowed=%v)", seed, step, lim, lastDenied.RetryAfter, early, r.Allowed)

@@ -109,8 +109,8 @@ func TestAdjustRefundsAndCharges(t *testing.T) {
 	if r := mustCheck(t, s, "acme", tpm, 0); r.Remaining != 1000 {
 		t.Fatalf("after over-refund: remaining %d, want 1000", r.Remaining)
 	}
-	// Debt is carried up to one burst: 1500 beyond a full bucket counts
-	// as 1000, a minute's refill, and the wait told is at most the period.
+	// Debt is carried whole: 1500 beyond a full bucket means no tokens
+	// for 1.5 minutes; the wait told is at most the period, and told again.
 	_ = s.Adjust("acme", []Adjustment{{Limit: tpm, Delta: 2500}})
 	r := mustCheck(t, s, "acme", tpm, 1)
 	if r.Allowed || r.RetryAfter != time.Minute {
@@ -118,8 +118,8 @@ func TestAdjustRefundsAndCharges(t *testing.T) {
 	}
 	clock.Advance(r.RetryAfter)
 	r = mustCheck(t, s, "acme", tpm, 1)
-	if r.Allowed || r.RetryAfter != 60*time.Millisecond {
-		t.Fatalf("a minute on, the debt of one burst is paid and the bucket empty: %+v, want 1 token in 60ms", r)
+	if r.Allowed || r.RetryAfter != 30*time.Second+60*time.Millisecond {
+		t.Fatalf("a minute on, half a minute of debt is left: %+v, want 1 token in 30.06s", r)
 	}
 	clock.Advance(r.RetryAfter)
 	if r := mustCheck(t, s, "acme", tpm, 1); !r.Allowed {

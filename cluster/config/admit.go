@@ -15,7 +15,10 @@ import (
 // the log by another way (a peer that skipped the checks), and what a
 // replica applies must not depend on who wrote it. The checks are the
 // admin operations' own, so a command that passed them when it was written
-// passes them here, on every replica alike: they stay deterministic.
+// passes them here, on every replica alike: they stay deterministic. (A
+// rule added later must hold for what earlier versions wrote, or a replica
+// replaying an old log would refuse what the others applied: negative
+// usage amounts are dropped where they are added, as they always were.)
 
 // maxSeqLead bounds how far a usage flush's sequence may run ahead of the
 // time its entry was appended. A node numbers its flushes from its start
@@ -84,12 +87,6 @@ func validateUsage(u *configv1.RecordUsage, appended time.Time) error {
 		}
 		if _, err := time.Parse("2006-01-02", d.GetDay()); err != nil {
 			return quota.Invalid(field("day"), "%q is not a date (YYYY-MM-DD)", d.GetDay())
-		}
-		us := d.GetUsage()
-		for _, n := range []int64{us.GetRequests(), us.GetTokens(), us.GetPromptTokens(), us.GetCompletionTokens(), us.GetCostMicros()} {
-			if n < 0 {
-				return quota.Invalid(field("usage"), "amounts must be >= 0: committed usage only grows")
-			}
 		}
 	}
 	return nil

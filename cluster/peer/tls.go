@@ -122,11 +122,11 @@ type fromMessage interface{ GetFrom() string }
 // certificate made the call: a node speaks for itself only.
 func checkFrom(ctx context.Context, req any) error {
 	m, names := req.(fromMessage)
-	if !names || m.GetFrom() == "" {
-		return nil // the handler refuses a missing from where one is needed
+	if !names {
+		return nil
 	}
-	ids, ok := Identity(ctx)
-	if !ok || !slices.Contains(ids, m.GetFrom()) {
+	// Exactly: node names are case-sensitive (the ring is keyed by them).
+	if ids, _ := Identity(ctx); !slices.Contains(ids, m.GetFrom()) {
 		return status.Errorf(codes.PermissionDenied, "from: %q is not the node this certificate names", m.GetFrom())
 	}
 	return nil

@@ -77,7 +77,6 @@ func defaultConfig() Config {
 		HTTPAddr:        ":8080",
 		APIAddr:         ":8081",
 		GRPCAddr:        ":9090",
-		PeerAddr:        ":9190",
 		GossipAddr:      ":7946",
 		RaftAddr:        ":8300",
 		MaxEntries:      1 << 20,
@@ -106,7 +105,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin)")
-	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader): for the other nodes only")
+	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader), for the other nodes only; empty: the --grpc-addr host, any free port (gossip tells the others)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
 	fs.Var(&c.Join, "join", "comma-separated gossip addresses of nodes to join")
@@ -237,7 +236,7 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, a := range []struct{ name, addr string }{
-		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr}, {"peer-addr", c.PeerAddr}, {"raft-addr", c.RaftAddr},
+		{"http-addr", c.HTTPAddr}, {"api-addr", c.APIAddr}, {"grpc-addr", c.GRPCAddr}, {"peer-addr", c.peerListen()}, {"raft-addr", c.RaftAddr},
 	} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
@@ -317,8 +316,9 @@ func (c *Config) gossipKeys() ([][]byte, error) {
 	return keys, nil
 }
 
-// loadTLS loads the TLS flags, all three or none. Without them the peer
-// plane and Raft may only listen on loopback, unless --insecure-cluster.
+// loadTLS loads the TLS flags, all three or none. Unless
+// --insecure-cluster, gossip beyond loopback needs --gossip-key, and the
+// peer plane and Raft beyond loopback need the TLS flags.
 func (c *Config) loadTLS() error {
 	switch set := c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != ""; {
 	case set && (c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == ""):
@@ -329,11 +329,17 @@ func (c *Config) loadTLS() error {
 			return err
 		}
 		c.tls = t
-		return nil
-	case c.InsecureCluster:
+	}
+	if c.InsecureCluster {
 		return nil
 	}
-	for _, a := range []struct{ name, addr string }{{"peer-addr", c.PeerAddr}, {"raft-addr", c.RaftAddr}} {
+	if c.GossipAddr != "" && !loopback(c.GossipAddr) && len(c.GossipKey) == 0 {
+		return fmt.Errorf("gossip-addr: %q is reachable from other hosts, and without --gossip-key any process that reaches it can join the cluster, own tenants and vote in Raft: give a key, listen on loopback, or accept it with --insecure-cluster", c.GossipAddr)
+	}
+	if c.tls != nil {
+		return nil
+	}
+	for _, a := range []struct{ name, addr string }{{"peer-addr", c.peerListen()}, {"raft-addr", c.RaftAddr}} {
 		if !loopback(a.addr) {
 			return fmt.Errorf("%s: %q is reachable from other hosts, and without --tls-cert, --tls-key and --tls-ca anyone who reaches it can write the configuration: give the TLS flags, listen on loopback, or accept it with --insecure-cluster", a.name, a.addr)
 		}
@@ -352,4 +358,17 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// peerListen is where the peer service listens: --peer-addr, or the host
+// of --grpc-addr on any free port.
+func (c *Config) peerListen() string {
+	if c.PeerAddr != "" {
+		return c.PeerAddr
+	}
+	host, _, err := net.SplitHostPort(c.GRPCAddr)
+	if err != nil {
+		return c.PeerAddr
+	}
+	return net.JoinHostPort(host, "0")
 }

@@ -87,9 +87,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "--config"},
 		{[]string{"stray"}, nil, "stray"},
 		{[]string{"--gossip-key", "c2hvcnQ="}, nil, "gossip-key"},
-		// Without TLS the peer plane and Raft stay on loopback.
-		{nil, nil, "peer-addr"},
-		{[]string{"--peer-addr", "127.0.0.1:9190"}, nil, "raft-addr"},
+		// Without a gossip key gossip stays on loopback; without TLS the
+		// peer plane and Raft too.
+		{nil, nil, "gossip-addr"},
+		{[]string{"--gossip-addr", "127.0.0.1:7946"}, nil, "peer-addr"},
+		{[]string{"--gossip-addr", "127.0.0.1:7946", "--grpc-addr", "127.0.0.1:9090"}, nil, "raft-addr"},
 		{[]string{"--tls-cert", "node.pem"}, nil, "tls-cert, tls-key, tls-ca"},
 		{nil, map[string]string{"TOLLGATE_GOSSIP_KEY": "MDEyMzQ1Njc4OWFiY2RlZg==,not base64!"}, "gossip-key: key 2"},
 	}
@@ -131,12 +133,14 @@ func TestConfigTLSOrLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile, caFile := peer.Files(dir, "n1")
-	cfg, err := loadConfig([]string{"--node-name", "n1", "--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile}, env(nil), io.Discard)
+	cfg, err := loadConfig([]string{"--node-name", "n1", "--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile,
+		"--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, env(nil), io.Discard)
 	if err != nil || cfg.tls == nil {
 		t.Fatalf("with TLS: %v (tls %v)", err, cfg.tls)
 	}
 	for _, args := range [][]string{
-		{"--peer-addr", "127.0.0.1:9190", "--raft-addr", "[::1]:8300"},
+		{"--gossip-addr", "127.0.0.1:7946", "--peer-addr", "127.0.0.1:9190", "--raft-addr", "[::1]:8300"},
+		{"--gossip-addr", "localhost:7946", "--grpc-addr", "127.0.0.1:9090", "--raft-addr", "127.0.0.1:8300"},
 		{"--insecure-cluster"},
 	} {
 		if cfg, err := loadConfig(args, env(nil), io.Discard); err != nil || cfg.tls != nil {

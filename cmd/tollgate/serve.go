@@ -21,7 +21,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
-		PeerListen: c.PeerAddr,
+		PeerListen: c.peerListen(),
 		Auth: api.Auth{
 			Admin:      api.TokenAuth{Token: c.AdminToken, Open: c.adminOpen},
 			CheckToken: c.CheckToken,
