@@ -60,6 +60,9 @@ func (s *server) CheckStream(stream peerv1.Peer_CheckStreamServer) error {
 	out := &peerv1.CheckBatchResponse{}
 	for {
 		in, err := stream.Recv()
+		if status.Code(err) == codes.PermissionDenied {
+			return err // a sender that is not who it says: tell it
+		}
 		if err != nil {
 			return nil // the sender closed or broke the stream; nothing to answer
 		}

@@ -41,6 +41,18 @@ func LoadTLS(certFile, keyFile, caFile string) (*TLS, error) {
 	return &TLS{cert: cert, cas: cas}, nil
 }
 
+// Names are the node names this node's certificate bears.
+func (t *TLS) Names() []string {
+	if len(t.cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(t.cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf.DNSNames
+}
+
 // Server is the configuration of a server that only nodes may call.
 func (t *TLS) Server() *tls.Config {
 	return &tls.Config{

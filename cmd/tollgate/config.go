@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -327,6 +328,11 @@ func (c *Config) loadTLS() error {
 		t, err := peer.LoadTLS(c.TLSCert, c.TLSKey, c.TLSCA)
 		if err != nil {
 			return err
+		}
+		// The others dial this node by its name and check it: a
+		// certificate for another name would start, then be refused.
+		if !slices.Contains(t.Names(), c.NodeName) {
+			return fmt.Errorf("tls-cert: %s names %v, not this node (--node-name %q)", c.TLSCert, t.Names(), c.NodeName)
 		}
 		c.tls = t
 	}

@@ -150,4 +150,7 @@ func TestConfigTLSOrLoopback(t *testing.T) {
 	if _, err := loadConfig([]string{"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", keyFile}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "tls-ca") {
 		t.Errorf("a CA file with no certificate: %v", err)
 	}
+	if _, err := loadConfig([]string{"--node-name", "n2", "--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile, "--insecure-cluster"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "tls-cert") {
+		t.Errorf("n1's certificate on node n2: %v", err)
+	}
 }
