@@ -229,11 +229,12 @@ func (o *childOutput) tail() string {
 func (c *localCluster) waitFormed(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if c.isFormed(ctx) {
+		why := c.notFormed(ctx)
+		if why == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("spawn: the %d nodes did not form a cluster within %s", len(c.nodes), timeout)
+			return fmt.Errorf("spawn: the %d nodes did not form a cluster within %s: %s", len(c.nodes), timeout, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -243,7 +244,9 @@ func (c *localCluster) waitFormed(ctx context.Context, timeout time.Duration) er
 	}
 }
 
-func (c *localCluster) isFormed(ctx context.Context) bool {
+// notFormed says what the cluster still lacks, "" once every node sees
+// all of them as owners and the default plans are there.
+func (c *localCluster) notFormed(ctx context.Context) string {
 	c.mu.Lock()
 	nodes := slices.Clone(c.nodes)
 	c.mu.Unlock()
@@ -252,16 +255,24 @@ func (c *localCluster) isFormed(ctx context.Context) bool {
 			Ring []string `json:"ring"`
 		}
 		api, err := admin.NewClient(n.addrs["api"], "", adminTimeout)
-		if err != nil || api.Do(ctx, http.MethodGet, "/v1/cluster", nil, &view) != nil || len(view.Ring) != len(nodes) {
-			return false
+		if err == nil {
+			err = api.Do(ctx, http.MethodGet, "/v1/cluster", nil, &view)
+		}
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s: %v", n.name, err)
+		case len(view.Ring) != len(nodes):
+			return fmt.Sprintf("%s sees owners %v", n.name, view.Ring)
 		}
 	}
 	api, err := admin.NewClient(nodes[0].addrs["api"], c.token, adminTimeout)
-	if err != nil {
-		return false
+	if err == nil {
+		_, err = api.GetPlan(ctx, "bronze")
 	}
-	_, err = api.GetPlan(ctx, "bronze")
-	return err == nil
+	if err != nil {
+		return fmt.Sprintf("the default plans are not there yet: %v", err)
+	}
+	return ""
 }
 
 // startMock starts the mock upstream and registers it as the provider of
