@@ -252,7 +252,7 @@ func (u UpstreamPolicy) check(p *configv1.Provider) error {
 		return nil
 	}
 	if url, err := neturl.Parse(p.GetBaseUrl()); err == nil {
-		if ip := net.ParseIP(url.Hostname()); ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
+		if ip := net.ParseIP(url.Hostname()); ip != nil && quota.MetadataAddress(ip) {
 			return quota.Invalid("base_url", "%s is a link-local (metadata) address: refused without --allow-private-upstreams", url.Hostname())
 		}
 	}

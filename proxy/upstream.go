@@ -12,6 +12,7 @@ import (
 	"time"
 
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // newTransport is the client side towards upstreams: many connections
@@ -73,15 +74,11 @@ func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
 		return err
 	}
 	ip := net.ParseIP(host)
-	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(awsMetadataV6)) {
+	if ip != nil && quota.MetadataAddress(ip) {
 		return fmt.Errorf("upstream %s is a link-local (metadata) address: refused without --allow-private-upstreams", address)
 	}
 	return nil
 }
-
-// awsMetadataV6 is the IPv6 address of a cloud metadata service that is
-// not link-local.
-var awsMetadataV6 = net.ParseIP("fd00:ec2::254")
 
 // upstreamFailure maps a failed call to the answer the client gets: 504
 // when the upstream took too long, 502 otherwise.

@@ -63,8 +63,10 @@ type Config struct {
 
 	// adminOpen runs the admin API without a token: tollgate dev only.
 	adminOpen bool
-	// tls is what the TLS flags name, loaded by validate.
-	tls *peer.TLS
+	// tls is what the TLS flags name, and gossipKeys --gossip-key decoded:
+	// both made by validate.
+	tls        *peer.TLS
+	gossipKeys [][]byte
 }
 
 func defaultConfig() Config {
@@ -243,7 +245,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
 		}
 	}
-	if _, err := c.gossipKeys(); err != nil {
+	var err error
+	if c.gossipKeys, err = c.decodeGossipKeys(); err != nil {
 		return err
 	}
 	for _, j := range c.Join {
@@ -301,8 +304,8 @@ func (c *Config) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log-format: %q is not text or json", c.LogFormat)
 }
 
-// gossipKeys decodes --gossip-key.
-func (c *Config) gossipKeys() ([][]byte, error) {
+// decodeGossipKeys decodes --gossip-key.
+func (c *Config) decodeGossipKeys() ([][]byte, error) {
 	var keys [][]byte
 	for i, k := range c.GossipKey {
 		key, err := base64.StdEncoding.DecodeString(k)

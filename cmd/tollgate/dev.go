@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,7 +59,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	// for this run.
 	gossipKey := make([]byte, 32)
 	_, _ = rand.Read(gossipKey)
-	base.GossipKey = commaList{base64.StdEncoding.EncodeToString(gossipKey)}
+	base.gossipKeys = [][]byte{gossipKey}
 	log, err := base.logger(stderr)
 	if err != nil {
 		return err

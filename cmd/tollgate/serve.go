@@ -17,7 +17,6 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 	if window == 0 {
 		window = -1 // the flag's 0 means no wait; peer.ForwardConfig's means default
 	}
-	keys, _ := c.gossipKeys() // validated when the configuration was loaded
 	return api.ServerConfig{
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
@@ -33,7 +32,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			Logger:     log,
 			GossipAddr: c.GossipAddr,
 			Join:       c.Join,
-			Gossip:     gossip.Security{Keys: keys, Label: c.ClusterLabel},
+			Gossip:     gossip.Security{Keys: c.gossipKeys, Label: c.ClusterLabel},
 			TLS:        c.tls,
 			Upstreams:  cluster.UpstreamPolicy{KeyEnvPrefix: c.ProviderKeyPrefix, AllowPrivate: c.AllowPrivateUpstreams},
 			HTTPAddr:   c.HTTPAddr,
