@@ -342,7 +342,7 @@ func (c *Config) loadTLS() error {
 	if c.InsecureCluster {
 		return nil
 	}
-	if c.GossipAddr != "" && !loopback(c.GossipAddr) && len(c.GossipKey) == 0 {
+	if c.GossipAddr != "" && !loopback(c.GossipAddr) && len(c.gossipKeys) == 0 {
 		return fmt.Errorf("gossip-addr: %q is reachable from other hosts, and without --gossip-key any process that reaches it can join the cluster, own tenants and vote in Raft: give a key, listen on loopback, or accept it with --insecure-cluster", c.GossipAddr)
 	}
 	if c.tls != nil {
