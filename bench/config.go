@@ -63,6 +63,9 @@ type Config struct {
 	// SpawnTLS runs the spawned cluster's peer plane and Raft over mutual
 	// TLS, with certificates from `tollgate certs`.
 	SpawnTLS bool
+	// SpawnLogs, when set, is a directory where each spawned process's
+	// output goes, whole, to <name>.log (appended to on a restart).
+	SpawnLogs string
 	// Progress gets one line a second while the run goes on.
 	Progress io.Writer
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 type localCluster struct {
 	binary, token string
 	expect        int
+	logs          string // each process's whole output goes to logs/<name>.log, if set
 
 	mu     sync.Mutex
 	formed bool       // the first nodes have formed the cluster
@@ -55,7 +57,7 @@ func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
 	}
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
-	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn}
+	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn, logs: cfg.SpawnLogs}
 	if cfg.SpawnTLS {
 		if err := c.makeCerts(ctx, cfg.Spawn+8); err != nil { // room for chaos's new nodes
 			return nil, err
@@ -142,11 +144,30 @@ func (c *localCluster) start(ctx context.Context, name string, args, servers []s
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &childOutput{found: make(chan [2]string, 8)}
 	cmd.Stdout, cmd.Stderr = out, out
+	var logFile *os.File
+	if c.logs != "" {
+		f, err := os.OpenFile(filepath.Join(c.logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: %w", err)
+		}
+		logFile = f
+		w := io.MultiWriter(out, f)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
 		return nil, fmt.Errorf("spawn: starting %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait() // returns once the output is copied
+		if logFile != nil {
+			logFile.Close()
+		}
+		p.done <- err
+	}()
 	deadline := time.After(15 * time.Second)
 	for _, s := range servers {
 		for p.addrs[s] == "" {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/peer"
 	"github.com/tollgate/tollgate/limiter"
@@ -22,6 +24,9 @@ type testCluster struct {
 	forward peer.ForwardConfig
 	log     *slog.Logger
 	tweak   func(*Config) // applied to every node's configuration, if set
+	// intercept, if set, sees every peer call a node added from now on
+	// serves (to fail some, say).
+	intercept grpc.UnaryServerInterceptor
 
 	mu      sync.Mutex // traffic goroutines read the members while a test changes them
 	servers map[string]*Server
@@ -35,6 +40,12 @@ func newTestCluster(t testing.TB, n int, forward ...peer.ForwardConfig) *testClu
 
 func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...peer.ForwardConfig) *testCluster {
 	t.Helper()
+	return emptyTestCluster(t, tweak, forward...).start(n)
+}
+
+// emptyTestCluster is a cluster of no nodes yet, for a test to set up
+// before it starts them.
+func emptyTestCluster(t testing.TB, tweak func(*Config), forward ...peer.ForwardConfig) *testCluster {
 	c := &testCluster{
 		tweak:   tweak,
 		t:       t,
@@ -46,6 +57,12 @@ func startTestCluster(t testing.TB, n int, tweak func(*Config), forward ...peer.
 		c.forward = forward[0]
 	}
 	t.Cleanup(c.stopAll)
+	return c
+}
+
+// start adds nodes node-1 to node-n and waits until they form one ring.
+func (c *testCluster) start(n int) *testCluster {
+	c.t.Helper()
 	for i := range n {
 		c.add(fmt.Sprintf("node-%d", i+1))
 	}
@@ -68,7 +85,11 @@ func (c *testCluster) add(name string) *Server {
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
-	srv, err := startNode(c.t.Context(), cfg)
+	var opts []grpc.ServerOption
+	if c.intercept != nil {
+		opts = append(opts, grpc.UnaryInterceptor(c.intercept))
+	}
+	srv, err := startNode(c.t.Context(), cfg, opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

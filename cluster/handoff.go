@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -123,8 +124,10 @@ func (h *handoff) movedTo(tenant string) (string, bool) {
 }
 
 // push hands every tenant that the current ring gives to another node to
-// its owner, and waits for the pushes to finish.
-func (h *handoff) push(ctx context.Context) {
+// its owner, and waits for the owners' acknowledgements until ctx's
+// deadline (a window's time if it has none). It returns how many tenants
+// it could not hand off.
+func (h *handoff) push(ctx context.Context) int {
 	h.pushMu.Lock()
 	defer h.pushMu.Unlock()
 	ring := h.n.currentRing() // the newest, whichever change started this push
@@ -146,7 +149,6 @@ func (h *handoff) push(ctx context.Context) {
 		}
 		cancel()
 	}
-	byOwner := map[string]*peerv1.HandoffRequest{}
 	now := time.Now()
 	h.mu.Lock()
 	for _, t := range leaving {
@@ -160,42 +162,135 @@ func (h *handoff) push(ctx context.Context) {
 		}
 		h.outgoing[t] = states
 		h.setMoved(t, owner, now)
-		req := byOwner[owner]
-		if req == nil {
-			req = &peerv1.HandoffRequest{From: h.n.name}
-			byOwner[owner] = req
-		}
-		req.Tenants = append(req.Tenants, tenantStateToProto(t, states))
 	}
 	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for owner, req := range byOwner {
-		wg.Go(func() { h.send(ctx, owner, req) })
-	}
-	wg.Wait()
+	return h.deliver(ctx, deadlineOr(ctx, h.window))
 }
 
-func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffRequest) {
+// Hand-off messages are cut into chunks of about maxChunkBytes, well below
+// what a peer accepts in one message (4 MiB), so any number of tenants
+// can move to one owner.
+const maxChunkBytes = 1 << 20
+
+// handoffChunk is one message to one owner; a reply acknowledges it whole.
+type handoffChunk struct {
+	owner string
+	req   *peerv1.HandoffRequest
+	size  int
+}
+
+// deliver sends everything sealed here and not yet acknowledged to the
+// tenants' owners by the current ring, chunk by chunk, and tries again,
+// backing off, what failed, until all is acknowledged, until is past or
+// ctx ends. It returns how many tenants are left unacknowledged; those
+// stay in outgoing, for their owner to pull or for prune to send again.
+func (h *handoff) deliver(ctx context.Context, until time.Time) int {
+	backoff := 50 * time.Millisecond
+	for {
+		chunks := h.chunks()
+		if len(chunks) == 0 {
+			return 0
+		}
+		byOwner := map[string][]handoffChunk{}
+		for _, c := range chunks {
+			byOwner[c.owner] = append(byOwner[c.owner], c)
+		}
+		// Owners in parallel, one chunk at a time to each.
+		var wg sync.WaitGroup
+		for _, cs := range byOwner {
+			wg.Go(func() {
+				for _, c := range cs {
+					if !h.send(ctx, c) {
+						return // the owner is failing: the rest waits for the next round
+					}
+				}
+			})
+		}
+		wg.Wait()
+		left := h.pending()
+		if left == 0 || ctx.Err() != nil || time.Now().Add(backoff).After(until) {
+			return left
+		}
+		select {
+		case <-ctx.Done():
+			return h.pending()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// pending counts tenants sealed here whose hand-off is not acknowledged.
+func (h *handoff) pending() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.outgoing)
+}
+
+// chunks cuts what is waiting in outgoing into messages, by each tenant's
+// owner in the current ring (which may differ from the one it was sealed
+// for, if that node has gone since). A tenant the ring gives back to this
+// node is taken back here instead.
+func (h *handoff) chunks() []handoffChunk {
+	ring := h.n.currentRing()
+	var mine []string
+	var out []handoffChunk
+	open := map[string]int{} // owner → index in out of the chunk being filled
+	now := time.Now()
+	h.mu.Lock()
+	for t, states := range h.outgoing {
+		owner := ring.Owner(t)
+		switch owner {
+		case "":
+			continue // nobody to hand to (the last node is leaving)
+		case h.n.name:
+			mine = append(mine, t)
+			continue
+		}
+		if h.moved[t].owner != owner {
+			h.setMoved(t, owner, now)
+		}
+		ts := tenantStateToProto(t, states)
+		size := proto.Size(ts) + 8 // and the field's tag and length
+		i, ok := open[owner]
+		if !ok || out[i].size+size > maxChunkBytes {
+			out = append(out, handoffChunk{owner: owner, req: &peerv1.HandoffRequest{From: h.n.name}})
+			i = len(out) - 1
+			open[owner] = i
+		}
+		out[i].req.Tenants = append(out[i].req.Tenants, ts)
+		out[i].size += size
+	}
+	h.mu.Unlock()
+	for _, t := range mine {
+		h.reclaim(t)
+	}
+	return out
+}
+
+// send sends one chunk and, once the owner acknowledges it, forgets the
+// tenants it carried. It reports whether the owner acknowledged it.
+func (h *handoff) send(ctx context.Context, c handoffChunk) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	client, err := h.n.peers.Client(owner)
+	client, err := h.n.peers.Client(c.owner)
 	if err == nil {
-		_, err = client.Handoff(ctx, req)
-		h.n.peers.Report(owner, err)
+		_, err = client.Handoff(ctx, c.req)
+		h.n.peers.Report(c.owner, err)
 	}
 	if err != nil {
-		// The state stays in outgoing, for the new owner to pull, or to
-		// come back here if it never does (see prune).
-		h.log.Warn("handing off failed", "to", owner, "tenants", len(req.Tenants), "err", err)
-		return
+		h.n.metrics.handoffFailed.Inc()
+		h.log.Warn("handing off failed", "to", c.owner, "tenants", len(c.req.Tenants), "err", err)
+		return false
 	}
-	h.n.metrics.observeHandoff("sent", len(req.Tenants), proto.Size(req))
+	h.n.metrics.observeHandoff("sent", len(c.req.Tenants), c.size)
 	h.mu.Lock()
-	for _, t := range req.Tenants {
+	for _, t := range c.req.Tenants {
 		delete(h.outgoing, t.GetTenant())
 	}
 	h.mu.Unlock()
-	h.log.Info("handed off", "to", owner, "tenants", len(req.Tenants))
+	h.log.Info("handed off", "to", c.owner, "tenants", len(c.req.Tenants))
+	return true
 }
 
 // receive merges pushed state. It merges even when this node's ring does
@@ -203,6 +298,11 @@ func (h *handoff) send(ctx context.Context, owner string, req *peerv1.HandoffReq
 // sender's, and passing the state straight back would bounce it. State
 // that really belongs elsewhere moves with the next ring change.
 func (h *handoff) receive(req *peerv1.HandoffRequest) error {
+	if h.n.leaving.Load() {
+		// Its own hand-off may have run already: taking state now would
+		// strand it here. The sender keeps it and tries the next owner.
+		return fmt.Errorf("%w: %s is leaving", quota.ErrNotReady, h.n.name)
+	}
 	now := time.Now()
 	for _, ts := range req.GetTenants() {
 		states, err := tenantStateFromProto(ts)
@@ -282,6 +382,29 @@ func (h *handoff) reclaim(tenant string) bool {
 	return true
 }
 
+// waitPulls waits until the pulls in flight have landed (a pull takes at
+// most pullTimeout), so that a leaving node's hand-off finds the state
+// they bring. No pull starts once the node is leaving (see settle).
+func (h *handoff) waitPulls(ctx context.Context) {
+	for {
+		h.mu.Lock()
+		var call *pullCall
+		for _, c := range h.pulls {
+			call = c
+			break
+		}
+		h.mu.Unlock()
+		if call == nil {
+			return
+		}
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // pullSource says where tenant's state may still be, if anywhere.
 func (h *handoff) pullSource(tenant, pullFrom string) string {
 	if pullFrom != "" {
@@ -316,6 +439,12 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 		h.mu.Unlock()
 		return nil
 	}
+	if h.n.leaving.Load() {
+		// Never decided here (see route); and state pulled in now could
+		// miss this node's own hand-off.
+		h.mu.Unlock()
+		return fmt.Errorf("%w: %s is leaving", quota.ErrNotReady, h.n.name)
+	}
 	if call := h.pulls[tenant]; call != nil {
 		h.mu.Unlock()
 		select {
@@ -340,8 +469,12 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 	return ctx.Err()
 }
 
+// pullTimeout bounds one pull: a check waits this long at most for state
+// that may be in flight.
+const pullTimeout = 500 * time.Millisecond
+
 func (h *handoff) pull(ctx context.Context, tenant, from string) {
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	client, err := h.n.peers.Client(from)
 	var resp *peerv1.PullResponse
@@ -389,7 +522,7 @@ func (h *handoff) prune() {
 	}
 	h.anyLeavers.Store(len(h.leavers) > 0)
 	h.mu.Unlock()
-	resend := map[string]*peerv1.HandoffRequest{}
+	resend := false
 	for _, t := range expired {
 		// A tombstone renewed meanwhile (a new push or pull) stays.
 		h.mu.Lock()
@@ -399,18 +532,14 @@ func (h *handoff) prune() {
 			continue
 		}
 		h.mu.Lock()
-		states, owner := h.outgoing[t], h.moved[t].owner
-		if len(states) > 0 {
-			h.setMoved(t, owner, time.Now())
-			if resend[owner] == nil {
-				resend[owner] = &peerv1.HandoffRequest{From: h.n.name}
-			}
-			resend[owner].Tenants = append(resend[owner].Tenants, tenantStateToProto(t, states))
+		if len(h.outgoing[t]) > 0 {
+			h.setMoved(t, ts.owner, time.Now())
+			resend = true
 		}
 		h.mu.Unlock()
 	}
-	for owner, req := range resend {
-		h.send(h.n.ctx, owner, req)
+	if resend {
+		h.deliver(h.n.ctx, time.Now().Add(h.window))
 	}
 	h.mu.Lock()
 	h.anyMoved.Store(len(h.moved) > 0)

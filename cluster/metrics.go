@@ -29,6 +29,7 @@ type metrics struct {
 	degraded       *prometheus.CounterVec // by policy
 	handoffBuckets *prometheus.CounterVec // by direction: sent, received
 	handoffBytes   *prometheus.CounterVec
+	handoffFailed  prometheus.Counter
 	settled        *prometheus.CounterVec // by where: owner, sent, passed_on, unreachable
 }
 
@@ -77,13 +78,17 @@ func newMetrics(store *limiter.Store) *metrics {
 			Name: "tollgate_handoff_bytes_total",
 			Help: "Encoded size of the tenant states handed over, by direction.",
 		}, []string{"direction"}),
+		handoffFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_handoff_failures_total",
+			Help: "Hand-off messages an owner did not acknowledge (each is sent again, backing off, until the shutdown timeout or the hand-off window ends).",
+		}),
 		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_settlements_total",
 			Help: "Gateway reservations settled, by where: owner (applied here as the owner), sent (to the owner), passed_on (to the node the tenant was handed to), unreachable (the owner never answered; usage recorded here).",
 		}, []string{"where"}),
 	}
 	reg.MustRegister(
-		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes, m.settled,
+		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes, m.handoffFailed, m.settled,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_store_entries",
 			Help: "Limit entries (tenant × limit) held in this node's store.",
@@ -108,6 +113,15 @@ func (m *metrics) registerSettles(pending func() int) {
 		Name: "tollgate_settlements_pending",
 		Help: "Gateway settlements queued on this node or on their way to the owner.",
 	}, func() float64 { return float64(pending()) }), m.reservationsRefused)
+}
+
+// registerHandoff exports the tenants sealed here whose hand-off no owner
+// has acknowledged yet.
+func (m *metrics) registerHandoff(pending func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_handoff_pending_tenants",
+		Help: "Tenants handed off by this node that their new owner has not acknowledged yet.",
+	}, func() float64 { return float64(pending()) }))
 }
 
 // registerMembers exports the member count by state, read when scraped.

@@ -142,6 +142,7 @@ func NewNode(cfg Config) *Node {
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
 	n.metrics.registerSettles(n.settles.pending)
+	n.metrics.registerHandoff(n.handoff.pending)
 	n.setRing(ring.New([]string{n.name}, nil))
 	return n
 }
@@ -258,7 +259,7 @@ func (n *Node) housekeep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.pushes:
-			n.handoff.push(ctx)
+			_ = n.handoff.push(ctx) // what is left, prune sends again
 			continue
 		case <-t.C:
 		}
@@ -355,7 +356,10 @@ func (n *Node) Leave(ctx context.Context) {
 	n.leaving.Store(true)
 	n.setRing(n.currentRing().Without(n.name))
 	n.ringMu.Unlock()
-	n.handoff.push(ctx)
+	n.handoff.waitPulls(ctx)
+	if left := n.handoff.push(ctx); left > 0 {
+		n.log.Warn("could not hand off every tenant before the shutdown timeout; their owners start them afresh", "tenants", left)
+	}
 	// Usage admitted while the hand-off ran, then Raft leadership, then
 	// this node's place in Raft, which the leader gives up.
 	if err := n.FlushUsage(ctx); err != nil {

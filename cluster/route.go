@@ -83,18 +83,28 @@ func (n *Node) CheckBatch(ctx context.Context, reqs []quota.CheckRequest) ([]*qu
 func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, from, pullFrom string) (*quota.CheckResponse, error) {
 	ring := n.currentRing()
 	owner := ring.Owner(req.Tenant)
+	// A leaving node decides nothing: what it held is on its way to the
+	// owners, and state it took in now could miss its hand-off. It passes
+	// checks on, one hop more than others may if need be.
+	leaving := n.leaving.Load()
 	switch {
 	case owner == "":
 		// Joining and not yet in touch with the owners, or the last
 		// node leaving: deciding here would start tenants afresh.
 		return nil, quota.ErrNotReady
-	case owner == pullFrom:
+	case leaving && owner == from:
+		// The sender owns it and its ring is behind: it decides, and
+		// pulls from here what is still here.
+		return nil, errHandedToYou
+	case leaving && hops > maxHops:
+		return nil, fmt.Errorf("%w: %s is leaving and %s's owner is %d hops away", quota.ErrOwnerUnavailable, n.name, req.Tenant, hops)
+	case owner == pullFrom && !leaving:
 		// The node our ring names is handing the tenant to us: our ring
 		// is behind, and sending the check back would bounce. (A node
 		// that hands a tenant on, or is leaving, always says so.)
 		owner = n.name
 	}
-	if owner == n.name || hops >= maxHops {
+	if !leaving && (owner == n.name || hops >= maxHops) {
 		resp, to, err := n.decideHere(ctx, req, pullFrom)
 		switch {
 		case to == "" || err != nil:
@@ -108,13 +118,15 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 		owner = to
 	}
 	handing := ""
-	if _, ok := n.handoff.movedTo(req.Tenant); ok || n.leaving.Load() {
+	if _, ok := n.handoff.movedTo(req.Tenant); ok || leaving {
 		handing = n.name // the owner should take the state from here first
 	}
 	resp, err := n.fwd.Forward(ctx, owner, req, hops+1, handing)
 	switch {
 	case err == nil:
 		return resp, nil
+	case isHandedToYou(err) && leaving:
+		return nil, fmt.Errorf("%w: %s is leaving and %s says it handed %s here", quota.ErrOwnerUnavailable, n.name, owner, req.Tenant)
 	case isHandedToYou(err):
 		resp, to, err := n.decideHere(ctx, req, owner)
 		if to != "" {

@@ -20,8 +20,8 @@ type Server struct {
 	served chan struct{}
 }
 
-// startNode starts a node with cfg and its peer server.
-func startNode(ctx context.Context, cfg Config) (*Server, error) {
+// startNode starts a node with cfg and its peer server (with opts).
+func startNode(ctx context.Context, cfg Config, opts ...grpc.ServerOption) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -34,9 +34,8 @@ func startNode(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	var opts []grpc.ServerOption
 	if cfg.TLS != nil {
-		opts = cfg.TLS.ServerOptions()
+		opts = append(opts, cfg.TLS.ServerOptions()...)
 	}
 	s := &Server{Node: n, grpc: grpc.NewServer(opts...), cancel: cancel, served: make(chan struct{})}
 	peerv1.RegisterPeerServer(s.grpc, n.PeerService())

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc"
@@ -122,6 +123,9 @@ func (s *server) Settle(ctx context.Context, in *peerv1.SettleRequest) (*peerv1.
 // Handoff takes tenant state another node hands to this one.
 func (s *server) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*peerv1.HandoffResponse, error) {
 	if err := s.local.Receive(in); err != nil {
+		if errors.Is(err, quota.ErrNotReady) {
+			return nil, quotapb.Status(err) // leaving: the sender tries the next owner
+		}
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return &peerv1.HandoffResponse{}, nil

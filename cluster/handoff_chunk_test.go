@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate/tollgate/cluster/clustertest"
+	"github.com/tollgate/tollgate/limiter"
+	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+)
+
+// fillOwned spends hits of lim for count tenants that node owns, straight
+// in its store (as if checks had), and returns their names.
+func fillOwned(t *testing.T, n *Node, prefix string, count int, lim limiter.Limit, hits int64) []string {
+	t.Helper()
+	ring := n.currentRing()
+	tenants := make([]string, 0, count)
+	for i := 0; len(tenants) < count; i++ {
+		tenant := fmt.Sprintf("%s-%d", prefix, i)
+		if ring.Owner(tenant) != n.name {
+			continue
+		}
+		if _, err := n.store.Check(tenant, lim, hits); err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tenant)
+	}
+	return tenants
+}
+
+// spentOn counts the tenants whose hits of lim are all spent on n.
+func spentOn(t *testing.T, n *Node, tenants []string, lim limiter.Limit) int {
+	t.Helper()
+	spent := 0
+	for _, tenant := range tenants {
+		r, err := n.store.Check(tenant, lim, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Allowed {
+			spent++
+		}
+	}
+	return spent
+}
+
+// 100,000 tenants moving to one owner make a hand-off of many megabytes,
+// more than one gRPC message may carry: it goes in acknowledged chunks,
+// and every counter arrives.
+func TestHandoffOfManyTenantsArrivesWhole(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 2)
+	stay, leave := c.server("node-1").Node, c.server("node-2").Node
+	lim := dayLimit("", 10).Limits[0]
+	const count = 100_000
+	tenants := fillOwned(t, leave, "many", count, lim, lim.Limit)
+
+	start := time.Now()
+	c.leave("node-2")
+	took := time.Since(start)
+	if got := spentOn(t, stay, tenants, lim); got != count {
+		t.Fatalf("%d of %d tenants arrived with their counters spent", got, count)
+	}
+	sent := leave.forwardingStats().HandoffSent
+	if sent != count {
+		t.Fatalf("node-2 counted %v tenants sent, want %d", sent, count)
+	}
+	t.Logf("%d tenants handed off in %s (leave, hand-off and all)", count, took.Round(time.Millisecond))
+}
+
+// An owner that fails the first hand-off messages gets them again: the
+// leaving node backs off and retries until they are acknowledged.
+func TestHandoffIsRetriedUntilAcknowledged(t *testing.T) {
+	t.Parallel()
+	var refused atomic.Int32
+	c := emptyTestCluster(t, nil)
+	c.intercept = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(*peerv1.HandoffRequest); ok && refused.Add(1) <= 3 {
+			return nil, status.Error(codes.Unavailable, "not now")
+		}
+		return handler(ctx, req)
+	}
+	c.start(2)
+	stay, leave := c.server("node-1").Node, c.server("node-2").Node
+	lim := dayLimit("", 10).Limits[0]
+	tenants := fillOwned(t, leave, "retried", 50, lim, lim.Limit)
+
+	c.leave("node-2")
+	if got := spentOn(t, stay, tenants, lim); got != len(tenants) {
+		t.Fatalf("%d of %d tenants arrived with their counters spent", got, len(tenants))
+	}
+	if n := refused.Load(); n < 4 {
+		t.Fatalf("the owner saw %d hand-off calls, want the 3 refused and one more", n)
+	}
+	if failed := counterValue(leave.metrics.handoffFailed); failed != 3 {
+		t.Fatalf("tollgate_handoff_failures_total = %v, want 3", failed)
+	}
+	clustertest.Eventually(t, time.Second, "nothing left to hand off", func() bool { return leave.handoff.pending() == 0 })
+}
