@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/limiter"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // fillOwned spends hits of lim for count tenants that node owns, straight
@@ -103,4 +105,25 @@ func TestHandoffIsRetriedUntilAcknowledged(t *testing.T) {
 		t.Fatalf("tollgate_handoff_failures_total = %v, want 3", failed)
 	}
 	clustertest.Eventually(t, time.Second, "nothing left to hand off", func() bool { return leave.handoff.pending() == 0 })
+}
+
+// A leaving node takes in no state: not pushed (the sender keeps it and
+// tries the next owner), not pulled (its own hand-off may have run).
+func TestLeavingNodeTakesInNoState(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-1", "stranded")
+	b.leaving.Store(true)
+	push := &peerv1.HandoffRequest{From: "node-1", Tenants: []*peerv1.TenantState{tenantStateToProto(tenant, nil)}}
+	if err := b.handoff.receive(push); !errors.Is(err, quota.ErrNotReady) {
+		t.Fatalf("a push to a leaving node: %v, want quota.ErrNotReady", err)
+	}
+	if err := b.handoff.settle(t.Context(), tenant, "node-1"); !errors.Is(err, quota.ErrNotReady) {
+		t.Fatalf("a pull by a leaving node: %v, want quota.ErrNotReady", err)
+	}
+	// And a check forwarded to it by the owner is handed back to the owner.
+	if _, err := b.route(t.Context(), ptr(dayLimit(tenant, 10)), 1, "node-1", ""); !isHandedToYou(err) {
+		t.Fatalf("a check from the owner to a leaving node: %v, want it handed back", err)
+	}
 }

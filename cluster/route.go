@@ -97,7 +97,7 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 		// pulls from here what is still here.
 		return nil, errHandedToYou
 	case leaving && hops > maxHops:
-		return nil, fmt.Errorf("%w: %s is leaving and %s's owner is %d hops away", quota.ErrOwnerUnavailable, n.name, req.Tenant, hops)
+		return nil, fmt.Errorf("%w: %s is leaving and the check for %s has been passed on %d times already", quota.ErrOwnerUnavailable, n.name, req.Tenant, hops)
 	case owner == pullFrom && !leaving:
 		// The node our ring names is handing the tenant to us: our ring
 		// is behind, and sending the check back would bounce. (A node
