@@ -296,7 +296,7 @@ func usageToJSON(u *configv1.Usage) admin.Usage {
 }
 
 func usageReportToJSON(r *configv1.UsageReport) admin.UsageReport {
-	out := admin.UsageReport{Tenant: r.GetTenant(), Month: r.GetMonth(), Total: usageToJSON(r.GetTotal())}
+	out := admin.UsageReport{Tenant: r.GetTenant(), Month: r.GetMonth(), Total: usageToJSON(r.GetTotal()), Checks: usageToJSON(r.GetChecks())}
 	for _, m := range r.GetModels() {
 		out.Models = append(out.Models, admin.ModelUsage{Model: m.GetModel(), Usage: usageToJSON(m.GetUsage())})
 	}

@@ -189,11 +189,17 @@ func (a *Admin) Usage(tenant, month string) (*configv1.UsageReport, error) {
 	if _, ok := n.Config().Tenant(tenant); !ok && total.GetRequests() == 0 {
 		return nil, notFound("tenant", tenant)
 	}
-	out := &configv1.UsageReport{Tenant: tenant, Month: month, Total: total, Days: n.fsm.DayUsage(tenant, month)}
-	byModel := map[string]*configv1.Usage{}
-	for _, d := range out.Days {
+	out := &configv1.UsageReport{Tenant: tenant, Month: month, Total: total}
+	// Plan checks of the check API name no model: "" holds them apart.
+	byModel := map[string]*configv1.Usage{"": {}}
+	for _, d := range n.fsm.DayUsage(tenant, month) {
 		config.AddUsage(byModel, d.GetModel(), d.GetUsage())
+		if d.GetModel() != "" {
+			out.Days = append(out.Days, d)
+		}
 	}
+	out.Checks = byModel[""]
+	delete(byModel, "")
 	for _, m := range slices.Sorted(maps.Keys(byModel)) {
 		out.Models = append(out.Models, &configv1.ModelUsage{Model: m, Usage: byModel[m]})
 	}

@@ -90,9 +90,15 @@ func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error
 	}
 	st := &resp.Limits[month]
 	st.Limit = budget
+	untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
 	if exhausted {
-		untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
-		resp.Allowed, st.Allowed, st.Remaining, st.RetryAfter, st.ResetAfter = false, false, 0, untilNext, untilNext
+		resp.Allowed, st.Allowed, st.Remaining, st.ResetAfter = false, false, 0, untilNext
+	}
+	if !st.Allowed {
+		// Whatever is left of the budget, nothing more is admitted before
+		// it renews at the start of the next UTC month: a request larger
+		// than what is left would be refused again every second.
+		st.RetryAfter = untilNext
 	}
 	if resp.Allowed && !req.Reserve { // a reservation is recorded when it is settled
 		n.recordUsage(req, now, st.Window, req.Tokens)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/proxy/mockupstream"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -300,10 +302,40 @@ func TestDenialsAre429WithTheLimitAndRetryAfter(t *testing.T) {
 			if resp.Header.Get("Retry-After") != want || resp.Header.Get("RateLimit") == "" {
 				t.Fatalf("Retry-After %q (want %s), RateLimit %q", resp.Header.Get("Retry-After"), want, resp.Header.Get("RateLimit"))
 			}
+			if budget := tc.deny == quota.LimitTokensPerMonth; (resp.Header.Get("x-should-retry") == "false") != budget {
+				t.Fatalf("x-should-retry %q on a %s denial", resp.Header.Get("x-should-retry"), tc.deny)
+			}
 			if len(r.reserver.settlements()) != 0 {
 				t.Fatal("a denied request was settled")
 			}
 		})
+	}
+}
+
+func TestABudgetRefusalRetriesWhenTheNextUTCMonthBegins(t *testing.T) {
+	t.Parallel()
+	// A budget too small for the request has no retry time of its own.
+	r := &Reservation{Limits: []quota.LimitStatus{{Name: quota.LimitTokensPerMonth, Result: limiter.Result{Limit: 100}}}}
+	h := http.Header{}
+	before := time.Now()
+	e := denial(h, r)
+	after := time.Now()
+	retry, err := strconv.ParseInt(h.Get("Retry-After"), 10, 64)
+	if err != nil {
+		t.Fatalf("Retry-After %q", h.Get("Retry-After"))
+	}
+	renews := nextMonth(after)
+	if low, high := int64(renews.Sub(after).Seconds()), int64(renews.Sub(before).Seconds())+1; retry < low || retry > high {
+		t.Fatalf("Retry-After %d, want the %d–%d seconds to %s", retry, low, high, renews)
+	}
+	if !strings.Contains(e.Message, renews.Format("2006-01-02 00:00 UTC")) || h.Get("x-should-retry") != "false" || e.status != http.StatusTooManyRequests {
+		t.Fatalf("%d %q, x-should-retry %q", e.status, e.Message, h.Get("x-should-retry"))
+	}
+	if got := nextMonth(time.Date(2026, 12, 31, 23, 59, 0, 0, time.FixedZone("", -5*3600))); !got.Equal(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("next month after 31 December 23:59 UTC-5 (1 January UTC): %s", got)
+	}
+	if got := longWait(24*24*time.Hour + 3*time.Hour + 10*time.Minute); got != "24d3h" {
+		t.Fatalf("longWait: %q", got)
 	}
 }
 

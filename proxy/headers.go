@@ -63,6 +63,22 @@ func resetString(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
+// nextMonth is when the UTC month after t's begins.
+func nextMonth(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// longWait writes a wait of days as days and hours ("24d3h"), shorter ones
+// as resetString does.
+func longWait(d time.Duration) string {
+	if d < 24*time.Hour {
+		return resetString(d)
+	}
+	hours := int64(d.Round(time.Hour) / time.Hour)
+	return fmt.Sprintf("%dd%dh", hours/24, hours%24)
+}
+
 // denial turns a denied reservation into the 429 to send, naming the
 // limit that denied and when to retry, with Retry-After set on h.
 func denial(h http.Header, r *Reservation) *apiError {
@@ -77,7 +93,10 @@ func denial(h http.Header, r *Reservation) *apiError {
 			continue
 		}
 		retry := st.RetryAfter
-		if name == quota.LimitConcurrentRequests || retry <= 0 {
+		switch {
+		case name == quota.LimitTokensPerMonth && retry <= 0:
+			retry = time.Until(nextMonth(time.Now()))
+		case name == quota.LimitConcurrentRequests || retry <= 0:
 			// A lease ends when a request does, which is not known ahead.
 			retry = time.Second
 		}
@@ -85,8 +104,13 @@ func denial(h http.Header, r *Reservation) *apiError {
 		wait := resetString(retry)
 		switch name {
 		case quota.LimitTokensPerMonth:
+			// Nothing helps before the budget renews: SDKs that honour
+			// x-should-retry give up rather than retry for a month.
+			h.Set("x-should-retry", "false")
+			renews := time.Now().Add(retry).UTC().Round(time.Minute)
 			return newError(http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota",
-				fmt.Sprintf("You exceeded your monthly token budget of %d tokens; it renews in %s.", st.Limit, wait))
+				fmt.Sprintf("You exceeded your monthly token budget of %d tokens; it renews at the start of the next UTC month, %s (in %s).",
+					st.Limit, renews.Format("2006-01-02 15:04 UTC"), longWait(retry)))
 		case quota.LimitRequestsPerMinute:
 			return newError(http.StatusTooManyRequests, "requests", "rate_limit_exceeded",
 				fmt.Sprintf("Rate limit reached on requests per minute: limit %d. Please try again in %s.", st.Limit, wait))

@@ -88,13 +88,15 @@ type Usage struct {
 }
 
 // UsageReport is a tenant's usage in a month (YYYY-MM): the total, by
-// model, and by day and model.
+// model, and by day and model. Checks is what plan checks of the check
+// API admitted, which name no model; Total is the models' sum plus Checks.
 type UsageReport struct {
 	Tenant string       `json:"tenant"`
 	Month  string       `json:"month"`
 	Total  Usage        `json:"total"`
 	Models []ModelUsage `json:"models"`
 	Days   []DayUsage   `json:"days"`
+	Checks Usage        `json:"checks"`
 }
 
 // ModelUsage is one model's line of a report; its usage's fields are

@@ -397,13 +397,14 @@ func TestAdminUsageShowsTotalModelsAndDays(t *testing.T) {
 	usage := `{"tenant":"acme","month":"2025-01",
 		"total":{"requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5},
 		"models":[{"model":"gpt-4o","requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5}],
-		"days":[{"day":"2025-01-07","model":"gpt-4o","requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5}]}`
+		"days":[{"day":"2025-01-07","model":"gpt-4o","requests":3,"tokens":300,"prompt_tokens":200,"completion_tokens":100,"cost_micros":1500000,"cost_usd":1.5}],
+		"checks":{"requests":7,"tokens":70,"prompt_tokens":0,"completion_tokens":0,"cost_micros":0,"cost_usd":0}}`
 	f := newFakeAdmin(t, map[string]fakeAnswer{"GET /admin/v1/tenants/acme/usage?month=2025-01": {200, usage}})
 	out, _, err := runAdminCLI(t, f, nil, "usage", "acme", "--month", "2025-01")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"TENANT", "acme", "1.500000", "MODEL", "gpt-4o", "DAY", "2025-01-07"} {
+	for _, want := range []string{"TENANT", "acme", "1.500000", "MODEL", "gpt-4o", "DAY", "2025-01-07", "(check API)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}

@@ -56,6 +56,9 @@ func usageReport(fs *flag.FlagSet) runFunc {
 			for _, m := range u.Models {
 				t.row(usageCells(m.Usage, m.Model)...)
 			}
+			if u.Checks.Requests > 0 {
+				t.row(usageCells(u.Checks, "(check API)")...)
+			}
 			if len(u.Days) > 0 {
 				t.row()
 				t.row(append([]any{"DAY", "MODEL"}, usageColumns...)...)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,6 +274,14 @@ func (r *gatewayRig) monthlyBudget(t *testing.T) {
 		}
 		if i < 5 {
 			t.Fatalf("denied after %d requests of about 15 tokens against a budget of 100", i)
+		}
+		// The budget renews when the next UTC month begins; until then a
+		// retry cannot help.
+		now := time.Now().UTC()
+		untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now).Seconds()
+		retry, err := strconv.ParseFloat(resp.Header.Get("Retry-After"), 64)
+		if err != nil || retry < untilNext-5 || retry > untilNext+5 || resp.Header.Get("x-should-retry") != "false" {
+			t.Fatalf("budget refusal: Retry-After %q (want about %.0f), x-should-retry %q", resp.Header.Get("Retry-After"), untilNext, resp.Header.Get("x-should-retry"))
 		}
 		return
 	}

@@ -760,12 +760,16 @@ func (x *ModelUsage) GetUsage() *Usage {
 }
 
 type UsageReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Month         string                 `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
-	Total         *Usage                 `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
-	Models        []*ModelUsage          `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
-	Days          []*DayUsage            `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Month  string                 `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	Total  *Usage                 `protobuf:"bytes,3,opt,name=total,proto3" json:"total,omitempty"`
+	Models []*ModelUsage          `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
+	Days   []*DayUsage            `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
+	// checks is the usage admitted by plan checks of the check API, which
+	// name no model: part of total, in no model's or day's line, so that a
+	// model's tokens are its prompt plus completion tokens.
+	Checks        *Usage `protobuf:"bytes,6,opt,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -835,6 +839,13 @@ func (x *UsageReport) GetDays() []*DayUsage {
 	return nil
 }
 
+func (x *UsageReport) GetChecks() *Usage {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
 var File_tollgate_config_v1_admin_proto protoreflect.FileDescriptor
 
 const file_tollgate_config_v1_admin_proto_rawDesc = "" +
@@ -882,13 +893,14 @@ const file_tollgate_config_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ModelUsage\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12/\n" +
-	"\x05usage\x18\x02 \x01(\v2\x19.tollgate.config.v1.UsageR\x05usage\"\xd6\x01\n" +
+	"\x05usage\x18\x02 \x01(\v2\x19.tollgate.config.v1.UsageR\x05usage\"\x89\x02\n" +
 	"\vUsageReport\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12/\n" +
 	"\x05total\x18\x03 \x01(\v2\x19.tollgate.config.v1.UsageR\x05total\x126\n" +
 	"\x06models\x18\x04 \x03(\v2\x1e.tollgate.config.v1.ModelUsageR\x06models\x120\n" +
-	"\x04days\x18\x05 \x03(\v2\x1c.tollgate.config.v1.DayUsageR\x04days2\xdf\t\n" +
+	"\x04days\x18\x05 \x03(\v2\x1c.tollgate.config.v1.DayUsageR\x04days\x121\n" +
+	"\x06checks\x18\x06 \x01(\v2\x19.tollgate.config.v1.UsageR\x06checks2\xdf\t\n" +
 	"\x05Admin\x12G\n" +
 	"\aPutPlan\x12\".tollgate.config.v1.PutPlanRequest\x1a\x18.tollgate.config.v1.Plan\x12C\n" +
 	"\aGetPlan\x12\x1e.tollgate.config.v1.GetRequest\x1a\x18.tollgate.config.v1.Plan\x12J\n" +
@@ -958,43 +970,44 @@ var file_tollgate_config_v1_admin_proto_depIdxs = []int32{
 	20, // 9: tollgate.config.v1.UsageReport.total:type_name -> tollgate.config.v1.Usage
 	14, // 10: tollgate.config.v1.UsageReport.models:type_name -> tollgate.config.v1.ModelUsage
 	21, // 11: tollgate.config.v1.UsageReport.days:type_name -> tollgate.config.v1.DayUsage
-	3,  // 12: tollgate.config.v1.Admin.PutPlan:input_type -> tollgate.config.v1.PutPlanRequest
-	0,  // 13: tollgate.config.v1.Admin.GetPlan:input_type -> tollgate.config.v1.GetRequest
-	1,  // 14: tollgate.config.v1.Admin.ListPlans:input_type -> tollgate.config.v1.ListRequest
-	0,  // 15: tollgate.config.v1.Admin.DeletePlan:input_type -> tollgate.config.v1.GetRequest
-	4,  // 16: tollgate.config.v1.Admin.PutTenant:input_type -> tollgate.config.v1.PutTenantRequest
-	0,  // 17: tollgate.config.v1.Admin.GetTenant:input_type -> tollgate.config.v1.GetRequest
-	1,  // 18: tollgate.config.v1.Admin.ListTenants:input_type -> tollgate.config.v1.ListRequest
-	0,  // 19: tollgate.config.v1.Admin.DeleteTenant:input_type -> tollgate.config.v1.GetRequest
-	9,  // 20: tollgate.config.v1.Admin.CreateKey:input_type -> tollgate.config.v1.CreateKeyRequest
-	11, // 21: tollgate.config.v1.Admin.ListKeys:input_type -> tollgate.config.v1.ListKeysRequest
-	0,  // 22: tollgate.config.v1.Admin.RevokeKey:input_type -> tollgate.config.v1.GetRequest
-	5,  // 23: tollgate.config.v1.Admin.PutProvider:input_type -> tollgate.config.v1.PutProviderRequest
-	0,  // 24: tollgate.config.v1.Admin.GetProvider:input_type -> tollgate.config.v1.GetRequest
-	1,  // 25: tollgate.config.v1.Admin.ListProviders:input_type -> tollgate.config.v1.ListRequest
-	0,  // 26: tollgate.config.v1.Admin.DeleteProvider:input_type -> tollgate.config.v1.GetRequest
-	13, // 27: tollgate.config.v1.Admin.GetUsage:input_type -> tollgate.config.v1.UsageRequest
-	16, // 28: tollgate.config.v1.Admin.PutPlan:output_type -> tollgate.config.v1.Plan
-	16, // 29: tollgate.config.v1.Admin.GetPlan:output_type -> tollgate.config.v1.Plan
-	6,  // 30: tollgate.config.v1.Admin.ListPlans:output_type -> tollgate.config.v1.PlanList
-	2,  // 31: tollgate.config.v1.Admin.DeletePlan:output_type -> tollgate.config.v1.Deleted
-	17, // 32: tollgate.config.v1.Admin.PutTenant:output_type -> tollgate.config.v1.Tenant
-	17, // 33: tollgate.config.v1.Admin.GetTenant:output_type -> tollgate.config.v1.Tenant
-	7,  // 34: tollgate.config.v1.Admin.ListTenants:output_type -> tollgate.config.v1.TenantList
-	2,  // 35: tollgate.config.v1.Admin.DeleteTenant:output_type -> tollgate.config.v1.Deleted
-	10, // 36: tollgate.config.v1.Admin.CreateKey:output_type -> tollgate.config.v1.CreatedKey
-	12, // 37: tollgate.config.v1.Admin.ListKeys:output_type -> tollgate.config.v1.KeyList
-	19, // 38: tollgate.config.v1.Admin.RevokeKey:output_type -> tollgate.config.v1.APIKey
-	18, // 39: tollgate.config.v1.Admin.PutProvider:output_type -> tollgate.config.v1.Provider
-	18, // 40: tollgate.config.v1.Admin.GetProvider:output_type -> tollgate.config.v1.Provider
-	8,  // 41: tollgate.config.v1.Admin.ListProviders:output_type -> tollgate.config.v1.ProviderList
-	2,  // 42: tollgate.config.v1.Admin.DeleteProvider:output_type -> tollgate.config.v1.Deleted
-	15, // 43: tollgate.config.v1.Admin.GetUsage:output_type -> tollgate.config.v1.UsageReport
-	28, // [28:44] is the sub-list for method output_type
-	12, // [12:28] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	20, // 12: tollgate.config.v1.UsageReport.checks:type_name -> tollgate.config.v1.Usage
+	3,  // 13: tollgate.config.v1.Admin.PutPlan:input_type -> tollgate.config.v1.PutPlanRequest
+	0,  // 14: tollgate.config.v1.Admin.GetPlan:input_type -> tollgate.config.v1.GetRequest
+	1,  // 15: tollgate.config.v1.Admin.ListPlans:input_type -> tollgate.config.v1.ListRequest
+	0,  // 16: tollgate.config.v1.Admin.DeletePlan:input_type -> tollgate.config.v1.GetRequest
+	4,  // 17: tollgate.config.v1.Admin.PutTenant:input_type -> tollgate.config.v1.PutTenantRequest
+	0,  // 18: tollgate.config.v1.Admin.GetTenant:input_type -> tollgate.config.v1.GetRequest
+	1,  // 19: tollgate.config.v1.Admin.ListTenants:input_type -> tollgate.config.v1.ListRequest
+	0,  // 20: tollgate.config.v1.Admin.DeleteTenant:input_type -> tollgate.config.v1.GetRequest
+	9,  // 21: tollgate.config.v1.Admin.CreateKey:input_type -> tollgate.config.v1.CreateKeyRequest
+	11, // 22: tollgate.config.v1.Admin.ListKeys:input_type -> tollgate.config.v1.ListKeysRequest
+	0,  // 23: tollgate.config.v1.Admin.RevokeKey:input_type -> tollgate.config.v1.GetRequest
+	5,  // 24: tollgate.config.v1.Admin.PutProvider:input_type -> tollgate.config.v1.PutProviderRequest
+	0,  // 25: tollgate.config.v1.Admin.GetProvider:input_type -> tollgate.config.v1.GetRequest
+	1,  // 26: tollgate.config.v1.Admin.ListProviders:input_type -> tollgate.config.v1.ListRequest
+	0,  // 27: tollgate.config.v1.Admin.DeleteProvider:input_type -> tollgate.config.v1.GetRequest
+	13, // 28: tollgate.config.v1.Admin.GetUsage:input_type -> tollgate.config.v1.UsageRequest
+	16, // 29: tollgate.config.v1.Admin.PutPlan:output_type -> tollgate.config.v1.Plan
+	16, // 30: tollgate.config.v1.Admin.GetPlan:output_type -> tollgate.config.v1.Plan
+	6,  // 31: tollgate.config.v1.Admin.ListPlans:output_type -> tollgate.config.v1.PlanList
+	2,  // 32: tollgate.config.v1.Admin.DeletePlan:output_type -> tollgate.config.v1.Deleted
+	17, // 33: tollgate.config.v1.Admin.PutTenant:output_type -> tollgate.config.v1.Tenant
+	17, // 34: tollgate.config.v1.Admin.GetTenant:output_type -> tollgate.config.v1.Tenant
+	7,  // 35: tollgate.config.v1.Admin.ListTenants:output_type -> tollgate.config.v1.TenantList
+	2,  // 36: tollgate.config.v1.Admin.DeleteTenant:output_type -> tollgate.config.v1.Deleted
+	10, // 37: tollgate.config.v1.Admin.CreateKey:output_type -> tollgate.config.v1.CreatedKey
+	12, // 38: tollgate.config.v1.Admin.ListKeys:output_type -> tollgate.config.v1.KeyList
+	19, // 39: tollgate.config.v1.Admin.RevokeKey:output_type -> tollgate.config.v1.APIKey
+	18, // 40: tollgate.config.v1.Admin.PutProvider:output_type -> tollgate.config.v1.Provider
+	18, // 41: tollgate.config.v1.Admin.GetProvider:output_type -> tollgate.config.v1.Provider
+	8,  // 42: tollgate.config.v1.Admin.ListProviders:output_type -> tollgate.config.v1.ProviderList
+	2,  // 43: tollgate.config.v1.Admin.DeleteProvider:output_type -> tollgate.config.v1.Deleted
+	15, // 44: tollgate.config.v1.Admin.GetUsage:output_type -> tollgate.config.v1.UsageReport
+	29, // [29:45] is the sub-list for method output_type
+	13, // [13:29] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_config_v1_admin_proto_init() }
