@@ -435,7 +435,10 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 		return nil // the common case: nothing can be in flight
 	}
 	h.mu.Lock()
-	if time.Since(h.resolved[tenant]) < h.window {
+	// This node handed the tenant to pullFrom, which now hands it back:
+	// the state comes back by a pull whatever was settled here before.
+	back := pullFrom != "" && h.moved[tenant].owner == pullFrom
+	if !back && time.Since(h.resolved[tenant]) < h.window {
 		h.mu.Unlock()
 		return nil
 	}
@@ -458,13 +461,25 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 	h.pulls[tenant] = call
 	h.mu.Unlock()
 
-	h.log.Debug("pulling", "tenant", tenant, "from", from)
-	h.pull(ctx, tenant, from)
+	h.log.Debug("pulling", "tenant", tenant, "from", from, "back", back)
+	pulled := h.pull(ctx, tenant, from)
 
 	h.mu.Lock()
 	h.resolved[tenant] = time.Now()
 	delete(h.pulls, tenant)
+	// from gave up whatever it held of the tenant and forwards its checks
+	// here now: what came back is all there is. Unless a copy is still on
+	// its way from here to from (a push not yet acknowledged, which may
+	// land there after the pull): then from holds it, and takes it back
+	// by a pull of its own.
+	takeBack := back && pulled && h.moved[tenant].owner == from && len(h.outgoing[tenant]) == 0
+	if takeBack {
+		delete(h.moved, tenant)
+	}
 	h.mu.Unlock()
+	if takeBack {
+		h.n.store.Unseal(tenant)
+	}
 	close(call.done)
 	return ctx.Err()
 }
@@ -473,7 +488,9 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 // that may be in flight.
 const pullTimeout = 500 * time.Millisecond
 
-func (h *handoff) pull(ctx context.Context, tenant, from string) {
+// pull asks from for tenant's state and merges what it gives; it reports
+// whether from answered.
+func (h *handoff) pull(ctx context.Context, tenant, from string) bool {
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	client, err := h.n.peers.Client(from)
@@ -484,8 +501,9 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	}
 	if err != nil {
 		h.log.Debug("pull failed; deciding with what is here", "tenant", tenant, "from", from, "err", err)
-		return
+		return false
 	}
+	ok := true
 	for _, ts := range resp.GetTenants() {
 		states, err := tenantStateFromProto(ts)
 		if err == nil {
@@ -493,11 +511,13 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 		}
 		if err != nil {
 			h.log.Warn("bad pulled state", "tenant", tenant, "from", from, "err", err)
+			ok = false
 		}
 	}
 	if len(resp.GetTenants()) > 0 {
 		h.n.metrics.observeHandoff("received", len(resp.GetTenants()), proto.Size(resp))
 	}
+	return ok
 }
 
 // prune forgets what is older than the window. A hand-off that was never
