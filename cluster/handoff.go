@@ -463,6 +463,7 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 
 	h.log.Debug("pulling", "tenant", tenant, "from", from, "back", back)
 	pulled := h.pull(ctx, tenant, from)
+	fromLeaving := back && pulled && h.n.memberLeaving(from)
 
 	h.mu.Lock()
 	h.resolved[tenant] = time.Now()
@@ -470,14 +471,17 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 	// from gave up whatever it held of the tenant and forwards its checks
 	// here now: what came back is all there is. Unless a copy is still on
 	// its way from here to from (a push not yet acknowledged, which may
-	// land there after the pull): then from holds it, and takes it back
-	// by a pull of its own.
-	takeBack := back && pulled && h.moved[tenant].owner == from && len(h.outgoing[tenant]) == 0
+	// land there after the pull): then from will hold it, and takes it
+	// back by a pull of its own. A leaving node takes in nothing, so the
+	// copy comes back here.
+	kept := h.outgoing[tenant]
+	takeBack := back && pulled && h.moved[tenant].owner == from && (len(kept) == 0 || fromLeaving)
 	if takeBack {
 		delete(h.moved, tenant)
+		delete(h.outgoing, tenant)
 	}
 	h.mu.Unlock()
-	if takeBack {
+	if takeBack && (len(kept) == 0 || h.n.store.Merge(tenant, kept) != nil) {
 		h.n.store.Unseal(tenant)
 	}
 	close(call.done)
