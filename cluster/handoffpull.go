@@ -68,10 +68,7 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 		return nil // the common case: nothing can be in flight
 	}
 	h.mu.Lock()
-	// This node handed the tenant to pullFrom, which now hands it back:
-	// the state comes back by a pull whatever was settled here before.
-	back := pullFrom != "" && h.moved[tenant].owner == pullFrom
-	if !back && time.Since(h.resolved[tenant]) < h.window {
+	if time.Since(h.resolved[tenant]) < h.window {
 		h.mu.Unlock()
 		return nil
 	}
@@ -94,29 +91,13 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 	h.pulls[tenant] = call
 	h.mu.Unlock()
 
-	h.log.Debug("pulling", "tenant", tenant, "from", from, "back", back)
-	pulled := h.pull(ctx, tenant, from)
-	fromLeaving := back && pulled && h.n.memberLeaving(from)
+	h.log.Debug("pulling", "tenant", tenant, "from", from)
+	h.pull(ctx, tenant, from)
 
 	h.mu.Lock()
 	h.resolved[tenant] = time.Now()
 	delete(h.pulls, tenant)
-	// from gave up whatever it held of the tenant and forwards its checks
-	// here now: what came back is all there is. Unless a copy is still on
-	// its way from here to from (a push not yet acknowledged, which may
-	// land there after the pull): then from will hold it, and takes it
-	// back by a pull of its own. A leaving node takes in nothing, so the
-	// copy comes back here.
-	kept := h.outgoing[tenant]
-	takeBack := back && pulled && h.moved[tenant].owner == from && (len(kept) == 0 || fromLeaving)
-	if takeBack {
-		delete(h.moved, tenant)
-		delete(h.outgoing, tenant)
-	}
 	h.mu.Unlock()
-	if takeBack && (len(kept) == 0 || h.n.store.Merge(tenant, kept) != nil) {
-		h.n.store.Unseal(tenant)
-	}
 	close(call.done)
 	return ctx.Err()
 }
@@ -125,9 +106,7 @@ func (h *handoff) settle(ctx context.Context, tenant, pullFrom string) error {
 // that may be in flight.
 const pullTimeout = 500 * time.Millisecond
 
-// pull asks from for tenant's state and merges what it gives; it reports
-// whether from answered.
-func (h *handoff) pull(ctx context.Context, tenant, from string) bool {
+func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	client, err := h.n.peers.Client(from)
@@ -138,9 +117,8 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) bool {
 	}
 	if err != nil {
 		h.log.Debug("pull failed; deciding with what is here", "tenant", tenant, "from", from, "err", err)
-		return false
+		return
 	}
-	ok := true
 	for _, ts := range resp.GetTenants() {
 		states, err := tenantStateFromProto(ts)
 		if err == nil {
@@ -148,11 +126,9 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) bool {
 		}
 		if err != nil {
 			h.log.Warn("bad pulled state", "tenant", tenant, "from", from, "err", err)
-			ok = false
 		}
 	}
 	if len(resp.GetTenants()) > 0 {
 		h.n.metrics.observeHandoff("received", len(resp.GetTenants()), proto.Size(resp))
 	}
-	return ok
 }

@@ -302,19 +302,6 @@ func (n *Node) membersChanged() {
 	}
 }
 
-// memberLeaving says whether gossip has name as leaving gracefully.
-func (n *Node) memberLeaving(name string) bool {
-	if n.members == nil {
-		return false
-	}
-	for _, m := range n.members.Live() {
-		if m.Name == name {
-			return m.Leaving
-		}
-	}
-	return false
-}
-
 func sameNodes(a, b *ring.Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
 
 // Members returns every member this node knows of, with its state.
