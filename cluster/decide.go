@@ -90,7 +90,7 @@ func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error
 	}
 	st := &resp.Limits[month]
 	st.Limit = budget
-	untilNext := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(now)
+	untilNext := limiter.NextMonth(now).Sub(now)
 	if exhausted {
 		resp.Allowed, st.Allowed, st.Remaining, st.ResetAfter = false, false, 0, untilNext
 	}

@@ -14,6 +14,12 @@ func monthStart(m int64) int64 {
 	return time.Date(int(m/12), time.Month(m%12+1), 1, 0, 0, 0, 0, time.UTC).UnixNano()
 }
 
+// NextMonth is when the UTC month after t's begins: when a calendar-month
+// limit counting at t empties.
+func NextMonth(t time.Time) time.Time {
+	return time.Unix(0, monthStart(monthIndex(t.UnixNano())+1)).UTC()
+}
+
 func (e *entry) rollMonth(now int64) {
 	if m := monthIndex(now); m > e.win {
 		e.win, e.cur, e.prev = m, 0, 0

@@ -324,14 +324,14 @@ func TestABudgetRefusalRetriesWhenTheNextUTCMonthBegins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Retry-After %q", h.Get("Retry-After"))
 	}
-	renews := nextMonth(after)
+	renews := limiter.NextMonth(after)
 	if low, high := int64(renews.Sub(after).Seconds()), int64(renews.Sub(before).Seconds())+1; retry < low || retry > high {
 		t.Fatalf("Retry-After %d, want the %d–%d seconds to %s", retry, low, high, renews)
 	}
 	if !strings.Contains(e.Message, renews.Format("2006-01-02 00:00 UTC")) || h.Get("x-should-retry") != "false" || e.status != http.StatusTooManyRequests {
 		t.Fatalf("%d %q, x-should-retry %q", e.status, e.Message, h.Get("x-should-retry"))
 	}
-	if got := nextMonth(time.Date(2026, 12, 31, 23, 59, 0, 0, time.FixedZone("", -5*3600))); !got.Equal(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)) {
+	if got := limiter.NextMonth(time.Date(2026, 12, 31, 23, 59, 0, 0, time.FixedZone("", -5*3600))); !got.Equal(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("next month after 31 December 23:59 UTC-5 (1 January UTC): %s", got)
 	}
 	if got := longWait(24*24*time.Hour + 3*time.Hour + 10*time.Minute); got != "24d3h" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
 )
 
@@ -63,12 +64,6 @@ func resetString(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// nextMonth is when the UTC month after t's begins.
-func nextMonth(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-}
-
 // longWait writes a wait of days as days and hours ("24d3h"), shorter ones
 // as resetString does.
 func longWait(d time.Duration) string {
@@ -95,7 +90,7 @@ func denial(h http.Header, r *Reservation) *apiError {
 		retry := st.RetryAfter
 		switch {
 		case name == quota.LimitTokensPerMonth && retry <= 0:
-			retry = time.Until(nextMonth(time.Now()))
+			retry = time.Until(limiter.NextMonth(time.Now()))
 		case name == quota.LimitConcurrentRequests || retry <= 0:
 			// A lease ends when a request does, which is not known ahead.
 			retry = time.Second
