@@ -39,7 +39,8 @@ type handoff struct {
 	window time.Duration
 	log    *slog.Logger
 
-	pushMu sync.Mutex // one scan and push at a time
+	pushMu    sync.Mutex // one scan and push at a time
+	deliverMu sync.Mutex // one delivery at a time, so a tenant is in one send at most
 
 	// Read on every check without the lock: when did this node join (0:
 	// not yet, or it started the cluster), and is anything in flight.
@@ -49,6 +50,7 @@ type handoff struct {
 
 	mu       sync.Mutex
 	outgoing map[string][]limiter.EntryState // sealed here, push not yet acknowledged
+	sending  map[string]chan struct{}         // in a send now; closed when it is answered
 	moved    map[string]tombstone            // handed off: follow there
 	resolved map[string]time.Time            // state settled here (pushed in or pulled)
 	pulls    map[string]*pullCall            // pulls in flight, one per tenant
@@ -71,6 +73,7 @@ func newHandoff(n *Node, window time.Duration, log *slog.Logger) *handoff {
 	return &handoff{
 		n: n, window: window, log: log.With("component", "handoff"),
 		outgoing: map[string][]limiter.EntryState{},
+		sending:  map[string]chan struct{}{},
 		moved:    map[string]tombstone{},
 		resolved: map[string]time.Time{},
 		pulls:    map[string]*pullCall{},
@@ -185,6 +188,8 @@ type handoffChunk struct {
 // ctx ends. It returns how many tenants are left unacknowledged; those
 // stay in outgoing, for their owner to pull or for prune to send again.
 func (h *handoff) deliver(ctx context.Context, until time.Time) int {
+	h.deliverMu.Lock()
+	defer h.deliverMu.Unlock()
 	backoff := 50 * time.Millisecond
 	for {
 		chunks := h.chunks()
@@ -270,7 +275,41 @@ func (h *handoff) chunks() []handoffChunk {
 
 // send sends one chunk and, once the owner acknowledges it, forgets the
 // tenants it carried. It reports whether the owner acknowledged it.
+// Tenants taken back since the chunk was cut (see takeBack) are left out.
 func (h *handoff) send(ctx context.Context, c handoffChunk) bool {
+	done := make(chan struct{})
+	defer close(done)
+	h.mu.Lock()
+	all := len(c.req.Tenants)
+	kept := c.req.Tenants[:0]
+	for _, t := range c.req.Tenants {
+		if _, ok := h.outgoing[t.GetTenant()]; ok {
+			kept = append(kept, t)
+			h.sending[t.GetTenant()] = done
+		}
+	}
+	c.req.Tenants = kept
+	h.mu.Unlock()
+	if len(kept) == 0 {
+		return true
+	}
+	if len(kept) < all {
+		c.size = proto.Size(c.req)
+	}
+	ok := h.call(ctx, c)
+	h.mu.Lock()
+	for _, t := range c.req.Tenants {
+		delete(h.sending, t.GetTenant())
+		if ok {
+			delete(h.outgoing, t.GetTenant())
+		}
+	}
+	h.mu.Unlock()
+	return ok
+}
+
+// call sends c to its owner and reports whether the owner acknowledged it.
+func (h *handoff) call(ctx context.Context, c handoffChunk) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	client, err := h.n.peers.Client(c.owner)
@@ -284,11 +323,6 @@ func (h *handoff) send(ctx context.Context, c handoffChunk) bool {
 		return false
 	}
 	h.n.metrics.observeHandoff("sent", len(c.req.Tenants), c.size)
-	h.mu.Lock()
-	for _, t := range c.req.Tenants {
-		delete(h.outgoing, t.GetTenant())
-	}
-	h.mu.Unlock()
 	h.log.Info("handed off", "to", c.owner, "tenants", len(c.req.Tenants))
 	return true
 }
@@ -380,6 +414,45 @@ func (h *handoff) reclaim(tenant string) bool {
 	}
 	h.n.store.Unseal(tenant)
 	return true
+}
+
+// takeBack settles a tenant that this node holds as handed to from, while
+// from holds it as handed here (from has no state of it and decides
+// nothing: it is sealed there, or from is leaving). If this node's own copy
+// is still waiting to be delivered, and not in a send now (it waits for
+// one to be answered), no other node has it or can get it, so it comes
+// back into the store. If not, from acknowledged it, so it is pulled from
+// from again, whatever was settled before. It reports whether the tenant
+// can be decided here now.
+func (h *handoff) takeBack(ctx context.Context, tenant, from string) bool {
+	for {
+		h.mu.Lock()
+		if to, ok := h.moved[tenant]; !ok || to.owner != from {
+			h.mu.Unlock()
+			return false
+		}
+		if done := h.sending[tenant]; done != nil {
+			h.mu.Unlock()
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return false
+			}
+		}
+		states, mine := h.outgoing[tenant]
+		if !mine {
+			delete(h.resolved, tenant)
+			h.mu.Unlock()
+			return h.settle(ctx, tenant, from) == nil
+		}
+		delete(h.outgoing, tenant)
+		delete(h.moved, tenant)
+		h.resolved[tenant] = time.Now()
+		h.mu.Unlock()
+		h.log.Debug("took back", "tenant", tenant, "from", from)
+		return h.n.store.Merge(tenant, states) == nil
+	}
 }
 
 // prune forgets what is older than the window. A hand-off that was never

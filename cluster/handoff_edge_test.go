@@ -39,6 +39,121 @@ func TestHandoffBothSidesSealedIsAnError(t *testing.T) {
 	}
 }
 
+// sealBothWays makes each of a and b hold tenant sealed, settled, with a
+// tombstone naming the other; a side that held state keeps it as its push
+// not yet acknowledged.
+func sealBothWays(t *testing.T, a, b *Node, tenant string) {
+	t.Helper()
+	now := time.Now()
+	for _, x := range []struct {
+		n  *Node
+		to string
+	}{{a, b.name}, {b, a.name}} {
+		x.n.handoff.mu.Lock()
+		if st := x.n.store.Seal(tenant); len(st) > 0 {
+			x.n.handoff.outgoing[tenant] = st // its push has not been acknowledged
+		}
+		x.n.handoff.setMoved(tenant, x.to, now)
+		x.n.handoff.resolved[tenant] = now
+		x.n.handoff.mu.Unlock()
+	}
+}
+
+// Both sides hold the tenant as handed to the other, and the caller's own
+// copy never left (its push failed): the caller takes it back and decides,
+// counting what was used before.
+func TestAHandedBackTenantIsDecidedFromTheCopyThatNeverLeft(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "unsent")
+	req := dayLimit(tenant, 100)
+	for range 10 {
+		if _, err := a.decideIn(a.store, &req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealBothWays(t, a, b, tenant)
+	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+	if err != nil || !resp.Allowed || resp.Degraded || resp.Limits[0].Remaining != 89 {
+		t.Fatalf("got %+v, %v; want allowed with 89 remaining", resp, err)
+	}
+	a.handoff.mu.Lock()
+	left := len(a.handoff.outgoing)
+	a.handoff.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("the copy taken back is still waiting to be sent: %d", left)
+	}
+	if st := b.store.Export(tenant); len(st) != 0 {
+		t.Fatalf("the other side holds a copy too: %+v", st)
+	}
+}
+
+// Both sides hold the tenant as handed to the other, and the state is on
+// its way from the other side (its push to the caller has not landed): the
+// caller pulls it again, whatever it settled before.
+func TestAHandedBackTenantIsPulledAgainFromTheOtherSide(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "unlanded")
+	req := dayLimit(tenant, 100)
+	for range 10 {
+		if _, err := b.decideIn(b.store, &req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealBothWays(t, a, b, tenant)
+	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
+	if err != nil || !resp.Allowed || resp.Degraded || resp.Limits[0].Remaining != 89 {
+		t.Fatalf("got %+v, %v; want allowed with 89 remaining", resp, err)
+	}
+	b.handoff.mu.Lock()
+	left := len(b.handoff.outgoing)
+	b.handoff.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("the other side still means to send the pulled state: %d", left)
+	}
+}
+
+// A chunk cut before its tenant was taken back does not carry it: the
+// state taken back must not arrive at the other side as well.
+func TestATenantTakenBackLeavesTheChunkCutBefore(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 2)
+	a, b := c.server("node-1").Node, c.server("node-2").Node
+	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "cut")
+	other := tenantOwnedBy(t, a.currentRing(), "node-2", "cut-other")
+	req, otherReq := dayLimit(tenant, 100), dayLimit(other, 100)
+	for _, r := range []*quota.CheckRequest{&req, &otherReq} {
+		if _, err := a.decideIn(a.store, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.handoff.mu.Lock()
+	for _, x := range []string{tenant, other} {
+		a.handoff.outgoing[x] = a.store.Seal(x)
+		a.handoff.setMoved(x, "node-2", time.Now())
+	}
+	a.handoff.mu.Unlock()
+	chunks := a.handoff.chunks()
+	if len(chunks) != 1 || len(chunks[0].req.Tenants) != 2 {
+		t.Fatalf("chunks: %+v", chunks)
+	}
+	if !a.handoff.takeBack(t.Context(), tenant, "node-2") {
+		t.Fatal("the unsent copy was not taken back")
+	}
+	if !a.handoff.send(t.Context(), chunks[0]) {
+		t.Fatal("the chunk was not acknowledged")
+	}
+	if st := b.store.Export(tenant); len(st) != 0 {
+		t.Fatalf("the tenant taken back arrived at the other side too: %+v", st)
+	}
+	if st := b.store.Export(other); len(st) != 1 {
+		t.Fatalf("the other tenant of the chunk did not arrive: %+v", st)
+	}
+}
+
 // A forwarded check whose caller has given up by the time the owner gets
 // to it is not charged.
 func TestExpiredForwardIsNotCharged(t *testing.T) {

@@ -129,6 +129,9 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 		return nil, fmt.Errorf("%w: %s is leaving and %s says it handed %s here", quota.ErrOwnerUnavailable, n.name, owner, req.Tenant)
 	case isHandedToYou(err):
 		resp, to, err := n.decideHere(ctx, req, owner)
+		if to == owner && n.handoff.takeBack(ctx, req.Tenant, owner) {
+			resp, to, err = n.decideHere(ctx, req, owner)
+		}
 		if to != "" {
 			// Both sides say the other has it: neither decides rather
 			// than start it afresh.
