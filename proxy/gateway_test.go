@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -486,15 +489,53 @@ func TestAProviderCannotReachTheNodesSecretsOrMetadata(t *testing.T) {
 	if resp := r.post(t, "/v1/chat/completions", `{"model":"mock-chat","messages":[]}`); resp.StatusCode != http.StatusBadGateway || calls.Load() != 0 {
 		t.Fatalf("a provider naming AWS_SECRET_ACCESS_KEY: status %d, %d upstream calls; want 502 and none", resp.StatusCode, calls.Load())
 	}
-	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:443", "[fd00:ec2::254]:80"} {
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:443", "[fd00:ec2::254]:80", "[64:ff9b::a9fe:a9fe]:80"} {
 		if err := refuseLinkLocal("tcp", addr, nil); err == nil {
 			t.Errorf("dialing %s was not refused", addr)
 		}
 	}
-	for _, addr := range []string{"127.0.0.1:8070", "10.1.2.3:443", "[2001:db8::1]:443"} {
+	for _, addr := range []string{"127.0.0.1:8070", "10.1.2.3:443", "[2001:db8::1]:443", "[64:ff9b::a01:203]:443"} {
 		if err := refuseLinkLocal("tcp", addr, nil); err != nil {
 			t.Errorf("dialing %s (a self-hosted model may live there): %v", addr, err)
 		}
+	}
+}
+
+// Through an HTTP(S)_PROXY the dialer sees only the proxy: the upstream's
+// host is checked before the proxy is used, as an address (IPv6 forms that
+// carry the metadata service's IPv4 address too) or by what its name
+// resolves to.
+func TestAProxiedUpstreamCannotReachMetadata(t *testing.T) {
+	t.Parallel()
+	proxyURL, _ := url.Parse("http://proxy.internal:3128")
+	viaProxy := func(*http.Request) (*url.URL, error) { return proxyURL, nil }
+	names := map[string][]net.IPAddr{
+		"metadata.example": {{IP: net.ParseIP("10.0.0.1")}, {IP: net.ParseIP("169.254.169.254")}},
+		"models.example":   {{IP: net.ParseIP("10.0.0.2")}},
+	}
+	lookup := func(_ context.Context, host string) ([]net.IPAddr, error) {
+		if a, ok := names[host]; ok {
+			return a, nil
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	choose := refuseProxiedLinkLocal(viaProxy, lookup)
+	for _, host := range []string{"169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]", "[64:ff9b::a9fe:a9fe]",
+		"[64:ff9b:1::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "[::a9fe:a9fe]", "metadata.example"} {
+		req := httptest.NewRequest(http.MethodPost, "http://"+host+"/v1/chat/completions", nil)
+		if via, err := choose(req); err == nil {
+			t.Errorf("%s through the proxy: got %v, want refused", host, via)
+		}
+	}
+	for _, host := range []string{"10.1.2.3", "[2001:db8::1]", "models.example", "only-the-proxy-knows.example"} {
+		req := httptest.NewRequest(http.MethodPost, "http://"+host+"/v1/chat/completions", nil)
+		if via, err := choose(req); err != nil || via != proxyURL {
+			t.Errorf("%s through the proxy: %v, %v; want the proxy", host, via, err)
+		}
+	}
+	direct := refuseProxiedLinkLocal(func(*http.Request) (*url.URL, error) { return nil, nil }, lookup)
+	if via, err := direct(httptest.NewRequest(http.MethodPost, "http://169.254.169.254/", nil)); via != nil || err != nil {
+		t.Errorf("without a proxy the dialer checks: got %v, %v", via, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -19,11 +20,13 @@ import (
 // kept open per provider, since every request is a fresh call.
 func newTransport(o *Options) *http.Transport {
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	proxy := http.ProxyFromEnvironment
 	if !o.AllowPrivateUpstreams {
 		dialer.Control = refuseLinkLocal
+		proxy = refuseProxiedLinkLocal(proxy, net.DefaultResolver.LookupIPAddr)
 	}
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
@@ -78,6 +81,36 @@ func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("upstream %s is a link-local (metadata) address: refused without --allow-private-upstreams", address)
 	}
 	return nil
+}
+
+// refuseProxiedLinkLocal wraps the transport's choice of proxy: through an
+// HTTP(S)_PROXY the dialer sees only the proxy's address, so the upstream's
+// own host is checked here, as an address or by what it resolves to on
+// this node. (A name only the proxy can resolve is left to the proxy.)
+func refuseProxiedLinkLocal(next func(*http.Request) (*url.URL, error), lookup func(context.Context, string) ([]net.IPAddr, error)) func(*http.Request) (*url.URL, error) {
+	return func(req *http.Request) (*url.URL, error) {
+		via, err := next(req)
+		if err != nil || via == nil {
+			return via, err // dialed directly: the dialer checks
+		}
+		host := req.URL.Hostname()
+		if ip := net.ParseIP(host); ip != nil {
+			if quota.MetadataAddress(ip) {
+				return nil, fmt.Errorf("upstream %s is a link-local (metadata) address: refused without --allow-private-upstreams", host)
+			}
+			return via, nil
+		}
+		addrs, err := lookup(req.Context(), host)
+		if err != nil {
+			return via, nil
+		}
+		for _, a := range addrs {
+			if quota.MetadataAddress(a.IP) {
+				return nil, fmt.Errorf("upstream %s resolves to the link-local (metadata) address %s: refused without --allow-private-upstreams", host, a.IP)
+			}
+		}
+		return via, nil
+	}
 }
 
 // upstreamFailure maps a failed call to the answer the client gets: 504
