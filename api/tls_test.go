@@ -1,7 +1,10 @@
 package api
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -10,9 +13,14 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/peer"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
+	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
 )
 
 // tlsCluster starts n nodes whose peer plane and Raft run over mutual TLS,
@@ -123,4 +131,67 @@ func TestANodeWithAnotherNodesCertificateIsRefused(t *testing.T) {
 		return
 	}
 	t.Fatal("no tenant of node-2 among 50")
+}
+
+// A certificate the cluster's CA signed for a node that is no member (it
+// left, or never joined) writes no command, ends no lease and reaches no
+// Raft member.
+func TestACertificateOfNoMemberIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := peer.WriteCerts(dir, []string{"node-1", "node-2", "node-3"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c := tlsCluster(t, 2, dir, nil)
+	var leader *Server
+	clustertest.Eventually(t, 10*time.Second, "a raft leader", func() bool {
+		for _, s := range c.running() {
+			if st := s.Node.Admin().Raft(); st.Leader == s.Node.Name() && len(st.Voters) == 2 {
+				leader = s
+				return true
+			}
+		}
+		return false
+	})
+	rogue, err := peer.LoadTLS(peer.Files(dir, "node-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(leader.PeerAddr(), grpc.WithTransportCredentials(credentials.NewTLS(rogue.Client(leader.Node.Name()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := peerv1.NewPeerClient(conn)
+	cmd, err := proto.Marshal(&configv1.Command{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Apply(t.Context(), &peerv1.ApplyRequest{Command: cmd}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Apply with the certificate of no member: %v, want PermissionDenied", err)
+	}
+	release := &tollgatev1.ReleaseRequest{Tenant: "t", LeaseId: 1, Limit: &tollgatev1.Limit{Name: "c", Limit: 1,
+		Algorithm: tollgatev1.Algorithm_ALGORITHM_CONCURRENCY, Period: durationpb.New(time.Second)}}
+	if _, err := client.Release(t.Context(), release); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Release with the certificate of no member: %v, want PermissionDenied", err)
+	}
+
+	// Raft: the handshake completes on the client's side first (TLS 1.3),
+	// and the server's refusal ends the connection at the first read.
+	var raftAddr string
+	for _, m := range leader.Node.Members() {
+		if m.Name == leader.Node.Name() {
+			raftAddr = m.RaftAddr
+		}
+	}
+	raftConn, err := tls.Dial("tcp", raftAddr, rogue.ClientAnyNode())
+	if err == nil {
+		defer raftConn.Close()
+		_ = raftConn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = raftConn.Read(make([]byte, 1))
+	}
+	var netErr net.Error
+	if err == nil || (errors.As(err, &netErr) && netErr.Timeout()) {
+		t.Errorf("a Raft connection with the certificate of no member: %v, want it refused", err)
+	}
 }

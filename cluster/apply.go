@@ -88,6 +88,8 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*configv1.Result, ui
 		return resp.GetResult(), resp.GetIndex(), nil
 	case status.Code(err) == codes.FailedPrecondition && status.Convert(err).Message() == notLeader:
 		return nil, 0, errRetryApply
+	case isNotMember(err):
+		return nil, 0, errRetryApply // the leader has not heard of this node yet
 	case ctx.Err() != nil:
 		return nil, 0, fmt.Errorf("%w: the leader did not commit in time", quota.ErrNoQuorum)
 	}

@@ -50,7 +50,7 @@ type handoff struct {
 
 	mu       sync.Mutex
 	outgoing map[string][]limiter.EntryState // sealed here, push not yet acknowledged
-	sending  map[string]chan struct{}         // in a send now; closed when it is answered
+	sending  map[string]chan struct{}        // in a send now; closed when it is answered
 	moved    map[string]tombstone            // handed off: follow there
 	resolved map[string]time.Time            // state settled here (pushed in or pulled)
 	pulls    map[string]*pullCall            // pulls in flight, one per tenant

@@ -185,7 +185,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
-			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger, tls: n.cfg.TLS}, n.fsm)
+			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger, tls: n.cfg.TLS, member: n.peers.Has}, n.fsm)
 		if err != nil {
 			return err
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -60,7 +62,41 @@ func (l peerLocal) Give(from string, tenants []string) *peerv1.PullResponse {
 }
 
 func (l peerLocal) Release(ctx context.Context, req *quota.ReleaseRequest) error {
+	if err := l.n.knownCaller(ctx); err != nil {
+		return err
+	}
 	return l.n.release(ctx, req, true)
+}
+
+// knownCaller refuses a peer call (under TLS, where a call says who made
+// it) whose certificate names neither a live gossip member nor a server of
+// the Raft configuration: the cluster's CA may have signed certificates
+// for nodes that have left or never joined, and those speak for nobody.
+// (Calls that name their sender are checked against the certificate by
+// the peer server already.)
+func (n *Node) knownCaller(ctx context.Context) error {
+	names, ok := peer.Identity(ctx)
+	if !ok {
+		return nil
+	}
+	var r *raft.Raft
+	if n.raft != nil {
+		r = n.raft.raft
+	}
+	if slices.ContainsFunc(names, func(name string) bool { return n.peers.Has(name) || configured(r, name) }) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "%s: the certificate names %q, no member of this cluster", notMember, names)
+}
+
+// notMember starts the answer to a caller this node does not know (yet):
+// a node that has only just joined may meet it before gossip has told the
+// other side, and tries again.
+const notMember = "caller is no member"
+
+func isNotMember(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.PermissionDenied && strings.HasPrefix(st.Message(), notMember)
 }
 
 // Apply is the leader's side of a forwarded write.
@@ -68,6 +104,9 @@ func (l peerLocal) Apply(ctx context.Context, in *peerv1.ApplyRequest) (*peerv1.
 	n := l.n
 	if n.raft == nil || !n.raft.isLeader() {
 		return nil, status.Error(codes.FailedPrecondition, notLeader)
+	}
+	if err := n.knownCaller(ctx); err != nil {
+		return nil, err
 	}
 	var cmd configv1.Command
 	if err := proto.Unmarshal(in.GetCommand(), &cmd); err != nil {

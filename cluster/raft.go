@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +35,10 @@ type raftSetup struct {
 	log      *slog.Logger
 	// tls, if set, runs the transport over mutual TLS.
 	tls *peer.TLS
+	// member says whether a node is a live gossip member; with tls, a
+	// connection is accepted only from a member or a server of the Raft
+	// configuration.
+	member func(name string) bool
 }
 
 // consensus is a node's Raft instance and what it must close.
@@ -70,7 +76,10 @@ func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 			return nil, fmt.Errorf("raft-addr: %w", err)
 		}
 	}
-	transport, err := newTransport(s, adv, logger)
+	var self atomic.Pointer[raft.Raft] // for the transport's check of who connects
+	transport, err := newTransport(s, adv, logger, func(name string) bool {
+		return (s.member != nil && s.member(name)) || configured(self.Load(), name)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("raft-addr: %w", err)
 	}
@@ -123,6 +132,7 @@ func openRaft(s raftSetup, f *config.FSM) (*consensus, error) {
 		c.close()
 		return nil, err
 	}
+	self.Store(c.raft)
 	return c, nil
 }
 
@@ -170,8 +180,10 @@ func (w *raftLogWriter) Write(p []byte) (int, error) {
 
 // newTransport is Raft's TCP transport, over mutual TLS when s has a
 // certificate: a node that cannot show one of the cluster's CA can neither
-// send Raft a message nor read one.
-func newTransport(s raftSetup, adv net.Addr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// send Raft a message nor read one, and one whose certificate names no node
+// that known accepts (a node that has left, or never joined) cannot
+// connect.
+func newTransport(s raftSetup, adv net.Addr, logger hclog.Logger, known func(name string) bool) (*raft.NetworkTransport, error) {
 	if s.tls == nil {
 		return raft.NewTCPTransportWithLogger(s.listen, adv, 3, 10*time.Second, logger)
 	}
@@ -182,8 +194,29 @@ func newTransport(s raftSetup, adv net.Addr, logger hclog.Logger) (*raft.Network
 	if adv == nil {
 		adv = ln.Addr()
 	}
-	stream := &tlsStream{Listener: tls.NewListener(ln, s.tls.Server()), adv: adv, client: s.tls.ClientAnyNode()}
+	server := s.tls.Server()
+	server.VerifyConnection = func(cs tls.ConnectionState) error {
+		names := cs.PeerCertificates[0].DNSNames // verified by then: there is one
+		if slices.ContainsFunc(names, known) {
+			return nil
+		}
+		return fmt.Errorf("raft: the certificate names %q, no member of this cluster", names)
+	}
+	stream := &tlsStream{Listener: tls.NewListener(ln, server), adv: adv, client: s.tls.ClientAnyNode()}
 	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
+}
+
+// configured reports whether name is a server of r's latest configuration
+// (false while r is not yet running).
+func configured(r *raft.Raft, name string) bool {
+	if r == nil {
+		return false
+	}
+	f := r.GetConfiguration() // answered at once, from the latest configuration
+	if f.Error() != nil {
+		return false
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == name })
 }
 
 // tlsStream is a raft.StreamLayer over mutual TLS. Raft dials addresses,
