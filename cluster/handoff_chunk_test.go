@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,6 +115,88 @@ func TestHandoffIsRetriedUntilAcknowledged(t *testing.T) {
 		t.Fatalf("tollgate_handoff_failures_total = %v, want 3", failed)
 	}
 	clustertest.Eventually(t, time.Second, "nothing left to hand off", func() bool { return leave.handoff.pending() == 0 })
+}
+
+// A hand-off that its owner never acknowledges within the shutdown
+// timeout is given up, and the leaving node says how many tenants it
+// could not hand off (their new owner starts them afresh).
+func TestLeaveSaysHowManyTenantsItCouldNotHandOff(t *testing.T) {
+	t.Parallel()
+	c := emptyTestCluster(t, nil)
+	warnings := &recorder{Handler: c.log.Handler(), mu: &sync.Mutex{}, records: &[]slog.Record{}}
+	c.log = slog.New(warnings)
+	c.intercept = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(*peerv1.HandoffRequest); ok {
+			return nil, status.Error(codes.Unavailable, "not now")
+		}
+		return handler(ctx, req)
+	}
+	c.start(2)
+	stay, leave := c.server("node-1").Node, c.server("node-2").Node
+	lim := dayLimit("", 10).Limits[0]
+	tenants := fillOwned(t, leave, "stuck", 40, lim, lim.Limit)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := c.server("node-2").Shutdown(ctx); err != nil {
+		t.Fatalf("shutting down node-2: %v", err)
+	}
+	c.forget("node-2")
+	left, ok := warnings.attr("could not hand off every tenant before the shutdown timeout; their owners start them afresh", "tenants")
+	if !ok || left.Int64() != int64(len(tenants)) {
+		t.Fatalf("the leave's warning counted %v tenants (logged: %v), want %d", left, ok, len(tenants))
+	}
+	if failed := counterValue(leave.metrics.handoffFailed); failed < 1 {
+		t.Fatalf("tollgate_handoff_failures_total = %v, want at least 1", failed)
+	}
+	if got := spentOn(t, stay, tenants, lim); got != 0 {
+		t.Fatalf("%d tenants arrived although every hand-off was refused", got)
+	}
+}
+
+// recorder is a log handler that keeps the records it passes on.
+type recorder struct {
+	slog.Handler
+	mu      *sync.Mutex
+	records *[]slog.Record
+}
+
+func (r *recorder) Handle(ctx context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	*r.records = append(*r.records, rec.Clone())
+	r.mu.Unlock()
+	return r.Handler.Handle(ctx, rec)
+}
+
+func (r *recorder) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &recorder{Handler: r.Handler.WithAttrs(attrs), mu: r.mu, records: r.records}
+}
+
+func (r *recorder) WithGroup(name string) slog.Handler {
+	return &recorder{Handler: r.Handler.WithGroup(name), mu: r.mu, records: r.records}
+}
+
+// attr returns attribute key of the last record logged with message msg.
+func (r *recorder) attr(msg, key string) (slog.Value, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(*r.records) - 1; i >= 0; i-- {
+		rec := (*r.records)[i]
+		if rec.Message != msg {
+			continue
+		}
+		var v slog.Value
+		found := false
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				v, found = a.Value, true
+				return false
+			}
+			return true
+		})
+		return v, found
+	}
+	return slog.Value{}, false
 }
 
 // A leaving node takes in no state: not pushed (the sender keeps it and
