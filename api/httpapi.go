@@ -123,6 +123,10 @@ func (h *httpAPI) writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, quota.ErrOwnerUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
 			Code: "owner_unavailable", Message: err.Error()}})
+	case errors.Is(err, quota.ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{
+			Code: "overloaded", Message: err.Error()}})
 	case errors.Is(err, quota.ErrNotReady):
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorJSON{errorBody{

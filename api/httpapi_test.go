@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -194,5 +195,40 @@ func TestHTTPConcurrencyLeaseRelease(t *testing.T) {
 	}
 	if _, third := post(t, srv.URL+"/v1/check", body); third["allowed"] != true {
 		t.Fatalf("after release: %v", third)
+	}
+}
+
+// A node that holds the most concurrency leases it may answers the next
+// lease with 503 overloaded and Retry-After, and says so in its metrics.
+func TestHTTPCheckBeyondTheLeaseTableIs503Overloaded(t *testing.T) {
+	t.Parallel()
+	log := clustertest.Logger(t)
+	n := cluster.NewNode(cluster.Config{NodeName: "node-a", Logger: log, MaxLeases: 1})
+	n.SetReady(true)
+	srv := httptest.NewServer(HTTPHandler(n, n.Admin(), Auth{}, log.With("component", "api")))
+	t.Cleanup(srv.Close)
+	lease := `{"tenant":"%s","limits":[{"name":"conc","algorithm":"concurrency","limit":5,"period":"30s"}]}`
+	if code, out := post(t, srv.URL+"/v1/check", fmt.Sprintf(lease, "a")); code != 200 || out["allowed"] != true {
+		t.Fatalf("first lease: %d %v", code, out)
+	}
+	resp, err := http.Post(srv.URL+"/v1/check", "application/json", strings.NewReader(fmt.Sprintf(lease, "b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || out.Error.Code != "overloaded" || resp.Header.Get("Retry-After") != "1" ||
+		!strings.Contains(out.Error.Message, "leases") {
+		t.Fatalf("a lease beyond the table: %d %+v (Retry-After %q), want 503 overloaded", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	for _, want := range []string{"tollgate_store_leases 1", "tollgate_store_lease_refusals_total 1"} {
+		if m := metricsText(t, srv.URL); !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

@@ -114,7 +114,8 @@ func (n *Node) recordUsage(req *quota.CheckRequest, now time.Time, window, charg
 	n.usage.add(dayKey{tenant: req.Tenant, day: day}, &configv1.Usage{Requests: req.Hits, Tokens: req.Tokens}, window, charged)
 }
 
-// decideIn reserves req in store. The only error is limiter.ErrMoved.
+// decideIn reserves req in store. Its errors are limiter.ErrMoved and
+// quota.ErrOverloaded (the store holds the most leases it may).
 func (n *Node) decideIn(store *limiter.Store, req *quota.CheckRequest) (*quota.CheckResponse, error) {
 	// On the stack for the usual few limits.
 	var reqBuf [4]limiter.Request
@@ -125,8 +126,11 @@ func (n *Node) decideIn(store *limiter.Store, req *quota.CheckRequest) (*quota.C
 		results = append(results, limiter.Result{})
 	}
 	allowed, err := store.Reserve(req.Tenant, reqs, results)
-	if errors.Is(err, limiter.ErrMoved) {
+	switch {
+	case errors.Is(err, limiter.ErrMoved):
 		return nil, err
+	case errors.Is(err, limiter.ErrTooManyLeases):
+		return nil, fmt.Errorf("%w: %v", quota.ErrOverloaded, err)
 	}
 	if err != nil {
 		// Validate has already accepted the request, so the store cannot

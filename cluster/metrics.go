@@ -97,6 +97,14 @@ func newMetrics(store *limiter.Store) *metrics {
 			Name: "tollgate_store_evictions_total",
 			Help: "Limit entries evicted because the store was full (--max-entries).",
 		}, func() float64 { return float64(store.Evictions()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_store_leases",
+			Help: "Concurrency leases held in this node's store (expired ones until their tenant is next touched or swept).",
+		}, func() float64 { return float64(store.Leases()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tollgate_store_lease_refusals_total",
+			Help: "Checks refused with 503 overloaded because the store held the most concurrency leases it may (--max-leases).",
+		}, func() float64 { return float64(store.LeaseRefusals()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -20,8 +20,10 @@ import (
 // Config is what a Node needs; cmd/tollgate fills it from flags, env and file.
 type Config struct {
 	NodeName string
-	// MaxEntries and IdleTTL bound the limit store (see limiter.Options).
+	// MaxEntries, MaxLeases and IdleTTL bound the limit store (see
+	// limiter.Options).
 	MaxEntries int
+	MaxLeases  int
 	IdleTTL    time.Duration
 	// SweepInterval is how often idle entries are looked for; 30s if zero.
 	SweepInterval time.Duration
@@ -125,7 +127,7 @@ func NewNode(cfg Config) *Node {
 		cfg.MaxPendingSettles = 100_000
 	}
 	cfg.Forward.SetDefaults()
-	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, IdleTTL: cfg.IdleTTL}
+	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, MaxLeases: cfg.MaxLeases, IdleTTL: cfg.IdleTTL}
 	store := limiter.NewStore(opts)
 	n := &Node{
 		cfg:      cfg,

@@ -31,7 +31,7 @@ type Reservation struct {
 func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error) {
 	if n.settles.pending() >= n.cfg.MaxPendingSettles {
 		n.metrics.reservationsRefused.Inc()
-		return nil, quota.ErrOverloaded
+		return nil, fmt.Errorf("%w: too many requests waiting to be settled on this node", quota.ErrOverloaded)
 	}
 	req := &quota.CheckRequest{Tenant: tenant, Plan: true, Reserve: true, Hits: 1, Tokens: tokens, LeaseTTL: leaseTTL}
 	resp, err := n.Check(ctx, req)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 	"github.com/tollgate/tollgate/quota"
@@ -205,5 +206,38 @@ func TestReservationsWaitWhileSettlementsAreBackedUp(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(n.metrics.reservationsRefused); got != 1 {
 		t.Fatalf("tollgate_reservations_overloaded_total = %v", got)
+	}
+}
+
+// An owner that holds the most concurrency leases it may refuses the next
+// one as overloaded, to its own callers and to a node that forwarded the
+// check, rather than have the failure policy hand out what it refuses.
+func TestAnOwnerFullOfLeasesRefusesTheNextAsOverloaded(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, 2, func(cfg *Config) { cfg.MaxLeases = 2 })
+	owner, other := c.server("node-1").Node, c.server("node-2").Node
+	conc := func(tenant string) *quota.CheckRequest {
+		return &quota.CheckRequest{Tenant: tenant, Hits: 1, Limits: []limiter.Limit{
+			{Name: "conc", Algorithm: limiter.Concurrency, Limit: 10, Period: time.Minute}}}
+	}
+	a, b := tenantOwnedBy(t, owner.currentRing(), "node-1", "full-a"), tenantOwnedBy(t, owner.currentRing(), "node-1", "full-b")
+	for _, tenant := range []string{a, b} {
+		if resp, err := owner.Check(t.Context(), conc(tenant)); err != nil || !resp.Allowed {
+			t.Fatalf("lease for %s: %+v %v", tenant, resp, err)
+		}
+	}
+	if _, err := owner.Check(t.Context(), conc(a)); !errors.Is(err, quota.ErrOverloaded) {
+		t.Fatalf("a third lease on the owner: %v, want ErrOverloaded", err)
+	}
+	resp, err := other.Check(t.Context(), conc(b))
+	if !errors.Is(err, quota.ErrOverloaded) {
+		t.Fatalf("a third lease forwarded from node-2: %+v %v, want ErrOverloaded", resp, err)
+	}
+	// Limits that hold no lease are decided as ever.
+	if resp, err := other.Check(t.Context(), ptr(dayLimit(b, 10))); err != nil || !resp.Allowed || resp.Degraded {
+		t.Fatalf("a day limit of the same tenant: %+v %v", resp, err)
+	}
+	if got := owner.store.Leases(); got != 2 {
+		t.Fatalf("owner holds %d leases, want 2", got)
 	}
 }

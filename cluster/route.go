@@ -144,6 +144,10 @@ func (n *Node) route(ctx context.Context, req *quota.CheckRequest, hops uint32, 
 		return nil, quota.ErrNotReady // this node is stopping: the owner is fine
 	case status.Code(err) == codes.InvalidArgument:
 		return nil, err
+	case status.Code(err) == codes.ResourceExhausted:
+		// The owner is fine but full (of leases): deciding here instead
+		// would hand out what it refuses.
+		return nil, fmt.Errorf("%w: on %s: %s", quota.ErrOverloaded, owner, status.Convert(err).Message())
 	case n.currentRing() != ring:
 		// The owner was chosen by a ring that has changed since (a node
 		// left or died meanwhile): route once more by the new one.

@@ -3,6 +3,7 @@ package limiter
 import (
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -27,7 +28,16 @@ type Options struct {
 	// it, and then only once every limit is back to full. 10 minutes by
 	// default.
 	IdleTTL time.Duration
+	// MaxLeases caps the concurrency leases held across all tenants (each
+	// lease costs ~24 bytes); a lease beyond it is refused with
+	// ErrTooManyLeases. Expired leases count until their entry is next
+	// touched or swept. 4,194,304 by default.
+	MaxLeases int
 }
+
+// ErrTooManyLeases refuses a concurrency lease when the store holds
+// MaxLeases already; nothing of the request is taken.
+var ErrTooManyLeases = errors.New("too many concurrency leases held on this node")
 
 // Store holds the limit state of many tenants. All limits of one tenant
 // live in one shard under one lock, which makes a multi-limit reservation
@@ -40,6 +50,9 @@ type Store struct {
 	shards     []shard
 	maxEntries int64
 	entries    atomic.Int64
+	maxLeases  int64
+	leases     atomic.Int64 // held by concurrency entries, expired ones until purged
+	refusals   atomic.Uint64
 	idleTTL    int64
 	evictions  atomic.Uint64
 }
@@ -62,6 +75,9 @@ func NewStore(opts Options) *Store {
 	if opts.IdleTTL <= 0 {
 		opts.IdleTTL = 10 * time.Minute
 	}
+	if opts.MaxLeases <= 0 {
+		opts.MaxLeases = 1 << 22
+	}
 	// A small store gets fewer shards, so each holds enough tenants to
 	// choose an eviction victim from.
 	shards := min(opts.Shards, max(opts.MaxEntries/16, 1))
@@ -75,6 +91,7 @@ func NewStore(opts Options) *Store {
 		mask:       uint64(n - 1),
 		shards:     make([]shard, n),
 		maxEntries: int64(opts.MaxEntries),
+		maxLeases:  int64(opts.MaxLeases),
 		idleTTL:    int64(opts.IdleTTL),
 	}
 	s.sys, _ = opts.Clock.(*SystemClock)
@@ -99,6 +116,9 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	if err := validate(tenant, &lim, hits); err != nil {
 		return Result{}, err
 	}
+	if s.leasesFull(&lim, hits) {
+		return Result{}, ErrTooManyLeases
+	}
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
@@ -107,10 +127,12 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 		sh.mu.Unlock()
 		return Result{}, ErrMoved
 	}
+	held := len(e.leases)
 	r := e.decide(now, hits)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
 	}
+	s.leases.Add(int64(len(e.leases) - held))
 	sh.mu.Unlock()
 	return r, nil
 }
@@ -133,29 +155,40 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 			}
 		}
 	}
+	conc := false // only concurrency limits hold leases
+	for i := range reqs {
+		if s.leasesFull(&reqs[i].Limit, reqs[i].Hits) {
+			return false, ErrTooManyLeases
+		}
+		conc = conc || reqs[i].Limit.Algorithm == Concurrency
+	}
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	allowed := true
+	held := 0 // leases of the requested entries before deciding
 	for i := range reqs {
 		e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
 		if e == nil {
-			return false, ErrMoved
+			return false, ErrMoved // sealed: so at the first lookup, before any decision
 		}
+		held += len(e.leases)
 		out[i] = e.decide(now, reqs[i].Hits)
 		allowed = allowed && out[i].Allowed
-	}
-	if !allowed {
-		return false, nil
 	}
 	// Looked up again rather than kept: a lookup above may have grown the
 	// tenant's slice and moved earlier entries.
 	ts := sh.get(tenant, h)
-	for i := range reqs {
-		out[i].Lease = s.take(ts.find(reqs[i].Limit.Name), now, reqs[i].Hits)
+	if allowed {
+		for i := range reqs {
+			out[i].Lease = s.take(ts.find(reqs[i].Limit.Name), now, reqs[i].Hits)
+		}
 	}
-	return true, nil
+	if conc {
+		s.leases.Add(int64(s.leasesOf(ts, reqs) - held))
+	}
+	return allowed, nil
 }
 
 // Adjust settles earlier reservations of tenant. Charges create the entry if
@@ -189,7 +222,9 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 			// or resets a limit it does not match.
 			continue
 		}
+		held := len(e.leases)
 		e.adjust(now, a)
+		s.leases.Add(int64(len(e.leases) - held))
 	}
 	return nil
 }
@@ -255,7 +290,9 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 	ts.seen = now
 	if e := ts.find(lim.Name); e != nil {
 		if e.lim != *lim {
+			held := len(e.leases)
 			e.reshape(now, *lim)
+			s.leases.Add(int64(len(e.leases) - held))
 		}
 		return e
 	}
@@ -323,8 +360,47 @@ func (s *Store) evictFrom(sh *shard, keep string, now int64) bool {
 
 func (s *Store) remove(sh *shard, ts *tenantState) {
 	s.entries.Add(-int64(len(ts.limits)))
+	s.leases.Add(-int64(ts.leaseCount()))
 	sh.remove(ts)
 }
+
+// leasesFull reports whether a request for hits of lim would take a lease
+// beyond MaxLeases.
+func (s *Store) leasesFull(lim *Limit, hits int64) bool {
+	if lim.Algorithm != Concurrency || hits <= 0 || s.leases.Load() < s.maxLeases {
+		return false
+	}
+	s.refusals.Add(1)
+	return true
+}
+
+// leasesOf counts the leases ts holds in the entries reqs name.
+func (s *Store) leasesOf(ts *tenantState, reqs []Request) int {
+	n := 0
+	for i := range reqs {
+		if e := ts.find(reqs[i].Limit.Name); e != nil {
+			n += len(e.leases)
+		}
+	}
+	return n
+}
+
+// leaseCount counts the leases t holds, expired ones not yet purged too.
+func (t *tenantState) leaseCount() int {
+	n := 0
+	for i := range t.limits {
+		n += len(t.limits[i].leases)
+	}
+	return n
+}
+
+// Leases returns the number of concurrency leases held (expired ones
+// count until their entry is next touched or swept).
+func (s *Store) Leases() int { return int(s.leases.Load()) }
+
+// LeaseRefusals returns how many requests were refused with
+// ErrTooManyLeases.
+func (s *Store) LeaseRefusals() uint64 { return s.refusals.Load() }
 
 // Sweep forgets tenants that have been idle for IdleTTL and whose limits are
 // all back to full, and returns how many it forgot. Run it periodically.
@@ -341,11 +417,24 @@ func (s *Store) Sweep() int {
 				removed++
 				continue // a later record may have moved here
 			}
+			s.purgeLeases(ts, now)
 			j++
 		}
 		sh.mu.Unlock()
 	}
 	return removed
+}
+
+// purgeLeases drops ts's expired leases, so that they no longer count
+// toward MaxLeases.
+func (s *Store) purgeLeases(ts *tenantState, now int64) {
+	for i := range ts.limits {
+		if e := &ts.limits[i]; len(e.leases) > 0 {
+			held := len(e.leases)
+			e.purge(now)
+			s.leases.Add(int64(len(e.leases) - held))
+		}
+	}
 }
 
 func (t *tenantState) atRest(now int64) bool {

@@ -420,3 +420,127 @@ func TestLeaseIDsAreUnpredictable(t *testing.T) {
 		seen[r.Lease], last = true, r.Lease
 	}
 }
+
+// The store counts the leases it holds, and refuses a lease beyond
+// MaxLeases without taking anything else of the request.
+func TestLeasesAreBoundedStoreWide(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestStore(Options{MaxLeases: 5})
+	conc := Limit{Name: "conc", Algorithm: Concurrency, Limit: 3, Period: 10 * time.Second}
+	first := mustCheck(t, s, "a", conc, 1)
+	mustCheck(t, s, "a", conc, 1)
+	mustCheck(t, s, "a", conc, 1)
+	out := make([]Result, 2)
+	for range 2 {
+		if ok, err := s.Reserve("b", []Request{{Limit: tpm, Hits: 10}, {Limit: conc, Hits: 1}}, out); !ok || err != nil {
+			t.Fatalf("reserve: %v %v", ok, err)
+		}
+	}
+	if got := s.Leases(); got != 5 {
+		t.Fatalf("leases held: %d, want 5", got)
+	}
+	if _, err := s.Check("c", conc, 1); !errors.Is(err, ErrTooManyLeases) {
+		t.Fatalf("a sixth lease: %v, want ErrTooManyLeases", err)
+	}
+	if _, err := s.Reserve("c", []Request{{Limit: tpm, Hits: 10}, {Limit: conc, Hits: 1}}, out); !errors.Is(err, ErrTooManyLeases) {
+		t.Fatalf("a sixth lease in a reservation: %v, want ErrTooManyLeases", err)
+	}
+	if got := s.LeaseRefusals(); got != 2 {
+		t.Fatalf("refusals counted: %d, want 2", got)
+	}
+	if r := mustCheck(t, s, "c", tpm, 0); r.Remaining != tpm.Limit {
+		t.Fatalf("the refused reservation took tokens: %+v", r)
+	}
+	if r := mustCheck(t, s, "c", conc, 0); !r.Allowed {
+		t.Fatalf("a look at a concurrency limit, which takes no lease, was refused: %+v", r)
+	}
+	if err := s.Adjust("a", []Adjustment{{Limit: conc, Lease: first.Lease}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s, "c", conc, 1); !r.Allowed || s.Leases() != 5 {
+		t.Fatalf("after a release: %+v, %d leases held", r, s.Leases())
+	}
+	clock.Advance(10 * time.Second)
+	s.Sweep()
+	if got := s.Leases(); got != 0 {
+		t.Fatalf("after every lease expired and a sweep: %d held, want 0", got)
+	}
+}
+
+// Whatever happens to the entries that hold them (taken, released,
+// expired, sealed, merged, reshaped, evicted, swept), the store's count of
+// leases is the number its entries hold.
+func TestLeaseCountMatchesTheEntries(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestStore(Options{MaxEntries: 64, Shards: 4, IdleTTL: time.Hour})
+	rng := rand.New(rand.NewPCG(7, 11))
+	conc := Limit{Name: "conc", Algorithm: Concurrency, Limit: 50, Period: 30 * time.Second}
+	asBucket := Limit{Name: "conc", Limit: 50, Period: 30 * time.Second}
+	var leases []struct {
+		tenant string
+		id     uint64
+	}
+	sealed := map[string][]EntryState{}
+	out := make([]Result, 2)
+	for i := range 5000 {
+		tenant := fmt.Sprintf("t-%d", rng.IntN(300))
+		var err error
+		switch op := rng.IntN(10); op {
+		case 0, 1, 2:
+			var r Result
+			if r, err = s.Check(tenant, conc, rng.Int64N(3)); err == nil && r.Lease != 0 {
+				leases = append(leases, struct {
+					tenant string
+					id     uint64
+				}{tenant, r.Lease})
+			}
+		case 3:
+			_, err = s.Reserve(tenant, []Request{{Limit: rpm, Hits: 1}, {Limit: conc, Hits: 1}}, out)
+		case 4:
+			if len(leases) > 0 {
+				l := leases[rng.IntN(len(leases))]
+				err = s.Adjust(l.tenant, []Adjustment{{Limit: conc, Lease: l.id}})
+			}
+		case 5:
+			if _, done := sealed[tenant]; !done {
+				sealed[tenant] = s.Seal(tenant)
+			}
+		case 6:
+			if st, ok := sealed[tenant]; ok {
+				delete(sealed, tenant)
+				err = s.Merge(tenant, st)
+			}
+		case 7:
+			_, err = s.Check(tenant, asBucket, 0) // reshaped to another algorithm: its leases go
+		case 8:
+			clock.Advance(time.Duration(rng.Int64N(int64(20 * time.Second))))
+		case 9:
+			s.Sweep()
+		}
+		if err != nil && !errors.Is(err, ErrMoved) {
+			t.Fatalf("op %d: %v", i, err)
+		}
+		if held, counted := heldLeases(s), s.Leases(); held != counted {
+			t.Fatalf("after op %d: the entries hold %d leases, the store counts %d", i, held, counted)
+		}
+	}
+	if s.Evictions() == 0 {
+		t.Fatal("no entry was evicted: the test does not cover eviction")
+	}
+}
+
+// heldLeases counts the leases in the store's entries one by one.
+func heldLeases(s *Store) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for j := range sh.table {
+			if sh.table[j].name != "" {
+				n += sh.table[j].leaseCount()
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -52,7 +52,7 @@ var (
 	errNotFound   = newError(http.StatusNotFound, typeInvalidRequest, "unknown_url", "Unknown request URL.")
 	errBadMethod  = newError(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "Method not allowed for this URL.")
 	errNotReady   = newError(http.StatusServiceUnavailable, typeServer, "service_unavailable", "The gateway cannot reach the tenant's limits right now; retry shortly.")
-	errOverloaded = newError(http.StatusServiceUnavailable, typeServer, "overloaded", "This gateway node has too many requests waiting to be settled; retry shortly, or on another node.")
+	errOverloaded = newError(http.StatusServiceUnavailable, typeServer, "overloaded", "This gateway node is overloaded (too many requests waiting to be settled, or too many concurrency leases held on the tenant's owner); retry shortly, or on another node.")
 	errUpstream   = newError(http.StatusBadGateway, typeServer, "upstream_error", "The upstream model provider failed to answer.")
 	errUpstreamTO = newError(http.StatusGatewayTimeout, typeServer, "upstream_timeout", "The upstream model provider did not answer in time.")
 )

@@ -18,8 +18,8 @@ var (
 	// ErrNoRaft means the node was started without Raft (no raft address),
 	// so it has no replicated configuration to write to.
 	ErrNoRaft = errors.New("this node runs without raft: no replicated configuration")
-	// ErrOverloaded means the node holds as much work owed to others as it
-	// may (gateway settlements not yet applied), and takes no new
-	// reservation until they are applied.
-	ErrOverloaded = errors.New("overloaded: too many requests waiting to be settled on this node")
+	// ErrOverloaded means the node holds as much as it may of a bounded
+	// resource (gateway settlements not yet applied, concurrency leases),
+	// and takes no new request that needs more until some is freed.
+	ErrOverloaded = errors.New("overloaded")
 )

@@ -45,6 +45,7 @@ type Config struct {
 	CheckToken      string        `yaml:"check-token"`
 	InMemory        bool          `yaml:"in-memory"`
 	MaxEntries      int           `yaml:"max-entries"`
+	MaxLeases       int           `yaml:"max-leases"`
 	BatchWindow     time.Duration `yaml:"batch-window"`
 	BatchMax        int           `yaml:"batch-max"`
 	ForwardTimeout  time.Duration `yaml:"forward-timeout"`
@@ -83,6 +84,7 @@ func defaultConfig() Config {
 		GossipAddr:      ":7946",
 		RaftAddr:        ":8300",
 		MaxEntries:      1 << 20,
+		MaxLeases:       1 << 22,
 		BatchWindow:     200 * time.Microsecond,
 		BatchMax:        128,
 		ForwardTimeout:  500 * time.Millisecond,
@@ -123,6 +125,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CheckToken, "check-token", c.CheckToken, "bearer token the check API (POST /v1/check, /v1/release, gRPC tollgate.v1.RateLimiter) requires; empty: none (prefer TOLLGATE_CHECK_TOKEN)")
 	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
 	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")
+	fs.IntVar(&c.MaxLeases, "max-leases", c.MaxLeases, "most concurrency leases a node holds (~24 bytes each); a check that needs one more gets 503 overloaded")
 	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "how long a check forwarded to its owner waits for others to batch with (0: no wait)")
 	fs.IntVar(&c.BatchMax, "batch-max", c.BatchMax, "most checks in one forwarded batch (1: no batching)")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long to wait for a tenant's owner before the failure policy decides")
@@ -263,6 +266,8 @@ func (c *Config) validate() error {
 		return errors.New("data-dir: required unless --in-memory")
 	case c.MaxEntries <= 0:
 		return fmt.Errorf("max-entries: must be > 0, got %d", c.MaxEntries)
+	case c.MaxLeases <= 0:
+		return fmt.Errorf("max-leases: must be > 0, got %d", c.MaxLeases)
 	case c.BatchWindow < 0 || c.BatchWindow > time.Second:
 		return fmt.Errorf("batch-window: must be between 0 and 1s, got %s", c.BatchWindow)
 	case c.BatchMax < 1 || c.BatchMax > 10_000:

@@ -79,6 +79,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--join", "nohost"}, nil, "join"},
 		{[]string{"--bootstrap-expect", "-1"}, nil, "bootstrap-expect"},
 		{[]string{"--max-entries", "0"}, nil, "max-entries"},
+		{[]string{"--max-leases", "-1"}, nil, "max-leases"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"--log-format", "xml"}, nil, "log-format"},
 		{[]string{"--data-dir", ""}, nil, "data-dir"},

@@ -28,6 +28,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 		Node: cluster.Config{
 			NodeName:   c.NodeName,
 			MaxEntries: c.MaxEntries,
+			MaxLeases:  c.MaxLeases,
 			IdleTTL:    c.IdleTTL,
 			Logger:     log,
 			GossipAddr: c.GossipAddr,

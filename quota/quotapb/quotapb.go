@@ -134,8 +134,10 @@ func Status(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, quota.ErrTenantSuspended):
 		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, quota.ErrOwnerUnavailable), errors.Is(err, quota.ErrNotReady), errors.Is(err, quota.ErrNoQuorum), errors.Is(err, quota.ErrNoRaft), errors.Is(err, quota.ErrOverloaded):
+	case errors.Is(err, quota.ErrOwnerUnavailable), errors.Is(err, quota.ErrNotReady), errors.Is(err, quota.ErrNoQuorum), errors.Is(err, quota.ErrNoRaft):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, quota.ErrOverloaded):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return status.FromContextError(err).Err()
 	}
