@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +21,7 @@ func FuzzApply(f *testing.F) {
 		{Op: &configv1.Command_PutTenant{PutTenant: &configv1.Tenant{Id: "acme", Plan: "gold"}}},
 		{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "tg_abcdefgh", Tenant: "acme", Sha256: make([]byte, 32)}}},
 		{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 7, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-11-24", Usage: &configv1.Usage{Tokens: 9}}}}}},
+		{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 1<<64 - 1, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-11-24", Usage: &configv1.Usage{Tokens: 9e18}}}}}},
 		{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "p", BaseUrl: "https://x", Models: []string{"m"}}}},
 	} {
 		data, _ := proto.Marshal(cmd)
@@ -32,9 +34,12 @@ func FuzzApply(f *testing.F) {
 		}
 		a, b := NewFSM(), NewFSM()
 		seed, _ := proto.Marshal(&configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
+		// Appended at a real time, as the leader stamps entries, so that
+		// the checks that depend on it (a usage record's sequence) run.
+		appended := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 		for i, d := range [][]byte{seed, data, data} {
-			a.Apply(&raft.Log{Index: uint64(i + 1), Data: d})
-			b.Apply(&raft.Log{Index: uint64(i + 1), Data: d})
+			a.Apply(&raft.Log{Index: uint64(i + 1), Data: d, AppendedAt: appended})
+			b.Apply(&raft.Log{Index: uint64(i + 1), Data: d, AppendedAt: appended})
 		}
 		if !proto.Equal(a.state(), b.state()) {
 			t.Fatal("two replicas diverged on one command")
