@@ -77,6 +77,38 @@ func TestBenchDrivesTheGatewayOfASpawnedCluster(t *testing.T) {
 	}
 }
 
+// The same workload over a cluster whose peer plane and Raft run over
+// mutual TLS: every forwarded check answered, no tenant over its limit.
+func TestBenchSpawnsATLSCluster(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts clusters of tollgate processes")
+	}
+	logs := t.TempDir()
+	rep, out := runBenchBinary(t, "--spawn", "3", "--spawn-tls", "--spawn-logs", logs, "--scenario", "check-grpc", "--rate", "200",
+		"--duration", "2s", "--tenants", "5", "--limit", "20", "--zipf", "0", "--slo", "error-rate=0%", "--slo", "overshoot=0%")
+	if rep.Errors != 0 || rep.Requests != 400 || rep.Allowed < 100 || rep.Allowed > 105 {
+		t.Fatalf("TLS run: %d requests, %d allowed, %d errors %v\n%s", rep.Requests, rep.Allowed, rep.Errors, rep.ErrorsByKind, out)
+	}
+	entries, err := os.ReadDir(logs)
+	if err != nil || len(entries) < 3 {
+		t.Fatalf("spawn logs: %v %v", entries, err)
+	}
+	tls := 0
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(logs, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "peer plane and raft over mutual TLS") {
+			tls++
+		}
+	}
+	if tls != 3 {
+		t.Fatalf("%d of the 3 nodes said they run the peer plane over TLS (logs in %v)", tls, entries)
+	}
+}
+
 func TestBenchExitsOneWhenAGateFails(t *testing.T) {
 	t.Parallel()
 	api := fakeCheckAPI(t)

@@ -69,6 +69,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token: the admin API is off (set --admin-token or TOLLGATE_ADMIN_TOKEN)")
 	}
+	if cfg.tls != nil {
+		log.Info("peer plane and raft over mutual TLS", "certificate_names", cfg.tls.Names())
+	}
 	if cfg.tls == nil && cfg.InsecureCluster {
 		log.Warn("--insecure-cluster: the peer plane and Raft run without TLS; anyone who reaches their ports can write the configuration")
 	}
