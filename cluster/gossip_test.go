@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/gossip"
 )
 
@@ -24,7 +25,10 @@ func TestGossipWithoutTheKeyIsNotLetIn(t *testing.T) {
 		"rogue-nolabel":  {Keys: [][]byte{key}},
 	}
 	for name, sec := range rogues {
-		s, err := startNode(t.Context(), Config{NodeName: name, GossipAddr: "127.0.0.1:0", Join: join, Gossip: sec, Logger: c.log.With("node", name)})
+		// With a Raft address of its own, as a real node has: let in, it
+		// would become a voter.
+		s, err := startNode(t.Context(), Config{NodeName: name, GossipAddr: "127.0.0.1:0", Join: join, Gossip: sec,
+			RaftListen: "127.0.0.1:0", InMemory: true, Logger: c.log.With("node", name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +53,11 @@ func TestGossipWithoutTheKeyIsNotLetIn(t *testing.T) {
 			t.Fatalf("voters %v", v)
 		}
 	}
-	// And a node with the key and the label joins as ever.
+	// And a node with the key and the label joins as ever, and becomes a
+	// voter (which the rogues, with Raft addresses as well, did not).
 	c.add("node-3")
 	c.waitRing(3)
+	clustertest.Eventually(t, 10*time.Second, "node-3 to become a voter", func() bool {
+		return slices.Contains(c.running()[0].Node.raftStatus().Voters, "node-3")
+	})
 }
