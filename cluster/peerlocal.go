@@ -44,6 +44,13 @@ func (l peerLocal) Settle(ctx context.Context, in *peerv1.SettleRequest) error {
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "settlements[%d]: %v", i, err)
 		}
+		if st.hops == 0 && st.origin != in.GetFrom() {
+			// A node sends its own settlements first-hand; only one passed
+			// on by the node that handed the tenant here names another
+			// origin. (Else a node could spend another's sequence numbers,
+			// and the real settlements would be dropped as resent.)
+			return status.Errorf(codes.PermissionDenied, "settlements[%d].origin: %q, but a settlement not passed on comes from the node that made it, %q", i, st.origin, in.GetFrom())
+		}
 		ss[i] = st
 	}
 	now := time.Now()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
@@ -116,6 +118,22 @@ func TestASettlementResentIsAppliedOnce(t *testing.T) {
 	}
 	if got := remaining(reserveOn(t, c, 0, 0), quota.LimitTokensPerMinute); got != 980 {
 		t.Fatalf("tokens per minute after settling 500 reserved to 20 (twice sent): %d left, want 980", got)
+	}
+
+	// A node settles in its own name: one naming another origin first-hand
+	// is refused (it would spend that node's sequence numbers).
+	forged := s.toProto()
+	forged.Seq = 43
+	if _, err := svc.Settle(t.Context(), &peerv1.SettleRequest{From: "forger", Settlements: []*peerv1.Settlement{forged}}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a settlement in another node's name: %v, want PermissionDenied", err)
+	}
+	if !n.settled.first(settleID{"elsewhere", 43}, time.Now()) {
+		t.Fatal("the refused settlement's sequence number was spent")
+	}
+	passedOn := s.toProto()
+	passedOn.Seq, passedOn.Hops = 44, 1
+	if _, err := svc.Settle(t.Context(), &peerv1.SettleRequest{From: "forwarder", Settlements: []*peerv1.Settlement{passedOn}}); err != nil {
+		t.Fatalf("a settlement passed on by the node that handed the tenant here: %v", err)
 	}
 
 	// A peer's settlement is checked like a client's request.
