@@ -184,10 +184,12 @@ func TestExpiredForwardIsNotCharged(t *testing.T) {
 	})
 	close(call.done)
 	// b answers batches in order: once a later check is answered, the
-	// late one has been dealt with.
-	if resp, err := a.Check(t.Context(), ptr(dayLimit(other, 100))); err != nil || resp.Degraded {
-		t.Fatalf("later check: %+v %v", resp, err)
-	}
+	// late one has been dealt with. (On a loaded machine a later check can
+	// outlast the 100ms too, and is decided degraded on a: then another.)
+	clustertest.Eventually(t, 5*time.Second, "a later check answered by the owner", func() bool {
+		resp, err := a.Check(t.Context(), ptr(dayLimit(other, 100)))
+		return err == nil && !resp.Degraded
+	})
 	if st := b.store.Export(tenant); len(st) != 0 {
 		t.Fatalf("the owner charged a check whose caller had its answer already: %+v", st)
 	}
