@@ -10,18 +10,19 @@ import (
 	"github.com/tollgate/tollgate/cluster/peer"
 )
 
-// runCerts writes a throwaway CA and a certificate for each named node:
-// enough for a first cluster, tollgate dev and the bench. A real cluster
-// uses its own PKI (README, "Securing a cluster").
+// runCerts writes a certificate for each named node, signed by the CA in
+// the directory (made there the first time): enough for a first cluster,
+// nodes added to it later, tollgate dev and the bench. A real cluster uses
+// its own PKI (README, "Securing a cluster").
 func runCerts(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "tollgate-certs", "`DIR` to write ca.pem and, for each node, NODE.pem and NODE-key.pem into")
+	dir := fs.String("dir", "tollgate-certs", "`DIR` to write ca.pem and ca-key.pem (unless there already: that CA signs) and, for each node, NODE.pem and NODE-key.pem into")
 	var nodes commaList
 	fs.Var(&nodes, "nodes", "comma-separated node names (their --node-name), one certificate each")
 	valid := fs.Duration("valid", 365*24*time.Hour, "how long the certificates are valid")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tollgate certs --nodes n1,n2,n3 [--dir DIR]\n\nWrites a new CA (its key is not kept) and a certificate for each node, for --tls-cert, --tls-key and --tls-ca.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: tollgate certs --nodes n1,n2,n3 [--dir DIR]\n\nWrites a certificate for each node, for --tls-cert, --tls-key and --tls-ca, signed by the CA in DIR\n(ca.pem and ca-key.pem, made there the first time). Run again with the same DIR for a node that joins later.\nca-key.pem issues certificates: copy it to no node.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
