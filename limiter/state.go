@@ -98,7 +98,7 @@ func (s *Store) Seal(tenant string) []EntryState {
 	}
 	states := ts.export()
 	s.entries.Add(-int64(len(ts.limits)))
-	s.leases.Add(-int64(ts.leaseCount()))
+	s.addLeases(-ts.leaseCount())
 	ts.limits, ts.sealed, ts.seen = nil, true, now
 	return states
 }
@@ -154,7 +154,7 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 		if e.lim.Algorithm == in.lim.Algorithm {
 			held := len(e.leases)
 			e.merge(now, &in)
-			s.leases.Add(int64(len(e.leases) - held))
+			s.addLeases(len(e.leases) - held)
 		}
 	}
 	return nil

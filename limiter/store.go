@@ -132,7 +132,7 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
 	}
-	s.leases.Add(int64(len(e.leases) - held))
+	s.addLeases(len(e.leases) - held)
 	sh.mu.Unlock()
 	return r, nil
 }
@@ -186,7 +186,7 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 		}
 	}
 	if conc {
-		s.leases.Add(int64(s.leasesOf(ts, reqs) - held))
+		s.addLeases(s.leasesOf(ts, reqs) - held)
 	}
 	return allowed, nil
 }
@@ -224,7 +224,7 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 		}
 		held := len(e.leases)
 		e.adjust(now, a)
-		s.leases.Add(int64(len(e.leases) - held))
+		s.addLeases(len(e.leases) - held)
 	}
 	return nil
 }
@@ -292,7 +292,7 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 		if e.lim != *lim {
 			held := len(e.leases)
 			e.reshape(now, *lim)
-			s.leases.Add(int64(len(e.leases) - held))
+			s.addLeases(len(e.leases) - held)
 		}
 		return e
 	}
@@ -360,7 +360,7 @@ func (s *Store) evictFrom(sh *shard, keep string, now int64) bool {
 
 func (s *Store) remove(sh *shard, ts *tenantState) {
 	s.entries.Add(-int64(len(ts.limits)))
-	s.leases.Add(-int64(ts.leaseCount()))
+	s.addLeases(-ts.leaseCount())
 	sh.remove(ts)
 }
 
@@ -372,6 +372,14 @@ func (s *Store) leasesFull(lim *Limit, hits int64) bool {
 	}
 	s.refusals.Add(1)
 	return true
+}
+
+// addLeases counts d leases more (or fewer) held; nothing to count, the
+// common case, costs no atomic write.
+func (s *Store) addLeases(d int) {
+	if d != 0 {
+		s.leases.Add(int64(d))
+	}
 }
 
 // leasesOf counts the leases ts holds in the entries reqs name.
@@ -432,7 +440,7 @@ func (s *Store) purgeLeases(ts *tenantState, now int64) {
 		if e := &ts.limits[i]; len(e.leases) > 0 {
 			held := len(e.leases)
 			e.purge(now)
-			s.leases.Add(int64(len(e.leases) - held))
+			s.addLeases(len(e.leases) - held)
 		}
 	}
 }
