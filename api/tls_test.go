@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -97,6 +98,38 @@ func TestThePeerPlaneWantsANodesCertificate(t *testing.T) {
 	}
 	if err := pull(withCert(dir, "node-3"), ""); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("node-3's certificate naming no sender: %v, want PermissionDenied", err)
+	}
+	// On a stream every message is checked, not just the first.
+	stream := func(from ...string) error {
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(withCert(dir, "node-2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		s, err := peerv1.NewPeerClient(conn).CheckStream(t.Context())
+		if err != nil {
+			return err
+		}
+		for _, f := range from {
+			if err := s.Send(&peerv1.CheckBatchRequest{From: f}); err != nil {
+				break // the server has ended the stream; Recv says why
+			}
+		}
+		_ = s.CloseSend()
+		for {
+			if _, err := s.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	if err := stream("node-2", "node-1"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("node-2's stream speaking for node-1 in its second message: %v, want PermissionDenied", err)
+	}
+	if err := stream("node-2", "node-2"); err != nil {
+		t.Errorf("node-2's stream as itself: %v", err)
 	}
 	// And only a member of the cluster pulls state (node-3's certificate
 	// is the CA's, but node-3 never joined).
