@@ -37,9 +37,6 @@ func (l peerLocal) Route(ctx context.Context, req *quota.CheckRequest, hops uint
 // before (its answer was lost and it was resent) is skipped.
 func (l peerLocal) Settle(ctx context.Context, in *peerv1.SettleRequest) error {
 	n := l.n
-	if !n.knownNode(in.GetFrom()) {
-		return notMemberError(in.GetFrom()) // its refunds would hand capacity back
-	}
 	ss := make([]*settlement, len(in.GetSettlements()))
 	for i, p := range in.GetSettlements() {
 		st, err := settlementFromProto(p)
