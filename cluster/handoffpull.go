@@ -111,19 +111,9 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 	defer cancel()
 	client, err := h.n.peers.Client(from)
 	var resp *peerv1.PullResponse
-	for err == nil {
+	if err == nil {
 		resp, err = client.Pull(ctx, &peerv1.PullRequest{From: h.n.name, Tenants: []string{tenant}})
-		if !isNotMember(err) {
-			h.n.peers.Report(from, err)
-			break
-		}
-		// from has not heard of this node yet (it has only just joined):
-		// gossip tells it within moments.
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-			err = nil
-		}
+		h.n.peers.Report(from, err)
 	}
 	if err != nil {
 		h.log.Debug("pull failed; deciding with what is here", "tenant", tenant, "from", from, "err", err)

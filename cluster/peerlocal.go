@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -61,21 +62,10 @@ func (l peerLocal) Settle(ctx context.Context, in *peerv1.SettleRequest) error {
 	return nil
 }
 
-// Receive and Give move tenants' state between members only: state pushed
-// by a node this one does not know could lock tenants out, and a pull by
-// one would reset their counters.
-func (l peerLocal) Receive(in *peerv1.HandoffRequest) error {
-	if !l.n.knownNode(in.GetFrom()) {
-		return notMemberError(in.GetFrom())
-	}
-	return l.n.handoff.receive(in)
-}
+func (l peerLocal) Receive(in *peerv1.HandoffRequest) error { return l.n.handoff.receive(in) }
 
-func (l peerLocal) Give(from string, tenants []string) (*peerv1.PullResponse, error) {
-	if !l.n.knownNode(from) {
-		return nil, notMemberError(from)
-	}
-	return l.n.handoff.give(from, tenants), nil
+func (l peerLocal) Give(from string, tenants []string) *peerv1.PullResponse {
+	return l.n.handoff.give(from, tenants)
 }
 
 func (l peerLocal) Release(ctx context.Context, req *quota.ReleaseRequest) error {
@@ -93,23 +83,17 @@ func (l peerLocal) Release(ctx context.Context, req *quota.ReleaseRequest) error
 // the peer server already.)
 func (n *Node) knownCaller(ctx context.Context) error {
 	names, ok := peer.Identity(ctx)
-	if !ok || slices.ContainsFunc(names, n.knownNode) {
+	if !ok {
 		return nil
 	}
-	return notMemberError(strings.Join(names, ", "))
-}
-
-// knownNode reports whether name is this node, a live gossip member or a
-// server of the Raft configuration.
-func (n *Node) knownNode(name string) bool {
-	if name == n.name || n.peers.Has(name) {
-		return true
+	var r *raft.Raft
+	if n.raft != nil {
+		r = n.raft.raft
 	}
-	return n.raft != nil && configured(n.raft.raft, name)
-}
-
-func notMemberError(name string) error {
-	return status.Errorf(codes.PermissionDenied, "%s: %q is no member of this cluster", notMember, name)
+	if slices.ContainsFunc(names, func(name string) bool { return n.peers.Has(name) || configured(r, name) }) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "%s: the certificate names %q, no member of this cluster", notMember, names)
 }
 
 // notMember starts the answer to a caller this node does not know (yet):

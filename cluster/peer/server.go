@@ -27,7 +27,7 @@ type Local interface {
 	// Receive takes tenant state handed to this node.
 	Receive(in *peerv1.HandoffRequest) error
 	// Give answers a pull: the state of tenants that from is taking over.
-	Give(from string, tenants []string) (*peerv1.PullResponse, error)
+	Give(from string, tenants []string) *peerv1.PullResponse
 	// Release ends a lease here, passed on by a node that is not the
 	// tenant's owner.
 	Release(ctx context.Context, req *quota.ReleaseRequest) error
@@ -123,9 +123,6 @@ func (s *server) Settle(ctx context.Context, in *peerv1.SettleRequest) (*peerv1.
 // Handoff takes tenant state another node hands to this one.
 func (s *server) Handoff(_ context.Context, in *peerv1.HandoffRequest) (*peerv1.HandoffResponse, error) {
 	if err := s.local.Receive(in); err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err // refused for who sent it
-		}
 		if errors.Is(err, quota.ErrNotReady) {
 			return nil, quotapb.Status(err) // leaving: the sender tries the next owner
 		}
@@ -155,7 +152,7 @@ func (s *server) Pull(_ context.Context, in *peerv1.PullRequest) (*peerv1.PullRe
 	if in.GetFrom() == "" {
 		return nil, status.Error(codes.InvalidArgument, "from: required")
 	}
-	return s.local.Give(in.GetFrom(), in.GetTenants())
+	return s.local.Give(in.GetFrom(), in.GetTenants()), nil
 }
 
 // Apply is the leader's side of a configuration write sent by another
