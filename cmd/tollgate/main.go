@@ -20,7 +20,7 @@ Usage:
                            upstream and demo tenants (tollgate dev -h)
   tollgate mock-upstream   run an OpenAI-compatible fake upstream (tollgate mock-upstream -h)
   tollgate bench [flags]   load a cluster (or start one) and check latency SLOs (tollgate bench -h)
-  tollgate certs [flags]   write a throwaway CA and node certificates for --tls-* (tollgate certs -h)
+  tollgate certs [flags]   write node certificates for --tls-*, signed by a CA made the first time (tollgate certs -h)
   tollgate help            show this text
 
 Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
