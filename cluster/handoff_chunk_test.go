@@ -93,12 +93,7 @@ func TestHandoffIsRetriedUntilAcknowledged(t *testing.T) {
 	t.Parallel()
 	var refused atomic.Int32
 	c := emptyTestCluster(t, nil)
-	c.intercept = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := req.(*peerv1.HandoffRequest); ok && refused.Add(1) <= 3 {
-			return nil, status.Error(codes.Unavailable, "not now")
-		}
-		return handler(ctx, req)
-	}
+	c.intercept = refuseHandoffs(func() bool { return refused.Add(1) <= 3 })
 	c.start(2)
 	stay, leave := c.server("node-1").Node, c.server("node-2").Node
 	lim := dayLimit("", 10).Limits[0]
@@ -125,12 +120,7 @@ func TestLeaveSaysHowManyTenantsItCouldNotHandOff(t *testing.T) {
 	c := emptyTestCluster(t, nil)
 	warnings := &recorder{Handler: c.log.Handler(), mu: &sync.Mutex{}, records: &[]slog.Record{}}
 	c.log = slog.New(warnings)
-	c.intercept = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := req.(*peerv1.HandoffRequest); ok {
-			return nil, status.Error(codes.Unavailable, "not now")
-		}
-		return handler(ctx, req)
-	}
+	c.intercept = refuseHandoffs(func() bool { return true })
 	c.start(2)
 	stay, leave := c.server("node-1").Node, c.server("node-2").Node
 	lim := dayLimit("", 10).Limits[0]
@@ -151,6 +141,17 @@ func TestLeaveSaysHowManyTenantsItCouldNotHandOff(t *testing.T) {
 	}
 	if got := spentOn(t, stay, tenants, lim); got != 0 {
 		t.Fatalf("%d tenants arrived although every hand-off was refused", got)
+	}
+}
+
+// refuseHandoffs is a peer-server interceptor that answers Unavailable to
+// the hand-off calls refuse says to refuse.
+func refuseHandoffs(refuse func() bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(*peerv1.HandoffRequest); ok && refuse() {
+			return nil, status.Error(codes.Unavailable, "not now")
+		}
+		return handler(ctx, req)
 	}
 }
 

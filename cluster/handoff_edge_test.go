@@ -59,6 +59,16 @@ func sealBothWays(t *testing.T, a, b *Node, tenant string) {
 	}
 }
 
+// spend decides req on n's store count times, as checks owned there would.
+func spend(t *testing.T, n *Node, req *quota.CheckRequest, count int) {
+	t.Helper()
+	for range count {
+		if _, err := n.decideIn(n.store, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Both sides hold the tenant as handed to the other, and the caller's own
 // copy never left (its push failed): the caller takes it back and decides,
 // counting what was used before.
@@ -68,20 +78,13 @@ func TestAHandedBackTenantIsDecidedFromTheCopyThatNeverLeft(t *testing.T) {
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "unsent")
 	req := dayLimit(tenant, 100)
-	for range 10 {
-		if _, err := a.decideIn(a.store, &req); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spend(t, a, &req, 10)
 	sealBothWays(t, a, b, tenant)
 	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
 	if err != nil || !resp.Allowed || resp.Degraded || resp.Limits[0].Remaining != 89 {
 		t.Fatalf("got %+v, %v; want allowed with 89 remaining", resp, err)
 	}
-	a.handoff.mu.Lock()
-	left := len(a.handoff.outgoing)
-	a.handoff.mu.Unlock()
-	if left != 0 {
+	if left := a.handoff.pending(); left != 0 {
 		t.Fatalf("the copy taken back is still waiting to be sent: %d", left)
 	}
 	if st := b.store.Export(tenant); len(st) != 0 {
@@ -98,20 +101,13 @@ func TestAHandedBackTenantIsPulledAgainFromTheOtherSide(t *testing.T) {
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "unlanded")
 	req := dayLimit(tenant, 100)
-	for range 10 {
-		if _, err := b.decideIn(b.store, &req); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spend(t, b, &req, 10)
 	sealBothWays(t, a, b, tenant)
 	resp, err := a.Check(t.Context(), ptr(dayLimit(tenant, 100)))
 	if err != nil || !resp.Allowed || resp.Degraded || resp.Limits[0].Remaining != 89 {
 		t.Fatalf("got %+v, %v; want allowed with 89 remaining", resp, err)
 	}
-	b.handoff.mu.Lock()
-	left := len(b.handoff.outgoing)
-	b.handoff.mu.Unlock()
-	if left != 0 {
+	if left := b.handoff.pending(); left != 0 {
 		t.Fatalf("the other side still means to send the pulled state: %d", left)
 	}
 }
@@ -203,11 +199,7 @@ func TestPulledStateStaysWithThePuller(t *testing.T) {
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "pulled")
 	req := dayLimit(tenant, 100)
-	for range 10 {
-		if _, err := a.decideIn(a.store, &req); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spend(t, a, &req, 10)
 	// a's push to b failed: the state waits in outgoing, sealed.
 	a.handoff.mu.Lock()
 	a.handoff.outgoing[tenant] = a.store.Seal(tenant)
@@ -234,11 +226,7 @@ func TestFailedPushIsSentAgain(t *testing.T) {
 	a, b := c.server("node-1").Node, c.server("node-2").Node
 	tenant := tenantOwnedBy(t, a.currentRing(), "node-2", "retry")
 	req := dayLimit(tenant, 100)
-	for range 7 {
-		if _, err := a.decideIn(a.store, &req); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spend(t, a, &req, 7)
 	a.handoff.mu.Lock()
 	a.handoff.outgoing[tenant] = a.store.Seal(tenant)
 	a.handoff.setMoved(tenant, "node-2", time.Now().Add(-time.Minute))
