@@ -63,6 +63,9 @@ type Config struct {
 	// SpawnTLS runs the spawned cluster's peer plane and Raft over mutual
 	// TLS, with certificates from `tollgate certs`.
 	SpawnTLS bool
+	// SpawnArgs are more flags for every spawned `tollgate serve` (say
+	// --replicate=false, to compare).
+	SpawnArgs []string
 	// SpawnLogs, when set, is a directory where each spawned process's
 	// output goes, whole, to <name>.log (appended to on a restart).
 	SpawnLogs string
@@ -131,6 +134,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("spawn: must be between 0 and 16, got %d", c.Spawn)
 	case len(c.Chaos) > 0 && c.Spawn == 0:
 		return errors.New("chaos: only on a cluster started with --spawn")
+	case len(c.SpawnArgs) > 0 && c.Spawn == 0:
+		return errors.New("spawn-flags: only with --spawn")
 	case c.Tenants < 1:
 		return fmt.Errorf("tenants: must be >= 1, got %d", c.Tenants)
 	case c.Zipf != 0 && c.Zipf <= 1:

@@ -70,6 +70,13 @@ func WriteTable(w io.Writer, r *Report) {
 	}
 	tw.Flush()
 
+	if rp := r.Replication; rp != nil {
+		fmt.Fprintln(w)
+		row("replication", "lag p50 ms", "lag p99 ms", "rounds", "tenants copied", "failures", "promoted")
+		row("", "≤"+sig3(rp.LagP50), "≤"+sig3(rp.LagP99), strconv.FormatUint(rp.Rounds, 10), sig3(rp.Tenants), sig3(rp.Failures), sig3(rp.Promoted))
+		tw.Flush()
+	}
+
 	if len(r.Events) > 0 {
 		fmt.Fprintln(w)
 		row("events", "at", "kind", "node", "detail")

@@ -28,6 +28,9 @@ type Report struct {
 	// Distribution is latency by percentile, for the distribution chart.
 	Distribution []Percentile `json:"distribution"`
 	Accuracy     Accuracy     `json:"accuracy"`
+	// Replication is what a spawned cluster's nodes report of copying
+	// tenant state; nil without --spawn or with replication off.
+	Replication *Replication `json:"replication,omitempty"`
 	// Events are the chaos events of the run, in order.
 	Events []Event     `json:"events,omitempty"`
 	SLOs   []SLOResult `json:"slos,omitempty"`

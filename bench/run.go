@@ -61,9 +61,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	elapsed := time.Since(start)
 	cancel()
 	bg.Wait()
+	var repl *Replication
+	if cluster != nil {
+		if repl, err = cluster.replication(ctx); err != nil && cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "replication figures unavailable: %v\n", err)
+		}
+	}
 
 	rep := &Report{Scenario: cfg.Scenario, Targets: targets, Mode: "open", TargetRate: cfg.Rate,
-		Started: start.UTC().Truncate(time.Second), Duration: elapsed.Seconds(), Events: events}
+		Started: start.UTC().Truncate(time.Second), Duration: elapsed.Seconds(), Events: events, Replication: repl}
 	if cfg.Workers > 0 {
 		rep.Mode, rep.Workers = "closed", cfg.Workers
 	}

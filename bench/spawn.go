@@ -26,6 +26,7 @@ import (
 // that a run started, and, for the gateway, a `tollgate mock-upstream`.
 type localCluster struct {
 	binary, token string
+	args          []string // more flags for every node
 	expect        int
 	logs          string // each process's whole output goes to logs/<name>.log, if set
 
@@ -57,7 +58,7 @@ func spawnCluster(ctx context.Context, cfg *Config) (*localCluster, error) {
 	}
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
-	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), expect: cfg.Spawn, logs: cfg.SpawnLogs}
+	c := &localCluster{binary: cfg.Binary, token: hex.EncodeToString(secret), args: cfg.SpawnArgs, expect: cfg.Spawn, logs: cfg.SpawnLogs}
 	if cfg.SpawnTLS {
 		if err := c.makeCerts(ctx, cfg.Spawn+8); err != nil { // room for chaos's new nodes
 			return nil, err
@@ -104,6 +105,7 @@ func (c *localCluster) startNode(ctx context.Context, name string, prev map[stri
 	args := []string{"serve", "--node-name", name, "--in-memory", "--log-format", "json",
 		"--api-addr", addr("api"), "--grpc-addr", addr("grpc"), "--peer-addr", "127.0.0.1:0", "--http-addr", addr("gateway"),
 		"--gossip-addr", addr("gossip"), "--raft-addr", "127.0.0.1:0"}
+	args = append(args, c.args...)
 	if c.certs != "" {
 		if c.next > c.certNodes {
 			c.mu.Unlock()

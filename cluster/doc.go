@@ -6,9 +6,11 @@
 // decide.go on the owner (plan limits, the monthly budget against the
 // ledger, the store's reservation). Around it: the node's lifetime and
 // its ring of owners (node.go), hand-off of tenant state when ownership
-// moves (handoff.go), gateway reservations and their settlement, queued
-// and resent until applied once (reserve.go, settle.go), usage flushed to
-// Raft (usage.go), Raft set-up (raft.go), writes through the leader
+// moves (handoff.go), copies of the owned tenants' state on their
+// successors, taken over when an owner dies (replicate.go), gateway
+// reservations and their settlement, queued and resent until applied once
+// (reserve.go, settle.go) and kept on disk until then (journal.go), usage
+// flushed to Raft (usage.go), Raft set-up (raft.go), writes through the leader
 // (apply.go), Raft's voters following gossip (raftmembers.go), the admin
 // operations (admin.go), what other nodes may ask of this one
 // (peerlocal.go), and metrics (metrics.go).

@@ -346,6 +346,7 @@ func (h *handoff) receive(req *peerv1.HandoffRequest) error {
 		if err := h.n.store.Merge(ts.GetTenant(), states); err != nil {
 			return err
 		}
+		h.n.dropReplica(ts.GetTenant())
 		h.mu.Lock()
 		h.resolved[ts.GetTenant()] = now
 		delete(h.moved, ts.GetTenant())

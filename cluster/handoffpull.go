@@ -124,6 +124,9 @@ func (h *handoff) pull(ctx context.Context, tenant, from string) {
 		if err == nil {
 			err = h.n.store.Merge(ts.GetTenant(), states)
 		}
+		if err == nil {
+			h.n.dropReplica(ts.GetTenant())
+		}
 		if err != nil {
 			h.log.Warn("bad pulled state", "tenant", tenant, "from", from, "err", err)
 		}

@@ -72,6 +72,12 @@ type Config struct {
 	// it the node takes no new reservation until its owners catch up
 	// (those it holds are never dropped). 100,000 if zero.
 	MaxPendingSettles int
+	// ReplicateInterval is how often the state of the tenants this node
+	// owns is copied to their successors on the ring, so that an owner's
+	// crash costs at most this much of their use; 50ms if zero.
+	// NoReplication turns the copies off.
+	ReplicateInterval time.Duration
+	NoReplication     bool
 }
 
 // Node answers checks: it decides for the tenants it owns and forwards the
@@ -91,6 +97,7 @@ type Node struct {
 	peers   *peer.Pool
 	fwd     *peer.Forwarder
 	handoff *handoff
+	repl    *replication // nil with NoReplication
 
 	fsm   *config.FSM  // the replicated configuration, on every node
 	raft  *consensus   // nil without RaftListen
@@ -99,6 +106,10 @@ type Node struct {
 	// those applied here lately.
 	settles *settleQueue
 	settled settleDedup
+	// journal keeps the gateway requests admitted here until their owners
+	// have them (nil in memory); left is what a previous run left there.
+	journal     *journal
+	journalLeft []*journalEntry
 	// raftMetrics is nil without Raft.
 	raftMetrics *raftMetrics
 
@@ -126,10 +137,20 @@ func NewNode(cfg Config) *Node {
 	if cfg.MaxPendingSettles <= 0 {
 		cfg.MaxPendingSettles = 100_000
 	}
+	if cfg.ReplicateInterval <= 0 {
+		cfg.ReplicateInterval = 50 * time.Millisecond
+	}
 	cfg.Forward.SetDefaults()
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, MaxLeases: cfg.MaxLeases, IdleTTL: cfg.IdleTTL}
-	store := limiter.NewStore(opts)
-	n := &Node{
+	owned := opts
+	var n *Node
+	replicate := !cfg.NoReplication && cfg.GossipAddr != "" // standalone, there is nobody to copy to
+	if replicate {
+		owned.TrackChanges = true
+		owned.OnChangeBatch = func() { n.repl.nudge() }
+	}
+	store := limiter.NewStore(owned)
+	n = &Node{
 		cfg:      cfg,
 		name:     cfg.NodeName,
 		store:    store,
@@ -143,6 +164,9 @@ func NewNode(cfg Config) *Node {
 		settles:  newSettleQueue(),
 	}
 	n.handoff = newHandoff(n, cfg.HandoffWindow, cfg.Logger)
+	if replicate {
+		n.repl = newReplication(n, cfg.ReplicateInterval, opts)
+	}
 	n.metrics.registerSettles(n.settles.pending)
 	n.metrics.registerHandoff(n.handoff.pending)
 	n.setRing(ring.New([]string{n.name}, nil))
@@ -183,12 +207,21 @@ func (n *Node) Owner(tenant string) string { return n.currentRing().Owner(tenant
 // ends; Wait waits for that, Close releases the rest.
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx = ctx
+	if !n.cfg.InMemory && n.cfg.DataDir != "" {
+		j, left, err := openJournal(n.cfg.DataDir, n.cfg.Logger.With("component", "journal"))
+		if err != nil {
+			return err
+		}
+		j.register(n.metrics.registry)
+		n.journal, n.journalLeft = j, left
+	}
 	n.fwd = peer.NewForwarder(ctx, n.cfg.Forward, n.name, n.peers, n.metrics.observeBatch, n.settleAbandoned)
 	if n.cfg.RaftListen != "" {
 		// Raft first: gossip carries the address it got.
 		c, err := openRaft(raftSetup{name: n.name, listen: n.cfg.RaftListen, gossip: n.cfg.GossipAddr,
 			dataDir: n.cfg.DataDir, inMemory: n.cfg.InMemory, log: n.cfg.Logger, tls: n.cfg.TLS, member: n.peers.Has}, n.fsm)
 		if err != nil {
+			n.closeJournal()
 			return err
 		}
 		n.raft = c
@@ -204,6 +237,7 @@ func (n *Node) Start(ctx context.Context) error {
 		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Gossip, n.cfg.Logger, libLog)
 		if err != nil {
 			n.closeRaft()
+			n.closeJournal()
 			return err
 		}
 		n.members = m
@@ -213,12 +247,18 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.wg.Go(func() { n.housekeep(ctx) })
 	n.wg.Go(func() { n.runSettler(ctx) })
+	if n.repl != nil {
+		n.wg.Go(func() { n.repl.run(ctx) })
+	}
+	if n.journal != nil {
+		n.wg.Go(func() { n.journal.run(ctx) })
+	}
 	if n.raft != nil {
 		n.wg.Go(func() { n.manageRaft(ctx) })
 		n.wg.Go(func() { n.runUsageFlusher(ctx) })
 	}
 	if n.members == nil || len(n.cfg.Join) == 0 {
-		n.ready.Store(true)
+		n.becomeReady()
 		return nil
 	}
 	n.wg.Go(func() { n.joinCluster(ctx) })
@@ -238,7 +278,17 @@ func (n *Node) joinCluster(ctx context.Context) {
 	n.handoff.joined()
 	n.members.AnnounceReady(2 * time.Second)
 	n.membersChanged()
+	n.becomeReady()
+}
+
+// becomeReady marks the node ready once it has found its owners, and
+// settles what a previous run left in the journal, now that the
+// settlements reach them.
+func (n *Node) becomeReady() {
 	n.ready.Store(true)
+	left := n.journalLeft
+	n.journalLeft = nil
+	n.resettle(left)
 }
 
 // requestPush asks for a hand-off of every tenant this node holds but does
@@ -268,7 +318,11 @@ func (n *Node) housekeep(ctx context.Context) {
 		n.handoff.prune()
 		if time.Since(lastSweep) >= n.cfg.SweepInterval {
 			lastSweep = time.Now()
-			if removed := n.store.Sweep() + n.fallback.Sweep(); removed > 0 {
+			removed := n.store.Sweep() + n.fallback.Sweep()
+			if n.repl != nil {
+				removed += n.repl.replicas.Sweep()
+			}
+			if removed > 0 {
 				n.log.Debug("swept idle tenants", "removed", removed)
 			}
 		}
@@ -291,7 +345,18 @@ func (n *Node) membersChanged() {
 		leaving[m.Name] = gone
 	}
 	ring := ring.New(names, nil)
+	var died *death
+	if n.repl != nil {
+		// Before the new ring is in use: its first checks for a dead
+		// owner's tenants start from their copies here.
+		if dead := diedIn(n.name, n.currentRing(), ring, leaving); len(dead) > 0 {
+			died = n.repl.ownersDied(n.currentRing(), ring, dead)
+		}
+	}
 	old := n.setRing(ring)
+	if died != nil {
+		n.repl.promoteDead(died)
+	}
 	// Only after the swap: a forward chosen by the old ring still finds
 	// its peer, and one that does not is routed again (see route).
 	n.peers.Update(live)
@@ -305,6 +370,19 @@ func (n *Node) membersChanged() {
 }
 
 func sameNodes(a, b *ring.Ring) bool { return slices.Equal(a.Nodes(), b.Nodes()) }
+
+// diedIn returns the owners of old, other than self, that next has
+// dropped without a graceful leave: gone from gossip, or back there but
+// not ready (a process that restarted, its memory gone).
+func diedIn(self string, old, next *ring.Ring, leaving map[string]bool) map[string]bool {
+	dead := map[string]bool{}
+	for _, name := range old.Nodes() {
+		if !next.Contains(name) && !leaving[name] && name != self {
+			dead[name] = true
+		}
+	}
+	return dead
+}
 
 // Members returns every member this node knows of, with its state.
 func (n *Node) Members() []gossip.Member {
@@ -407,6 +485,9 @@ func (n *Node) Wait() {
 // process; stop its context, Wait and Close after it.
 func (n *Node) Crash() {
 	n.ready.Store(false)
+	if n.journal != nil {
+		n.journal.crash()
+	}
 	if n.members != nil {
 		_ = n.members.Shutdown()
 	}
@@ -421,6 +502,13 @@ func (n *Node) Close() {
 	}
 	n.closeRaft()
 	n.peers.Close()
+	n.closeJournal()
+}
+
+func (n *Node) closeJournal() {
+	if n.journal != nil {
+		n.journal.close()
+	}
 }
 
 func (n *Node) closeRaft() {

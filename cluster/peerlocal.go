@@ -68,6 +68,12 @@ func (l peerLocal) Give(from string, tenants []string) *peerv1.PullResponse {
 	return l.n.handoff.give(from, tenants)
 }
 
+func (l peerLocal) Replicate(in *peerv1.ReplicateRequest) {
+	if l.n.repl != nil { // off here: the copies are dropped
+		l.n.repl.receive(in)
+	}
+}
+
 func (l peerLocal) Release(ctx context.Context, req *quota.ReleaseRequest) error {
 	if err := l.n.knownCaller(ctx); err != nil {
 		return err

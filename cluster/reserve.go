@@ -21,6 +21,9 @@ type Reservation struct {
 	Tokens int64
 	// limits are the plan's limits the reservation was decided on.
 	limits []limiter.Limit
+	// journal is its entry in this node's journal (0: none), seq the
+	// number its settlement goes by (0: drawn when it is settled).
+	journal, seq uint64
 }
 
 // Reserve takes, in one atomic step on the tenant's owner, one request
@@ -38,7 +41,16 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 	if err != nil {
 		return nil, err
 	}
-	return reservationOf(req, resp), nil
+	r := reservationOf(req, resp)
+	if n.journal != nil && r.Allowed {
+		// Numbered now, so that its settlement and a journal's resend of
+		// it after a crash are one to the owner.
+		s := n.settlementOf(r, quota.Usage{})
+		r.seq = n.settles.nextSeq()
+		s.seq = r.seq
+		r.journal = n.journal.admit(s)
+	}
+	return r, nil
 }
 
 func reservationOf(req *quota.CheckRequest, resp *quota.CheckResponse) *Reservation {
@@ -65,6 +77,30 @@ func (n *Node) Settle(r *Reservation, u quota.Usage) {
 	if r == nil || !r.Allowed {
 		return
 	}
+	s := n.settlementOf(r, u)
+	s.seq = r.seq
+	if s.seq == 0 {
+		s.seq = n.settles.nextSeq()
+	}
+	if n.journal != nil && r.journal != 0 {
+		s.journal = r.journal
+		n.journal.settled(s)
+	}
+	n.settles.add(s)
+}
+
+// Progress notes what an admitted reservation's request has used so far
+// (a stream's tokens delivered), for the journal: if this node is killed
+// before the request is settled, it is billed this much when the node
+// restarts. It never blocks on the disk.
+func (n *Node) Progress(r *Reservation, u quota.Usage) {
+	if r != nil && r.journal != 0 {
+		n.journal.progress(r.journal, u)
+	}
+}
+
+// settlementOf is r's settlement with usage u, not yet queued.
+func (n *Node) settlementOf(r *Reservation, u quota.Usage) *settlement {
 	s := &settlement{
 		tenant: r.Tenant, limits: r.limits, reserved: r.Tokens, usage: u,
 		day: n.now().UTC().Format("2006-01-02"), degraded: r.Degraded, origin: n.name,
@@ -77,7 +113,7 @@ func (n *Node) Settle(r *Reservation, u quota.Usage) {
 			s.monthWindow = r.Limits[i].Window
 		}
 	}
-	n.settles.add(s)
+	return s
 }
 
 // settlement is a queued Settle.
@@ -96,11 +132,19 @@ type settlement struct {
 	// settlement is applied once.
 	origin string
 	seq    uint64
+	// journal is its entry in this node's journal, 0 if none.
+	journal uint64
 	// hops counts how often it was passed on; attempts, how often sending
 	// it to the owner failed; due, when it may be resent.
 	hops     uint32
 	attempts int
 	due      time.Time
+}
+
+// clone copies s (its limits are shared: nobody changes them).
+func (s *settlement) clone() *settlement {
+	c := *s
+	return &c
 }
 
 func (s *settlement) toProto() *peerv1.Settlement {

@@ -164,6 +164,9 @@ func (n *Node) decideHere(ctx context.Context, req *quota.CheckRequest, pullFrom
 	if err := n.handoff.settle(ctx, req.Tenant, pullFrom); err != nil {
 		return nil, "", err
 	}
+	if n.repl != nil {
+		n.repl.promoteOnCheck(req.Tenant)
+	}
 	resp, err := n.decideOwned(req)
 	if !errors.Is(err, limiter.ErrMoved) {
 		return resp, "", err
@@ -205,6 +208,9 @@ func (n *Node) release(ctx context.Context, req *quota.ReleaseRequest, forwarded
 		return quota.ErrNotReady
 	}
 	if owner == n.name || forwarded {
+		if n.repl != nil {
+			n.repl.promoteOnCheck(req.Tenant)
+		}
 		err := n.store.Adjust(req.Tenant, []limiter.Adjustment{{Limit: req.Limit, Lease: req.Lease}})
 		to, moved := n.handoff.movedTo(req.Tenant)
 		if !errors.Is(err, limiter.ErrMoved) || !moved || forwarded {

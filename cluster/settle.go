@@ -46,10 +46,22 @@ func newSettleQueue() *settleQueue {
 	return &settleQueue{wake: make(chan struct{}, 1), sending: map[string]int{}, seq: firstSeq()}
 }
 
+// nextSeq numbers a settlement.
+func (q *settleQueue) nextSeq() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	return q.seq
+}
+
+// add queues s, numbering it unless it has a number (one resent from the
+// journal keeps its own).
 func (q *settleQueue) add(s *settlement) {
 	q.mu.Lock()
-	q.seq++
-	s.seq = q.seq
+	if s.seq == 0 {
+		q.seq++
+		s.seq = q.seq
+	}
 	q.items = append(q.items, s)
 	q.mu.Unlock()
 	q.signal()
@@ -163,6 +175,7 @@ func (n *Node) sendSettles(ctx context.Context, owner string, ss []*settlement) 
 		return
 	}
 	n.metrics.settled.WithLabelValues("sent").Add(float64(len(ss)))
+	n.journalDone(ss...)
 }
 
 func (n *Node) callSettle(ctx context.Context, owner string, ss []*settlement) error {
@@ -222,6 +235,8 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 	store := n.store
 	if s.degraded {
 		store = n.fallback
+	} else if n.repl != nil {
+		n.repl.promoteOnCheck(s.tenant) // a dead owner's reservation: settled on its copy
 	}
 	err := store.Adjust(s.tenant, s.adjustments())
 	switch {
@@ -232,11 +247,13 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 		}
 		n.record(s, charged, s.monthWindow)
 		n.metrics.settled.WithLabelValues("owner").Inc()
+		n.journalRecorded(s)
 	case errors.Is(err, limiter.ErrMoved):
 		if to, ok := n.handoff.movedTo(s.tenant); ok && s.hops < maxHops {
 			s.hops++
 			if n.callSettle(ctx, to, []*settlement{s}) == nil {
 				n.metrics.settled.WithLabelValues("passed_on").Inc()
+				n.journalDone(s)
 				return
 			}
 		}
@@ -254,6 +271,7 @@ func (n *Node) settleHere(ctx context.Context, s *settlement) {
 func (n *Node) settleUnreachable(s *settlement) {
 	n.record(s, 0, 0)
 	n.metrics.settled.WithLabelValues("unreachable").Inc()
+	n.journalRecorded(s)
 }
 
 // settleDedup remembers the settlements an owner has applied lately, in

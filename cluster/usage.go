@@ -32,6 +32,10 @@ type usageBuffer struct {
 	// refunds wait for the local copy of the ledger to reach their index.
 	refunds []usageRefund
 	seq     uint64
+	// journaled are settlements in the journal whose usage is pending
+	// (inflightJournaled: in the flush being written); the journal forgets
+	// them once it commits.
+	journaled, inflightJournaled []*settlement
 }
 
 type monthCharge struct {
@@ -65,6 +69,14 @@ func (b *usageBuffer) add(k dayKey, u *configv1.Usage, window, charged int64) {
 	}
 }
 
+// holdJournal keeps s in the journal until the flush of its usage, just
+// recorded, commits.
+func (b *usageBuffer) holdJournal(s *settlement) {
+	b.mu.Lock()
+	b.journaled = append(b.journaled, s)
+	b.mu.Unlock()
+}
+
 // flushUsage writes the pending usage (or retries the flush in flight) and
 // refunds what has reached this node's ledger.
 func (n *Node) flushUsage(ctx context.Context) {
@@ -78,6 +90,7 @@ func (n *Node) flushUsage(ctx context.Context) {
 		}
 		b.inflight, b.inflightCharged = cmd, b.charged
 		b.pending, b.charged = map[dayKey]*configv1.Usage{}, map[monthCharge]int64{}
+		b.inflightJournaled, b.journaled = b.journaled, nil
 	}
 	inflight := b.inflight
 	b.mu.Unlock()
@@ -103,8 +116,10 @@ func (n *Node) flushUsage(ctx context.Context) {
 			if !refused {
 				b.refunds = append(b.refunds, usageRefund{index: index, charged: b.inflightCharged})
 			}
-			b.inflight, b.inflightCharged = nil, nil
+			committed := b.inflightJournaled
+			b.inflight, b.inflightCharged, b.inflightJournaled = nil, nil, nil
 			b.mu.Unlock()
+			n.journalDone(committed...)
 		}
 	}
 	n.refundFlushed()
@@ -140,14 +155,19 @@ func (n *Node) refundFlushed() {
 
 // runUsageFlusher flushes every UsageFlushInterval until ctx ends.
 func (n *Node) runUsageFlusher(ctx context.Context) {
-	t := time.NewTicker(n.cfg.UsageFlushInterval)
+	every(ctx, n.cfg.UsageFlushInterval, func() { n.flushUsage(ctx) })
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.flushUsage(ctx)
+			fn()
 		}
 	}
 }

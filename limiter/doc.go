@@ -1,5 +1,9 @@
 // Package limiter owns Tollgate's rate-limit algorithms and the sharded
-// in-memory store that holds one node's authoritative counters.
+// in-memory store that holds one node's authoritative counters (and, in a
+// second store, the copies it keeps for other owners).
+//
+// A store can note the tenants whose state changed (Changes) and take a
+// copy whole (Replace), for replication; it does not send anything.
 //
 // It decides: token bucket (the default), sliding window, fixed window,
 // concurrency leases and calendar-month quotas, each exact in integer

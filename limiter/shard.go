@@ -15,15 +15,19 @@ type shard struct {
 	mu    sync.Mutex
 	table []tenantState // len is 0 or a power of two; a record whose name is "" is empty
 	used  int           // live records
-	_     [88]byte      // two cache lines per shard: no false sharing of locks
+	// changed lists tenants noted as changed since Changes last ran (see
+	// Options.TrackChanges); a name may be stale or listed twice.
+	changed []string
+	_       [64]byte // two cache lines per shard: no false sharing of locks
 }
 
 type tenantState struct {
-	name   string // "" marks an empty record
-	hash   uint64
-	seen   int64
-	limits []entry
-	sealed bool // handed to another node; see Store.Seal
+	name    string // "" marks an empty record
+	hash    uint64
+	seen    int64
+	limits  []entry
+	sealed  bool // handed to another node; see Store.Seal
+	changed bool // listed in its shard's changed
 }
 
 func (sh *shard) home(h uint64) int { return int(h>>32) & (len(sh.table) - 1) }

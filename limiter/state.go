@@ -126,10 +126,8 @@ func (s *Store) Unseal(tenant string) {
 // is invalid, Merge changes nothing and returns an error wrapping
 // ErrInvalidLimit (or ErrUnknownAlgorithm) or ErrInvalidState.
 func (s *Store) Merge(tenant string, states []EntryState) error {
-	for i := range states {
-		if err := states[i].validate(tenant); err != nil {
-			return fmt.Errorf("states[%d]: %w", i, err)
-		}
+	if err := validateStates(tenant, states); err != nil {
+		return err
 	}
 	now := s.now()
 	sh, h := s.hash(tenant)
@@ -157,6 +155,7 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 			s.addLeases(len(e.leases) - held)
 		}
 	}
+	s.changed(sh, sh.get(tenant, h))
 	return nil
 }
 
@@ -205,6 +204,15 @@ func (t *tenantState) export() []EntryState {
 		}
 	}
 	return states
+}
+
+func validateStates(tenant string, states []EntryState) error {
+	for i := range states {
+		if err := states[i].validate(tenant); err != nil {
+			return fmt.Errorf("states[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 func (st *EntryState) validate(tenant string) error {

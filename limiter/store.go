@@ -33,6 +33,15 @@ type Options struct {
 	// ErrTooManyLeases. Expired leases count until their entry is next
 	// touched or swept. 4,194,304 by default.
 	MaxLeases int
+	// TrackChanges makes the store note the tenants whose state changes
+	// (admitted, settled, merged), for Changes to hand to a replica.
+	TrackChanges bool
+	// ChangeBatch and OnChangeBatch: with TrackChanges, OnChangeBatch is
+	// called each time ChangeBatch more tenants have changed since Changes
+	// last ran (1,000 by default), so a replicator can run early. It runs
+	// under a shard lock: it must not block or call back into the store.
+	ChangeBatch   int
+	OnChangeBatch func()
 }
 
 // ErrTooManyLeases refuses a concurrency lease when the store holds
@@ -55,6 +64,11 @@ type Store struct {
 	refusals   atomic.Uint64
 	idleTTL    int64
 	evictions  atomic.Uint64
+
+	track       bool
+	changes     atomic.Int64 // tenants noted as changed and not yet collected
+	changeBatch int64
+	onBatch     func()
 }
 
 // evictionSample is how many tenants an eviction compares; Redis's
@@ -78,6 +92,9 @@ func NewStore(opts Options) *Store {
 	if opts.MaxLeases <= 0 {
 		opts.MaxLeases = 1 << 22
 	}
+	if opts.ChangeBatch <= 0 {
+		opts.ChangeBatch = 1000
+	}
 	// A small store gets fewer shards, so each holds enough tenants to
 	// choose an eviction victim from.
 	shards := min(opts.Shards, max(opts.MaxEntries/16, 1))
@@ -93,6 +110,10 @@ func NewStore(opts Options) *Store {
 		maxEntries: int64(opts.MaxEntries),
 		maxLeases:  int64(opts.MaxLeases),
 		idleTTL:    int64(opts.IdleTTL),
+
+		track:       opts.TrackChanges,
+		changeBatch: int64(opts.ChangeBatch),
+		onBatch:     opts.OnChangeBatch,
 	}
 	s.sys, _ = opts.Clock.(*SystemClock)
 	return s
@@ -131,6 +152,9 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	r := e.decide(now, hits)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
+		if hits > 0 {
+			s.changed(sh, sh.get(tenant, h))
+		}
 	}
 	s.addLeases(len(e.leases) - held)
 	sh.mu.Unlock()
@@ -184,6 +208,7 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 		for i := range reqs {
 			out[i].Lease = s.take(ts.find(reqs[i].Limit.Name), now, reqs[i].Hits)
 		}
+		s.changed(sh, ts)
 	}
 	if conc {
 		s.addLeases(s.leasesOf(ts, reqs) - held)
@@ -226,6 +251,7 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 		e.adjust(now, a)
 		s.addLeases(len(e.leases) - held)
 	}
+	s.changed(sh, sh.get(tenant, h))
 	return nil
 }
 

@@ -31,6 +31,10 @@ type Reserver interface {
 	// Reserve takes one request, tokens tokens and a concurrency lease
 	// that lives for leaseTTL from the tenant's plan, all or nothing.
 	Reserve(ctx context.Context, tenant string, tokens int64, leaseTTL time.Duration) (*Reservation, error)
+	// Progress notes what an admitted request has used so far (the
+	// prompt once it goes upstream, a stream's tokens as they pass), so a
+	// crash of this node before Settle bills that much. It must not block.
+	Progress(r *Reservation, u quota.Usage)
 	// Settle settles an admitted reservation once with what the request
 	// used. It must not block.
 	Settle(r *Reservation, u quota.Usage)

@@ -85,6 +85,7 @@ type fakeReserver struct {
 
 	mu       sync.Mutex
 	reserved []int64
+	progress []quota.Usage
 	settled  []quota.Usage
 	done     chan struct{} // gets one value per settlement
 }
@@ -128,6 +129,18 @@ func (f *fakeReserver) Reserve(_ context.Context, tenant string, tokens int64, _
 		}
 	}
 	return r, nil
+}
+
+func (f *fakeReserver) Progress(_ *Reservation, u quota.Usage) {
+	f.mu.Lock()
+	f.progress = append(f.progress, u)
+	f.mu.Unlock()
+}
+
+func (f *fakeReserver) progressed() []quota.Usage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.progress)
 }
 
 func (f *fakeReserver) Settle(r *Reservation, u quota.Usage) {

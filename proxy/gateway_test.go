@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -224,6 +225,30 @@ func TestAStreamIsRelayedAndSettledWithItsLastChunk(t *testing.T) {
 				t.Fatalf("settled %+v, want 1 prompt and 5 completion tokens", got)
 			}
 		})
+	}
+}
+
+// The reserver hears what a request has used as it goes: the prompt when
+// it goes upstream, then each content chunk, so that a node killed mid
+// stream can bill what was delivered.
+func TestAStreamReportsItsProgressChunkByChunk(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, mockupstream.Options{CompletionTokens: 4}, nil)
+	b := `{"model":"mock-chat","stream":true,"messages":[{"role":"user","content":"abcd"}]}`
+	resp := r.post(t, pathOf(b), b)
+	events(t, resp.Body)
+	r.reserver.waitSettled(t, 1)
+	var got []int64
+	for _, u := range r.reserver.progressed() {
+		if u.Model != "mock-chat" || u.PromptTokens != 1 || u.Failed {
+			t.Fatalf("progress %+v, want mock-chat with the prompt's 1 token", u)
+		}
+		got = append(got, u.CompletionTokens)
+	}
+	// Four content chunks and the closing one (finish_reason), counted as
+	// a stream cut short is charged.
+	if want := []int64{0, 1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Fatalf("completion tokens reported as the stream went: %v, want %v", got, want)
 	}
 }
 

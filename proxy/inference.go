@@ -150,12 +150,25 @@ func (x *exchange) settle(u quota.Usage) {
 	if x.res == nil {
 		return
 	}
+	x.priced(&u)
+	x.g.opts.Reserver.Settle(x.res, u)
+	x.res, x.usage = nil, u
+}
+
+// progress notes what the request has used so far, until it is settled.
+func (x *exchange) progress(u quota.Usage) {
+	if x.res != nil {
+		x.priced(&u)
+		x.g.opts.Reserver.Progress(x.res, u)
+	}
+}
+
+// priced names u's model and prices it.
+func (x *exchange) priced(u *quota.Usage) {
 	u.Model = x.model
 	if !u.Failed && x.provider != nil {
 		u.CostMicros = cost(x.provider, u.PromptTokens, u.CompletionTokens)
 	}
-	x.g.opts.Reserver.Settle(x.res, u)
-	x.res, x.usage = nil, u
 }
 
 // finish settles what is still open (a panic on the way: the request is

@@ -38,6 +38,8 @@ func (x *exchange) proxy(w http.ResponseWriter, r *http.Request, ep endpoint, in
 	if err != nil {
 		return errUpstream
 	}
+	// From here the upstream has the prompt: a crash bills it.
+	x.progress(quota.Usage{PromptTokens: est.prompt})
 	sent := time.Now()
 	resp, err := x.g.client.Do(req)
 	if err != nil {
@@ -161,7 +163,8 @@ func (x *exchange) relayStream(w http.ResponseWriter, resp *http.Response, in *i
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(resp.StatusCode)
 	x.status = resp.StatusCode
-	s := &sseRelay{dst: w, rc: http.NewResponseController(w), wantUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage}
+	s := &sseRelay{dst: w, rc: http.NewResponseController(w), wantUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage,
+		delivered: func(chunks int64) { x.progress(quota.Usage{PromptTokens: est.prompt, CompletionTokens: chunks}) }}
 	_ = s.rc.Flush()
 	err := s.relay(resp.Body)
 	if s.usage != nil {
@@ -183,6 +186,8 @@ type sseRelay struct {
 	wantUsage bool // the client asked for the usage chunk itself
 	usage     *usageJSON
 	chunks    int64 // content chunks delivered
+	// delivered, if set, hears of every content chunk delivered.
+	delivered func(chunks int64)
 	clientErr error
 }
 
@@ -256,7 +261,7 @@ func (s *sseRelay) send(event, end []byte) bool {
 	default:
 		u := usageIn(data)
 		if u == nil {
-			s.chunks++
+			s.countChunk()
 			break
 		}
 		s.usage = u
@@ -269,9 +274,16 @@ func (s *sseRelay) send(event, end []byte) bool {
 			}
 			break
 		}
-		s.chunks++
+		s.countChunk()
 	}
 	return s.write(append(event, end...))
+}
+
+func (s *sseRelay) countChunk() {
+	s.chunks++
+	if s.delivered != nil {
+		s.delivered(s.chunks)
+	}
 }
 
 // write passes bytes on and flushes them; false once the client has gone.

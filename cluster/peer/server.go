@@ -28,6 +28,9 @@ type Local interface {
 	Receive(in *peerv1.HandoffRequest) error
 	// Give answers a pull: the state of tenants that from is taking over.
 	Give(from string, tenants []string) *peerv1.PullResponse
+	// Replicate holds the copies of tenant state their owner sent (those
+	// that are valid).
+	Replicate(in *peerv1.ReplicateRequest)
 	// Release ends a lease here, passed on by a node that is not the
 	// tenant's owner.
 	Release(ctx context.Context, req *quota.ReleaseRequest) error
@@ -153,6 +156,15 @@ func (s *server) Pull(_ context.Context, in *peerv1.PullRequest) (*peerv1.PullRe
 		return nil, status.Error(codes.InvalidArgument, "from: required")
 	}
 	return s.local.Give(in.GetFrom(), in.GetTenants()), nil
+}
+
+// Replicate holds copies of the state of tenants the sender owns.
+func (s *server) Replicate(_ context.Context, in *peerv1.ReplicateRequest) (*peerv1.ReplicateResponse, error) {
+	if in.GetFrom() == "" {
+		return nil, status.Error(codes.InvalidArgument, "from: required")
+	}
+	s.local.Replicate(in)
+	return &peerv1.ReplicateResponse{}, nil
 }
 
 // Apply is the leader's side of a configuration write sent by another

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/tollgate/tollgate/bench"
 )
@@ -72,6 +73,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	htmlPath := fs.String("html", "", "write the report as a self-contained HTML page to this file")
 	fs.IntVar(&cfg.Spawn, "spawn", 0, "start an N-node local cluster of tollgate serve processes for the run (and a mock upstream for the gateway)")
 	fs.BoolVar(&cfg.SpawnTLS, "spawn-tls", false, "spawn: run the cluster's peer plane and Raft over mutual TLS (to measure what TLS costs)")
+	fs.Func("spawn-flags", "spawn: more flags for every spawned node, space-separated (e.g. \"--replicate=false\", to compare)", func(v string) error {
+		cfg.SpawnArgs = append(cfg.SpawnArgs, strings.Fields(v)...)
+		return nil
+	})
 	fs.StringVar(&cfg.SpawnLogs, "spawn-logs", "", "spawn: write each spawned process's whole output to DIR/<name>.log (default: kept only for error messages)")
 	fs.Var(&chaos, "chaos", "with --spawn: events such as kill@10s,restart@20s,join@15s,leave@25s (KIND@TIME[:NODE]; repeatable)")
 	quiet := fs.Bool("quiet", false, "no progress lines")

@@ -25,32 +25,34 @@ import (
 // variable (the flag name in upper case with '-' as '_'). Flags beat the
 // environment, which beats the file, which beats the defaults.
 type Config struct {
-	NodeName        string        `yaml:"node-name"`
-	DataDir         string        `yaml:"data-dir"`
-	HTTPAddr        string        `yaml:"http-addr"`
-	APIAddr         string        `yaml:"api-addr"`
-	GRPCAddr        string        `yaml:"grpc-addr"`
-	PeerAddr        string        `yaml:"peer-addr"`
-	GossipAddr      string        `yaml:"gossip-addr"`
-	RaftAddr        string        `yaml:"raft-addr"`
-	Join            commaList     `yaml:"join"`
-	GossipKey       commaList     `yaml:"gossip-key"`
-	ClusterLabel    string        `yaml:"cluster-label"`
-	TLSCert         string        `yaml:"tls-cert"`
-	TLSKey          string        `yaml:"tls-key"`
-	TLSCA           string        `yaml:"tls-ca"`
-	InsecureCluster bool          `yaml:"insecure-cluster"`
-	BootstrapExpect int           `yaml:"bootstrap-expect"`
-	AdminToken      string        `yaml:"admin-token"`
-	CheckToken      string        `yaml:"check-token"`
-	InMemory        bool          `yaml:"in-memory"`
-	MaxEntries      int           `yaml:"max-entries"`
-	MaxLeases       int           `yaml:"max-leases"`
-	BatchWindow     time.Duration `yaml:"batch-window"`
-	BatchMax        int           `yaml:"batch-max"`
-	ForwardTimeout  time.Duration `yaml:"forward-timeout"`
-	IdleTTL         time.Duration `yaml:"idle-ttl"`
-	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	NodeName          string        `yaml:"node-name"`
+	DataDir           string        `yaml:"data-dir"`
+	HTTPAddr          string        `yaml:"http-addr"`
+	APIAddr           string        `yaml:"api-addr"`
+	GRPCAddr          string        `yaml:"grpc-addr"`
+	PeerAddr          string        `yaml:"peer-addr"`
+	GossipAddr        string        `yaml:"gossip-addr"`
+	RaftAddr          string        `yaml:"raft-addr"`
+	Join              commaList     `yaml:"join"`
+	GossipKey         commaList     `yaml:"gossip-key"`
+	ClusterLabel      string        `yaml:"cluster-label"`
+	TLSCert           string        `yaml:"tls-cert"`
+	TLSKey            string        `yaml:"tls-key"`
+	TLSCA             string        `yaml:"tls-ca"`
+	InsecureCluster   bool          `yaml:"insecure-cluster"`
+	BootstrapExpect   int           `yaml:"bootstrap-expect"`
+	AdminToken        string        `yaml:"admin-token"`
+	CheckToken        string        `yaml:"check-token"`
+	InMemory          bool          `yaml:"in-memory"`
+	MaxEntries        int           `yaml:"max-entries"`
+	MaxLeases         int           `yaml:"max-leases"`
+	BatchWindow       time.Duration `yaml:"batch-window"`
+	BatchMax          int           `yaml:"batch-max"`
+	ForwardTimeout    time.Duration `yaml:"forward-timeout"`
+	IdleTTL           time.Duration `yaml:"idle-ttl"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown-timeout"`
+	Replicate         bool          `yaml:"replicate"`
+	ReplicateInterval time.Duration `yaml:"replicate-interval"`
 
 	UpstreamConnectTimeout time.Duration `yaml:"upstream-connect-timeout"`
 	UpstreamHeaderTimeout  time.Duration `yaml:"upstream-header-timeout"`
@@ -76,20 +78,22 @@ func defaultConfig() Config {
 		host = "tollgate"
 	}
 	return Config{
-		NodeName:        host,
-		DataDir:         "tollgate-data",
-		HTTPAddr:        ":8080",
-		APIAddr:         ":8081",
-		GRPCAddr:        ":9090",
-		GossipAddr:      ":7946",
-		RaftAddr:        ":8300",
-		MaxEntries:      1 << 20,
-		MaxLeases:       1 << 22,
-		BatchWindow:     200 * time.Microsecond,
-		BatchMax:        128,
-		ForwardTimeout:  500 * time.Millisecond,
-		IdleTTL:         10 * time.Minute,
-		ShutdownTimeout: 10 * time.Second,
+		NodeName:          host,
+		DataDir:           "tollgate-data",
+		HTTPAddr:          ":8080",
+		APIAddr:           ":8081",
+		GRPCAddr:          ":9090",
+		GossipAddr:        ":7946",
+		RaftAddr:          ":8300",
+		MaxEntries:        1 << 20,
+		MaxLeases:         1 << 22,
+		BatchWindow:       200 * time.Microsecond,
+		BatchMax:          128,
+		ForwardTimeout:    500 * time.Millisecond,
+		IdleTTL:           10 * time.Minute,
+		ShutdownTimeout:   10 * time.Second,
+		Replicate:         true,
+		ReplicateInterval: 50 * time.Millisecond,
 
 		UpstreamConnectTimeout: proxy.DefaultConnectTimeout,
 		UpstreamHeaderTimeout:  proxy.DefaultHeaderTimeout,
@@ -131,6 +135,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long to wait for a tenant's owner before the failure policy decides")
 	fs.DurationVar(&c.IdleTTL, "idle-ttl", c.IdleTTL, "how long a tenant is unused before its full limits are forgotten")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop waits for requests in flight")
+	fs.BoolVar(&c.Replicate, "replicate", c.Replicate, "copy the limit state of the tenants a node owns to their next owner on the ring, which goes on from the copy if the owner crashes (false: a crashed owner's tenants start full)")
+	fs.DurationVar(&c.ReplicateInterval, "replicate-interval", c.ReplicateInterval, "how often changed tenant state is copied (sooner once 1,000 tenants have changed): an owner's crash costs at most about this much of their use")
 	fs.DurationVar(&c.UpstreamConnectTimeout, "upstream-connect-timeout", c.UpstreamConnectTimeout, "how long the gateway waits to connect to an upstream provider")
 	fs.DurationVar(&c.UpstreamHeaderTimeout, "upstream-header-timeout", c.UpstreamHeaderTimeout, "how long the gateway waits for an upstream's answer to begin (then 504)")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "longest upstream call, a whole stream included; concurrency leases outlive it by a minute")
@@ -278,6 +284,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("idle-ttl: must be > 0, got %s", c.IdleTTL)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown-timeout: must be > 0, got %s", c.ShutdownTimeout)
+	case c.ReplicateInterval < time.Millisecond || c.ReplicateInterval > time.Minute:
+		return fmt.Errorf("replicate-interval: must be between 1ms and 1m, got %s", c.ReplicateInterval)
 	case c.UpstreamConnectTimeout <= 0:
 		return fmt.Errorf("upstream-connect-timeout: must be > 0, got %s", c.UpstreamConnectTimeout)
 	case c.UpstreamHeaderTimeout <= 0:

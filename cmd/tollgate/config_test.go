@@ -80,6 +80,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--bootstrap-expect", "-1"}, nil, "bootstrap-expect"},
 		{[]string{"--max-entries", "0"}, nil, "max-entries"},
 		{[]string{"--max-leases", "-1"}, nil, "max-leases"},
+		{[]string{"--replicate-interval", "0s"}, nil, "replicate-interval"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"--log-format", "xml"}, nil, "log-format"},
 		{[]string{"--data-dir", ""}, nil, "data-dir"},

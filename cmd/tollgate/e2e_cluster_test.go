@@ -225,9 +225,11 @@ func TestClusterEndToEnd(t *testing.T) {
 		if owner := view(t, c.nodes[0], tenant).Owner; owner == "e2e-3" || owner == "" {
 			t.Fatalf("owner after take-over: %q", owner)
 		}
-		// The dead owner's state is lost: the new owner starts a fresh
-		// bucket, so at most the limit again plus what the policy let
-		// through in between.
+		// The new owner goes on from the copy replication gave it, which
+		// may miss the checks of the owner's last replication interval
+		// (all 60 of them, sent that fast): at most the limit again, plus
+		// what the policy let through in between. (Under steady load the
+		// copy misses far less: TestOwnerKilledUnderLoad….)
 		if total > 100+100+during {
 			t.Fatalf("admitted %d in all", total)
 		}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -243,5 +244,88 @@ func TestUsageSurvivesAGracefulStopAndQuorumLossRefusesWrites(t *testing.T) {
 	}
 	if _, status, err := postCheck(survivor.api, `{"tenant":"metered","requests":1,"tokens":5}`); err != nil || status != 200 {
 		t.Fatalf("plan check without quorum: %d %v", status, err)
+	}
+}
+
+// Twenty kill -9s of a random node while checks keep coming: every write
+// acknowledged before a kill is on every node after it, no node panics,
+// and each killed node is back in the ring before the next kill.
+func TestTwentyKillsOfARandomNodeUnderLoad(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	nodes := newDurableCluster(t, 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var checks, answered atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ctx.Err() == nil; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			checks.Add(1)
+			body := fmt.Sprintf(`{"tenant":"load-%d","hits":1,"limits":[{"name":"rps","limit":50,"period":"1s"}]}`, i%20)
+			if _, status, err := postCheck(nodes[i%3].api, body); err == nil && status == 200 {
+				answered.Add(1)
+			}
+		}
+	}()
+	acked := map[string]bool{}
+	rejoin := make([]time.Duration, 0, 20)
+	running := func(d *durableNode) {
+		t.Helper()
+		select {
+		case err := <-d.p.done:
+			d.p.done <- err
+			t.Fatalf("%s exited by itself: %v; its log: %s", d.name, err, d.p.logText())
+		default:
+		}
+		if strings.Contains(d.p.logText(), "panic") {
+			t.Fatalf("%s logged a panic: %s", d.name, d.p.logText())
+		}
+	}
+	for cycle := range 20 {
+		for _, d := range nodes {
+			running(d)
+		}
+		v := rand.IntN(3)
+		victim, writer := nodes[v], nodes[(v+1)%3]
+		id := fmt.Sprintf("k%d", cycle)
+		writeTenant(t, writer, id)
+		acked[id] = true
+		victim.kill(t)
+		killed := time.Now()
+		victim.start(t)
+		clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s back in every ring with every acknowledged write", cycle+1, victim.name), func() bool {
+			for _, d := range nodes {
+				var cv clusterView
+				if callAdmin(d.api, "GET", "/v1/cluster", "", &cv) != nil || len(cv.Ring) != 3 {
+					return false
+				}
+				have := tenantsOn(d)
+				for id := range acked {
+					if !have[id] {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		rejoin = append(rejoin, time.Since(killed))
+	}
+	cancel()
+	<-done
+	slowest := slices.Max(rejoin)
+	t.Logf("20 kill -9 cycles: %d acknowledged writes on every node after each; rejoined in at most %s; %d of %d checks answered 200 meanwhile",
+		len(acked), slowest.Round(time.Millisecond), answered.Load(), checks.Load())
+	for _, d := range nodes {
+		running(d)
 	}
 }

@@ -141,7 +141,7 @@ func (p *process) readLogs(r io.Reader, addrs chan<- [2]string) {
 	for sc.Scan() {
 		var line map[string]any
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
-			continue
+			line = map[string]any{"raw": sc.Text()} // not a log line: a panic's trace, say
 		}
 		p.mu.Lock()
 		p.logs = append(p.logs, line)

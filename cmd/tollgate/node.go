@@ -124,6 +124,10 @@ func (b gatewayBackend) Reserve(ctx context.Context, tenant string, tokens int64
 	return &proxy.Reservation{Allowed: r.Allowed, Owner: r.Owner, Degraded: r.Degraded, Ticket: r, Limits: r.Limits}, nil
 }
 
+func (b gatewayBackend) Progress(r *proxy.Reservation, u quota.Usage) {
+	b.node.Progress(r.Ticket.(*cluster.Reservation), u)
+}
+
 func (b gatewayBackend) Settle(r *proxy.Reservation, u quota.Usage) {
 	b.node.Settle(r.Ticket.(*cluster.Reservation), u)
 }

@@ -42,6 +42,9 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			DataDir:         c.DataDir,
 			InMemory:        c.InMemory,
 			BootstrapExpect: c.BootstrapExpect,
+
+			NoReplication:     !c.Replicate,
+			ReplicateInterval: c.ReplicateInterval,
 			Forward: peer.ForwardConfig{
 				BatchWindow: window,
 				BatchMax:    c.BatchMax,

@@ -1103,6 +1103,94 @@ func (x *PullResponse) GetTenants() []*TenantState {
 	return nil
 }
 
+type ReplicateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Tenants       []*TenantState         `protobuf:"bytes,2,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReplicateRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ReplicateRequest) GetTenants() []*TenantState {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+type ReplicateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+}
+
 // Settlement is the outcome of one admitted gateway reservation.
 type Settlement struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1135,7 +1223,7 @@ type Settlement struct {
 
 func (x *Settlement) Reset() {
 	*x = Settlement{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1235,7 @@ func (x *Settlement) String() string {
 func (*Settlement) ProtoMessage() {}
 
 func (x *Settlement) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1248,7 @@ func (x *Settlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
 func (*Settlement) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Settlement) GetTenant() string {
@@ -1271,7 +1359,7 @@ type SettleRequest struct {
 
 func (x *SettleRequest) Reset() {
 	*x = SettleRequest{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1371,7 @@ func (x *SettleRequest) String() string {
 func (*SettleRequest) ProtoMessage() {}
 
 func (x *SettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1384,7 @@ func (x *SettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
 func (*SettleRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SettleRequest) GetFrom() string {
@@ -1321,7 +1409,7 @@ type SettleResponse struct {
 
 func (x *SettleResponse) Reset() {
 	*x = SettleResponse{}
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1421,7 @@ func (x *SettleResponse) String() string {
 func (*SettleResponse) ProtoMessage() {}
 
 func (x *SettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_tollgate_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1434,7 @@ func (x *SettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
 func (*SettleResponse) Descriptor() ([]byte, []int) {
-	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_tollgate_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 var File_tollgate_peer_v1_peer_proto protoreflect.FileDescriptor
@@ -1428,7 +1516,11 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x18\n" +
 	"\atenants\x18\x02 \x03(\tR\atenants\"G\n" +
 	"\fPullResponse\x127\n" +
-	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants\"\xa4\x03\n" +
+	"\atenants\x18\x01 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants\"_\n" +
+	"\x10ReplicateRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x127\n" +
+	"\atenants\x18\x02 \x03(\v2\x1d.tollgate.peer.v1.TenantStateR\atenants\"\x13\n" +
+	"\x11ReplicateResponse\"\xa4\x03\n" +
 	"\n" +
 	"Settlement\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x123\n" +
@@ -1450,13 +1542,14 @@ const file_tollgate_peer_v1_peer_proto_rawDesc = "" +
 	"\rSettleRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12>\n" +
 	"\vsettlements\x18\x02 \x03(\v2\x1c.tollgate.peer.v1.SettlementR\vsettlements\"\x10\n" +
-	"\x0eSettleResponse2\xfe\x04\n" +
+	"\x0eSettleResponse2\xd4\x05\n" +
 	"\x04Peer\x12W\n" +
 	"\n" +
 	"CheckBatch\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse\x12\\\n" +
 	"\vCheckStream\x12#.tollgate.peer.v1.CheckBatchRequest\x1a$.tollgate.peer.v1.CheckBatchResponse(\x010\x01\x12N\n" +
 	"\aHandoff\x12 .tollgate.peer.v1.HandoffRequest\x1a!.tollgate.peer.v1.HandoffResponse\x12E\n" +
-	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12D\n" +
+	"\x04Pull\x12\x1d.tollgate.peer.v1.PullRequest\x1a\x1e.tollgate.peer.v1.PullResponse\x12T\n" +
+	"\tReplicate\x12\".tollgate.peer.v1.ReplicateRequest\x1a#.tollgate.peer.v1.ReplicateResponse\x12D\n" +
 	"\aRelease\x12\x1b.tollgate.v1.ReleaseRequest\x1a\x1c.tollgate.v1.ReleaseResponse\x12K\n" +
 	"\x06Settle\x12\x1f.tollgate.peer.v1.SettleRequest\x1a .tollgate.peer.v1.SettleResponse\x12H\n" +
 	"\x05Apply\x12\x1e.tollgate.peer.v1.ApplyRequest\x1a\x1f.tollgate.peer.v1.ApplyResponse\x12K\n" +
@@ -1474,7 +1567,7 @@ func file_tollgate_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_tollgate_peer_v1_peer_proto_rawDescData
 }
 
-var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tollgate_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*DepartRequest)(nil),       // 0: tollgate.peer.v1.DepartRequest
 	(*DepartResponse)(nil),      // 1: tollgate.peer.v1.DepartResponse
@@ -1493,52 +1586,57 @@ var file_tollgate_peer_v1_peer_proto_goTypes = []any{
 	(*HandoffResponse)(nil),     // 14: tollgate.peer.v1.HandoffResponse
 	(*PullRequest)(nil),         // 15: tollgate.peer.v1.PullRequest
 	(*PullResponse)(nil),        // 16: tollgate.peer.v1.PullResponse
-	(*Settlement)(nil),          // 17: tollgate.peer.v1.Settlement
-	(*SettleRequest)(nil),       // 18: tollgate.peer.v1.SettleRequest
-	(*SettleResponse)(nil),      // 19: tollgate.peer.v1.SettleResponse
-	(*v1.Result)(nil),           // 20: tollgate.config.v1.Result
-	(v11.FailurePolicy)(0),      // 21: tollgate.v1.FailurePolicy
-	(v11.Algorithm)(0),          // 22: tollgate.v1.Algorithm
-	(*v11.Limit)(nil),           // 23: tollgate.v1.Limit
-	(*v11.ReleaseRequest)(nil),  // 24: tollgate.v1.ReleaseRequest
-	(*v11.ReleaseResponse)(nil), // 25: tollgate.v1.ReleaseResponse
+	(*ReplicateRequest)(nil),    // 17: tollgate.peer.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),   // 18: tollgate.peer.v1.ReplicateResponse
+	(*Settlement)(nil),          // 19: tollgate.peer.v1.Settlement
+	(*SettleRequest)(nil),       // 20: tollgate.peer.v1.SettleRequest
+	(*SettleResponse)(nil),      // 21: tollgate.peer.v1.SettleResponse
+	(*v1.Result)(nil),           // 22: tollgate.config.v1.Result
+	(v11.FailurePolicy)(0),      // 23: tollgate.v1.FailurePolicy
+	(v11.Algorithm)(0),          // 24: tollgate.v1.Algorithm
+	(*v11.Limit)(nil),           // 25: tollgate.v1.Limit
+	(*v11.ReleaseRequest)(nil),  // 26: tollgate.v1.ReleaseRequest
+	(*v11.ReleaseResponse)(nil), // 27: tollgate.v1.ReleaseResponse
 }
 var file_tollgate_peer_v1_peer_proto_depIdxs = []int32{
-	20, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
-	21, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
+	22, // 0: tollgate.peer.v1.ApplyResponse.result:type_name -> tollgate.config.v1.Result
+	23, // 1: tollgate.peer.v1.ForwardedCheck.failure_policy:type_name -> tollgate.v1.FailurePolicy
 	5,  // 2: tollgate.peer.v1.ForwardedCheck.limits:type_name -> tollgate.peer.v1.PeerLimit
-	22, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
+	24, // 3: tollgate.peer.v1.PeerLimit.algorithm:type_name -> tollgate.v1.Algorithm
 	4,  // 4: tollgate.peer.v1.CheckBatchRequest.checks:type_name -> tollgate.peer.v1.ForwardedCheck
 	8,  // 5: tollgate.peer.v1.CheckResult.limits:type_name -> tollgate.peer.v1.PeerStatus
 	7,  // 6: tollgate.peer.v1.CheckBatchResponse.results:type_name -> tollgate.peer.v1.CheckResult
-	23, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
+	25, // 7: tollgate.peer.v1.EntryState.limit:type_name -> tollgate.v1.Limit
 	10, // 8: tollgate.peer.v1.EntryState.leases:type_name -> tollgate.peer.v1.Lease
 	11, // 9: tollgate.peer.v1.TenantState.entries:type_name -> tollgate.peer.v1.EntryState
 	12, // 10: tollgate.peer.v1.HandoffRequest.tenants:type_name -> tollgate.peer.v1.TenantState
 	12, // 11: tollgate.peer.v1.PullResponse.tenants:type_name -> tollgate.peer.v1.TenantState
-	5,  // 12: tollgate.peer.v1.Settlement.limits:type_name -> tollgate.peer.v1.PeerLimit
-	17, // 13: tollgate.peer.v1.SettleRequest.settlements:type_name -> tollgate.peer.v1.Settlement
-	6,  // 14: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
-	6,  // 15: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
-	13, // 16: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
-	15, // 17: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
-	24, // 18: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
-	18, // 19: tollgate.peer.v1.Peer.Settle:input_type -> tollgate.peer.v1.SettleRequest
-	2,  // 20: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
-	0,  // 21: tollgate.peer.v1.Peer.Depart:input_type -> tollgate.peer.v1.DepartRequest
-	9,  // 22: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
-	9,  // 23: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
-	14, // 24: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
-	16, // 25: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
-	25, // 26: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
-	19, // 27: tollgate.peer.v1.Peer.Settle:output_type -> tollgate.peer.v1.SettleResponse
-	3,  // 28: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
-	1,  // 29: tollgate.peer.v1.Peer.Depart:output_type -> tollgate.peer.v1.DepartResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 12: tollgate.peer.v1.ReplicateRequest.tenants:type_name -> tollgate.peer.v1.TenantState
+	5,  // 13: tollgate.peer.v1.Settlement.limits:type_name -> tollgate.peer.v1.PeerLimit
+	19, // 14: tollgate.peer.v1.SettleRequest.settlements:type_name -> tollgate.peer.v1.Settlement
+	6,  // 15: tollgate.peer.v1.Peer.CheckBatch:input_type -> tollgate.peer.v1.CheckBatchRequest
+	6,  // 16: tollgate.peer.v1.Peer.CheckStream:input_type -> tollgate.peer.v1.CheckBatchRequest
+	13, // 17: tollgate.peer.v1.Peer.Handoff:input_type -> tollgate.peer.v1.HandoffRequest
+	15, // 18: tollgate.peer.v1.Peer.Pull:input_type -> tollgate.peer.v1.PullRequest
+	17, // 19: tollgate.peer.v1.Peer.Replicate:input_type -> tollgate.peer.v1.ReplicateRequest
+	26, // 20: tollgate.peer.v1.Peer.Release:input_type -> tollgate.v1.ReleaseRequest
+	20, // 21: tollgate.peer.v1.Peer.Settle:input_type -> tollgate.peer.v1.SettleRequest
+	2,  // 22: tollgate.peer.v1.Peer.Apply:input_type -> tollgate.peer.v1.ApplyRequest
+	0,  // 23: tollgate.peer.v1.Peer.Depart:input_type -> tollgate.peer.v1.DepartRequest
+	9,  // 24: tollgate.peer.v1.Peer.CheckBatch:output_type -> tollgate.peer.v1.CheckBatchResponse
+	9,  // 25: tollgate.peer.v1.Peer.CheckStream:output_type -> tollgate.peer.v1.CheckBatchResponse
+	14, // 26: tollgate.peer.v1.Peer.Handoff:output_type -> tollgate.peer.v1.HandoffResponse
+	16, // 27: tollgate.peer.v1.Peer.Pull:output_type -> tollgate.peer.v1.PullResponse
+	18, // 28: tollgate.peer.v1.Peer.Replicate:output_type -> tollgate.peer.v1.ReplicateResponse
+	27, // 29: tollgate.peer.v1.Peer.Release:output_type -> tollgate.v1.ReleaseResponse
+	21, // 30: tollgate.peer.v1.Peer.Settle:output_type -> tollgate.peer.v1.SettleResponse
+	3,  // 31: tollgate.peer.v1.Peer.Apply:output_type -> tollgate.peer.v1.ApplyResponse
+	1,  // 32: tollgate.peer.v1.Peer.Depart:output_type -> tollgate.peer.v1.DepartResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_peer_v1_peer_proto_init() }
@@ -1552,7 +1650,7 @@ func file_tollgate_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_peer_v1_peer_proto_rawDesc), len(file_tollgate_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	Peer_CheckStream_FullMethodName = "/tollgate.peer.v1.Peer/CheckStream"
 	Peer_Handoff_FullMethodName     = "/tollgate.peer.v1.Peer/Handoff"
 	Peer_Pull_FullMethodName        = "/tollgate.peer.v1.Peer/Pull"
+	Peer_Replicate_FullMethodName   = "/tollgate.peer.v1.Peer/Replicate"
 	Peer_Release_FullMethodName     = "/tollgate.peer.v1.Peer/Release"
 	Peer_Settle_FullMethodName      = "/tollgate.peer.v1.Peer/Settle"
 	Peer_Apply_FullMethodName       = "/tollgate.peer.v1.Peer/Apply"
@@ -50,6 +51,10 @@ type PeerClient interface {
 	// Pull asks the previous owner for tenants' state that has not arrived
 	// yet; the previous owner gives it up.
 	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (*PullResponse, error)
+	// Replicate copies the latest state of tenants the sender owns to the
+	// node that would own them if the sender died. The receiver holds it as
+	// a replica, and decides from it only once the sender has died.
+	Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(ctx context.Context, in *v1.ReleaseRequest, opts ...grpc.CallOption) (*v1.ReleaseResponse, error)
 	// Settle settles admitted gateway reservations on their tenants' owner:
@@ -109,6 +114,16 @@ func (c *peerClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.Cal
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PullResponse)
 	err := c.cc.Invoke(ctx, Peer_Pull_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Replicate(ctx context.Context, in *ReplicateRequest, opts ...grpc.CallOption) (*ReplicateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicateResponse)
+	err := c.cc.Invoke(ctx, Peer_Replicate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +190,10 @@ type PeerServer interface {
 	// Pull asks the previous owner for tenants' state that has not arrived
 	// yet; the previous owner gives it up.
 	Pull(context.Context, *PullRequest) (*PullResponse, error)
+	// Replicate copies the latest state of tenants the sender owns to the
+	// node that would own them if the sender died. The receiver holds it as
+	// a replica, and decides from it only once the sender has died.
+	Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error)
 	// Release ends a concurrency lease on the tenant's owner.
 	Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error)
 	// Settle settles admitted gateway reservations on their tenants' owner:
@@ -208,6 +227,9 @@ func (UnimplementedPeerServer) Handoff(context.Context, *HandoffRequest) (*Hando
 }
 func (UnimplementedPeerServer) Pull(context.Context, *PullRequest) (*PullResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Pull not implemented")
+}
+func (UnimplementedPeerServer) Replicate(context.Context, *ReplicateRequest) (*ReplicateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Replicate not implemented")
 }
 func (UnimplementedPeerServer) Release(context.Context, *v1.ReleaseRequest) (*v1.ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
@@ -303,6 +325,24 @@ func _Peer_Pull_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Replicate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Replicate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Replicate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Replicate(ctx, req.(*ReplicateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(v1.ReleaseRequest)
 	if err := dec(in); err != nil {
@@ -393,6 +433,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Pull",
 			Handler:    _Peer_Pull_Handler,
+		},
+		{
+			MethodName: "Replicate",
+			Handler:    _Peer_Replicate_Handler,
 		},
 		{
 			MethodName: "Release",
