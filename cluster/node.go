@@ -74,7 +74,7 @@ type Config struct {
 	MaxPendingSettles int
 	// ReplicateInterval is how often the state of the tenants this node
 	// owns is copied to their successors on the ring, so that an owner's
-	// crash costs at most this much of their use; 50ms if zero.
+	// crash costs at most this much of their use; 100ms if zero.
 	// NoReplication turns the copies off.
 	ReplicateInterval time.Duration
 	NoReplication     bool
@@ -138,7 +138,7 @@ func NewNode(cfg Config) *Node {
 		cfg.MaxPendingSettles = 100_000
 	}
 	if cfg.ReplicateInterval <= 0 {
-		cfg.ReplicateInterval = 50 * time.Millisecond
+		cfg.ReplicateInterval = 100 * time.Millisecond
 	}
 	cfg.Forward.SetDefaults()
 	opts := limiter.Options{Clock: cfg.Clock, MaxEntries: cfg.MaxEntries, MaxLeases: cfg.MaxLeases, IdleTTL: cfg.IdleTTL}

@@ -49,6 +49,25 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckTracked is BenchmarkCheck on a store that notes changes
+// for replication, collected every 10,000 checks as a replicator would
+// (its collection included): what replication adds to a check.
+func BenchmarkCheckTracked(b *testing.B) {
+	s, tenants := benchStore(b)
+	s.track = true
+	lim := Limit{Name: "rpm", Limit: 1000, Period: time.Minute}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Check(tenants[i%len(tenants)], lim, 1); err != nil {
+			b.Fatal(err)
+		}
+		if i%10_000 == 9_999 {
+			s.Changes(func(string, []EntryState) {})
+		}
+	}
+}
+
 // BenchmarkMemoryLatency is the floor under BenchmarkCheck on the machine
 // it runs on: loads from random places in 16 MiB (what the store's index
 // alone takes at a million tenants), each address read from the one before

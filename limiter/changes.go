@@ -54,19 +54,21 @@ func (s *Store) PendingChanges() int { return int(s.changes.Load()) }
 // Changes calls fn with the current state of every tenant noted as
 // changed since the last call, shard by shard, and forgets the notes. A
 // tenant that has gone or been sealed since is left out. fn runs outside
-// the store's locks.
+// the store's locks; states is valid only until it returns (the next
+// tenant's reuse it).
 func (s *Store) Changes(fn func(tenant string, states []EntryState)) {
 	type change struct {
-		tenant string
-		states []EntryState
+		tenant     string
+		start, end int // in flat
 	}
 	var batch []change
+	var flat []EntryState
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		names := sh.changed
 		sh.changed = nil
-		batch = batch[:0]
+		batch, flat = batch[:0], flat[:0]
 		for _, name := range names {
 			ts := sh.get(name, s.hashOf(name))
 			if ts == nil || !ts.changed {
@@ -74,13 +76,15 @@ func (s *Store) Changes(fn func(tenant string, states []EntryState)) {
 			}
 			ts.changed = false
 			if !ts.sealed {
-				batch = append(batch, change{name, ts.export()})
+				start := len(flat)
+				flat = ts.appendExport(flat)
+				batch = append(batch, change{name, start, len(flat)})
 			}
 		}
 		sh.mu.Unlock()
 		s.changes.Add(-int64(len(names)))
 		for _, c := range batch {
-			fn(c.tenant, c.states)
+			fn(c.tenant, flat[c.start:c.end:c.end])
 		}
 	}
 }

@@ -13,7 +13,7 @@ func changedTenants(s *Store) map[string][]EntryState {
 		if _, twice := out[tenant]; twice {
 			panic("tenant " + tenant + " handed out twice")
 		}
-		out[tenant] = states
+		out[tenant] = slices.Clone(states) // states is Changes' own once fn returns
 	})
 	return out
 }

@@ -186,10 +186,14 @@ func (sh *shard) each(fn func(tenant string) bool) bool {
 }
 
 func (t *tenantState) export() []EntryState {
-	states := make([]EntryState, len(t.limits))
+	return t.appendExport(make([]EntryState, 0, len(t.limits)))
+}
+
+// appendExport appends t's state to dst.
+func (t *tenantState) appendExport(dst []EntryState) []EntryState {
 	for i := range t.limits {
 		e := &t.limits[i]
-		states[i] = EntryState{
+		st := EntryState{
 			Limit:   e.lim,
 			LevelHi: e.level.hi, LevelLo: e.level.lo,
 			Last:   e.last,
@@ -197,13 +201,14 @@ func (t *tenantState) export() []EntryState {
 		}
 		// A copy: the store's slice changes under its lock after we return.
 		if len(e.leases) > 0 {
-			states[i].Leases = make([]LeaseState, len(e.leases))
+			st.Leases = make([]LeaseState, len(e.leases))
 			for j, l := range e.leases {
-				states[i].Leases[j] = LeaseState{ID: l.id, Hits: l.hits, Expires: l.expires}
+				st.Leases[j] = LeaseState{ID: l.id, Hits: l.hits, Expires: l.expires}
 			}
 		}
+		dst = append(dst, st)
 	}
-	return states
+	return dst
 }
 
 func validateStates(tenant string, states []EntryState) error {

@@ -93,7 +93,7 @@ func defaultConfig() Config {
 		IdleTTL:           10 * time.Minute,
 		ShutdownTimeout:   10 * time.Second,
 		Replicate:         true,
-		ReplicateInterval: 50 * time.Millisecond,
+		ReplicateInterval: 100 * time.Millisecond,
 
 		UpstreamConnectTimeout: proxy.DefaultConnectTimeout,
 		UpstreamHeaderTimeout:  proxy.DefaultHeaderTimeout,
