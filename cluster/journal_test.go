@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tollgate/tollgate/cluster/clustertest"
 	"github.com/tollgate/tollgate/cluster/config"
 	"github.com/tollgate/tollgate/cluster/gossip"
@@ -112,4 +114,40 @@ func TestAStreamCutOffByACrashIsBilledWhenTheNodeReturns(t *testing.T) {
 		defer back.Node.journal.mu.Unlock()
 		return len(back.Node.journal.live) == 0
 	})
+}
+
+func TestAnUnreadableJournalEntryIsDroppedNotFatal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, _, err := openJournal(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &settlement{tenant: "acme", reserved: 5, day: "2026-05-01", origin: "node-1"}
+	j.admit(good)
+	j.write()
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(journalBucket)
+		if err := b.Put([]byte("short"), []byte{0}); err != nil {
+			return err
+		}
+		return b.Put([]byte{0, 0, 0, 0, 0, 0, 0, 99}, []byte{1, 0xff, 0xff, 0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+
+	j2, left, err := openJournal(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("a journal with unreadable entries: %v", err)
+	}
+	defer j2.close()
+	if len(left) != 1 || left[0].s.tenant != "acme" {
+		t.Fatalf("entries left: %+v, want the one readable", left)
+	}
+	n := 0
+	_ = j2.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(journalBucket).Stats().KeyN; return nil })
+	if n != 1 {
+		t.Fatalf("%d entries on disk after the open, want the unreadable ones gone", n)
+	}
 }

@@ -133,3 +133,20 @@ func TestNoReplicationCopiesNothing(t *testing.T) {
 		t.Fatal("replication runs with NoReplication")
 	}
 }
+
+func TestInvalidCopiesAreLeftOutAndTheRestHeld(t *testing.T) {
+	t.Parallel()
+	n := NewNode(Config{NodeName: "node-1", GossipAddr: "127.0.0.1:0", Logger: clustertest.Logger(t)})
+	good := tenantStateToProto("good", []limiter.EntryState{{Limit: limiter.Limit{Name: "rpm", Limit: 10, Period: time.Minute}, Current: 3}})
+	n.repl.receive(&peerv1.ReplicateRequest{From: "node-2", Tenants: []*peerv1.TenantState{
+		{Tenant: ""}, // no tenant
+		{Tenant: "bad", Entries: []*peerv1.EntryState{{}}}, // a limit without a name
+		good,
+	}})
+	if n.repl.replicas.Export("good") == nil || n.repl.replicas.Export("bad") != nil {
+		t.Fatal("want the valid copy held and the invalid ones left out")
+	}
+	if got := counterValue(n.repl.received); got != 1 {
+		t.Fatalf("tollgate_replica_updates_total = %v, want 1", got)
+	}
+}
