@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/peer"
@@ -33,6 +36,9 @@ type ServerConfig struct {
 	// ReadTimeout bounds the reading of one API request, body included:
 	// a client that trickles its body is cut off. 10s if zero.
 	ReadTimeout time.Duration
+	// Reflection serves gRPC server reflection on the public port, so
+	// that grpcurl and the like find the services without .proto files.
+	Reflection bool
 }
 
 // Bounds on what one client may hold of a node's servers.
@@ -56,6 +62,8 @@ type Server struct {
 	apiLn, grpcLn, peerLn net.Listener
 	api                   *http.Server
 	grpc                  *grpc.Server       // the public services
+	health                *health.Server     // grpc.health.v1 on the public port
+	healthDone            chan struct{}      // ends followReady
 	peer                  *grpc.Server       // the peer service
 	cancel                context.CancelFunc // ends the node's background work
 	errc                  chan error
@@ -170,6 +178,12 @@ func (s *Server) serve(context.Context) error {
 	s.grpc = grpc.NewServer(append(grpcLimits(), grpc.UnaryInterceptor(AuthInterceptor(auth)))...)
 	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
 	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
+	s.health, s.healthDone = health.NewServer(), make(chan struct{})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	go s.followReady(s.health, s.healthDone)
+	if s.cfg.Reflection {
+		reflection.Register(s.grpc)
+	}
 	peerOpts := grpcLimits()
 	if t := s.cfg.Node.TLS; t != nil {
 		peerOpts = append(peerOpts, t.ServerOptions()...)
@@ -199,11 +213,47 @@ func grpcLimits() []grpc.ServerOption {
 // ones first, the peer plane last (other nodes may still pass it checks
 // until they hear of the leave).
 func (s *Server) drain(ctx context.Context) error {
+	close(s.healthDone)
+	s.health.Shutdown() // NOT_SERVING to every watcher, before the streams close
 	peer.GracefulStop(ctx, s.grpc)
 	err := s.api.Shutdown(ctx)
 	peer.GracefulStop(ctx, s.peer)
 	return err
 }
+
+// healthServices are the services grpc.health.v1 reports on ("" is the
+// server as a whole); each is serving exactly when the node is ready.
+var healthServices = []string{"", tollgatev1.RateLimiter_ServiceDesc.ServiceName, configv1.Admin_ServiceDesc.ServiceName}
+
+// followReady keeps the health service in step with the node's readiness
+// (what /readyz says) until done is closed: NOT_SERVING while it joins and
+// from the moment it starts to leave.
+func (s *Server) followReady(h *health.Server, done <-chan struct{}) {
+	t := time.NewTicker(healthPoll)
+	defer t.Stop()
+	last, first := false, true
+	for {
+		if ready := s.Node.Ready(); ready != last || first {
+			st := healthpb.HealthCheckResponse_NOT_SERVING
+			if ready {
+				st = healthpb.HealthCheckResponse_SERVING
+			}
+			for _, name := range healthServices {
+				h.SetServingStatus(name, st)
+			}
+			last, first = ready, false
+		}
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// healthPoll is how soon the health service follows a change of the
+// node's readiness.
+const healthPoll = 100 * time.Millisecond
 
 func (s *Server) leave(ctx context.Context) error {
 	s.Node.Leave(ctx)
@@ -244,6 +294,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // For failure tests in one process.
 func (s *Server) Kill() {
 	s.Node.Crash()
+	close(s.healthDone)
 	s.grpc.Stop()
 	s.peer.Stop()
 	s.api.Close()

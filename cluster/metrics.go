@@ -111,6 +111,17 @@ func newMetrics(store *limiter.Store) *metrics {
 	return m
 }
 
+// registerBuild exports what the binary is, as a gauge of 1.
+func (m *metrics) registerBuild(b Build) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tollgate_build_info",
+		Help:        "Always 1; its labels say what this node runs: version, revision, goversion.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	m.registry.MustRegister(g)
+}
+
 // registerSettles exports the settlements waiting to be applied.
 func (m *metrics) registerSettles(pending func() int) {
 	m.reservationsRefused = prometheus.NewCounter(prometheus.CounterOpts{

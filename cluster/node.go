@@ -72,12 +72,23 @@ type Config struct {
 	// it the node takes no new reservation until its owners catch up
 	// (those it holds are never dropped). 100,000 if zero.
 	MaxPendingSettles int
+	// Build is what this node's binary is; it goes into gossip (every
+	// member's version in the cluster view) and tollgate_build_info.
+	Build Build
 	// ReplicateInterval is how often the state of the tenants this node
 	// owns is copied to their successors on the ring, so that an owner's
 	// crash costs at most this much of their use; 100ms if zero.
 	// NoReplication turns the copies off.
 	ReplicateInterval time.Duration
 	NoReplication     bool
+}
+
+// Build describes a binary: its module version ("(devel)" for a build
+// from a checkout), the VCS revision and time it was built from, whether
+// the tree had changes, and the Go that built it.
+type Build struct {
+	Version, Revision, Time, GoVersion string
+	Modified                           bool
 }
 
 // Node answers checks: it decides for the tenants it owns and forwards the
@@ -167,6 +178,7 @@ func NewNode(cfg Config) *Node {
 	if replicate {
 		n.repl = newReplication(n, cfg.ReplicateInterval, opts)
 	}
+	n.metrics.registerBuild(cfg.Build)
 	n.metrics.registerSettles(n.settles.pending)
 	n.metrics.registerHandoff(n.handoff.pending)
 	n.setRing(ring.New([]string{n.name}, nil))
@@ -231,7 +243,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.GossipAddr != "" {
 		// A node that starts a cluster owns tenants at once; one that joins
 		// only once it knows the others (see joinCluster).
-		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Peer: n.cfg.PeerAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0}
+		meta := gossip.Meta{API: n.cfg.APIAddr, GRPC: n.cfg.GRPCAddr, Peer: n.cfg.PeerAddr, Raft: n.cfg.RaftAddr, HTTP: n.cfg.HTTPAddr, Ready: len(n.cfg.Join) == 0, Version: n.cfg.Build.Version}
 		// memberlist logs text lines; ours get their level from the tag.
 		libLog := slog.NewLogLogger(&libraryLogHandler{log: n.cfg.Logger.With("component", "gossip"), prefix: "memberlist: "}, slog.LevelDebug)
 		m, err := gossip.New(n.name, n.cfg.GossipAddr, meta, n.cfg.Gossip, n.cfg.Logger, libLog)
@@ -387,7 +399,7 @@ func diedIn(self string, old, next *ring.Ring, leaving map[string]bool) map[stri
 // Members returns every member this node knows of, with its state.
 func (n *Node) Members() []gossip.Member {
 	if n.members == nil {
-		return []gossip.Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, PeerAddr: n.cfg.PeerAddr, Ready: true}}
+		return []gossip.Member{{Name: n.name, State: "alive", APIAddr: n.cfg.APIAddr, GRPCAddr: n.cfg.GRPCAddr, PeerAddr: n.cfg.PeerAddr, Ready: true, Version: n.cfg.Build.Version}}
 	}
 	all := n.members.All()
 	for i := range all {

@@ -27,6 +27,7 @@ type Member struct {
 	RaftAddr   string `json:"raft_addr,omitempty"`
 	HTTPAddr   string `json:"http_addr,omitempty"`
 	Ready      bool   `json:"ready"`
+	Version    string `json:"version,omitempty"`
 	// Leaving says the member announced a graceful leave.
 	Leaving bool `json:"-"`
 }
@@ -47,6 +48,9 @@ type Meta struct {
 	// nodes own tenants, so nobody hands state to, or forwards to, a node
 	// that does not yet know the cluster.
 	Ready bool `json:"ready,omitempty"`
+	// Version is the node's build (tollgate version), so a rolling
+	// upgrade shows who runs what.
+	Version string `json:"version,omitempty"`
 }
 
 // Membership runs gossip and keeps the member list, keyed by node name.
@@ -308,6 +312,7 @@ func memberOf(n *memberlist.Node) Member {
 		RaftAddr:   meta.Raft,
 		HTTPAddr:   meta.HTTP,
 		Ready:      meta.Ready,
+		Version:    meta.Version,
 	}
 }
 

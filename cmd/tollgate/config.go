@@ -51,6 +51,7 @@ type Config struct {
 	ForwardTimeout    time.Duration `yaml:"forward-timeout"`
 	IdleTTL           time.Duration `yaml:"idle-ttl"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown-timeout"`
+	GRPCReflection    bool          `yaml:"grpc-reflection"`
 	Replicate         bool          `yaml:"replicate"`
 	ReplicateInterval time.Duration `yaml:"replicate-interval"`
 
@@ -92,6 +93,7 @@ func defaultConfig() Config {
 		ForwardTimeout:    500 * time.Millisecond,
 		IdleTTL:           10 * time.Minute,
 		ShutdownTimeout:   10 * time.Second,
+		GRPCReflection:    true,
 		Replicate:         true,
 		ReplicateInterval: 100 * time.Millisecond,
 
@@ -114,6 +116,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin)")
+	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "serve gRPC server reflection on --grpc-addr, so grpcurl finds the services (false: off; grpc.health.v1 is served either way)")
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader), for the other nodes only; empty: the --grpc-addr host, any free port (gossip tells the others)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")

@@ -21,6 +21,7 @@ Usage:
   tollgate mock-upstream   run an OpenAI-compatible fake upstream (tollgate mock-upstream -h)
   tollgate bench [flags]   load a cluster (or start one) and check latency SLOs (tollgate bench -h)
   tollgate certs [flags]   write node certificates for --tls-*, signed by a CA made the first time (tollgate certs -h)
+  tollgate version         show the version, the revision it was built from and the Go that built it (-o json)
   tollgate help            show this text
 
 Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags):
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
+	case "version":
+		return runVersion(args[1:], stdout, stderr)
 	case "plan", "tenant", "key", "provider", "usage", "status":
 		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

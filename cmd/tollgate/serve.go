@@ -21,6 +21,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 		APIListen:  c.APIAddr,
 		GRPCListen: c.GRPCAddr,
 		PeerListen: c.peerListen(),
+		Reflection: c.GRPCReflection,
 		Auth: api.Auth{
 			Admin:      api.TokenAuth{Token: c.AdminToken, Open: c.adminOpen},
 			CheckToken: c.CheckToken,
@@ -43,6 +44,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			InMemory:        c.InMemory,
 			BootstrapExpect: c.BootstrapExpect,
 
+			Build:             buildOf(),
 			NoReplication:     !c.Replicate,
 			ReplicateInterval: c.ReplicateInterval,
 			Forward: peer.ForwardConfig{
