@@ -87,6 +87,14 @@ func newMetrics(store *limiter.Store) *metrics {
 			Help: "Gateway reservations settled, by where: owner (applied here as the owner), sent (to the owner), passed_on (to the node the tenant was handed to), unreachable (the owner never answered; usage recorded here).",
 		}, []string{"where"}),
 	}
+	// Every series an alert may take a rate of exists from the start, at
+	// 0: a rate over a series that appears only with its first event
+	// stays silent.
+	preinit(m.forwarded, "ok", "error")
+	preinit(m.degraded, quota.PolicyLocal.String(), quota.PolicyOpen.String(), quota.PolicyClosed.String())
+	preinit(m.handoffBuckets, "sent", "received")
+	preinit(m.handoffBytes, "sent", "received")
+	preinit(m.settled, "owner", "sent", "passed_on", "unreachable")
 	reg.MustRegister(
 		checks, m.latency, m.forwarded, m.batchSize, m.forwardLatency, m.degraded, m.handoffBuckets, m.handoffBytes, m.handoffFailed, m.settled,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -120,6 +128,13 @@ func (m *metrics) registerBuild(b Build) {
 	})
 	g.Set(1)
 	m.registry.MustRegister(g)
+}
+
+// preinit creates v's series for each value of its one label.
+func preinit(v *prometheus.CounterVec, values ...string) {
+	for _, value := range values {
+		v.WithLabelValues(value)
+	}
 }
 
 // registerSettles exports the settlements waiting to be applied.
@@ -266,6 +281,8 @@ func (m *metrics) registerRaft(isLeader func() bool, applied func() uint64, pend
 			Help: "Usage flushes this node wrote to Raft, by result (ok, error: retried, or refused by the FSM: dropped).",
 		}, []string{"result"}),
 	}
+	preinit(rm.writes, "ok", "refused", "no_quorum")
+	preinit(rm.flushes, "ok", "error", "refused")
 	m.registry.MustRegister(rm.writes, rm.flushes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_raft_leader",

@@ -72,6 +72,10 @@ type Config struct {
 	// it the node takes no new reservation until its owners catch up
 	// (those it holds are never dropped). 100,000 if zero.
 	MaxPendingSettles int
+	// MetricsTenants is how many (tenant, limit) pairs get series of their
+	// own in tollgate_throttled_total (the rest count as "other"); 100 if
+	// zero, none if negative.
+	MetricsTenants int
 	// Build is what this node's binary is; it goes into gossip (every
 	// member's version in the cluster view) and tollgate_build_info.
 	Build Build
@@ -99,7 +103,9 @@ type Node struct {
 	store    *limiter.Store // the tenants this node owns
 	fallback *limiter.Store // degraded decisions while an owner is unreachable
 	metrics  *metrics
-	log      *slog.Logger
+	// throttled counts refusals by tenant and limit, bounded.
+	throttled *throttled
+	log       *slog.Logger
 
 	view    atomic.Pointer[ringView]
 	ringMu  sync.Mutex // one ring rebuild at a time
@@ -148,6 +154,9 @@ func NewNode(cfg Config) *Node {
 	if cfg.MaxPendingSettles <= 0 {
 		cfg.MaxPendingSettles = 100_000
 	}
+	if cfg.MetricsTenants == 0 {
+		cfg.MetricsTenants = 100
+	}
 	if cfg.ReplicateInterval <= 0 {
 		cfg.ReplicateInterval = 100 * time.Millisecond
 	}
@@ -179,6 +188,7 @@ func NewNode(cfg Config) *Node {
 		n.repl = newReplication(n, cfg.ReplicateInterval, opts)
 	}
 	n.metrics.registerBuild(cfg.Build)
+	n.throttled = newThrottled(n.metrics.registry, max(cfg.MetricsTenants, 0))
 	n.metrics.registerSettles(n.settles.pending)
 	n.metrics.registerHandoff(n.handoff.pending)
 	n.setRing(ring.New([]string{n.name}, nil))

@@ -48,6 +48,7 @@ func (n *Node) checkValid(ctx context.Context, req *quota.CheckRequest) (*quota.
 	}
 	if err == nil {
 		n.metrics.observeCheck(resp.Allowed, time.Since(start))
+		n.throttled.observe(req.Tenant, resp)
 	}
 	return resp, err
 }

@@ -53,6 +53,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Gateway requests being served.",
 		}),
 	}
+	// The series alerts take rates of exist from the start, at 0 (a 5xx
+	// ratio needs its denominator before the first request).
+	for _, rt := range routes {
+		m.duration.WithLabelValues(rt.label)
+		for _, status := range []string{"200", "429", "500", "502", "503", "504"} {
+			m.requests.WithLabelValues(rt.label, status)
+		}
+	}
+	m.tokens.WithLabelValues("prompt")
+	m.tokens.WithLabelValues("completion")
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.upstream, m.tokens, m.cost, m.inFlight)
 	}

@@ -52,6 +52,7 @@ type Config struct {
 	IdleTTL           time.Duration `yaml:"idle-ttl"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown-timeout"`
 	GRPCReflection    bool          `yaml:"grpc-reflection"`
+	MetricsTenants    int           `yaml:"metrics-tenants"`
 	Replicate         bool          `yaml:"replicate"`
 	ReplicateInterval time.Duration `yaml:"replicate-interval"`
 
@@ -94,6 +95,7 @@ func defaultConfig() Config {
 		IdleTTL:           10 * time.Minute,
 		ShutdownTimeout:   10 * time.Second,
 		GRPCReflection:    true,
+		MetricsTenants:    100,
 		Replicate:         true,
 		ReplicateInterval: 100 * time.Millisecond,
 
@@ -116,6 +118,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin)")
+	fs.IntVar(&c.MetricsTenants, "metrics-tenants", c.MetricsTenants, "how many (tenant, limit) pairs get series of their own in tollgate_throttled_total, first seen first; the rest count as tenant and limit \"other\" (0: all of them)")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "serve gRPC server reflection on --grpc-addr, so grpcurl finds the services (false: off; grpc.health.v1 is served either way)")
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader), for the other nodes only; empty: the --grpc-addr host, any free port (gossip tells the others)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
@@ -275,6 +278,8 @@ func (c *Config) validate() error {
 		return errors.New("data-dir: required unless --in-memory")
 	case c.MaxEntries <= 0:
 		return fmt.Errorf("max-entries: must be > 0, got %d", c.MaxEntries)
+	case c.MetricsTenants < 0 || c.MetricsTenants > 100_000:
+		return fmt.Errorf("metrics-tenants: must be between 0 and 100000, got %d", c.MetricsTenants)
 	case c.MaxLeases <= 0:
 		return fmt.Errorf("max-leases: must be > 0, got %d", c.MaxLeases)
 	case c.BatchWindow < 0 || c.BatchWindow > time.Second:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -45,6 +46,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 			BootstrapExpect: c.BootstrapExpect,
 
 			Build:             buildOf(),
+			MetricsTenants:    cmp.Or(c.MetricsTenants, -1), // the flag's 0 is none; the node's, the default
 			NoReplication:     !c.Replicate,
 			ReplicateInterval: c.ReplicateInterval,
 			Forward: peer.ForwardConfig{
