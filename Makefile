@@ -5,13 +5,26 @@ BIN       := bin
 PROTOC    ?= protoc
 PROTO_SRC := $(shell find proto -name '*.proto')
 
-.PHONY: build test fuzz bench bench-micro proto lint run clean
+.PHONY: build test fuzz deploy-check bench bench-micro proto lint run clean
 
 build:
 	$(GO) build -o $(BIN)/tollgate ./cmd/tollgate
 
-test: fuzz
+test: fuzz deploy-check
 	$(GO) test -race -count=1 ./...
+
+# The alerting rules and their unit tests, with Prometheus's promtool
+# (Debian's prometheus package; .ci/run installs it). Without it they are
+# skipped, except in CI, where that fails.
+deploy-check:
+	@if command -v promtool >/dev/null 2>&1; then \
+		promtool check rules deploy/prometheus/alerts.yml && \
+		promtool test rules deploy/prometheus/alerts_test.yml; \
+	elif [ -n "$$CI" ]; then \
+		echo "promtool is not installed; .ci/run installs it (apt-get install prometheus)"; exit 1; \
+	else \
+		echo "promtool not installed: alert rule tests skipped (apt-get install prometheus)"; \
+	fi
 
 # A short run of every fuzz target over outside input (the corpus under
 # testdata/fuzz runs as ordinary tests too). The budget is a count of
