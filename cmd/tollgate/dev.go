@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -30,7 +31,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	mockChunkDelay := fs.Duration("mock-chunk-delay", 20*time.Millisecond, "the mock upstream's wait before each streamed token")
 	adminToken := fs.String("admin-token", "", "admin token (default $TOLLGATE_ADMIN_TOKEN; with neither, the admin API needs none)")
 	checkToken := fs.String("check-token", "", "check API token (default $TOLLGATE_CHECK_TOKEN; with neither, one is made up and printed)")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn or error (requests' audit lines show at any level)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,8 +49,12 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if *nodes < 1 || *nodes > 16 {
 		return fmt.Errorf("nodes: must be between 1 and 16, got %d", *nodes)
 	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("log-level: %q is not one of debug, info, warn, error", *logLevel)
+	}
 	base := defaultConfig()
-	base.LogLevel = *logLevel
+	base.LogLevel = "debug" // devLog filters
 	// Nothing on disk; the nodes form one Raft cluster once all are up.
 	base.InMemory = true
 	base.BootstrapExpect = *nodes
@@ -60,10 +65,12 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	gossipKey := make([]byte, 32)
 	_, _ = rand.Read(gossipKey)
 	base.gossipKeys = [][]byte{gossipKey}
-	log, err := base.logger(stderr)
+	all, err := base.logger(stderr)
 	if err != nil {
 		return err
 	}
+	devlog := newDevLog(all.Handler(), level)
+	log := slog.New(devlog)
 	port := func(first, i int) string {
 		if first == 0 {
 			return "127.0.0.1:0"
@@ -123,6 +130,7 @@ func devCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if err := waitForMembers(ctx, servers); err != nil {
 		return err
 	}
+	devlog.clusterFormed()
 	keys, err := seedDemo(ctx, "http://"+servers[0].APIAddr(), *adminToken, "http://"+mock.Addr().String()+"/v1")
 	if err != nil {
 		return fmt.Errorf("creating the demo tenants: %w", err)
@@ -177,5 +185,10 @@ func printDev(w io.Writer, servers []*runningNode, mock string, keys []demoKey, 
 	fmt.Fprintf(w, "  curl -s %s/v1/check -H 'Authorization: Bearer %s' \\\n", "http://"+servers[0].APIAddr(), checkToken)
 	fmt.Fprintf(w, "    -d '{\"tenant\":\"acme\",\"hits\":1,\"limits\":[{\"name\":\"rpm\",\"algorithm\":\"token_bucket\",\"limit\":10,\"period\":\"60s\"}]}'\n")
 	fmt.Fprintf(w, "  curl -s %s/v1/cluster?tenant=%s\n", "http://"+servers[len(servers)-1].APIAddr(), keys[0].tenant)
-	fmt.Fprintf(w, "  tollgate usage %s --server http://%s\n\n", keys[0].tenant, servers[0].APIAddr())
+	fmt.Fprintf(w, "  tollgate usage %s --server http://%s\n", keys[0].tenant, servers[0].APIAddr())
+	fmt.Fprintf(w, "\nThe OpenAI SDK (Python), pointed at a gateway:\n\n")
+	fmt.Fprintf(w, "  from openai import OpenAI\n")
+	fmt.Fprintf(w, "  client = OpenAI(base_url=%q, api_key=%q)\n", gw+"/v1", keys[0].key)
+	fmt.Fprintf(w, "  print(client.chat.completions.create(model=\"mock-chat\", messages=[{\"role\": \"user\", \"content\": \"Hello\"}]).choices[0].message.content)\n")
+	fmt.Fprintf(w, "\nRequests show below as they arrive, one audit line each.\n\n")
 }
