@@ -28,6 +28,7 @@ var layers = map[string][]string{
 	"proxy/mockupstream":       {},
 	"bench":                    {"api/admin", "proto/..."},
 	"proto":                    {},
+	"deploy":                   {}, // tests of the deploy files only
 	"proto/tollgate/v1":        {},
 	"proto/tollgate/config/v1": {},
 	"proto/tollgate/peer/v1":   {"proto/..."},
