@@ -170,11 +170,6 @@ func (h *handoff) push(ctx context.Context) int {
 	return h.deliver(ctx, deadlineOr(ctx, h.window))
 }
 
-// Hand-off messages are cut into chunks of about maxChunkBytes, well below
-// what a peer accepts in one message (4 MiB), so any number of tenants
-// can move to one owner.
-const maxChunkBytes = 1 << 20
-
 // handoffChunk is one message to one owner; a reply acknowledges it whole.
 type handoffChunk struct {
 	owner string
@@ -196,13 +191,9 @@ func (h *handoff) deliver(ctx context.Context, until time.Time) int {
 		if len(chunks) == 0 {
 			return 0
 		}
-		byOwner := map[string][]handoffChunk{}
-		for _, c := range chunks {
-			byOwner[c.owner] = append(byOwner[c.owner], c)
-		}
 		// Owners in parallel, one chunk at a time to each.
 		var wg sync.WaitGroup
-		for _, cs := range byOwner {
+		for _, cs := range groupBy(chunks, func(c handoffChunk) string { return c.owner }) {
 			wg.Go(func() {
 				for _, c := range cs {
 					if !h.send(ctx, c) {
@@ -239,8 +230,7 @@ func (h *handoff) pending() int {
 func (h *handoff) chunks() []handoffChunk {
 	ring := h.n.currentRing()
 	var mine []string
-	var out []handoffChunk
-	open := map[string]int{} // owner → index in out of the chunk being filled
+	var cut tenantChunks
 	now := time.Now()
 	h.mu.Lock()
 	for t, states := range h.outgoing {
@@ -255,20 +245,15 @@ func (h *handoff) chunks() []handoffChunk {
 		if h.moved[t].owner != owner {
 			h.setMoved(t, owner, now)
 		}
-		ts := tenantStateToProto(t, states)
-		size := proto.Size(ts) + 8 // and the field's tag and length
-		i, ok := open[owner]
-		if !ok || out[i].size+size > maxChunkBytes {
-			out = append(out, handoffChunk{owner: owner, req: &peerv1.HandoffRequest{From: h.n.name}})
-			i = len(out) - 1
-			open[owner] = i
-		}
-		out[i].req.Tenants = append(out[i].req.Tenants, ts)
-		out[i].size += size
+		cut.add(owner, tenantStateToProto(t, states))
 	}
 	h.mu.Unlock()
 	for _, t := range mine {
 		h.reclaim(t)
+	}
+	out := make([]handoffChunk, len(cut.chunks))
+	for i, c := range cut.chunks {
+		out[i] = handoffChunk{owner: c.to, req: &peerv1.HandoffRequest{From: h.n.name, Tenants: c.tenants}, size: c.size}
 	}
 	return out
 }

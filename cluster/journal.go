@@ -161,9 +161,7 @@ func (j *journal) done(ss ...*settlement) {
 			continue
 		}
 		delete(j.live, s.journal)
-		if j.dirty[s.journal] {
-			delete(j.dirty, s.journal)
-		}
+		delete(j.dirty, s.journal)
 		j.gone[s.journal] = true
 	}
 }

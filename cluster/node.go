@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/cluster/config"
@@ -469,7 +468,7 @@ func (n *Node) Leave(ctx context.Context) {
 		n.log.Warn("flushing usage on leave", "err", err)
 	}
 	if n.raft != nil {
-		if n.raft.isLeader() && n.otherVoters() {
+		if n.raft.isLeader() && otherVoters(n.raft.raft, n.name) {
 			if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
 				n.log.Warn("handing over raft leadership", "err", err)
 			}
@@ -483,21 +482,6 @@ func (n *Node) Leave(ctx context.Context) {
 	if err := n.members.Leave(timeout); err != nil {
 		n.log.Warn("leaving the cluster", "err", err)
 	}
-}
-
-// otherVoters reports whether Raft has a voter besides this node to hand
-// leadership to (the last node of a cluster has none).
-func (n *Node) otherVoters() bool {
-	f := n.raft.raft.GetConfiguration()
-	if f.Error() != nil {
-		return true // try: the transfer says what is wrong
-	}
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) != n.name && srv.Suffrage == raft.Voter {
-			return true
-		}
-	}
-	return false
 }
 
 // deadlineOr is ctx's deadline, or d from now if it has none.

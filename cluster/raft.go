@@ -209,14 +209,29 @@ func newTransport(s raftSetup, adv net.Addr, logger hclog.Logger, known func(nam
 // configured reports whether name is a server of r's latest configuration
 // (false while r is not yet running).
 func configured(r *raft.Raft, name string) bool {
+	servers, ok := raftServers(r)
+	return ok && slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == name })
+}
+
+// otherVoters reports whether Raft has a voter besides self to hand
+// leadership to (the last node of a cluster has none); if the
+// configuration cannot be read it says yes, and the transfer says why.
+func otherVoters(r *raft.Raft, self string) bool {
+	servers, ok := raftServers(r)
+	return !ok || slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) != self && s.Suffrage == raft.Voter })
+}
+
+// raftServers is r's latest configuration, answered at once; ok is false
+// without Raft or when it cannot be read.
+func raftServers(r *raft.Raft) (servers []raft.Server, ok bool) {
 	if r == nil {
-		return false
+		return nil, false
 	}
-	f := r.GetConfiguration() // answered at once, from the latest configuration
+	f := r.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return nil, false
 	}
-	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == name })
+	return f.Configuration().Servers, true
 }
 
 // tlsStream is a raft.StreamLayer over mutual TLS. Raft dials addresses,

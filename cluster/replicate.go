@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate/tollgate/cluster/ring"
 	"github.com/tollgate/tollgate/limiter"
@@ -144,15 +145,7 @@ func (r *replication) resync(view *ringView) {
 	if old != nil && sameNodes(old, view.ring) {
 		return
 	}
-	var owned, held []string
-	r.n.store.Tenants(func(t string) bool {
-		owned = append(owned, t)
-		return true
-	})
-	r.replicas.Tenants(func(t string) bool {
-		held = append(held, t)
-		return true
-	})
+	owned, held := tenantsIn(r.n.store), tenantsIn(r.replicas)
 	var oldOthers *ring.Ring
 	if old != nil {
 		oldOthers = old.Without(r.n.name)
@@ -177,22 +170,13 @@ func (r *replication) resync(view *ringView) {
 	}
 }
 
-// replicaChunk is one message to one successor and the tenants it
-// carries, to note again if it fails.
-type replicaChunk struct {
-	to   string
-	req  *peerv1.ReplicateRequest
-	size int
-}
-
 // round sends every tenant changed since the last round to its successor,
 // and reports whether all of it landed.
 func (r *replication) round(ctx context.Context) bool {
 	start := time.Now()
 	view := r.n.view.Load()
 	r.resync(view)
-	var chunks []replicaChunk
-	open := map[string]int{} // successor → index in chunks of the one being filled
+	var cut tenantChunks
 	r.n.store.Changes(func(tenant string, states []limiter.EntryState) {
 		if view.ring.Owner(tenant) != r.n.name {
 			return // not (or no longer) ours: a hand-off carries it
@@ -201,34 +185,21 @@ func (r *replication) round(ctx context.Context) bool {
 		if to == "" {
 			return // the only node: nobody to copy to
 		}
-		ts := tenantStateToProto(tenant, states)
-		size := proto.Size(ts) + 8
-		i, ok := open[to]
-		if !ok || chunks[i].size+size > maxChunkBytes {
-			chunks = append(chunks, replicaChunk{to: to, req: &peerv1.ReplicateRequest{From: r.n.name}})
-			i = len(chunks) - 1
-			open[to] = i
-		}
-		chunks[i].req.Tenants = append(chunks[i].req.Tenants, ts)
-		chunks[i].size += size
+		cut.add(to, tenantStateToProto(tenant, states))
 	})
-	if len(chunks) == 0 {
+	if len(cut.chunks) == 0 {
 		r.since = start
 		return true
 	}
-	byTo := map[string][]replicaChunk{}
-	for _, c := range chunks {
-		byTo[c.to] = append(byTo[c.to], c)
-	}
 	var wg sync.WaitGroup
 	var failed atomic.Bool
-	for to, cs := range byTo {
+	for to, cs := range groupBy(cut.chunks, func(c tenantChunk) string { return c.to }) {
 		wg.Go(func() {
 			ok := true
 			for _, c := range cs {
 				if ok = ok && r.send(ctx, c); !ok {
 					// Sent again next round, with whatever changed since.
-					for _, ts := range c.req.Tenants {
+					for _, ts := range c.tenants {
 						r.n.store.MarkChanged(ts.GetTenant())
 					}
 				}
@@ -248,20 +219,21 @@ func (r *replication) round(ctx context.Context) bool {
 	return true
 }
 
-func (r *replication) send(ctx context.Context, c replicaChunk) bool {
+// send sends one chunk and reports whether its successor acknowledged it.
+func (r *replication) send(ctx context.Context, c tenantChunk) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	client, err := r.n.peers.Client(c.to)
 	if err == nil {
-		_, err = client.Replicate(ctx, c.req)
+		_, err = client.Replicate(ctx, &peerv1.ReplicateRequest{From: r.n.name, Tenants: c.tenants})
 		r.n.peers.Report(c.to, err)
 	}
 	if err != nil {
 		r.failures.Inc()
-		r.log.Debug("replicating failed", "to", c.to, "tenants", len(c.req.Tenants), "err", err)
+		r.log.Debug("replicating failed", "to", c.to, "tenants", len(c.tenants), "err", err)
 		return false
 	}
-	r.sent.Add(float64(len(c.req.Tenants)))
+	r.sent.Add(float64(len(c.tenants)))
 	return true
 }
 
@@ -339,13 +311,8 @@ func (r *replication) promoteDead(d *death) {
 // promoteAll promotes every copy whose owner died in d and that the ring
 // gives this node.
 func (r *replication) promoteAll(d *death) {
-	var names []string
-	r.replicas.Tenants(func(t string) bool {
-		names = append(names, t)
-		return true
-	})
 	promoted := 0
-	for _, t := range names {
+	for _, t := range tenantsIn(r.replicas) {
 		if d.next.Owner(t) == r.n.name && r.promote(t, d) {
 			promoted++
 		}
@@ -359,7 +326,7 @@ func (r *replication) promoteAll(d *death) {
 	}
 	r.mu.Unlock()
 	if promoted > 0 {
-		r.log.Info("took over tenants from their copies after their owner died", "tenants", promoted, "dead", keys(d.dead))
+		r.log.Info("took over tenants from their copies after their owner died", "tenants", promoted, "dead", slices.Sorted(maps.Keys(d.dead)))
 	}
 }
 
@@ -416,11 +383,13 @@ func (r *replication) promote(tenant string, d *death) bool {
 	return true
 }
 
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
+// tenantsIn lists the tenants s holds (not sealed ones).
+func tenantsIn(s *limiter.Store) []string {
+	var out []string
+	s.Tenants(func(t string) bool {
+		out = append(out, t)
+		return true
+	})
 	return out
 }
 

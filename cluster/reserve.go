@@ -45,10 +45,8 @@ func (n *Node) Reserve(ctx context.Context, tenant string, tokens int64, leaseTT
 	if n.journal != nil && r.Allowed {
 		// Numbered now, so that its settlement and a journal's resend of
 		// it after a crash are one to the owner.
-		s := n.settlementOf(r, quota.Usage{})
 		r.seq = n.settles.nextSeq()
-		s.seq = r.seq
-		r.journal = n.journal.admit(s)
+		r.journal = n.journal.admit(n.settlementOf(r, quota.Usage{}))
 	}
 	return r, nil
 }
@@ -78,12 +76,7 @@ func (n *Node) Settle(r *Reservation, u quota.Usage) {
 		return
 	}
 	s := n.settlementOf(r, u)
-	s.seq = r.seq
-	if s.seq == 0 {
-		s.seq = n.settles.nextSeq()
-	}
-	if n.journal != nil && r.journal != 0 {
-		s.journal = r.journal
+	if s.journal != 0 { // numbered at admission (the queue numbers the others)
 		n.journal.settled(s)
 	}
 	n.settles.add(s)
@@ -104,6 +97,7 @@ func (n *Node) settlementOf(r *Reservation, u quota.Usage) *settlement {
 	s := &settlement{
 		tenant: r.Tenant, limits: r.limits, reserved: r.Tokens, usage: u,
 		day: n.now().UTC().Format("2006-01-02"), degraded: r.Degraded, origin: n.name,
+		journal: r.journal, seq: r.seq,
 	}
 	for i, l := range r.limits {
 		switch l.Name {
