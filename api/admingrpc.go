@@ -94,3 +94,19 @@ func (s *adminService) DeleteProvider(ctx context.Context, in *configv1.GetReque
 func (s *adminService) GetUsage(_ context.Context, in *configv1.UsageRequest) (*configv1.UsageReport, error) {
 	return s.admin.Usage(in.GetTenant(), in.GetMonth())
 }
+
+func (s *adminService) PutRLSDomain(ctx context.Context, in *configv1.PutRLSDomainRequest) (*configv1.RLSDomain, error) {
+	return s.admin.PutRLSDomain(ctx, in.GetDomain(), cluster.PutMode{Create: in.GetCreate(), Update: in.GetUpdate()})
+}
+
+func (s *adminService) GetRLSDomain(_ context.Context, in *configv1.GetRequest) (*configv1.RLSDomain, error) {
+	return s.admin.RLSDomain(in.GetName())
+}
+
+func (s *adminService) ListRLSDomains(context.Context, *configv1.ListRequest) (*configv1.RLSDomainList, error) {
+	return &configv1.RLSDomainList{Domains: s.admin.RLSDomains()}, nil
+}
+
+func (s *adminService) DeleteRLSDomain(ctx context.Context, in *configv1.GetRequest) (*configv1.Deleted, error) {
+	return s.delete(ctx, "rls domain", in.GetName())
+}

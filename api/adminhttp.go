@@ -140,6 +140,24 @@ func (h *httpAPI) adminRoutes(mux *http.ServeMux) {
 	})
 	handle("DELETE /admin/v1/providers/{name}", h.deleteHandler("provider"))
 
+	get("GET /admin/v1/rls", func(*http.Request) (any, error) {
+		return listJSON("domains", h.admin.RLSDomains(), rlsToJSON), nil
+	})
+	get("GET /admin/v1/rls/{name}", func(r *http.Request) (any, error) {
+		return answer(rlsToJSON)(h.admin.RLSDomain(r.PathValue("name")))
+	})
+	handle("POST /admin/v1/rls", func(r *http.Request) (int, any, error) {
+		return putJSON(r, "", rlsFromJSON, func(d *configv1.RLSDomain) (*configv1.RLSDomain, error) {
+			return h.admin.PutRLSDomain(r.Context(), d, cluster.PutMode{Create: true})
+		}, rlsToJSON, http.StatusCreated)
+	})
+	handle("PUT /admin/v1/rls/{name}", func(r *http.Request) (int, any, error) {
+		return putJSON(r, r.PathValue("name"), rlsFromJSON, func(d *configv1.RLSDomain) (*configv1.RLSDomain, error) {
+			return h.admin.PutRLSDomain(r.Context(), d, cluster.PutMode{})
+		}, rlsToJSON, http.StatusOK)
+	})
+	handle("DELETE /admin/v1/rls/{name}", h.deleteHandler("rls domain"))
+
 	get("GET /admin/v1/status", func(*http.Request) (any, error) { return h.admin.Raft(), nil })
 }
 
@@ -288,6 +306,54 @@ func providerFromJSON(r io.Reader, path string) (*configv1.Provider, error) {
 	}
 	return &configv1.Provider{Name: in.Name, BaseUrl: in.BaseURL, ApiKeyEnv: in.APIKeyEnv, Models: in.Models,
 		PromptPriceMicros: prompt, CompletionPriceMicros: completion}, nil
+}
+
+func rlsToJSON(d *configv1.RLSDomain) any {
+	var descriptors func([]*configv1.RLSDescriptor) []admin.RLSDescriptor
+	descriptors = func(ds []*configv1.RLSDescriptor) []admin.RLSDescriptor {
+		out := make([]admin.RLSDescriptor, len(ds))
+		for i, x := range ds {
+			out[i] = admin.RLSDescriptor{Key: x.GetKey(), Value: x.GetValue(), ShadowMode: x.GetShadowMode()}
+			if l := x.GetRateLimit(); l != nil {
+				out[i].RateLimit = &admin.RLSRateLimit{Unit: l.GetUnit(), RequestsPerUnit: l.GetRequestsPerUnit(),
+					UnitMultiplier: l.GetUnitMultiplier(), Unlimited: l.GetUnlimited(), Name: l.GetName()}
+			}
+			if len(x.GetDescriptors()) > 0 {
+				out[i].Descriptors = descriptors(x.GetDescriptors())
+			}
+		}
+		return out
+	}
+	return admin.RLSDomain{Domain: d.GetDomain(), Descriptors: descriptors(d.GetDescriptors()), FailurePolicy: d.GetFailurePolicy()}
+}
+
+func rlsFromJSON(r io.Reader, path string) (*configv1.RLSDomain, error) {
+	var in admin.RLSDomain
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	if err := nameFromPath("domain", &in.Domain, path); err != nil {
+		return nil, err
+	}
+	return rlsFromAdmin(in), nil
+}
+
+// rlsFromAdmin is the configuration record of an RLS domain in the
+// admin API's shape.
+func rlsFromAdmin(in admin.RLSDomain) *configv1.RLSDomain {
+	var descriptors func([]admin.RLSDescriptor) []*configv1.RLSDescriptor
+	descriptors = func(ds []admin.RLSDescriptor) []*configv1.RLSDescriptor {
+		out := make([]*configv1.RLSDescriptor, len(ds))
+		for i, x := range ds {
+			out[i] = &configv1.RLSDescriptor{Key: x.Key, Value: x.Value, ShadowMode: x.ShadowMode, Descriptors: descriptors(x.Descriptors)}
+			if l := x.RateLimit; l != nil {
+				out[i].RateLimit = &configv1.RLSRateLimit{Unit: l.Unit, RequestsPerUnit: l.RequestsPerUnit,
+					UnitMultiplier: l.UnitMultiplier, Unlimited: l.Unlimited, Name: l.Name}
+			}
+		}
+		return out
+	}
+	return &configv1.RLSDomain{Domain: in.Domain, Descriptors: descriptors(in.Descriptors), FailurePolicy: in.FailurePolicy}
 }
 
 func usageToJSON(u *configv1.Usage) admin.Usage {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -21,7 +22,8 @@ import (
 type Auth struct {
 	Admin TokenAuth
 	// CheckToken, if set, is required of callers of POST /v1/check,
-	// /v1/release and tollgate.v1.RateLimiter, who spend any tenant's
+	// /v1/release, tollgate.v1.RateLimiter and Envoy's
+	// envoy.service.ratelimit.v3.RateLimitService, who spend any tenant's
 	// limits. Empty: anyone who reaches the port may check.
 	CheckToken string
 }
@@ -76,6 +78,7 @@ func (h *httpAPI) checkAllowed(w http.ResponseWriter, r *http.Request) bool {
 func AuthInterceptor(auth Auth) grpc.UnaryServerInterceptor {
 	adminPrefix := "/" + configv1.Admin_ServiceDesc.ServiceName + "/"
 	checkPrefix := "/" + tollgatev1.RateLimiter_ServiceDesc.ServiceName + "/"
+	rlsPrefix := "/" + rlsv3.RateLimitService_ServiceDesc.ServiceName + "/"
 	given := func(ctx context.Context) string {
 		md, _ := metadata.FromIncomingContext(ctx)
 		if v := md.Get("authorization"); len(v) == 1 {
@@ -85,7 +88,7 @@ func AuthInterceptor(auth Auth) grpc.UnaryServerInterceptor {
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		switch {
-		case strings.HasPrefix(info.FullMethod, checkPrefix):
+		case strings.HasPrefix(info.FullMethod, checkPrefix), strings.HasPrefix(info.FullMethod, rlsPrefix):
 			if !auth.check().allows(given(ctx)) {
 				return nil, status.Error(codes.Unauthenticated, "missing or wrong check token")
 			}

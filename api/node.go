@@ -42,7 +42,11 @@ type Admin interface {
 	Providers() []*configv1.Provider
 	Provider(name string) (*configv1.Provider, error)
 	PutProvider(ctx context.Context, p *configv1.Provider, mode cluster.PutMode) (*configv1.Provider, error)
-	// Delete deletes the plan, tenant or provider (kind) named name.
+	RLSDomains() []*configv1.RLSDomain
+	RLSDomain(domain string) (*configv1.RLSDomain, error)
+	PutRLSDomain(ctx context.Context, d *configv1.RLSDomain, mode cluster.PutMode) (*configv1.RLSDomain, error)
+	// Delete deletes the plan, tenant, provider or rls domain (kind) named
+	// name.
 	Delete(ctx context.Context, kind, name string) error
 	CreateKey(ctx context.Context, tenant, name string) (*configv1.APIKey, string, error)
 	Keys(tenant string) ([]*configv1.APIKey, error)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -39,6 +40,8 @@ type ServerConfig struct {
 	// Reflection serves gRPC server reflection on the public port, so
 	// that grpcurl and the like find the services without .proto files.
 	Reflection bool
+	// RLS is how Envoy's rate limit service answers.
+	RLS RLSConfig
 }
 
 // Bounds on what one client may hold of a node's servers.
@@ -178,6 +181,7 @@ func (s *Server) serve(context.Context) error {
 	s.grpc = grpc.NewServer(append(grpcLimits(), grpc.UnaryInterceptor(AuthInterceptor(auth)))...)
 	tollgatev1.RegisterRateLimiterServer(s.grpc, GRPCService(node))
 	configv1.RegisterAdminServer(s.grpc, AdminService(node.Admin()))
+	rlsv3.RegisterRateLimitServiceServer(s.grpc, RLSService(node, s.cfg.RLS, node.Registry()))
 	s.health, s.healthDone = health.NewServer(), make(chan struct{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	go s.followReady(s.health, s.healthDone)
@@ -223,7 +227,8 @@ func (s *Server) drain(ctx context.Context) error {
 
 // healthServices are the services grpc.health.v1 reports on ("" is the
 // server as a whole); each is serving exactly when the node is ready.
-var healthServices = []string{"", tollgatev1.RateLimiter_ServiceDesc.ServiceName, configv1.Admin_ServiceDesc.ServiceName}
+var healthServices = []string{"", tollgatev1.RateLimiter_ServiceDesc.ServiceName, configv1.Admin_ServiceDesc.ServiceName,
+	rlsv3.RateLimitService_ServiceDesc.ServiceName}
 
 // followReady keeps the health service in step with the node's readiness
 // (what /readyz says) until done is closed: NOT_SERVING while it joins and

@@ -33,7 +33,11 @@ func (a *Admin) Plans() []*configv1.Plan         { return a.n.Config().Plans() }
 func (a *Admin) Tenants() []*configv1.Tenant     { return a.n.Config().Tenants() }
 func (a *Admin) Providers() []*configv1.Provider { return a.n.Config().Providers() }
 
-// Delete deletes the plan, tenant or provider (kind) named name.
+// RLSDomains lists this node's copy of the Envoy rate limit domains.
+func (a *Admin) RLSDomains() []*configv1.RLSDomain { return a.n.Config().RLSDomains() }
+
+// Delete deletes the plan, tenant, provider or rls domain (kind) named
+// name.
 func (a *Admin) Delete(ctx context.Context, kind, name string) error {
 	return a.n.write(ctx, deletion(kind, name))
 }
@@ -176,6 +180,26 @@ func (a *Admin) PutProvider(ctx context.Context, p *configv1.Provider, mode PutM
 	return p, nil
 }
 
+// PutRLSDomain writes an Envoy rate limit domain, its units lower-cased.
+func (a *Admin) PutRLSDomain(ctx context.Context, d *configv1.RLSDomain, mode PutMode) (*configv1.RLSDomain, error) {
+	if d == nil {
+		return nil, quota.Invalid("domain", "is required")
+	}
+	config.NormaliseRLSDomain(d)
+	if err := config.ValidateRLSDomain(d); err != nil {
+		return nil, err
+	}
+	if err := a.n.write(ctx, &configv1.Command{Op: &configv1.Command_PutRlsDomain{PutRlsDomain: d}, Create: mode.Create, Update: mode.Update}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// RLSDomain reads this node's copy of an Envoy rate limit domain.
+func (a *Admin) RLSDomain(domain string) (*configv1.RLSDomain, error) {
+	return found(a.n.Config().RLSDomain, "rls domain", domain)
+}
+
 // Usage is a tenant's committed usage in a month (YYYY-MM), in
 // total, by model and by day.
 func (a *Admin) Usage(tenant, month string) (*configv1.UsageReport, error) {
@@ -222,9 +246,12 @@ func (n *Node) write(ctx context.Context, cmd *configv1.Command) error {
 	return nil
 }
 
-// deletion is the command deleting a plan, tenant or provider.
+// deletion is the command deleting a plan, tenant, provider or rls
+// domain.
 func deletion(kind, name string) *configv1.Command {
 	switch kind {
+	case "rls domain":
+		return &configv1.Command{Op: &configv1.Command_DeleteRlsDomain{DeleteRlsDomain: &configv1.DeleteRLSDomain{Domain: name}}}
 	case "plan":
 		return &configv1.Command{Op: &configv1.Command_DeletePlan{DeletePlan: &configv1.DeletePlan{Name: name}}}
 	case "tenant":

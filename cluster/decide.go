@@ -52,8 +52,8 @@ func (n *Node) resolvePlan(req *quota.CheckRequest) error {
 	return nil
 }
 
-// now is the time the node's limiter runs on.
-func (n *Node) now() time.Time {
+// Now is the time the node's limiter runs on: windows align to it.
+func (n *Node) Now() time.Time {
 	if n.cfg.Clock != nil {
 		return n.cfg.Clock.Now()
 	}
@@ -70,11 +70,11 @@ func (n *Node) decideOwned(req *quota.CheckRequest) (*quota.CheckResponse, error
 	if !req.Plan || month < 0 {
 		resp, err := n.decideIn(n.store, req)
 		if err == nil && req.Plan && !req.Reserve && resp.Allowed {
-			n.recordUsage(req, n.now(), -1, 0)
+			n.recordUsage(req, n.Now(), -1, 0)
 		}
 		return resp, err
 	}
-	now := n.now().UTC()
+	now := n.Now().UTC()
 	budget := req.Limits[month].Limit
 	left := budget - n.fsm.MonthUsage(req.Tenant, now.Format("2006-01")).GetTokens()
 	exhausted := left <= 0 && req.Tokens > 0

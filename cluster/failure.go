@@ -18,7 +18,7 @@ const closedRetryAfter = time.Second
 func (n *Node) decideDegraded(req *quota.CheckRequest) *quota.CheckResponse {
 	resp := n.decidePolicy(req)
 	if resp.Allowed && req.Plan && !req.Reserve {
-		n.recordUsage(req, n.now(), 0, 0) // used all the same; the owner's budget entry never saw it
+		n.recordUsage(req, n.Now(), 0, 0) // used all the same; the owner's budget entry never saw it
 	}
 	return resp
 }

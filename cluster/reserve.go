@@ -96,7 +96,7 @@ func (n *Node) Progress(r *Reservation, u quota.Usage) {
 func (n *Node) settlementOf(r *Reservation, u quota.Usage) *settlement {
 	s := &settlement{
 		tenant: r.Tenant, limits: r.limits, reserved: r.Tokens, usage: u,
-		day: n.now().UTC().Format("2006-01-02"), degraded: r.Degraded, origin: n.name,
+		day: n.Now().UTC().Format("2006-01-02"), degraded: r.Degraded, origin: n.name,
 		journal: r.journal, seq: r.seq,
 	}
 	for i, l := range r.limits {

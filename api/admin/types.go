@@ -76,6 +76,39 @@ type Provider struct {
 	CompletionPricePerMillion float64  `json:"completion_price_per_million"`
 }
 
+// RLSDomain is a domain of Envoy's rate limit service: the descriptor
+// rules ShouldRateLimit matches against, in the shape (and YAML field
+// names) of envoyproxy/ratelimit's configuration files. FailurePolicy
+// (local, open or closed) is Tollgate's: how a node decides when a
+// descriptor's owner is unreachable.
+type RLSDomain struct {
+	Domain        string          `json:"domain" yaml:"domain"`
+	Descriptors   []RLSDescriptor `json:"descriptors" yaml:"descriptors"`
+	FailurePolicy string          `json:"failure_policy,omitempty" yaml:"failure_policy,omitempty"`
+}
+
+// RLSDescriptor matches one entry of a request's descriptor by key, and
+// by value when Value is set ("v*" matches every value starting with v;
+// no value matches any, each counted apart). Descriptors match the entries
+// that follow.
+type RLSDescriptor struct {
+	Key         string          `json:"key" yaml:"key"`
+	Value       string          `json:"value,omitempty" yaml:"value,omitempty"`
+	RateLimit   *RLSRateLimit   `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	ShadowMode  bool            `json:"shadow_mode,omitempty" yaml:"shadow_mode,omitempty"`
+	Descriptors []RLSDescriptor `json:"descriptors,omitempty" yaml:"descriptors,omitempty"`
+}
+
+// RLSRateLimit is RequestsPerUnit per window of UnitMultiplier (1 if 0)
+// units: second, minute, hour, day, week, month (30 days) or year (365).
+type RLSRateLimit struct {
+	Unit            string `json:"unit,omitempty" yaml:"unit,omitempty"`
+	RequestsPerUnit uint32 `json:"requests_per_unit,omitempty" yaml:"requests_per_unit,omitempty"`
+	UnitMultiplier  uint32 `json:"unit_multiplier,omitempty" yaml:"unit_multiplier,omitempty"`
+	Unlimited       bool   `json:"unlimited,omitempty" yaml:"unlimited,omitempty"`
+	Name            string `json:"name,omitempty" yaml:"name,omitempty"`
+}
+
 // Usage is what was used, and what it cost: CostMicros exactly, CostUSD
 // for people.
 type Usage struct {

@@ -40,6 +40,8 @@ func refusal(cmd *configv1.Command, v *View, appended time.Time) *configv1.Resul
 		err = ValidateProvider(op.PutProvider)
 	case *configv1.Command_CreateKey:
 		err = validateKey(op.CreateKey)
+	case *configv1.Command_PutRlsDomain:
+		err = ValidateRLSDomain(op.PutRlsDomain)
 	case *configv1.Command_SeedPlans:
 		for i, p := range op.SeedPlans.GetPlans() {
 			if err = ValidatePlan(p); err != nil {

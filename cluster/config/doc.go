@@ -1,7 +1,9 @@
 // Package config is Tollgate's replicated configuration: the Raft FSM that
 // every node applies committed commands to (plans, tenants, hashed API
-// keys, providers and the usage ledger), its immutable View that readers
-// load without a lock, snapshot and restore, the default plans and a
+// keys, providers, Envoy rate limit domains and the usage ledger), its
+// immutable View that readers load without a lock (with the matching of
+// Envoy descriptors against a domain's rules), snapshot and restore, the
+// default plans and a
 // tenant's effective plan, and the validation of what a command carries.
 //
 // It never touches the network: no gRPC, no HTTP. Writing a command

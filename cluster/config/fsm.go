@@ -93,6 +93,10 @@ func (f *FSM) apply(cmd *configv1.Command, appended time.Time) *configv1.Result 
 		res = put(v.providers, op.PutProvider.GetName(), op.PutProvider, cmd, "provider")
 	case *configv1.Command_DeleteProvider:
 		res = remove(v.providers, op.DeleteProvider.GetName(), "provider")
+	case *configv1.Command_PutRlsDomain:
+		res = put(v.rlsDomains, op.PutRlsDomain.GetDomain(), op.PutRlsDomain, cmd, "rls domain")
+	case *configv1.Command_DeleteRlsDomain:
+		res = remove(v.rlsDomains, op.DeleteRlsDomain.GetDomain(), "rls domain")
 	case *configv1.Command_SeedPlans:
 		if !v.seeded {
 			v.seeded = true
@@ -120,7 +124,7 @@ func KnownCommand(cmd *configv1.Command) bool {
 	case *configv1.Command_RecordUsage, *configv1.Command_PutPlan, *configv1.Command_DeletePlan,
 		*configv1.Command_PutTenant, *configv1.Command_DeleteTenant, *configv1.Command_CreateKey,
 		*configv1.Command_RevokeKey, *configv1.Command_PutProvider, *configv1.Command_DeleteProvider,
-		*configv1.Command_SeedPlans:
+		*configv1.Command_SeedPlans, *configv1.Command_PutRlsDomain, *configv1.Command_DeleteRlsDomain:
 		return true
 	}
 	return false
@@ -317,6 +321,7 @@ func (f *FSM) state() *configv1.State {
 		Tenants:     SortedValues(v.tenants),
 		Keys:        SortedValues(v.keys),
 		Providers:   SortedValues(v.providers),
+		RlsDomains:  SortedValues(v.rlsDomains),
 		PlansSeeded: v.seeded,
 		UsageSeq:    map[string]uint64{},
 	}
@@ -386,6 +391,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	for _, p := range st.GetProviders() {
 		v.providers[p.GetName()] = p
+	}
+	for _, d := range st.GetRlsDomains() {
+		v.rlsDomains[d.GetDomain()] = d
 	}
 	months := map[monthKey]*configv1.Usage{}
 	for _, m := range st.GetMonths() {

@@ -15,12 +15,13 @@ import (
 // one without a lock and never wait on the network. Nothing reachable from
 // a view is modified after it is published.
 type View struct {
-	plans     map[string]*configv1.Plan
-	tenants   map[string]*configv1.Tenant
-	keys      map[string]*configv1.APIKey   // by id (display prefix)
-	keyHashes map[[32]byte]*configv1.APIKey // by SHA-256 of the key
-	providers map[string]*configv1.Provider
-	seeded    bool
+	plans      map[string]*configv1.Plan
+	tenants    map[string]*configv1.Tenant
+	keys       map[string]*configv1.APIKey   // by id (display prefix)
+	keyHashes  map[[32]byte]*configv1.APIKey // by SHA-256 of the key
+	providers  map[string]*configv1.Provider
+	rlsDomains map[string]*configv1.RLSDomain
+	seeded     bool
 
 	indexOnce sync.Once
 	idx       *viewIndex
@@ -28,11 +29,12 @@ type View struct {
 
 func emptyView() *View {
 	return &View{
-		plans:     map[string]*configv1.Plan{},
-		tenants:   map[string]*configv1.Tenant{},
-		keys:      map[string]*configv1.APIKey{},
-		keyHashes: map[[32]byte]*configv1.APIKey{},
-		providers: map[string]*configv1.Provider{},
+		plans:      map[string]*configv1.Plan{},
+		tenants:    map[string]*configv1.Tenant{},
+		keys:       map[string]*configv1.APIKey{},
+		keyHashes:  map[[32]byte]*configv1.APIKey{},
+		providers:  map[string]*configv1.Provider{},
+		rlsDomains: map[string]*configv1.RLSDomain{},
 	}
 }
 
@@ -40,12 +42,13 @@ func emptyView() *View {
 // FSM can change the copy and publish it.
 func (v *View) clone() *View {
 	return &View{
-		plans:     maps.Clone(v.plans),
-		tenants:   maps.Clone(v.tenants),
-		keys:      maps.Clone(v.keys),
-		keyHashes: maps.Clone(v.keyHashes),
-		providers: maps.Clone(v.providers),
-		seeded:    v.seeded,
+		plans:      maps.Clone(v.plans),
+		tenants:    maps.Clone(v.tenants),
+		keys:       maps.Clone(v.keys),
+		keyHashes:  maps.Clone(v.keyHashes),
+		providers:  maps.Clone(v.providers),
+		rlsDomains: maps.Clone(v.rlsDomains),
+		seeded:     v.seeded,
 	}
 }
 
@@ -66,12 +69,20 @@ func (v *View) Provider(name string) (*configv1.Provider, bool) {
 	return p, ok
 }
 
-// Plans, Tenants, Providers and Keys list every entry, sorted by name;
-// the entries must not be modified.
-func (v *View) Plans() []*configv1.Plan         { return SortedValues(v.plans) }
-func (v *View) Tenants() []*configv1.Tenant     { return SortedValues(v.tenants) }
-func (v *View) Providers() []*configv1.Provider { return SortedValues(v.providers) }
-func (v *View) Keys() []*configv1.APIKey        { return SortedValues(v.keys) }
+// RLSDomain looks up an Envoy rate limit domain; the result must not be
+// modified.
+func (v *View) RLSDomain(domain string) (*configv1.RLSDomain, bool) {
+	d, ok := v.rlsDomains[domain]
+	return d, ok
+}
+
+// Plans, Tenants, Providers, Keys and RLSDomains list every entry, sorted
+// by name; the entries must not be modified.
+func (v *View) Plans() []*configv1.Plan           { return SortedValues(v.plans) }
+func (v *View) Tenants() []*configv1.Tenant       { return SortedValues(v.tenants) }
+func (v *View) Providers() []*configv1.Provider   { return SortedValues(v.providers) }
+func (v *View) Keys() []*configv1.APIKey          { return SortedValues(v.keys) }
+func (v *View) RLSDomains() []*configv1.RLSDomain { return SortedValues(v.rlsDomains) }
 
 // Key returns the key with display id id, revoked or not.
 func (v *View) Key(id string) (*configv1.APIKey, bool) {
@@ -130,11 +141,12 @@ type viewIndex struct {
 	models     map[string]*configv1.Provider
 	modelNames []string
 	origins    map[string]struct{}
+	rls        map[string]*rlsLevel // by domain
 }
 
 func (v *View) index() *viewIndex {
 	v.indexOnce.Do(func() {
-		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}}
+		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}, rls: map[string]*rlsLevel{}}
 		for _, name := range slices.Sorted(maps.Keys(v.providers)) {
 			for _, m := range v.providers[name].GetModels() {
 				if _, taken := ix.models[m]; !taken {
@@ -148,6 +160,9 @@ func (v *View) index() *viewIndex {
 			for _, o := range t.GetAllowedOrigins() {
 				ix.origins[o] = struct{}{}
 			}
+		}
+		for name, d := range v.rlsDomains {
+			ix.rls[name] = newRLSLevel(d.GetDescriptors())
 		}
 		v.idx = ix
 	})

@@ -1,6 +1,6 @@
 package main
 
-// The admin commands (tollgate plan|tenant|key|provider|usage|status) are a
+// The admin commands (tollgate plan|tenant|key|provider|rls|usage|status) are a
 // thin layer over api/admin's client of the admin HTTP API: each sends one
 // or two requests to a node and prints the answer, as a table for people or
 // as the server's JSON for scripts. This file holds what they share: the
@@ -43,7 +43,7 @@ type runFunc func(ctx context.Context, a *adminSession, args []string) error
 
 // adminCommands is every admin command, in the order help lists them.
 func adminCommands() []command {
-	return []command{planCommand(), tenantCommand(), keyCommand(), providerCommand(), usageCommand(), statusCommand()}
+	return []command{planCommand(), tenantCommand(), keyCommand(), providerCommand(), rlsCommand(), usageCommand(), statusCommand()}
 }
 
 // runAdmin runs `tollgate NOUN [VERB] ARGS...`; flags may come before,

@@ -52,6 +52,7 @@ type Config struct {
 	IdleTTL           time.Duration `yaml:"idle-ttl"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown-timeout"`
 	GRPCReflection    bool          `yaml:"grpc-reflection"`
+	RLSUnknownDomain  string        `yaml:"rls-unknown-domain"`
 	MetricsTenants    int           `yaml:"metrics-tenants"`
 	Replicate         bool          `yaml:"replicate"`
 	ReplicateInterval time.Duration `yaml:"replicate-interval"`
@@ -95,6 +96,7 @@ func defaultConfig() Config {
 		IdleTTL:           10 * time.Minute,
 		ShutdownTimeout:   10 * time.Second,
 		GRPCReflection:    true,
+		RLSUnknownDomain:  "ok",
 		MetricsTenants:    100,
 		Replicate:         true,
 		ReplicateInterval: 100 * time.Millisecond,
@@ -117,9 +119,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for durable state (Raft log and snapshots)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the OpenAI-compatible gateway")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the HTTP JSON API, /metrics, /healthz and /readyz")
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the public gRPC API (checks, admin, Envoy's rate limit service)")
 	fs.IntVar(&c.MetricsTenants, "metrics-tenants", c.MetricsTenants, "how many (tenant, limit) pairs get series of their own in tollgate_throttled_total, first seen first; the rest count as tenant and limit \"other\" (0: all of them)")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "serve gRPC server reflection on --grpc-addr, so grpcurl finds the services (false: off; grpc.health.v1 is served either way)")
+	fs.StringVar(&c.RLSUnknownDomain, "rls-unknown-domain", c.RLSUnknownDomain, "how Envoy's rate limit service answers a domain no rules name (tollgate rls set): ok, as Envoy's reference service does, or over_limit")
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader), for the other nodes only; empty: the --grpc-addr host, any free port (gossip tells the others)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")
@@ -259,6 +262,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %q is not host:port: %v", a.name, a.addr, err)
 		}
+	}
+	if c.RLSUnknownDomain != "ok" && c.RLSUnknownDomain != "over_limit" {
+		return fmt.Errorf("rls-unknown-domain: %q is not ok or over_limit", c.RLSUnknownDomain)
 	}
 	var err error
 	if c.gossipKeys, err = c.decodeGossipKeys(); err != nil {

@@ -29,6 +29,7 @@ Admin commands, for a running cluster (tollgate COMMAND -h lists verbs and flags
   tollgate tenant VERB     list, get, create, update, suspend, resume or delete tenants
   tollgate key VERB        create, list or revoke tenants' API keys
   tollgate provider VERB   list, get, set or delete upstream LLM APIs
+  tollgate rls VERB        list, get, set (from envoyproxy/ratelimit YAML) or delete Envoy rate limit domains
   tollgate usage TENANT    show a tenant's usage in a month
   tollgate status          show a node's Raft state and the cluster's members
 They call --server (default env TOLLGATE_SERVER, else http://127.0.0.1:8081)
@@ -68,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCerts(args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
-	case "plan", "tenant", "key", "provider", "usage", "status":
+	case "plan", "tenant", "key", "provider", "rls", "usage", "status":
 		return runAdmin(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)

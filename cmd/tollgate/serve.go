@@ -23,6 +23,7 @@ func (c *Config) nodeConfig(log *slog.Logger) api.ServerConfig {
 		GRPCListen: c.GRPCAddr,
 		PeerListen: c.peerListen(),
 		Reflection: c.GRPCReflection,
+		RLS:        api.RLSConfig{UnknownDomainOverLimit: c.RLSUnknownDomain == "over_limit"},
 		Auth: api.Auth{
 			Admin:      api.TokenAuth{Token: c.AdminToken, Open: c.adminOpen},
 			CheckToken: c.CheckToken,

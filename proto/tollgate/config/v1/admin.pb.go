@@ -21,7 +21,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// GetRequest names a plan, tenant, key or provider.
+// GetRequest names a plan, tenant, key, provider or RLS domain.
 type GetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -328,6 +328,66 @@ func (x *PutProviderRequest) GetUpdate() bool {
 	return false
 }
 
+type PutRLSDomainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        *RLSDomain             `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Create        bool                   `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	Update        bool                   `protobuf:"varint,3,opt,name=update,proto3" json:"update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutRLSDomainRequest) Reset() {
+	*x = PutRLSDomainRequest{}
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutRLSDomainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutRLSDomainRequest) ProtoMessage() {}
+
+func (x *PutRLSDomainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutRLSDomainRequest.ProtoReflect.Descriptor instead.
+func (*PutRLSDomainRequest) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PutRLSDomainRequest) GetDomain() *RLSDomain {
+	if x != nil {
+		return x.Domain
+	}
+	return nil
+}
+
+func (x *PutRLSDomainRequest) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+func (x *PutRLSDomainRequest) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
 type PlanList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Plans         []*Plan                `protobuf:"bytes,1,rep,name=plans,proto3" json:"plans,omitempty"`
@@ -337,7 +397,7 @@ type PlanList struct {
 
 func (x *PlanList) Reset() {
 	*x = PlanList{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[6]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +409,7 @@ func (x *PlanList) String() string {
 func (*PlanList) ProtoMessage() {}
 
 func (x *PlanList) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[6]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +422,7 @@ func (x *PlanList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanList.ProtoReflect.Descriptor instead.
 func (*PlanList) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PlanList) GetPlans() []*Plan {
@@ -381,7 +441,7 @@ type TenantList struct {
 
 func (x *TenantList) Reset() {
 	*x = TenantList{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[7]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +453,7 @@ func (x *TenantList) String() string {
 func (*TenantList) ProtoMessage() {}
 
 func (x *TenantList) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[7]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +466,7 @@ func (x *TenantList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantList.ProtoReflect.Descriptor instead.
 func (*TenantList) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TenantList) GetTenants() []*Tenant {
@@ -425,7 +485,7 @@ type ProviderList struct {
 
 func (x *ProviderList) Reset() {
 	*x = ProviderList{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[8]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +497,7 @@ func (x *ProviderList) String() string {
 func (*ProviderList) ProtoMessage() {}
 
 func (x *ProviderList) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[8]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,12 +510,56 @@ func (x *ProviderList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderList.ProtoReflect.Descriptor instead.
 func (*ProviderList) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProviderList) GetProviders() []*Provider {
 	if x != nil {
 		return x.Providers
+	}
+	return nil
+}
+
+type RLSDomainList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domains       []*RLSDomain           `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RLSDomainList) Reset() {
+	*x = RLSDomainList{}
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RLSDomainList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RLSDomainList) ProtoMessage() {}
+
+func (x *RLSDomainList) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RLSDomainList.ProtoReflect.Descriptor instead.
+func (*RLSDomainList) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RLSDomainList) GetDomains() []*RLSDomain {
+	if x != nil {
+		return x.Domains
 	}
 	return nil
 }
@@ -470,7 +574,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[9]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +586,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[9]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +599,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateKeyRequest) GetTenant() string {
@@ -522,7 +626,7 @@ type CreatedKey struct {
 
 func (x *CreatedKey) Reset() {
 	*x = CreatedKey{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[10]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +638,7 @@ func (x *CreatedKey) String() string {
 func (*CreatedKey) ProtoMessage() {}
 
 func (x *CreatedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[10]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +651,7 @@ func (x *CreatedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatedKey.ProtoReflect.Descriptor instead.
 func (*CreatedKey) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreatedKey) GetKey() *APIKey {
@@ -573,7 +677,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[11]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +689,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[11]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +702,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListKeysRequest) GetTenant() string {
@@ -618,7 +722,7 @@ type KeyList struct {
 
 func (x *KeyList) Reset() {
 	*x = KeyList{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[12]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +734,7 @@ func (x *KeyList) String() string {
 func (*KeyList) ProtoMessage() {}
 
 func (x *KeyList) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[12]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +747,7 @@ func (x *KeyList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyList.ProtoReflect.Descriptor instead.
 func (*KeyList) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyList) GetKeys() []*APIKey {
@@ -665,7 +769,7 @@ type UsageRequest struct {
 
 func (x *UsageRequest) Reset() {
 	*x = UsageRequest{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[13]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +781,7 @@ func (x *UsageRequest) String() string {
 func (*UsageRequest) ProtoMessage() {}
 
 func (x *UsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[13]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +794,7 @@ func (x *UsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
 func (*UsageRequest) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UsageRequest) GetTenant() string {
@@ -717,7 +821,7 @@ type ModelUsage struct {
 
 func (x *ModelUsage) Reset() {
 	*x = ModelUsage{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[14]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +833,7 @@ func (x *ModelUsage) String() string {
 func (*ModelUsage) ProtoMessage() {}
 
 func (x *ModelUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[14]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +846,7 @@ func (x *ModelUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelUsage.ProtoReflect.Descriptor instead.
 func (*ModelUsage) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ModelUsage) GetModel() string {
@@ -776,7 +880,7 @@ type UsageReport struct {
 
 func (x *UsageReport) Reset() {
 	*x = UsageReport{}
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[15]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +892,7 @@ func (x *UsageReport) String() string {
 func (*UsageReport) ProtoMessage() {}
 
 func (x *UsageReport) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_admin_proto_msgTypes[15]
+	mi := &file_tollgate_config_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +905,7 @@ func (x *UsageReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageReport.ProtoReflect.Descriptor instead.
 func (*UsageReport) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_tollgate_config_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UsageReport) GetTenant() string {
@@ -868,6 +972,10 @@ const file_tollgate_config_v1_admin_proto_rawDesc = "" +
 	"\x12PutProviderRequest\x128\n" +
 	"\bprovider\x18\x01 \x01(\v2\x1c.tollgate.config.v1.ProviderR\bprovider\x12\x16\n" +
 	"\x06create\x18\x02 \x01(\bR\x06create\x12\x16\n" +
+	"\x06update\x18\x03 \x01(\bR\x06update\"|\n" +
+	"\x13PutRLSDomainRequest\x125\n" +
+	"\x06domain\x18\x01 \x01(\v2\x1d.tollgate.config.v1.RLSDomainR\x06domain\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\x12\x16\n" +
 	"\x06update\x18\x03 \x01(\bR\x06update\":\n" +
 	"\bPlanList\x12.\n" +
 	"\x05plans\x18\x01 \x03(\v2\x18.tollgate.config.v1.PlanR\x05plans\"B\n" +
@@ -875,7 +983,9 @@ const file_tollgate_config_v1_admin_proto_rawDesc = "" +
 	"TenantList\x124\n" +
 	"\atenants\x18\x01 \x03(\v2\x1a.tollgate.config.v1.TenantR\atenants\"J\n" +
 	"\fProviderList\x12:\n" +
-	"\tproviders\x18\x01 \x03(\v2\x1c.tollgate.config.v1.ProviderR\tproviders\">\n" +
+	"\tproviders\x18\x01 \x03(\v2\x1c.tollgate.config.v1.ProviderR\tproviders\"H\n" +
+	"\rRLSDomainList\x127\n" +
+	"\adomains\x18\x01 \x03(\v2\x1d.tollgate.config.v1.RLSDomainR\adomains\">\n" +
 	"\x10CreateKeyRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"R\n" +
@@ -900,7 +1010,7 @@ const file_tollgate_config_v1_admin_proto_rawDesc = "" +
 	"\x05total\x18\x03 \x01(\v2\x19.tollgate.config.v1.UsageR\x05total\x126\n" +
 	"\x06models\x18\x04 \x03(\v2\x1e.tollgate.config.v1.ModelUsageR\x06models\x120\n" +
 	"\x04days\x18\x05 \x03(\v2\x1c.tollgate.config.v1.DayUsageR\x04days\x121\n" +
-	"\x06checks\x18\x06 \x01(\v2\x19.tollgate.config.v1.UsageR\x06checks2\xdf\t\n" +
+	"\x06checks\x18\x06 \x01(\v2\x19.tollgate.config.v1.UsageR\x06checks2\xac\f\n" +
 	"\x05Admin\x12G\n" +
 	"\aPutPlan\x12\".tollgate.config.v1.PutPlanRequest\x1a\x18.tollgate.config.v1.Plan\x12C\n" +
 	"\aGetPlan\x12\x1e.tollgate.config.v1.GetRequest\x1a\x18.tollgate.config.v1.Plan\x12J\n" +
@@ -918,7 +1028,11 @@ const file_tollgate_config_v1_admin_proto_rawDesc = "" +
 	"\vGetProvider\x12\x1e.tollgate.config.v1.GetRequest\x1a\x1c.tollgate.config.v1.Provider\x12R\n" +
 	"\rListProviders\x12\x1f.tollgate.config.v1.ListRequest\x1a .tollgate.config.v1.ProviderList\x12M\n" +
 	"\x0eDeleteProvider\x12\x1e.tollgate.config.v1.GetRequest\x1a\x1b.tollgate.config.v1.Deleted\x12M\n" +
-	"\bGetUsage\x12 .tollgate.config.v1.UsageRequest\x1a\x1f.tollgate.config.v1.UsageReportB@Z>github.com/tollgate/tollgate/proto/tollgate/config/v1;configv1b\x06proto3"
+	"\bGetUsage\x12 .tollgate.config.v1.UsageRequest\x1a\x1f.tollgate.config.v1.UsageReport\x12V\n" +
+	"\fPutRLSDomain\x12'.tollgate.config.v1.PutRLSDomainRequest\x1a\x1d.tollgate.config.v1.RLSDomain\x12M\n" +
+	"\fGetRLSDomain\x12\x1e.tollgate.config.v1.GetRequest\x1a\x1d.tollgate.config.v1.RLSDomain\x12T\n" +
+	"\x0eListRLSDomains\x12\x1f.tollgate.config.v1.ListRequest\x1a!.tollgate.config.v1.RLSDomainList\x12N\n" +
+	"\x0fDeleteRLSDomain\x12\x1e.tollgate.config.v1.GetRequest\x1a\x1b.tollgate.config.v1.DeletedB@Z>github.com/tollgate/tollgate/proto/tollgate/config/v1;configv1b\x06proto3"
 
 var (
 	file_tollgate_config_v1_admin_proto_rawDescOnce sync.Once
@@ -932,82 +1046,95 @@ func file_tollgate_config_v1_admin_proto_rawDescGZIP() []byte {
 	return file_tollgate_config_v1_admin_proto_rawDescData
 }
 
-var file_tollgate_config_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tollgate_config_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tollgate_config_v1_admin_proto_goTypes = []any{
-	(*GetRequest)(nil),         // 0: tollgate.config.v1.GetRequest
-	(*ListRequest)(nil),        // 1: tollgate.config.v1.ListRequest
-	(*Deleted)(nil),            // 2: tollgate.config.v1.Deleted
-	(*PutPlanRequest)(nil),     // 3: tollgate.config.v1.PutPlanRequest
-	(*PutTenantRequest)(nil),   // 4: tollgate.config.v1.PutTenantRequest
-	(*PutProviderRequest)(nil), // 5: tollgate.config.v1.PutProviderRequest
-	(*PlanList)(nil),           // 6: tollgate.config.v1.PlanList
-	(*TenantList)(nil),         // 7: tollgate.config.v1.TenantList
-	(*ProviderList)(nil),       // 8: tollgate.config.v1.ProviderList
-	(*CreateKeyRequest)(nil),   // 9: tollgate.config.v1.CreateKeyRequest
-	(*CreatedKey)(nil),         // 10: tollgate.config.v1.CreatedKey
-	(*ListKeysRequest)(nil),    // 11: tollgate.config.v1.ListKeysRequest
-	(*KeyList)(nil),            // 12: tollgate.config.v1.KeyList
-	(*UsageRequest)(nil),       // 13: tollgate.config.v1.UsageRequest
-	(*ModelUsage)(nil),         // 14: tollgate.config.v1.ModelUsage
-	(*UsageReport)(nil),        // 15: tollgate.config.v1.UsageReport
-	(*Plan)(nil),               // 16: tollgate.config.v1.Plan
-	(*Tenant)(nil),             // 17: tollgate.config.v1.Tenant
-	(*Provider)(nil),           // 18: tollgate.config.v1.Provider
-	(*APIKey)(nil),             // 19: tollgate.config.v1.APIKey
-	(*Usage)(nil),              // 20: tollgate.config.v1.Usage
-	(*DayUsage)(nil),           // 21: tollgate.config.v1.DayUsage
+	(*GetRequest)(nil),          // 0: tollgate.config.v1.GetRequest
+	(*ListRequest)(nil),         // 1: tollgate.config.v1.ListRequest
+	(*Deleted)(nil),             // 2: tollgate.config.v1.Deleted
+	(*PutPlanRequest)(nil),      // 3: tollgate.config.v1.PutPlanRequest
+	(*PutTenantRequest)(nil),    // 4: tollgate.config.v1.PutTenantRequest
+	(*PutProviderRequest)(nil),  // 5: tollgate.config.v1.PutProviderRequest
+	(*PutRLSDomainRequest)(nil), // 6: tollgate.config.v1.PutRLSDomainRequest
+	(*PlanList)(nil),            // 7: tollgate.config.v1.PlanList
+	(*TenantList)(nil),          // 8: tollgate.config.v1.TenantList
+	(*ProviderList)(nil),        // 9: tollgate.config.v1.ProviderList
+	(*RLSDomainList)(nil),       // 10: tollgate.config.v1.RLSDomainList
+	(*CreateKeyRequest)(nil),    // 11: tollgate.config.v1.CreateKeyRequest
+	(*CreatedKey)(nil),          // 12: tollgate.config.v1.CreatedKey
+	(*ListKeysRequest)(nil),     // 13: tollgate.config.v1.ListKeysRequest
+	(*KeyList)(nil),             // 14: tollgate.config.v1.KeyList
+	(*UsageRequest)(nil),        // 15: tollgate.config.v1.UsageRequest
+	(*ModelUsage)(nil),          // 16: tollgate.config.v1.ModelUsage
+	(*UsageReport)(nil),         // 17: tollgate.config.v1.UsageReport
+	(*Plan)(nil),                // 18: tollgate.config.v1.Plan
+	(*Tenant)(nil),              // 19: tollgate.config.v1.Tenant
+	(*Provider)(nil),            // 20: tollgate.config.v1.Provider
+	(*RLSDomain)(nil),           // 21: tollgate.config.v1.RLSDomain
+	(*APIKey)(nil),              // 22: tollgate.config.v1.APIKey
+	(*Usage)(nil),               // 23: tollgate.config.v1.Usage
+	(*DayUsage)(nil),            // 24: tollgate.config.v1.DayUsage
 }
 var file_tollgate_config_v1_admin_proto_depIdxs = []int32{
-	16, // 0: tollgate.config.v1.PutPlanRequest.plan:type_name -> tollgate.config.v1.Plan
-	17, // 1: tollgate.config.v1.PutTenantRequest.tenant:type_name -> tollgate.config.v1.Tenant
-	18, // 2: tollgate.config.v1.PutProviderRequest.provider:type_name -> tollgate.config.v1.Provider
-	16, // 3: tollgate.config.v1.PlanList.plans:type_name -> tollgate.config.v1.Plan
-	17, // 4: tollgate.config.v1.TenantList.tenants:type_name -> tollgate.config.v1.Tenant
-	18, // 5: tollgate.config.v1.ProviderList.providers:type_name -> tollgate.config.v1.Provider
-	19, // 6: tollgate.config.v1.CreatedKey.key:type_name -> tollgate.config.v1.APIKey
-	19, // 7: tollgate.config.v1.KeyList.keys:type_name -> tollgate.config.v1.APIKey
-	20, // 8: tollgate.config.v1.ModelUsage.usage:type_name -> tollgate.config.v1.Usage
-	20, // 9: tollgate.config.v1.UsageReport.total:type_name -> tollgate.config.v1.Usage
-	14, // 10: tollgate.config.v1.UsageReport.models:type_name -> tollgate.config.v1.ModelUsage
-	21, // 11: tollgate.config.v1.UsageReport.days:type_name -> tollgate.config.v1.DayUsage
-	20, // 12: tollgate.config.v1.UsageReport.checks:type_name -> tollgate.config.v1.Usage
-	3,  // 13: tollgate.config.v1.Admin.PutPlan:input_type -> tollgate.config.v1.PutPlanRequest
-	0,  // 14: tollgate.config.v1.Admin.GetPlan:input_type -> tollgate.config.v1.GetRequest
-	1,  // 15: tollgate.config.v1.Admin.ListPlans:input_type -> tollgate.config.v1.ListRequest
-	0,  // 16: tollgate.config.v1.Admin.DeletePlan:input_type -> tollgate.config.v1.GetRequest
-	4,  // 17: tollgate.config.v1.Admin.PutTenant:input_type -> tollgate.config.v1.PutTenantRequest
-	0,  // 18: tollgate.config.v1.Admin.GetTenant:input_type -> tollgate.config.v1.GetRequest
-	1,  // 19: tollgate.config.v1.Admin.ListTenants:input_type -> tollgate.config.v1.ListRequest
-	0,  // 20: tollgate.config.v1.Admin.DeleteTenant:input_type -> tollgate.config.v1.GetRequest
-	9,  // 21: tollgate.config.v1.Admin.CreateKey:input_type -> tollgate.config.v1.CreateKeyRequest
-	11, // 22: tollgate.config.v1.Admin.ListKeys:input_type -> tollgate.config.v1.ListKeysRequest
-	0,  // 23: tollgate.config.v1.Admin.RevokeKey:input_type -> tollgate.config.v1.GetRequest
-	5,  // 24: tollgate.config.v1.Admin.PutProvider:input_type -> tollgate.config.v1.PutProviderRequest
-	0,  // 25: tollgate.config.v1.Admin.GetProvider:input_type -> tollgate.config.v1.GetRequest
-	1,  // 26: tollgate.config.v1.Admin.ListProviders:input_type -> tollgate.config.v1.ListRequest
-	0,  // 27: tollgate.config.v1.Admin.DeleteProvider:input_type -> tollgate.config.v1.GetRequest
-	13, // 28: tollgate.config.v1.Admin.GetUsage:input_type -> tollgate.config.v1.UsageRequest
-	16, // 29: tollgate.config.v1.Admin.PutPlan:output_type -> tollgate.config.v1.Plan
-	16, // 30: tollgate.config.v1.Admin.GetPlan:output_type -> tollgate.config.v1.Plan
-	6,  // 31: tollgate.config.v1.Admin.ListPlans:output_type -> tollgate.config.v1.PlanList
-	2,  // 32: tollgate.config.v1.Admin.DeletePlan:output_type -> tollgate.config.v1.Deleted
-	17, // 33: tollgate.config.v1.Admin.PutTenant:output_type -> tollgate.config.v1.Tenant
-	17, // 34: tollgate.config.v1.Admin.GetTenant:output_type -> tollgate.config.v1.Tenant
-	7,  // 35: tollgate.config.v1.Admin.ListTenants:output_type -> tollgate.config.v1.TenantList
-	2,  // 36: tollgate.config.v1.Admin.DeleteTenant:output_type -> tollgate.config.v1.Deleted
-	10, // 37: tollgate.config.v1.Admin.CreateKey:output_type -> tollgate.config.v1.CreatedKey
-	12, // 38: tollgate.config.v1.Admin.ListKeys:output_type -> tollgate.config.v1.KeyList
-	19, // 39: tollgate.config.v1.Admin.RevokeKey:output_type -> tollgate.config.v1.APIKey
-	18, // 40: tollgate.config.v1.Admin.PutProvider:output_type -> tollgate.config.v1.Provider
-	18, // 41: tollgate.config.v1.Admin.GetProvider:output_type -> tollgate.config.v1.Provider
-	8,  // 42: tollgate.config.v1.Admin.ListProviders:output_type -> tollgate.config.v1.ProviderList
-	2,  // 43: tollgate.config.v1.Admin.DeleteProvider:output_type -> tollgate.config.v1.Deleted
-	15, // 44: tollgate.config.v1.Admin.GetUsage:output_type -> tollgate.config.v1.UsageReport
-	29, // [29:45] is the sub-list for method output_type
-	13, // [13:29] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 0: tollgate.config.v1.PutPlanRequest.plan:type_name -> tollgate.config.v1.Plan
+	19, // 1: tollgate.config.v1.PutTenantRequest.tenant:type_name -> tollgate.config.v1.Tenant
+	20, // 2: tollgate.config.v1.PutProviderRequest.provider:type_name -> tollgate.config.v1.Provider
+	21, // 3: tollgate.config.v1.PutRLSDomainRequest.domain:type_name -> tollgate.config.v1.RLSDomain
+	18, // 4: tollgate.config.v1.PlanList.plans:type_name -> tollgate.config.v1.Plan
+	19, // 5: tollgate.config.v1.TenantList.tenants:type_name -> tollgate.config.v1.Tenant
+	20, // 6: tollgate.config.v1.ProviderList.providers:type_name -> tollgate.config.v1.Provider
+	21, // 7: tollgate.config.v1.RLSDomainList.domains:type_name -> tollgate.config.v1.RLSDomain
+	22, // 8: tollgate.config.v1.CreatedKey.key:type_name -> tollgate.config.v1.APIKey
+	22, // 9: tollgate.config.v1.KeyList.keys:type_name -> tollgate.config.v1.APIKey
+	23, // 10: tollgate.config.v1.ModelUsage.usage:type_name -> tollgate.config.v1.Usage
+	23, // 11: tollgate.config.v1.UsageReport.total:type_name -> tollgate.config.v1.Usage
+	16, // 12: tollgate.config.v1.UsageReport.models:type_name -> tollgate.config.v1.ModelUsage
+	24, // 13: tollgate.config.v1.UsageReport.days:type_name -> tollgate.config.v1.DayUsage
+	23, // 14: tollgate.config.v1.UsageReport.checks:type_name -> tollgate.config.v1.Usage
+	3,  // 15: tollgate.config.v1.Admin.PutPlan:input_type -> tollgate.config.v1.PutPlanRequest
+	0,  // 16: tollgate.config.v1.Admin.GetPlan:input_type -> tollgate.config.v1.GetRequest
+	1,  // 17: tollgate.config.v1.Admin.ListPlans:input_type -> tollgate.config.v1.ListRequest
+	0,  // 18: tollgate.config.v1.Admin.DeletePlan:input_type -> tollgate.config.v1.GetRequest
+	4,  // 19: tollgate.config.v1.Admin.PutTenant:input_type -> tollgate.config.v1.PutTenantRequest
+	0,  // 20: tollgate.config.v1.Admin.GetTenant:input_type -> tollgate.config.v1.GetRequest
+	1,  // 21: tollgate.config.v1.Admin.ListTenants:input_type -> tollgate.config.v1.ListRequest
+	0,  // 22: tollgate.config.v1.Admin.DeleteTenant:input_type -> tollgate.config.v1.GetRequest
+	11, // 23: tollgate.config.v1.Admin.CreateKey:input_type -> tollgate.config.v1.CreateKeyRequest
+	13, // 24: tollgate.config.v1.Admin.ListKeys:input_type -> tollgate.config.v1.ListKeysRequest
+	0,  // 25: tollgate.config.v1.Admin.RevokeKey:input_type -> tollgate.config.v1.GetRequest
+	5,  // 26: tollgate.config.v1.Admin.PutProvider:input_type -> tollgate.config.v1.PutProviderRequest
+	0,  // 27: tollgate.config.v1.Admin.GetProvider:input_type -> tollgate.config.v1.GetRequest
+	1,  // 28: tollgate.config.v1.Admin.ListProviders:input_type -> tollgate.config.v1.ListRequest
+	0,  // 29: tollgate.config.v1.Admin.DeleteProvider:input_type -> tollgate.config.v1.GetRequest
+	15, // 30: tollgate.config.v1.Admin.GetUsage:input_type -> tollgate.config.v1.UsageRequest
+	6,  // 31: tollgate.config.v1.Admin.PutRLSDomain:input_type -> tollgate.config.v1.PutRLSDomainRequest
+	0,  // 32: tollgate.config.v1.Admin.GetRLSDomain:input_type -> tollgate.config.v1.GetRequest
+	1,  // 33: tollgate.config.v1.Admin.ListRLSDomains:input_type -> tollgate.config.v1.ListRequest
+	0,  // 34: tollgate.config.v1.Admin.DeleteRLSDomain:input_type -> tollgate.config.v1.GetRequest
+	18, // 35: tollgate.config.v1.Admin.PutPlan:output_type -> tollgate.config.v1.Plan
+	18, // 36: tollgate.config.v1.Admin.GetPlan:output_type -> tollgate.config.v1.Plan
+	7,  // 37: tollgate.config.v1.Admin.ListPlans:output_type -> tollgate.config.v1.PlanList
+	2,  // 38: tollgate.config.v1.Admin.DeletePlan:output_type -> tollgate.config.v1.Deleted
+	19, // 39: tollgate.config.v1.Admin.PutTenant:output_type -> tollgate.config.v1.Tenant
+	19, // 40: tollgate.config.v1.Admin.GetTenant:output_type -> tollgate.config.v1.Tenant
+	8,  // 41: tollgate.config.v1.Admin.ListTenants:output_type -> tollgate.config.v1.TenantList
+	2,  // 42: tollgate.config.v1.Admin.DeleteTenant:output_type -> tollgate.config.v1.Deleted
+	12, // 43: tollgate.config.v1.Admin.CreateKey:output_type -> tollgate.config.v1.CreatedKey
+	14, // 44: tollgate.config.v1.Admin.ListKeys:output_type -> tollgate.config.v1.KeyList
+	22, // 45: tollgate.config.v1.Admin.RevokeKey:output_type -> tollgate.config.v1.APIKey
+	20, // 46: tollgate.config.v1.Admin.PutProvider:output_type -> tollgate.config.v1.Provider
+	20, // 47: tollgate.config.v1.Admin.GetProvider:output_type -> tollgate.config.v1.Provider
+	9,  // 48: tollgate.config.v1.Admin.ListProviders:output_type -> tollgate.config.v1.ProviderList
+	2,  // 49: tollgate.config.v1.Admin.DeleteProvider:output_type -> tollgate.config.v1.Deleted
+	17, // 50: tollgate.config.v1.Admin.GetUsage:output_type -> tollgate.config.v1.UsageReport
+	21, // 51: tollgate.config.v1.Admin.PutRLSDomain:output_type -> tollgate.config.v1.RLSDomain
+	21, // 52: tollgate.config.v1.Admin.GetRLSDomain:output_type -> tollgate.config.v1.RLSDomain
+	10, // 53: tollgate.config.v1.Admin.ListRLSDomains:output_type -> tollgate.config.v1.RLSDomainList
+	2,  // 54: tollgate.config.v1.Admin.DeleteRLSDomain:output_type -> tollgate.config.v1.Deleted
+	35, // [35:55] is the sub-list for method output_type
+	15, // [15:35] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_config_v1_admin_proto_init() }
@@ -1022,7 +1149,7 @@ func file_tollgate_config_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_config_v1_admin_proto_rawDesc), len(file_tollgate_config_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,22 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_PutPlan_FullMethodName        = "/tollgate.config.v1.Admin/PutPlan"
-	Admin_GetPlan_FullMethodName        = "/tollgate.config.v1.Admin/GetPlan"
-	Admin_ListPlans_FullMethodName      = "/tollgate.config.v1.Admin/ListPlans"
-	Admin_DeletePlan_FullMethodName     = "/tollgate.config.v1.Admin/DeletePlan"
-	Admin_PutTenant_FullMethodName      = "/tollgate.config.v1.Admin/PutTenant"
-	Admin_GetTenant_FullMethodName      = "/tollgate.config.v1.Admin/GetTenant"
-	Admin_ListTenants_FullMethodName    = "/tollgate.config.v1.Admin/ListTenants"
-	Admin_DeleteTenant_FullMethodName   = "/tollgate.config.v1.Admin/DeleteTenant"
-	Admin_CreateKey_FullMethodName      = "/tollgate.config.v1.Admin/CreateKey"
-	Admin_ListKeys_FullMethodName       = "/tollgate.config.v1.Admin/ListKeys"
-	Admin_RevokeKey_FullMethodName      = "/tollgate.config.v1.Admin/RevokeKey"
-	Admin_PutProvider_FullMethodName    = "/tollgate.config.v1.Admin/PutProvider"
-	Admin_GetProvider_FullMethodName    = "/tollgate.config.v1.Admin/GetProvider"
-	Admin_ListProviders_FullMethodName  = "/tollgate.config.v1.Admin/ListProviders"
-	Admin_DeleteProvider_FullMethodName = "/tollgate.config.v1.Admin/DeleteProvider"
-	Admin_GetUsage_FullMethodName       = "/tollgate.config.v1.Admin/GetUsage"
+	Admin_PutPlan_FullMethodName         = "/tollgate.config.v1.Admin/PutPlan"
+	Admin_GetPlan_FullMethodName         = "/tollgate.config.v1.Admin/GetPlan"
+	Admin_ListPlans_FullMethodName       = "/tollgate.config.v1.Admin/ListPlans"
+	Admin_DeletePlan_FullMethodName      = "/tollgate.config.v1.Admin/DeletePlan"
+	Admin_PutTenant_FullMethodName       = "/tollgate.config.v1.Admin/PutTenant"
+	Admin_GetTenant_FullMethodName       = "/tollgate.config.v1.Admin/GetTenant"
+	Admin_ListTenants_FullMethodName     = "/tollgate.config.v1.Admin/ListTenants"
+	Admin_DeleteTenant_FullMethodName    = "/tollgate.config.v1.Admin/DeleteTenant"
+	Admin_CreateKey_FullMethodName       = "/tollgate.config.v1.Admin/CreateKey"
+	Admin_ListKeys_FullMethodName        = "/tollgate.config.v1.Admin/ListKeys"
+	Admin_RevokeKey_FullMethodName       = "/tollgate.config.v1.Admin/RevokeKey"
+	Admin_PutProvider_FullMethodName     = "/tollgate.config.v1.Admin/PutProvider"
+	Admin_GetProvider_FullMethodName     = "/tollgate.config.v1.Admin/GetProvider"
+	Admin_ListProviders_FullMethodName   = "/tollgate.config.v1.Admin/ListProviders"
+	Admin_DeleteProvider_FullMethodName  = "/tollgate.config.v1.Admin/DeleteProvider"
+	Admin_GetUsage_FullMethodName        = "/tollgate.config.v1.Admin/GetUsage"
+	Admin_PutRLSDomain_FullMethodName    = "/tollgate.config.v1.Admin/PutRLSDomain"
+	Admin_GetRLSDomain_FullMethodName    = "/tollgate.config.v1.Admin/GetRLSDomain"
+	Admin_ListRLSDomains_FullMethodName  = "/tollgate.config.v1.Admin/ListRLSDomains"
+	Admin_DeleteRLSDomain_FullMethodName = "/tollgate.config.v1.Admin/DeleteRLSDomain"
 )
 
 // AdminClient is the client API for Admin service.
@@ -63,6 +67,11 @@ type AdminClient interface {
 	ListProviders(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ProviderList, error)
 	DeleteProvider(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*Deleted, error)
 	GetUsage(ctx context.Context, in *UsageRequest, opts ...grpc.CallOption) (*UsageReport, error)
+	// RLS domains are the descriptor rules of Envoy's rate limit service.
+	PutRLSDomain(ctx context.Context, in *PutRLSDomainRequest, opts ...grpc.CallOption) (*RLSDomain, error)
+	GetRLSDomain(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*RLSDomain, error)
+	ListRLSDomains(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*RLSDomainList, error)
+	DeleteRLSDomain(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*Deleted, error)
 }
 
 type adminClient struct {
@@ -233,6 +242,46 @@ func (c *adminClient) GetUsage(ctx context.Context, in *UsageRequest, opts ...gr
 	return out, nil
 }
 
+func (c *adminClient) PutRLSDomain(ctx context.Context, in *PutRLSDomainRequest, opts ...grpc.CallOption) (*RLSDomain, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RLSDomain)
+	err := c.cc.Invoke(ctx, Admin_PutRLSDomain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) GetRLSDomain(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*RLSDomain, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RLSDomain)
+	err := c.cc.Invoke(ctx, Admin_GetRLSDomain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListRLSDomains(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*RLSDomainList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RLSDomainList)
+	err := c.cc.Invoke(ctx, Admin_ListRLSDomains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DeleteRLSDomain(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*Deleted, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Deleted)
+	err := c.cc.Invoke(ctx, Admin_DeleteRLSDomain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -259,6 +308,11 @@ type AdminServer interface {
 	ListProviders(context.Context, *ListRequest) (*ProviderList, error)
 	DeleteProvider(context.Context, *GetRequest) (*Deleted, error)
 	GetUsage(context.Context, *UsageRequest) (*UsageReport, error)
+	// RLS domains are the descriptor rules of Envoy's rate limit service.
+	PutRLSDomain(context.Context, *PutRLSDomainRequest) (*RLSDomain, error)
+	GetRLSDomain(context.Context, *GetRequest) (*RLSDomain, error)
+	ListRLSDomains(context.Context, *ListRequest) (*RLSDomainList, error)
+	DeleteRLSDomain(context.Context, *GetRequest) (*Deleted, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -316,6 +370,18 @@ func (UnimplementedAdminServer) DeleteProvider(context.Context, *GetRequest) (*D
 }
 func (UnimplementedAdminServer) GetUsage(context.Context, *UsageRequest) (*UsageReport, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedAdminServer) PutRLSDomain(context.Context, *PutRLSDomainRequest) (*RLSDomain, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutRLSDomain not implemented")
+}
+func (UnimplementedAdminServer) GetRLSDomain(context.Context, *GetRequest) (*RLSDomain, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRLSDomain not implemented")
+}
+func (UnimplementedAdminServer) ListRLSDomains(context.Context, *ListRequest) (*RLSDomainList, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRLSDomains not implemented")
+}
+func (UnimplementedAdminServer) DeleteRLSDomain(context.Context, *GetRequest) (*Deleted, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRLSDomain not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -626,6 +692,78 @@ func _Admin_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_PutRLSDomain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutRLSDomainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PutRLSDomain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PutRLSDomain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PutRLSDomain(ctx, req.(*PutRLSDomainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_GetRLSDomain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).GetRLSDomain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_GetRLSDomain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).GetRLSDomain(ctx, req.(*GetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListRLSDomains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListRLSDomains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListRLSDomains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListRLSDomains(ctx, req.(*ListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DeleteRLSDomain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeleteRLSDomain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeleteRLSDomain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeleteRLSDomain(ctx, req.(*GetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -696,6 +834,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _Admin_GetUsage_Handler,
+		},
+		{
+			MethodName: "PutRLSDomain",
+			Handler:    _Admin_PutRLSDomain_Handler,
+		},
+		{
+			MethodName: "GetRLSDomain",
+			Handler:    _Admin_GetRLSDomain_Handler,
+		},
+		{
+			MethodName: "ListRLSDomains",
+			Handler:    _Admin_ListRLSDomains_Handler,
+		},
+		{
+			MethodName: "DeleteRLSDomain",
+			Handler:    _Admin_DeleteRLSDomain_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

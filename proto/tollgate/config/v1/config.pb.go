@@ -777,6 +777,276 @@ func (x *DayUsage) GetUsage() *Usage {
 	return nil
 }
 
+// RLSDomain is a domain of Envoy's rate limit service: the descriptor
+// rules that ShouldRateLimit matches a request's descriptors against, in
+// the shape of envoyproxy/ratelimit's configuration files.
+type RLSDomain struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Domain      string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Descriptors []*RLSDescriptor       `protobuf:"bytes,2,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
+	// local, open or closed: how a node decides when a descriptor's owner
+	// is unreachable ("" is local).
+	FailurePolicy string `protobuf:"bytes,3,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RLSDomain) Reset() {
+	*x = RLSDomain{}
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RLSDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RLSDomain) ProtoMessage() {}
+
+func (x *RLSDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RLSDomain.ProtoReflect.Descriptor instead.
+func (*RLSDomain) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RLSDomain) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *RLSDomain) GetDescriptors() []*RLSDescriptor {
+	if x != nil {
+		return x.Descriptors
+	}
+	return nil
+}
+
+func (x *RLSDomain) GetFailurePolicy() string {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return ""
+}
+
+// RLSDescriptor matches one entry of a request's descriptor: its key, and
+// its value when value is set (a value ending in "*" matches every value
+// with that prefix; no value matches any, each value counted apart).
+// Nested descriptors match the entries that follow.
+type RLSDescriptor struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value     string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	RateLimit *RLSRateLimit          `protobuf:"bytes,3,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Shadow mode counts hits but never answers OVER_LIMIT.
+	ShadowMode    bool             `protobuf:"varint,4,opt,name=shadow_mode,json=shadowMode,proto3" json:"shadow_mode,omitempty"`
+	Descriptors   []*RLSDescriptor `protobuf:"bytes,5,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RLSDescriptor) Reset() {
+	*x = RLSDescriptor{}
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RLSDescriptor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RLSDescriptor) ProtoMessage() {}
+
+func (x *RLSDescriptor) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RLSDescriptor.ProtoReflect.Descriptor instead.
+func (*RLSDescriptor) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RLSDescriptor) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RLSDescriptor) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *RLSDescriptor) GetRateLimit() *RLSRateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *RLSDescriptor) GetShadowMode() bool {
+	if x != nil {
+		return x.ShadowMode
+	}
+	return false
+}
+
+func (x *RLSDescriptor) GetDescriptors() []*RLSDescriptor {
+	if x != nil {
+		return x.Descriptors
+	}
+	return nil
+}
+
+// RLSRateLimit is requests_per_unit in fixed windows of unit_multiplier
+// units (second, minute, hour, day, week, month of 30 days, year of 365),
+// aligned to the Unix epoch as Envoy's reference service aligns them.
+// Unlimited admits everything.
+type RLSRateLimit struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Unit            string                 `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	RequestsPerUnit uint32                 `protobuf:"varint,2,opt,name=requests_per_unit,json=requestsPerUnit,proto3" json:"requests_per_unit,omitempty"`
+	Unlimited       bool                   `protobuf:"varint,3,opt,name=unlimited,proto3" json:"unlimited,omitempty"`
+	Name            string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	UnitMultiplier  uint32                 `protobuf:"varint,5,opt,name=unit_multiplier,json=unitMultiplier,proto3" json:"unit_multiplier,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RLSRateLimit) Reset() {
+	*x = RLSRateLimit{}
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RLSRateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RLSRateLimit) ProtoMessage() {}
+
+func (x *RLSRateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RLSRateLimit.ProtoReflect.Descriptor instead.
+func (*RLSRateLimit) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RLSRateLimit) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *RLSRateLimit) GetRequestsPerUnit() uint32 {
+	if x != nil {
+		return x.RequestsPerUnit
+	}
+	return 0
+}
+
+func (x *RLSRateLimit) GetUnlimited() bool {
+	if x != nil {
+		return x.Unlimited
+	}
+	return false
+}
+
+func (x *RLSRateLimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RLSRateLimit) GetUnitMultiplier() uint32 {
+	if x != nil {
+		return x.UnitMultiplier
+	}
+	return 0
+}
+
+type DeleteRLSDomain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRLSDomain) Reset() {
+	*x = DeleteRLSDomain{}
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRLSDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRLSDomain) ProtoMessage() {}
+
+func (x *DeleteRLSDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRLSDomain.ProtoReflect.Descriptor instead.
+func (*DeleteRLSDomain) Descriptor() ([]byte, []int) {
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeleteRLSDomain) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
 type DeletePlan struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -786,7 +1056,7 @@ type DeletePlan struct {
 
 func (x *DeletePlan) Reset() {
 	*x = DeletePlan{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[9]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1068,7 @@ func (x *DeletePlan) String() string {
 func (*DeletePlan) ProtoMessage() {}
 
 func (x *DeletePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[9]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1081,7 @@ func (x *DeletePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlan.ProtoReflect.Descriptor instead.
 func (*DeletePlan) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeletePlan) GetName() string {
@@ -830,7 +1100,7 @@ type DeleteTenant struct {
 
 func (x *DeleteTenant) Reset() {
 	*x = DeleteTenant{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[10]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1112,7 @@ func (x *DeleteTenant) String() string {
 func (*DeleteTenant) ProtoMessage() {}
 
 func (x *DeleteTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[10]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1125,7 @@ func (x *DeleteTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenant.ProtoReflect.Descriptor instead.
 func (*DeleteTenant) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteTenant) GetId() string {
@@ -875,7 +1145,7 @@ type RevokeKey struct {
 
 func (x *RevokeKey) Reset() {
 	*x = RevokeKey{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[11]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1157,7 @@ func (x *RevokeKey) String() string {
 func (*RevokeKey) ProtoMessage() {}
 
 func (x *RevokeKey) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[11]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1170,7 @@ func (x *RevokeKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKey.ProtoReflect.Descriptor instead.
 func (*RevokeKey) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeKey) GetId() string {
@@ -926,7 +1196,7 @@ type DeleteProvider struct {
 
 func (x *DeleteProvider) Reset() {
 	*x = DeleteProvider{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[12]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1208,7 @@ func (x *DeleteProvider) String() string {
 func (*DeleteProvider) ProtoMessage() {}
 
 func (x *DeleteProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[12]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1221,7 @@ func (x *DeleteProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProvider.ProtoReflect.Descriptor instead.
 func (*DeleteProvider) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteProvider) GetName() string {
@@ -975,7 +1245,7 @@ type RecordUsage struct {
 
 func (x *RecordUsage) Reset() {
 	*x = RecordUsage{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[13]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1257,7 @@ func (x *RecordUsage) String() string {
 func (*RecordUsage) ProtoMessage() {}
 
 func (x *RecordUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[13]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1270,7 @@ func (x *RecordUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordUsage.ProtoReflect.Descriptor instead.
 func (*RecordUsage) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RecordUsage) GetNode() string {
@@ -1034,7 +1304,7 @@ type SeedPlans struct {
 
 func (x *SeedPlans) Reset() {
 	*x = SeedPlans{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[14]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1316,7 @@ func (x *SeedPlans) String() string {
 func (*SeedPlans) ProtoMessage() {}
 
 func (x *SeedPlans) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[14]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1329,7 @@ func (x *SeedPlans) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeedPlans.ProtoReflect.Descriptor instead.
 func (*SeedPlans) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SeedPlans) GetPlans() []*Plan {
@@ -1084,8 +1354,10 @@ type Command struct {
 	//	*Command_DeleteProvider
 	//	*Command_RecordUsage
 	//	*Command_SeedPlans
+	//	*Command_PutRlsDomain
+	//	*Command_DeleteRlsDomain
 	Op isCommand_Op `protobuf_oneof:"op"`
-	// Create makes put_plan, put_tenant and put_provider fail if the name
+	// Create makes put_plan, put_tenant, put_provider and put_rls_domain fail if the name
 	// is taken, and update (not create) makes them fail if it is not.
 	Create        bool `protobuf:"varint,20,opt,name=create,proto3" json:"create,omitempty"`
 	Update        bool `protobuf:"varint,21,opt,name=update,proto3" json:"update,omitempty"`
@@ -1095,7 +1367,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[15]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1379,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[15]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1392,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Command) GetOp() isCommand_Op {
@@ -1220,6 +1492,24 @@ func (x *Command) GetSeedPlans() *SeedPlans {
 	return nil
 }
 
+func (x *Command) GetPutRlsDomain() *RLSDomain {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutRlsDomain); ok {
+			return x.PutRlsDomain
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteRlsDomain() *DeleteRLSDomain {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteRlsDomain); ok {
+			return x.DeleteRlsDomain
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetCreate() bool {
 	if x != nil {
 		return x.Create
@@ -1278,6 +1568,14 @@ type Command_SeedPlans struct {
 	SeedPlans *SeedPlans `protobuf:"bytes,10,opt,name=seed_plans,json=seedPlans,proto3,oneof"`
 }
 
+type Command_PutRlsDomain struct {
+	PutRlsDomain *RLSDomain `protobuf:"bytes,11,opt,name=put_rls_domain,json=putRlsDomain,proto3,oneof"`
+}
+
+type Command_DeleteRlsDomain struct {
+	DeleteRlsDomain *DeleteRLSDomain `protobuf:"bytes,12,opt,name=delete_rls_domain,json=deleteRlsDomain,proto3,oneof"`
+}
+
 func (*Command_PutPlan) isCommand_Op() {}
 
 func (*Command_DeletePlan) isCommand_Op() {}
@@ -1298,6 +1596,10 @@ func (*Command_RecordUsage) isCommand_Op() {}
 
 func (*Command_SeedPlans) isCommand_Op() {}
 
+func (*Command_PutRlsDomain) isCommand_Op() {}
+
+func (*Command_DeleteRlsDomain) isCommand_Op() {}
+
 // Result is the outcome of applying a Command: a gRPC status code (0 for
 // success) and a message. Applying never fails in any other way.
 type Result struct {
@@ -1310,7 +1612,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[16]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1624,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[16]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1637,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Result) GetCode() uint32 {
@@ -1363,13 +1665,14 @@ type State struct {
 	Days          []*DayUsage            `protobuf:"bytes,6,rep,name=days,proto3" json:"days,omitempty"`
 	UsageSeq      map[string]uint64      `protobuf:"bytes,7,rep,name=usage_seq,json=usageSeq,proto3" json:"usage_seq,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	PlansSeeded   bool                   `protobuf:"varint,8,opt,name=plans_seeded,json=plansSeeded,proto3" json:"plans_seeded,omitempty"`
+	RlsDomains    []*RLSDomain           `protobuf:"bytes,9,rep,name=rls_domains,json=rlsDomains,proto3" json:"rls_domains,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[17]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1684,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_tollgate_config_v1_config_proto_msgTypes[17]
+	mi := &file_tollgate_config_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1697,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_tollgate_config_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *State) GetPlans() []*Plan {
@@ -1451,6 +1754,13 @@ func (x *State) GetPlansSeeded() bool {
 		return x.PlansSeeded
 	}
 	return false
+}
+
+func (x *State) GetRlsDomains() []*RLSDomain {
+	if x != nil {
+		return x.RlsDomains
+	}
+	return nil
 }
 
 var File_tollgate_config_v1_config_proto protoreflect.FileDescriptor
@@ -1526,7 +1836,27 @@ const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x10\n" +
 	"\x03day\x18\x03 \x01(\tR\x03day\x12/\n" +
-	"\x05usage\x18\x04 \x01(\v2\x19.tollgate.config.v1.UsageR\x05usage\" \n" +
+	"\x05usage\x18\x04 \x01(\v2\x19.tollgate.config.v1.UsageR\x05usage\"\x8f\x01\n" +
+	"\tRLSDomain\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12C\n" +
+	"\vdescriptors\x18\x02 \x03(\v2!.tollgate.config.v1.RLSDescriptorR\vdescriptors\x12%\n" +
+	"\x0efailure_policy\x18\x03 \x01(\tR\rfailurePolicy\"\xde\x01\n" +
+	"\rRLSDescriptor\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12?\n" +
+	"\n" +
+	"rate_limit\x18\x03 \x01(\v2 .tollgate.config.v1.RLSRateLimitR\trateLimit\x12\x1f\n" +
+	"\vshadow_mode\x18\x04 \x01(\bR\n" +
+	"shadowMode\x12C\n" +
+	"\vdescriptors\x18\x05 \x03(\v2!.tollgate.config.v1.RLSDescriptorR\vdescriptors\"\xa9\x01\n" +
+	"\fRLSRateLimit\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\tR\x04unit\x12*\n" +
+	"\x11requests_per_unit\x18\x02 \x01(\rR\x0frequestsPerUnit\x12\x1c\n" +
+	"\tunlimited\x18\x03 \x01(\bR\tunlimited\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12'\n" +
+	"\x0funit_multiplier\x18\x05 \x01(\rR\x0eunitMultiplier\")\n" +
+	"\x0fDeleteRLSDomain\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\" \n" +
 	"\n" +
 	"DeletePlan\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
@@ -1542,7 +1872,7 @@ const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x126\n" +
 	"\x06deltas\x18\x03 \x03(\v2\x1e.tollgate.config.v1.UsageDeltaR\x06deltas\";\n" +
 	"\tSeedPlans\x12.\n" +
-	"\x05plans\x18\x01 \x03(\v2\x18.tollgate.config.v1.PlanR\x05plans\"\xd4\x05\n" +
+	"\x05plans\x18\x01 \x03(\v2\x18.tollgate.config.v1.PlanR\x05plans\"\xee\x06\n" +
 	"\aCommand\x125\n" +
 	"\bput_plan\x18\x01 \x01(\v2\x18.tollgate.config.v1.PlanH\x00R\aputPlan\x12A\n" +
 	"\vdelete_plan\x18\x02 \x01(\v2\x1e.tollgate.config.v1.DeletePlanH\x00R\n" +
@@ -1559,13 +1889,15 @@ const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\frecord_usage\x18\t \x01(\v2\x1f.tollgate.config.v1.RecordUsageH\x00R\vrecordUsage\x12>\n" +
 	"\n" +
 	"seed_plans\x18\n" +
-	" \x01(\v2\x1d.tollgate.config.v1.SeedPlansH\x00R\tseedPlans\x12\x16\n" +
+	" \x01(\v2\x1d.tollgate.config.v1.SeedPlansH\x00R\tseedPlans\x12E\n" +
+	"\x0eput_rls_domain\x18\v \x01(\v2\x1d.tollgate.config.v1.RLSDomainH\x00R\fputRlsDomain\x12Q\n" +
+	"\x11delete_rls_domain\x18\f \x01(\v2#.tollgate.config.v1.DeleteRLSDomainH\x00R\x0fdeleteRlsDomain\x12\x16\n" +
 	"\x06create\x18\x14 \x01(\bR\x06create\x12\x16\n" +
 	"\x06update\x18\x15 \x01(\bR\x06updateB\x04\n" +
 	"\x02op\"6\n" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe9\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa9\x04\n" +
 	"\x05State\x12.\n" +
 	"\x05plans\x18\x01 \x03(\v2\x18.tollgate.config.v1.PlanR\x05plans\x124\n" +
 	"\atenants\x18\x02 \x03(\v2\x1a.tollgate.config.v1.TenantR\atenants\x12.\n" +
@@ -1574,7 +1906,9 @@ const file_tollgate_config_v1_config_proto_rawDesc = "" +
 	"\x06months\x18\x05 \x03(\v2\x1e.tollgate.config.v1.MonthUsageR\x06months\x120\n" +
 	"\x04days\x18\x06 \x03(\v2\x1c.tollgate.config.v1.DayUsageR\x04days\x12D\n" +
 	"\tusage_seq\x18\a \x03(\v2'.tollgate.config.v1.State.UsageSeqEntryR\busageSeq\x12!\n" +
-	"\fplans_seeded\x18\b \x01(\bR\vplansSeeded\x1a;\n" +
+	"\fplans_seeded\x18\b \x01(\bR\vplansSeeded\x12>\n" +
+	"\vrls_domains\x18\t \x03(\v2\x1d.tollgate.config.v1.RLSDomainR\n" +
+	"rlsDomains\x1a;\n" +
 	"\rUsageSeqEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B@Z>github.com/tollgate/tollgate/proto/tollgate/config/v1;configv1b\x06proto3"
@@ -1591,57 +1925,67 @@ func file_tollgate_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_tollgate_config_v1_config_proto_rawDescData
 }
 
-var file_tollgate_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_tollgate_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tollgate_config_v1_config_proto_goTypes = []any{
-	(*Plan)(nil),           // 0: tollgate.config.v1.Plan
-	(*Overrides)(nil),      // 1: tollgate.config.v1.Overrides
-	(*Tenant)(nil),         // 2: tollgate.config.v1.Tenant
-	(*APIKey)(nil),         // 3: tollgate.config.v1.APIKey
-	(*Provider)(nil),       // 4: tollgate.config.v1.Provider
-	(*Usage)(nil),          // 5: tollgate.config.v1.Usage
-	(*UsageDelta)(nil),     // 6: tollgate.config.v1.UsageDelta
-	(*MonthUsage)(nil),     // 7: tollgate.config.v1.MonthUsage
-	(*DayUsage)(nil),       // 8: tollgate.config.v1.DayUsage
-	(*DeletePlan)(nil),     // 9: tollgate.config.v1.DeletePlan
-	(*DeleteTenant)(nil),   // 10: tollgate.config.v1.DeleteTenant
-	(*RevokeKey)(nil),      // 11: tollgate.config.v1.RevokeKey
-	(*DeleteProvider)(nil), // 12: tollgate.config.v1.DeleteProvider
-	(*RecordUsage)(nil),    // 13: tollgate.config.v1.RecordUsage
-	(*SeedPlans)(nil),      // 14: tollgate.config.v1.SeedPlans
-	(*Command)(nil),        // 15: tollgate.config.v1.Command
-	(*Result)(nil),         // 16: tollgate.config.v1.Result
-	(*State)(nil),          // 17: tollgate.config.v1.State
-	nil,                    // 18: tollgate.config.v1.State.UsageSeqEntry
+	(*Plan)(nil),            // 0: tollgate.config.v1.Plan
+	(*Overrides)(nil),       // 1: tollgate.config.v1.Overrides
+	(*Tenant)(nil),          // 2: tollgate.config.v1.Tenant
+	(*APIKey)(nil),          // 3: tollgate.config.v1.APIKey
+	(*Provider)(nil),        // 4: tollgate.config.v1.Provider
+	(*Usage)(nil),           // 5: tollgate.config.v1.Usage
+	(*UsageDelta)(nil),      // 6: tollgate.config.v1.UsageDelta
+	(*MonthUsage)(nil),      // 7: tollgate.config.v1.MonthUsage
+	(*DayUsage)(nil),        // 8: tollgate.config.v1.DayUsage
+	(*RLSDomain)(nil),       // 9: tollgate.config.v1.RLSDomain
+	(*RLSDescriptor)(nil),   // 10: tollgate.config.v1.RLSDescriptor
+	(*RLSRateLimit)(nil),    // 11: tollgate.config.v1.RLSRateLimit
+	(*DeleteRLSDomain)(nil), // 12: tollgate.config.v1.DeleteRLSDomain
+	(*DeletePlan)(nil),      // 13: tollgate.config.v1.DeletePlan
+	(*DeleteTenant)(nil),    // 14: tollgate.config.v1.DeleteTenant
+	(*RevokeKey)(nil),       // 15: tollgate.config.v1.RevokeKey
+	(*DeleteProvider)(nil),  // 16: tollgate.config.v1.DeleteProvider
+	(*RecordUsage)(nil),     // 17: tollgate.config.v1.RecordUsage
+	(*SeedPlans)(nil),       // 18: tollgate.config.v1.SeedPlans
+	(*Command)(nil),         // 19: tollgate.config.v1.Command
+	(*Result)(nil),          // 20: tollgate.config.v1.Result
+	(*State)(nil),           // 21: tollgate.config.v1.State
+	nil,                     // 22: tollgate.config.v1.State.UsageSeqEntry
 }
 var file_tollgate_config_v1_config_proto_depIdxs = []int32{
 	1,  // 0: tollgate.config.v1.Tenant.overrides:type_name -> tollgate.config.v1.Overrides
 	5,  // 1: tollgate.config.v1.UsageDelta.usage:type_name -> tollgate.config.v1.Usage
 	5,  // 2: tollgate.config.v1.MonthUsage.usage:type_name -> tollgate.config.v1.Usage
 	5,  // 3: tollgate.config.v1.DayUsage.usage:type_name -> tollgate.config.v1.Usage
-	6,  // 4: tollgate.config.v1.RecordUsage.deltas:type_name -> tollgate.config.v1.UsageDelta
-	0,  // 5: tollgate.config.v1.SeedPlans.plans:type_name -> tollgate.config.v1.Plan
-	0,  // 6: tollgate.config.v1.Command.put_plan:type_name -> tollgate.config.v1.Plan
-	9,  // 7: tollgate.config.v1.Command.delete_plan:type_name -> tollgate.config.v1.DeletePlan
-	2,  // 8: tollgate.config.v1.Command.put_tenant:type_name -> tollgate.config.v1.Tenant
-	10, // 9: tollgate.config.v1.Command.delete_tenant:type_name -> tollgate.config.v1.DeleteTenant
-	3,  // 10: tollgate.config.v1.Command.create_key:type_name -> tollgate.config.v1.APIKey
-	11, // 11: tollgate.config.v1.Command.revoke_key:type_name -> tollgate.config.v1.RevokeKey
-	4,  // 12: tollgate.config.v1.Command.put_provider:type_name -> tollgate.config.v1.Provider
-	12, // 13: tollgate.config.v1.Command.delete_provider:type_name -> tollgate.config.v1.DeleteProvider
-	13, // 14: tollgate.config.v1.Command.record_usage:type_name -> tollgate.config.v1.RecordUsage
-	14, // 15: tollgate.config.v1.Command.seed_plans:type_name -> tollgate.config.v1.SeedPlans
-	0,  // 16: tollgate.config.v1.State.plans:type_name -> tollgate.config.v1.Plan
-	2,  // 17: tollgate.config.v1.State.tenants:type_name -> tollgate.config.v1.Tenant
-	3,  // 18: tollgate.config.v1.State.keys:type_name -> tollgate.config.v1.APIKey
-	4,  // 19: tollgate.config.v1.State.providers:type_name -> tollgate.config.v1.Provider
-	7,  // 20: tollgate.config.v1.State.months:type_name -> tollgate.config.v1.MonthUsage
-	8,  // 21: tollgate.config.v1.State.days:type_name -> tollgate.config.v1.DayUsage
-	18, // 22: tollgate.config.v1.State.usage_seq:type_name -> tollgate.config.v1.State.UsageSeqEntry
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	10, // 4: tollgate.config.v1.RLSDomain.descriptors:type_name -> tollgate.config.v1.RLSDescriptor
+	11, // 5: tollgate.config.v1.RLSDescriptor.rate_limit:type_name -> tollgate.config.v1.RLSRateLimit
+	10, // 6: tollgate.config.v1.RLSDescriptor.descriptors:type_name -> tollgate.config.v1.RLSDescriptor
+	6,  // 7: tollgate.config.v1.RecordUsage.deltas:type_name -> tollgate.config.v1.UsageDelta
+	0,  // 8: tollgate.config.v1.SeedPlans.plans:type_name -> tollgate.config.v1.Plan
+	0,  // 9: tollgate.config.v1.Command.put_plan:type_name -> tollgate.config.v1.Plan
+	13, // 10: tollgate.config.v1.Command.delete_plan:type_name -> tollgate.config.v1.DeletePlan
+	2,  // 11: tollgate.config.v1.Command.put_tenant:type_name -> tollgate.config.v1.Tenant
+	14, // 12: tollgate.config.v1.Command.delete_tenant:type_name -> tollgate.config.v1.DeleteTenant
+	3,  // 13: tollgate.config.v1.Command.create_key:type_name -> tollgate.config.v1.APIKey
+	15, // 14: tollgate.config.v1.Command.revoke_key:type_name -> tollgate.config.v1.RevokeKey
+	4,  // 15: tollgate.config.v1.Command.put_provider:type_name -> tollgate.config.v1.Provider
+	16, // 16: tollgate.config.v1.Command.delete_provider:type_name -> tollgate.config.v1.DeleteProvider
+	17, // 17: tollgate.config.v1.Command.record_usage:type_name -> tollgate.config.v1.RecordUsage
+	18, // 18: tollgate.config.v1.Command.seed_plans:type_name -> tollgate.config.v1.SeedPlans
+	9,  // 19: tollgate.config.v1.Command.put_rls_domain:type_name -> tollgate.config.v1.RLSDomain
+	12, // 20: tollgate.config.v1.Command.delete_rls_domain:type_name -> tollgate.config.v1.DeleteRLSDomain
+	0,  // 21: tollgate.config.v1.State.plans:type_name -> tollgate.config.v1.Plan
+	2,  // 22: tollgate.config.v1.State.tenants:type_name -> tollgate.config.v1.Tenant
+	3,  // 23: tollgate.config.v1.State.keys:type_name -> tollgate.config.v1.APIKey
+	4,  // 24: tollgate.config.v1.State.providers:type_name -> tollgate.config.v1.Provider
+	7,  // 25: tollgate.config.v1.State.months:type_name -> tollgate.config.v1.MonthUsage
+	8,  // 26: tollgate.config.v1.State.days:type_name -> tollgate.config.v1.DayUsage
+	22, // 27: tollgate.config.v1.State.usage_seq:type_name -> tollgate.config.v1.State.UsageSeqEntry
+	9,  // 28: tollgate.config.v1.State.rls_domains:type_name -> tollgate.config.v1.RLSDomain
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tollgate_config_v1_config_proto_init() }
@@ -1650,7 +1994,7 @@ func file_tollgate_config_v1_config_proto_init() {
 		return
 	}
 	file_tollgate_config_v1_config_proto_msgTypes[1].OneofWrappers = []any{}
-	file_tollgate_config_v1_config_proto_msgTypes[15].OneofWrappers = []any{
+	file_tollgate_config_v1_config_proto_msgTypes[19].OneofWrappers = []any{
 		(*Command_PutPlan)(nil),
 		(*Command_DeletePlan)(nil),
 		(*Command_PutTenant)(nil),
@@ -1661,6 +2005,8 @@ func file_tollgate_config_v1_config_proto_init() {
 		(*Command_DeleteProvider)(nil),
 		(*Command_RecordUsage)(nil),
 		(*Command_SeedPlans)(nil),
+		(*Command_PutRlsDomain)(nil),
+		(*Command_DeleteRlsDomain)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1668,7 +2014,7 @@ func file_tollgate_config_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tollgate_config_v1_config_proto_rawDesc), len(file_tollgate_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

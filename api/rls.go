@@ -1,0 +1,372 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/limiter"
+	"github.com/tollgate/tollgate/quota"
+	"github.com/tollgate/tollgate/quota/quotapb"
+)
+
+// Envoy's rate limit service (envoy.service.ratelimit.v3), served on the
+// public gRPC port. A request names a domain and descriptors; each
+// descriptor is matched against the domain's rules (config replicated by
+// Raft, see cluster/config's RLSMatch) and, when a limit applies, checked
+// as a fixed window on the owner of its counter, whose tenant is the
+// domain and the descriptor's entries. Windows are aligned to the epoch,
+// as envoyproxy/ratelimit aligns them, so a client moving from it sees
+// the same resets.
+
+// RLSConfig is how a node answers Envoy.
+type RLSConfig struct {
+	// UnknownDomainOverLimit answers OVER_LIMIT for a domain no rules
+	// name. Envoy's convention, and the default, is OK: a domain without
+	// rules limits nothing.
+	UnknownDomainOverLimit bool
+}
+
+// RLSNode is what the RLS service needs of a node: its checks, its
+// current configuration (read without waiting) and the time its limiter
+// runs on.
+type RLSNode interface {
+	Checker
+	Config() *config.View
+	Now() time.Time
+}
+
+// RLSService returns envoy.service.ratelimit.v3.RateLimitService over a
+// node's checks and its rules.
+func RLSService(node RLSNode, rc RLSConfig, reg prometheus.Registerer) rlsv3.RateLimitServiceServer {
+	return &rlsService{node: node, rc: rc, metrics: newRLSMetrics(reg)}
+}
+
+type rlsService struct {
+	rlsv3.UnimplementedRateLimitServiceServer
+	node    RLSNode
+	rc      RLSConfig
+	metrics *rlsMetrics
+}
+
+// rlsLimit is the limit one descriptor is checked against.
+type rlsLimit struct {
+	name     string
+	rpu      uint32
+	unit     rlsv3.RateLimitResponse_RateLimit_Unit
+	mult     uint32
+	period   time.Duration
+	shadow   bool
+	policy   quota.FailurePolicy
+	limitKey string // the limit's name in the check
+}
+
+func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	if err := validateRLSRequest(in); err != nil {
+		return nil, quotapb.Status(err)
+	}
+	view := s.node.Config()
+	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK,
+		Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(in.GetDescriptors()))}
+	limits := make([]*rlsLimit, len(in.GetDescriptors()))
+	var checks []quota.CheckRequest
+	var checked []int // the descriptor of each check
+	for i, d := range in.GetDescriptors() {
+		resp.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		l, known := s.limitFor(view, in.GetDomain(), d)
+		switch {
+		case !known && s.rc.UnknownDomainOverLimit:
+			resp.Statuses[i].Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			s.metrics.descriptors.WithLabelValues("unknown_domain").Inc()
+			continue
+		case !known:
+			s.metrics.descriptors.WithLabelValues("unknown_domain").Inc()
+			continue
+		case l == nil:
+			s.metrics.descriptors.WithLabelValues("no_limit").Inc()
+			continue
+		}
+		limits[i] = l
+		resp.Statuses[i].CurrentLimit = l.proto()
+		hits := int64(max(in.GetHitsAddend(), 1))
+		if h := d.GetHitsAddend(); h != nil {
+			hits = int64(min(h.GetValue(), 1<<40))
+		}
+		if hits > int64(l.rpu) {
+			// More than a window can ever hold: over the limit, and
+			// nothing counted (a check would refuse such hits outright).
+			resp.Statuses[i].Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			resp.Statuses[i].DurationUntilReset = durationpb.New(l.untilReset(s.node.Now(), 0))
+			continue
+		}
+		checks = append(checks, quota.CheckRequest{Tenant: rlsTenant(in.GetDomain(), d.GetEntries()), Hits: hits, FailurePolicy: l.policy,
+			Limits: []limiter.Limit{{Name: l.limitKey, Algorithm: limiter.FixedWindow, Limit: int64(l.rpu), Period: l.period}}})
+		checked = append(checked, i)
+	}
+	if len(checks) > 0 {
+		answers, err := s.node.CheckBatch(ctx, checks)
+		if err != nil {
+			return nil, quotapb.Status(err)
+		}
+		now := s.node.Now()
+		for j, a := range answers {
+			i := checked[j]
+			st, r := resp.Statuses[i], a.Limits[0].Result
+			st.LimitRemaining = uint32(min(max(r.Remaining, 0), int64(limits[i].rpu)))
+			st.DurationUntilReset = durationpb.New(limits[i].untilReset(now, r.ResetAfter))
+			if !a.Allowed {
+				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			}
+		}
+	}
+	for i, st := range resp.Statuses {
+		if l := limits[i]; l != nil {
+			switch {
+			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT && l.shadow:
+				st.Code = rlsv3.RateLimitResponse_OK // counted, never refused
+				s.metrics.descriptors.WithLabelValues("shadow_over_limit").Inc()
+			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT:
+				s.metrics.descriptors.WithLabelValues("over_limit").Inc()
+			default:
+				s.metrics.descriptors.WithLabelValues("ok").Inc()
+			}
+		}
+		if st.Code == rlsv3.RateLimitResponse_OVER_LIMIT {
+			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+	}
+	resp.ResponseHeadersToAdd = rlsHeaders(resp.Statuses)
+	s.metrics.requests.WithLabelValues(codeLabel(resp.OverallCode)).Inc()
+	return resp, nil
+}
+
+// limitFor is the limit a descriptor is checked against: its own override,
+// else the domain's rule it matches (nil if none, or unlimited). known is
+// false when the descriptor has no override and the domain has no rules.
+func (s *rlsService) limitFor(view *config.View, domain string, d *ratelimitv3.RateLimitDescriptor) (l *rlsLimit, known bool) {
+	if o := d.GetLimit(); o != nil {
+		mult := max(o.GetUnitMultiplier().GetValue(), 1)
+		period := time.Duration(rlsUnitSeconds[o.GetUnit()]) * time.Duration(mult) * time.Second
+		policy := quota.PolicyLocal
+		if dom, ok := view.RLSDomain(domain); ok {
+			policy, _ = quota.ParseFailurePolicy(dom.GetFailurePolicy())
+		}
+		return newRLSLimit("", o.GetRequestsPerUnit(), rlsOverrideUnits[o.GetUnit()], mult, period, false, policy), true
+	}
+	entries := make([]config.RLSEntry, len(d.GetEntries()))
+	for i, e := range d.GetEntries() {
+		entries[i] = config.RLSEntry{Key: e.GetKey(), Value: e.GetValue()}
+	}
+	rule, dom, known := view.RLSMatch(domain, entries)
+	if rule == nil || rule.GetRateLimit().GetUnlimited() {
+		return nil, known
+	}
+	rl := rule.GetRateLimit()
+	period, _ := config.RLSPeriod(rl) // validated when written
+	policy, _ := quota.ParseFailurePolicy(dom.GetFailurePolicy())
+	return newRLSLimit(rl.GetName(), rl.GetRequestsPerUnit(), rlsResponseUnits[rl.GetUnit()], max(rl.GetUnitMultiplier(), 1), period, rule.GetShadowMode(), policy), true
+}
+
+func newRLSLimit(name string, rpu uint32, unit rlsv3.RateLimitResponse_RateLimit_Unit, mult uint32, period time.Duration, shadow bool, policy quota.FailurePolicy) *rlsLimit {
+	// The window is in the limit's name: a rule whose unit changes counts
+	// afresh rather than reshaping the old window's count.
+	return &rlsLimit{name: name, rpu: rpu, unit: unit, mult: mult, period: period, shadow: shadow, policy: policy,
+		limitKey: "rls_" + strconv.FormatInt(int64(period/time.Second), 10) + "s"}
+}
+
+func (l *rlsLimit) proto() *rlsv3.RateLimitResponse_RateLimit {
+	out := &rlsv3.RateLimitResponse_RateLimit{Name: l.name, RequestsPerUnit: l.rpu, Unit: l.unit}
+	if l.mult > 1 {
+		out.UnitMultiplier = wrapperspb.UInt32(l.mult)
+	}
+	return out
+}
+
+// untilReset is how long until the current window ends: the owner's
+// answer when it gave one, else the epoch-aligned window's end by this
+// node's clock.
+func (l *rlsLimit) untilReset(now time.Time, owner time.Duration) time.Duration {
+	if owner > 0 {
+		return owner
+	}
+	p := int64(l.period)
+	return time.Duration(p - now.UnixNano()%p)
+}
+
+// Bounds on one Envoy request.
+const (
+	maxRLSEntries = 32
+	maxRLSText    = 256
+)
+
+func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
+	if in.GetDomain() == "" {
+		return quota.Invalid("domain", "is required")
+	}
+	if err := quota.CheckText("domain", in.GetDomain(), quota.MaxNameLen); err != nil {
+		return err
+	}
+	switch n := len(in.GetDescriptors()); {
+	case n == 0:
+		return quota.Invalid("descriptors", "at least one descriptor is required")
+	case n > quota.MaxChecksPerBatch:
+		return quota.Invalid("descriptors", "at most %d descriptors per request, got %d", quota.MaxChecksPerBatch, n)
+	}
+	for i, d := range in.GetDescriptors() {
+		at := "descriptors[" + strconv.Itoa(i) + "]"
+		switch n := len(d.GetEntries()); {
+		case n == 0:
+			return quota.Invalid(at+".entries", "at least one entry is required")
+		case n > maxRLSEntries:
+			return quota.Invalid(at+".entries", "at most %d entries, got %d", maxRLSEntries, n)
+		}
+		for j, e := range d.GetEntries() {
+			ea := at + ".entries[" + strconv.Itoa(j) + "]"
+			if err := quota.CheckText(ea+".key", e.GetKey(), maxRLSText); err != nil {
+				return err
+			}
+			if err := quota.CheckText(ea+".value", e.GetValue(), maxRLSText); err != nil {
+				return err
+			}
+		}
+		if d.GetIsNegativeHits() {
+			return quota.Invalid(at+".is_negative_hits", "is not supported: hits are only ever consumed")
+		}
+		if o := d.GetLimit(); o != nil {
+			if _, ok := rlsUnitSeconds[o.GetUnit()]; !ok {
+				return quota.Invalid(at+".limit.unit", "%v is not a unit of time", o.GetUnit())
+			}
+			if o.GetRequestsPerUnit() == 0 {
+				return quota.Invalid(at+".limit.requests_per_unit", "must be >= 1")
+			}
+			mult := max(o.GetUnitMultiplier().GetValue(), 1)
+			if time.Duration(rlsUnitSeconds[o.GetUnit()])*time.Duration(mult)*time.Second > limiter.MaxPeriod {
+				return quota.Invalid(at+".limit.unit_multiplier", "the window is longer than a year")
+			}
+		}
+	}
+	return nil
+}
+
+// rlsTenant is the counter of a descriptor: "rls/<domain>/<k>=<v>/...",
+// with '/', '=' and '%' escaped so that no two descriptors share one, or a
+// hash of it when it would be longer than a tenant name may be.
+func rlsTenant(domain string, entries []*ratelimitv3.RateLimitDescriptor_Entry) string {
+	var b strings.Builder
+	b.WriteString("rls/")
+	b.WriteString(domain)
+	for _, e := range entries {
+		b.WriteByte('/')
+		rlsEscape(&b, e.GetKey())
+		b.WriteByte('=')
+		rlsEscape(&b, e.GetValue())
+	}
+	if b.Len() <= quota.MaxTenantLen {
+		return b.String()
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return "rls/" + domain + "/#" + hex.EncodeToString(sum[:])
+}
+
+func rlsEscape(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '/', '=', '%':
+			b.WriteByte('%')
+			b.WriteString(strconv.FormatUint(uint64(c), 16))
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// rlsHeaders are the IETF draft-03 fields envoyproxy/ratelimit sends,
+// RateLimit-Limit, -Remaining and -Reset, for the descriptor with the
+// least left; none when no limit applied.
+func rlsHeaders(statuses []*rlsv3.RateLimitResponse_DescriptorStatus) []*corev3.HeaderValue {
+	var tight *rlsv3.RateLimitResponse_DescriptorStatus
+	for _, st := range statuses {
+		if st.CurrentLimit != nil && (tight == nil || st.LimitRemaining < tight.LimitRemaining) {
+			tight = st
+		}
+	}
+	if tight == nil {
+		return nil
+	}
+	window := int64(rlsResponseSeconds[tight.CurrentLimit.Unit]) * int64(max(tight.CurrentLimit.GetUnitMultiplier().GetValue(), 1))
+	reset := (tight.GetDurationUntilReset().AsDuration() + time.Second - 1) / time.Second
+	rpu := strconv.FormatUint(uint64(tight.CurrentLimit.RequestsPerUnit), 10)
+	return []*corev3.HeaderValue{
+		{Key: "RateLimit-Limit", Value: rpu + ", " + rpu + ";w=" + strconv.FormatInt(window, 10)},
+		{Key: "RateLimit-Remaining", Value: strconv.FormatUint(uint64(tight.LimitRemaining), 10)},
+		{Key: "RateLimit-Reset", Value: strconv.FormatInt(int64(reset), 10)},
+	}
+}
+
+// Envoy's two unit enums (the override's envoy.type.v3.RateLimitUnit,
+// which has no week, and the response's), in seconds and by our names.
+var (
+	rlsUnitSeconds = map[typev3.RateLimitUnit]int64{
+		typev3.RateLimitUnit_SECOND: 1, typev3.RateLimitUnit_MINUTE: 60, typev3.RateLimitUnit_HOUR: 3600,
+		typev3.RateLimitUnit_DAY: 86400, typev3.RateLimitUnit_MONTH: 30 * 86400,
+		typev3.RateLimitUnit_YEAR: 365 * 86400,
+	}
+	rlsOverrideUnits = map[typev3.RateLimitUnit]rlsv3.RateLimitResponse_RateLimit_Unit{
+		typev3.RateLimitUnit_SECOND: rlsv3.RateLimitResponse_RateLimit_SECOND, typev3.RateLimitUnit_MINUTE: rlsv3.RateLimitResponse_RateLimit_MINUTE,
+		typev3.RateLimitUnit_HOUR: rlsv3.RateLimitResponse_RateLimit_HOUR, typev3.RateLimitUnit_DAY: rlsv3.RateLimitResponse_RateLimit_DAY,
+		typev3.RateLimitUnit_MONTH: rlsv3.RateLimitResponse_RateLimit_MONTH,
+		typev3.RateLimitUnit_YEAR:  rlsv3.RateLimitResponse_RateLimit_YEAR,
+	}
+	rlsResponseUnits = map[string]rlsv3.RateLimitResponse_RateLimit_Unit{
+		"second": rlsv3.RateLimitResponse_RateLimit_SECOND, "minute": rlsv3.RateLimitResponse_RateLimit_MINUTE,
+		"hour": rlsv3.RateLimitResponse_RateLimit_HOUR, "day": rlsv3.RateLimitResponse_RateLimit_DAY,
+		"week": rlsv3.RateLimitResponse_RateLimit_WEEK, "month": rlsv3.RateLimitResponse_RateLimit_MONTH,
+		"year": rlsv3.RateLimitResponse_RateLimit_YEAR,
+	}
+	rlsResponseSeconds = map[rlsv3.RateLimitResponse_RateLimit_Unit]int64{
+		rlsv3.RateLimitResponse_RateLimit_SECOND: 1, rlsv3.RateLimitResponse_RateLimit_MINUTE: 60,
+		rlsv3.RateLimitResponse_RateLimit_HOUR: 3600, rlsv3.RateLimitResponse_RateLimit_DAY: 86400,
+		rlsv3.RateLimitResponse_RateLimit_WEEK: 7 * 86400, rlsv3.RateLimitResponse_RateLimit_MONTH: 30 * 86400,
+		rlsv3.RateLimitResponse_RateLimit_YEAR: 365 * 86400,
+	}
+)
+
+func codeLabel(c rlsv3.RateLimitResponse_Code) string {
+	if c == rlsv3.RateLimitResponse_OVER_LIMIT {
+		return "over_limit"
+	}
+	return "ok"
+}
+
+type rlsMetrics struct {
+	requests, descriptors *prometheus.CounterVec
+}
+
+func newRLSMetrics(reg prometheus.Registerer) *rlsMetrics {
+	m := &rlsMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_requests_total",
+			Help: "Envoy ShouldRateLimit calls answered, by overall code (ok, over_limit)."}, []string{"code"}),
+		descriptors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_descriptors_total",
+			Help: "Envoy descriptors decided, by outcome: ok, over_limit, shadow_over_limit (counted, not refused), no_limit (no rule applies), unknown_domain."}, []string{"outcome"}),
+	}
+	for _, c := range []string{"ok", "over_limit"} {
+		m.requests.WithLabelValues(c)
+	}
+	for _, o := range []string{"ok", "over_limit", "shadow_over_limit", "no_limit", "unknown_domain"} {
+		m.descriptors.WithLabelValues(o)
+	}
+	reg.MustRegister(m.requests, m.descriptors)
+	return m
+}
