@@ -58,6 +58,7 @@ bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
 	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster/...
 	$(GO) test -run '^$$' -bench 'Gateway' -benchtime 3s -count 5 ./cmd/tollgate
+	$(GO) test -run '^$$' -bench 'EnvoyRLS' -benchtime 3s -count 6 ./api
 
 # Regenerates the Go under proto/ with Debian's protoc and the plugin
 # versions pinned in go.mod.

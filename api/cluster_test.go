@@ -24,7 +24,7 @@ const testAdminToken = "test-admin-token"
 // manual clock so that limits do not refill while a test runs. Only the
 // test's goroutine uses it.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	clock   *limiter.ManualClock
 	log     *slog.Logger
 	tweak   func(*ServerConfig) // applied to every server's configuration, if set
@@ -41,7 +41,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 // newRaftCluster starts n nodes that form one Raft cluster in memory, with
 // the admin API open to testAdminToken, and waits until every node has the
 // default plans.
-func newRaftCluster(t *testing.T, n int) *testCluster {
+func newRaftCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	c := startTestCluster(t, n, func(cfg *ServerConfig) {
 		cfg.Node.RaftListen, cfg.Node.InMemory = "127.0.0.1:0", true
@@ -55,7 +55,7 @@ func newRaftCluster(t *testing.T, n int) *testCluster {
 // and waits until every one of them owns part of the ring. With Raft,
 // BootstrapExpect stays 0 as in cluster's own tests: node-1, which joins
 // nobody, forms the Raft cluster alone and its leader adds the others.
-func startTestCluster(t *testing.T, n int, tweak func(*ServerConfig)) *testCluster {
+func startTestCluster(t testing.TB, n int, tweak func(*ServerConfig)) *testCluster {
 	t.Helper()
 	c := &testCluster{
 		t:       t,
@@ -129,8 +129,11 @@ func (c *testCluster) kill(name string) {
 }
 
 func (c *testCluster) stopAll() {
-	for _, s := range c.running() {
-		s.Kill()
+	for _, name := range c.order {
+		if s := c.servers[name]; s != nil {
+			s.Kill()
+			c.servers[name] = nil
+		}
 	}
 }
 
@@ -185,7 +188,7 @@ func dayLimit(tenant string, limit int64) quota.CheckRequest {
 
 // call sends an admin or API request to s, with the admin token, and
 // decodes the JSON answer into out if it is not nil.
-func call(t *testing.T, s *Server, method, path, body string, out any) int {
+func call(t testing.TB, s *Server, method, path, body string, out any) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+s.APIAddr()+path, strings.NewReader(body))
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/tollgate/tollgate/cluster/clustertest"
 )
 
-func dialPublic(t *testing.T, s *Server) *grpc.ClientConn {
+func dialPublic(t testing.TB, s *Server) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -33,7 +33,7 @@ func TestGRPCHealthFollowsReadiness(t *testing.T) {
 	t.Parallel()
 	c := startTestCluster(t, 2, func(cfg *ServerConfig) { cfg.Auth.CheckToken = "check-secret" })
 	health := healthpb.NewHealthClient(dialPublic(t, c.server("node-2")))
-	for _, svc := range []string{"", "tollgate.v1.RateLimiter", "tollgate.config.v1.Admin"} {
+	for _, svc := range []string{"", "tollgate.v1.RateLimiter", "tollgate.config.v1.Admin", "envoy.service.ratelimit.v3.RateLimitService"} {
 		clustertest.Eventually(t, 5*time.Second, "node-2 serving "+svc, func() bool {
 			resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
 			return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING

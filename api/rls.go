@@ -261,12 +261,13 @@ func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
 }
 
 // rlsTenant is the counter of a descriptor: "rls/<domain>/<k>=<v>/...",
-// with '/', '=' and '%' escaped so that no two descriptors share one, or a
-// hash of it when it would be longer than a tenant name may be.
+// with '/', '=' and '%' escaped so that no two descriptors share one, or
+// the entries' hash when it would be longer than a tenant name may be.
 func rlsTenant(domain string, entries []*ratelimitv3.RateLimitDescriptor_Entry) string {
 	var b strings.Builder
 	b.WriteString("rls/")
-	b.WriteString(domain)
+	rlsEscape(&b, domain)
+	prefix := b.Len()
 	for _, e := range entries {
 		b.WriteByte('/')
 		rlsEscape(&b, e.GetKey())
@@ -277,7 +278,7 @@ func rlsTenant(domain string, entries []*ratelimitv3.RateLimitDescriptor_Entry) 
 		return b.String()
 	}
 	sum := sha256.Sum256([]byte(b.String()))
-	return "rls/" + domain + "/#" + hex.EncodeToString(sum[:])
+	return b.String()[:prefix] + "/#" + hex.EncodeToString(sum[:])
 }
 
 func rlsEscape(b *strings.Builder, s string) {

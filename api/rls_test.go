@@ -255,24 +255,28 @@ func TestRLSNeedsTheCheckToken(t *testing.T) {
 func TestRLSTenantsNeverCollide(t *testing.T) {
 	t.Parallel()
 	entries := func(kv ...string) []*ratelimitv3.RateLimitDescriptor_Entry { return descriptor(kv...).GetEntries() }
-	seen := map[string]string{}
-	for name, e := range map[string][]*ratelimitv3.RateLimitDescriptor_Entry{
-		"a=b/c=d":  entries("a", "b", "c", "d"),
-		"a=b/c=d'": entries("a", "b/c=d"),
-		"a=b=c":    entries("a=b", "c"),
-		"a%2f":     entries("a", "%2f"),
-		"a/":       entries("a", "/"),
-		"long1":    entries("k", strings.Repeat("x", 250)),
-		"long2":    entries("k", strings.Repeat("x", 249)+"y"),
+	seen := map[string]int{}
+	for i, d := range []struct {
+		domain  string
+		entries []*ratelimitv3.RateLimitDescriptor_Entry
+	}{
+		{"edge", entries("a", "b", "c", "d")},
+		{"edge", entries("a", "b/c=d")},
+		{"edge/a=b", entries("c", "d")}, // a domain Envoy may send with an override
+		{"edge", entries("a=b", "c")},
+		{"edge", entries("a", "%2f")},
+		{"edge", entries("a", "/")},
+		{"edge", entries("k", strings.Repeat("x", 250))},
+		{"edge", entries("k", strings.Repeat("x", 249)+"y")},
 	} {
-		tenant := rlsTenant("edge", e)
-		if other, dup := seen[tenant]; dup {
-			t.Errorf("%s and %s share the counter %q", name, other, tenant)
+		tenant := rlsTenant(d.domain, d.entries)
+		if j, dup := seen[tenant]; dup {
+			t.Errorf("descriptors %d and %d share the counter %q", j, i, tenant)
 		}
 		if len(tenant) > 256 {
-			t.Errorf("%s: tenant of %d bytes", name, len(tenant))
+			t.Errorf("descriptor %d: a tenant of %d bytes", i, len(tenant))
 		}
-		seen[tenant] = name
+		seen[tenant] = i
 	}
 }
 
@@ -296,4 +300,36 @@ func counterValue(t *testing.T, s *Server, name, label, value string) float64 {
 		}
 	}
 	return 0
+}
+
+func TestRLSRulesWithAnErrorAreRefusedByName(t *testing.T) {
+	t.Parallel()
+	c := newRaftCluster(t, 1)
+	s := c.server("node-1")
+	var out struct {
+		Error struct{ Code, Message, Field string }
+	}
+	bad := `{"domain": "edge", "descriptors": [{"key": "k", "rate_limit": {"unit": "fortnight", "requests_per_unit": 1}}]}`
+	if code := call(t, s, "PUT", "/admin/v1/rls/edge", bad, &out); code != 400 || out.Error.Field != "descriptors[0].rate_limit.unit" {
+		t.Errorf("a bad unit: %d %+v, want 400 naming descriptors[0].rate_limit.unit", code, out.Error)
+	}
+	if code := call(t, s, "PUT", "/admin/v1/rls/other", `{"domain": "edge", "descriptors": []}`, &out); code != 400 || out.Error.Field != "domain" {
+		t.Errorf("a body naming another domain: %d %+v", code, out.Error)
+	}
+	if code := call(t, s, "POST", "/admin/v1/rls", edgeRules, nil); code != 201 {
+		t.Fatalf("POST: %d", code)
+	}
+	if code := call(t, s, "POST", "/admin/v1/rls", edgeRules, nil); code != 409 {
+		t.Errorf("POST of a domain that exists: %d, want 409", code)
+	}
+	var got struct{ Domains []struct{ Domain string } }
+	if call(t, s, "GET", "/admin/v1/rls", "", &got); len(got.Domains) != 1 || got.Domains[0].Domain != "edge" {
+		t.Errorf("list: %+v", got)
+	}
+	if code := call(t, s, "DELETE", "/admin/v1/rls/edge", "", nil); code != 200 {
+		t.Errorf("DELETE: %d", code)
+	}
+	if code := call(t, s, "GET", "/admin/v1/rls/edge", "", nil); code != 404 {
+		t.Errorf("GET after DELETE: %d, want 404", code)
+	}
 }

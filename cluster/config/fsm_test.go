@@ -48,6 +48,7 @@ func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
 			Overrides: &configv1.Overrides{RequestsPerMinute: &rpm}, AllowedOrigins: []string{"https://a.example"}}}},
 		&configv1.Command{Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "tg_abcdefgh", Tenant: "acme", Sha256: sum[:], CreatedNanos: 5}}},
 		&configv1.Command{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "openai", BaseUrl: "https://api.example", Models: []string{"m"}, PromptPriceMicros: 2_500_000}}},
+		&configv1.Command{Op: &configv1.Command_PutRlsDomain{PutRlsDomain: testRLSDomain()}},
 		&configv1.Command{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 3, Deltas: []*configv1.UsageDelta{
 			{Tenant: "acme", Model: "m", Day: "2026-11-24", Usage: &configv1.Usage{Requests: 2, Tokens: 300, CostMicros: 9}},
 			{Tenant: "acme", Day: "2026-11-25", Usage: &configv1.Usage{Requests: 1, Tokens: 50}},
@@ -73,6 +74,9 @@ func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
 	}
 	if k, ok := restored.view.Load().keyHashes[sum]; !ok || k.GetTenant() != "acme" {
 		t.Fatal("restored key is not found by its hash")
+	}
+	if rule, _, _ := restored.View().RLSMatch("edge", []RLSEntry{{"remote_address", "10.0.0.1"}}); rule.GetRateLimit().GetRequestsPerUnit() != 5 {
+		t.Fatalf("restored rls domain does not match: %v", rule)
 	}
 }
 
@@ -116,6 +120,8 @@ func TestFSMRefusesForgedCommands(t *testing.T) {
 		"a plan with a negative rate": {Op: &configv1.Command_PutPlan{PutPlan: &configv1.Plan{Name: "neg", RequestsPerMinute: -5}}},
 		"a key with no key id":        {Op: &configv1.Command_CreateKey{CreateKey: &configv1.APIKey{Id: "x", Tenant: "acme", Sha256: make([]byte, 32)}}},
 		"a provider off http(s)":      {Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "p", BaseUrl: "file:///etc/passwd", Models: []string{"m"}}}},
+		"an rls rule of no unit": {Op: &configv1.Command_PutRlsDomain{PutRlsDomain: &configv1.RLSDomain{Domain: "edge",
+			Descriptors: []*configv1.RLSDescriptor{{Key: "k", RateLimit: &configv1.RLSRateLimit{RequestsPerUnit: 5}}}}}},
 		"a sequence far ahead":        usage(math.MaxUint64, "acme", 1),
 		"usage of no tenant":          usage(uint64(now.UnixNano()), "", 1),
 		"usage on no date":            {Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 1, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-13-45"}}}}},

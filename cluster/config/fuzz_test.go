@@ -23,6 +23,8 @@ func FuzzApply(f *testing.F) {
 		{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 7, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-11-24", Usage: &configv1.Usage{Tokens: 9}}}}}},
 		{Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 1<<64 - 1, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-11-24", Usage: &configv1.Usage{Tokens: 9e18}}}}}},
 		{Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "p", BaseUrl: "https://x", Models: []string{"m"}}}},
+		{Op: &configv1.Command_PutRlsDomain{PutRlsDomain: testRLSDomain()}},
+		{Op: &configv1.Command_DeleteRlsDomain{DeleteRlsDomain: &configv1.DeleteRLSDomain{Domain: "edge"}}},
 	} {
 		data, _ := proto.Marshal(cmd)
 		f.Add(data)
@@ -51,7 +53,8 @@ func FuzzApply(f *testing.F) {
 // a snapshot it takes restores to an equal state again.
 func FuzzRestore(f *testing.F) {
 	full := NewFSM()
-	applyAll(f, full, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}})
+	applyAll(f, full, &configv1.Command{Op: &configv1.Command_SeedPlans{SeedPlans: &configv1.SeedPlans{Plans: DefaultPlans()}}},
+		&configv1.Command{Op: &configv1.Command_PutRlsDomain{PutRlsDomain: testRLSDomain()}})
 	data, _ := proto.Marshal(full.state())
 	f.Add(data)
 	f.Add([]byte{})

@@ -486,3 +486,52 @@ func TestAdminParseInterleaved(t *testing.T) {
 		t.Errorf("pos %q a %q b %v err %v", pos, *a, *b, err)
 	}
 }
+
+func TestRLSYAMLIsReadAsEnvoysReferenceServiceReadsIt(t *testing.T) {
+	t.Parallel()
+	domains, err := parseRLSYAML([]byte(`
+domain: mongo_cps
+descriptors:
+  - key: database
+    value: users
+    rate_limit:
+      unit: second
+      requests_per_unit: 500
+  - key: database
+    value: default
+    rate_limit:
+      unit: second
+      requests_per_unit: 500
+---
+domain: edge
+failure_policy: closed
+descriptors:
+  - key: remote_address
+    descriptors:
+      - key: path
+        shadow_mode: true
+        rate_limit: {unit: minute, unit_multiplier: 5, requests_per_unit: 10, name: per-path}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(domains) != 2 || domains[0].Domain != "mongo_cps" || len(domains[0].Descriptors) != 2 ||
+		domains[0].Descriptors[1].RateLimit.RequestsPerUnit != 500 {
+		t.Fatalf("first domain: %+v", domains)
+	}
+	nested := domains[1].Descriptors[0].Descriptors[0]
+	if domains[1].FailurePolicy != "closed" || !nested.ShadowMode || nested.RateLimit.UnitMultiplier != 5 || nested.RateLimit.Name != "per-path" {
+		t.Errorf("second domain: %+v", domains[1])
+	}
+
+	for doc, want := range map[string]string{
+		"domain: x\ndescriptors:\n  - key: a\n    replaces: [{name: b}]\n": "field replaces not found",
+		"descriptors: []\n": "domain: is required",
+		"":                  "no domain in the file",
+		"domain: [x\n":      "line 1",
+	} {
+		if _, err := parseRLSYAML([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error saying %q", doc, err, want)
+		}
+	}
+}
