@@ -122,9 +122,9 @@ func TestFSMRefusesForgedCommands(t *testing.T) {
 		"a provider off http(s)":      {Op: &configv1.Command_PutProvider{PutProvider: &configv1.Provider{Name: "p", BaseUrl: "file:///etc/passwd", Models: []string{"m"}}}},
 		"an rls rule of no unit": {Op: &configv1.Command_PutRlsDomain{PutRlsDomain: &configv1.RLSDomain{Domain: "edge",
 			Descriptors: []*configv1.RLSDescriptor{{Key: "k", RateLimit: &configv1.RLSRateLimit{RequestsPerUnit: 5}}}}}},
-		"a sequence far ahead":        usage(math.MaxUint64, "acme", 1),
-		"usage of no tenant":          usage(uint64(now.UnixNano()), "", 1),
-		"usage on no date":            {Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 1, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-13-45"}}}}},
+		"a sequence far ahead": usage(math.MaxUint64, "acme", 1),
+		"usage of no tenant":   usage(uint64(now.UnixNano()), "", 1),
+		"usage on no date":     {Op: &configv1.Command_RecordUsage{RecordUsage: &configv1.RecordUsage{Node: "n1", Seq: 1, Deltas: []*configv1.UsageDelta{{Tenant: "acme", Day: "2026-13-45"}}}}},
 	} {
 		if code := applyCode(f, cmd, now); code != uint32(InvalidArgument) {
 			t.Errorf("%s: code %d, want InvalidArgument", name, code)
