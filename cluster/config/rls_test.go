@@ -91,7 +91,9 @@ func TestValidateRLSDomainNamesTheField(t *testing.T) {
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.Unit = "fortnight" }, `descriptors[0].rate_limit.unit: "fortnight" is not second`},
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.RequestsPerUnit = 0 }, "descriptors[0].rate_limit.requests_per_unit: must be >= 1"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.Unlimited = true }, "descriptors[0].rate_limit: unlimited takes no unit"},
-		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit = &configv1.RLSRateLimit{Unit: "year", RequestsPerUnit: 1, UnitMultiplier: 2} }, "descriptors[0].rate_limit.unit_multiplier: the window"},
+		{func(d *configv1.RLSDomain) {
+			d.Descriptors[0].RateLimit = &configv1.RLSRateLimit{Unit: "year", RequestsPerUnit: 1, UnitMultiplier: 2}
+		}, "descriptors[0].rate_limit.unit_multiplier: the window"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[5].Descriptors[0].RateLimit.Unit = "" }, "descriptors[5].descriptors[0].rate_limit.unit:"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[5].ShadowMode = true }, "descriptors[5].shadow_mode: needs a rate_limit"},
 		{func(d *configv1.RLSDomain) { d.Descriptors = append(d.Descriptors, deep) }, "nest at most 8 deep"},
