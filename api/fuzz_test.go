@@ -3,9 +3,19 @@ package api
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/cluster/config"
+	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
 )
 
@@ -79,5 +89,60 @@ func FuzzAdminJSON(f *testing.F) {
 		check("tenant", err)
 		_, err = providerFromJSON(bytes.NewReader(body), "")
 		check("provider", err)
+		d, err := rlsFromJSON(bytes.NewReader(body), "")
+		check("rls domain", err)
+		if err == nil {
+			config.NormaliseRLSDomain(d)
+			check("rls domain", config.ValidateRLSDomain(d))
+		}
+	})
+}
+
+// FuzzRLSRequest feeds arbitrary Envoy requests to the checks
+// ShouldRateLimit makes before it counts anything: a request is refused
+// with a field error or each of its descriptors gets a counter whose name
+// is a valid tenant, and matching it against rules never fails.
+func FuzzRLSRequest(f *testing.F) {
+	for _, req := range []*rlsv3.RateLimitRequest{
+		{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{descriptor("remote_address", "10.0.0.1")}},
+		{Domain: "edge", HitsAddend: 3, Descriptors: []*ratelimitv3.RateLimitDescriptor{descriptor("path", "/api/x", "method", "POST"), descriptor("k", strings.Repeat("v", 300))}},
+		{Domain: "a/b", Descriptors: []*ratelimitv3.RateLimitDescriptor{{Entries: descriptor("k", "v").Entries,
+			Limit: &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(9)}}}},
+		{},
+	} {
+		data, _ := proto.Marshal(req)
+		f.Add(data)
+	}
+	fsm := config.NewFSM()
+	d, err := rlsFromJSON(strings.NewReader(edgeRules), "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	config.NormaliseRLSDomain(d)
+	cmd, _ := proto.Marshal(&configv1.Command{Op: &configv1.Command_PutRlsDomain{PutRlsDomain: d}})
+	if res := fsm.Apply(&raft.Log{Index: 1, Data: cmd}).(*configv1.Result); res.GetCode() != 0 {
+		f.Fatal(res.GetMessage())
+	}
+	svc := &rlsService{}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req rlsv3.RateLimitRequest
+		if proto.Unmarshal(data, &req) != nil {
+			return
+		}
+		if err := validateRLSRequest(&req); err != nil {
+			var field *quota.FieldError
+			if !errors.As(err, &field) {
+				t.Fatalf("refused without a field error: %v", err)
+			}
+			return
+		}
+		for _, d := range req.GetDescriptors() {
+			if err := quota.ValidateTenant("", rlsTenant(req.GetDomain(), d.GetEntries())); err != nil {
+				t.Fatalf("%v: the counter is no tenant: %v", d, err)
+			}
+			if l, _ := svc.limitFor(fsm.View(), req.GetDomain(), d); l != nil && (l.period <= 0 || l.rpu == 0) {
+				t.Fatalf("%v: a limit of %d per %v", d, l.rpu, l.period)
+			}
+		}
 	})
 }

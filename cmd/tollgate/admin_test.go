@@ -535,3 +535,22 @@ descriptors:
 		}
 	}
 }
+
+// FuzzRLSYAML feeds arbitrary files to the envoyproxy/ratelimit reader:
+// it never panics, and what it accepts names a domain.
+func FuzzRLSYAML(f *testing.F) {
+	f.Add([]byte(envoyRules))
+	f.Add([]byte("domain: a\n---\ndomain: b\ndescriptors: [{key: k, descriptors: [{key: j}]}]\n"))
+	f.Add([]byte("domain: [x"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		domains, err := parseRLSYAML(data)
+		if err != nil {
+			return
+		}
+		for _, d := range domains {
+			if d.Domain == "" {
+				t.Fatalf("%q: a domain with no name accepted", data)
+			}
+		}
+	})
+}
