@@ -115,3 +115,48 @@ func histogramQuantiles(hs []*dto.Histogram) (count uint64, p50, p99 float64) {
 	}
 	return count, at(0.50), at(0.99)
 }
+
+// NodeCost is what the spawned nodes spent on the run's requests, from
+// their Go runtime's and process's counters (summed over the nodes, from
+// the load's start to its end), per request the run completed.
+type NodeCost struct {
+	Nodes int `json:"nodes"`
+	// AllocsPerRequest and BytesPerRequest count heap allocations: the
+	// work the garbage collector is given per request.
+	AllocsPerRequest float64 `json:"allocs_per_request"`
+	BytesPerRequest  float64 `json:"bytes_per_request"`
+	// CPUPerRequest is the nodes' CPU time per request, in microseconds
+	// (on a machine the load generator shares, the figure to compare).
+	CPUPerRequest float64 `json:"cpu_us_per_request"`
+}
+
+// costSample is the running nodes' counters at one moment.
+type costSample struct{ nodes, mallocs, bytes, cpu float64 }
+
+func (c *localCluster) costSample(ctx context.Context) (costSample, error) {
+	c.mu.Lock()
+	nodes := slices.Clone(c.nodes)
+	c.mu.Unlock()
+	var s costSample
+	for _, n := range nodes {
+		families, err := scrape(ctx, n.addrs["api"])
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", n.name, err)
+		}
+		s.nodes++
+		s.mallocs += sumOf(families["go_memstats_mallocs_total"])
+		s.bytes += sumOf(families["go_memstats_alloc_bytes_total"])
+		s.cpu += sumOf(families["process_cpu_seconds_total"])
+	}
+	return s, nil
+}
+
+// costOf is the cost between two samples, per request.
+func costOf(before, after costSample, requests int64) *NodeCost {
+	if requests == 0 {
+		return nil
+	}
+	n := float64(requests)
+	return &NodeCost{Nodes: int(after.nodes), AllocsPerRequest: (after.mallocs - before.mallocs) / n,
+		BytesPerRequest: (after.bytes - before.bytes) / n, CPUPerRequest: (after.cpu - before.cpu) * 1e6 / n}
+}

@@ -70,6 +70,13 @@ func WriteTable(w io.Writer, r *Report) {
 	}
 	tw.Flush()
 
+	if c := r.Cost; c != nil {
+		fmt.Fprintln(w)
+		row("node cost", "nodes", "allocs/req", "bytes/req", "cpu µs/req")
+		row("", strconv.Itoa(c.Nodes), sig3(c.AllocsPerRequest), sig3(c.BytesPerRequest), sig3(c.CPUPerRequest))
+		tw.Flush()
+	}
+
 	if rp := r.Replication; rp != nil {
 		fmt.Fprintln(w)
 		row("replication", "lag p50 ms", "lag p99 ms", "rounds", "tenants copied", "failures", "promoted")

@@ -31,6 +31,9 @@ type Report struct {
 	// Replication is what a spawned cluster's nodes report of copying
 	// tenant state; nil without --spawn or with replication off.
 	Replication *Replication `json:"replication,omitempty"`
+	// Cost is what a spawned cluster's nodes spent per request (nil
+	// without --spawn, or with chaos, whose restarts reset the counters).
+	Cost *NodeCost `json:"node_cost,omitempty"`
 	// Events are the chaos events of the run, in order.
 	Events []Event     `json:"events,omitempty"`
 	SLOs   []SLOResult `json:"slos,omitempty"`

@@ -43,6 +43,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer sc.close()
 
+	var before costSample
+	if cluster != nil {
+		if before, err = cluster.costSample(ctx); err != nil {
+			return nil, fmt.Errorf("reading the nodes' metrics: %w", err)
+		}
+	}
 	start := time.Now()
 	rec := newRecorder(start)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -62,7 +68,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cancel()
 	bg.Wait()
 	var repl *Replication
+	var after costSample
 	if cluster != nil {
+		if after, err = cluster.costSample(ctx); err != nil && cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "the nodes' costs unavailable: %v\n", err)
+		}
 		if repl, err = cluster.replication(ctx); err != nil && cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "replication figures unavailable: %v\n", err)
 		}
@@ -74,6 +84,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Mode, rep.Workers = "closed", cfg.Workers
 	}
 	rec.fill(rep)
+	if cluster != nil && after.nodes > 0 && len(cfg.Chaos) == 0 {
+		rep.Cost = costOf(before, after, rep.Requests)
+	}
 	impact(rep.Events, rep.Timeline)
 	rep.Accuracy = accuracy(rec.tenantRuns(), &cfg)
 	rep.Interrupted = ctx.Err() != nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate/tollgate/bench"
@@ -79,6 +80,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	})
 	fs.StringVar(&cfg.SpawnLogs, "spawn-logs", "", "spawn: write each spawned process's whole output to DIR/<name>.log (default: kept only for error messages)")
 	fs.Var(&chaos, "chaos", "with --spawn: events such as kill@10s,restart@20s,join@15s,leave@25s (KIND@TIME[:NODE]; repeatable)")
+	var compare []int
+	fs.Func("compare", "run the same load on fresh local clusters of these sizes, back to back (e.g. 1,3), and print one table: req/s, its ratio to the first, p50/p99/p99.9, the nodes' allocations, bytes and CPU per request", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("%q is not a number of nodes", f)
+			}
+			compare = append(compare, n)
+		}
+		return nil
+	})
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -96,6 +108,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if !*quiet {
 		cfg.Progress = stderr
 	}
+	if len(compare) > 0 {
+		if cfg.Spawn > 0 || *jsonPath != "" || *htmlPath != "" {
+			return errors.New("compare: spawns its own clusters and prints one table; drop --spawn, --json and --html")
+		}
+		cfg.Spawn = compare[0] // for the binary below
+	}
 	if cfg.Spawn > 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -104,6 +122,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.Binary = exe
 	}
 
+	if len(compare) > 0 {
+		return runCompare(ctx, cfg, compare, stdout)
+	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -120,6 +141,26 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if !rep.Passed {
 		return errSLO
+	}
+	return nil
+}
+
+// runCompare runs --compare: the load once per cluster size, one table.
+func runCompare(ctx context.Context, cfg bench.Config, sizes []int, stdout io.Writer) error {
+	reps, err := bench.Compare(ctx, cfg, sizes)
+	if len(reps) > 0 {
+		bench.WriteCompare(stdout, reps)
+	}
+	switch {
+	case err != nil:
+		return err
+	case reps[len(reps)-1].Interrupted:
+		return errors.New("interrupted: the figures cover part of the runs")
+	}
+	for _, r := range reps {
+		if !r.Passed {
+			return errSLO
+		}
 	}
 	return nil
 }

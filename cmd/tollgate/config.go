@@ -53,6 +53,7 @@ type Config struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown-timeout"`
 	GRPCReflection    bool          `yaml:"grpc-reflection"`
 	RLSUnknownDomain  string        `yaml:"rls-unknown-domain"`
+	DebugAddr         string        `yaml:"debug-addr"`
 	MetricsTenants    int           `yaml:"metrics-tenants"`
 	Replicate         bool          `yaml:"replicate"`
 	ReplicateInterval time.Duration `yaml:"replicate-interval"`
@@ -123,6 +124,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MetricsTenants, "metrics-tenants", c.MetricsTenants, "how many (tenant, limit) pairs get series of their own in tollgate_throttled_total, first seen first; the rest count as tenant and limit \"other\" (0: all of them)")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "serve gRPC server reflection on --grpc-addr, so grpcurl finds the services (false: off; grpc.health.v1 is served either way)")
 	fs.StringVar(&c.RLSUnknownDomain, "rls-unknown-domain", c.RLSUnknownDomain, "how Envoy's rate limit service answers a domain no rules name (tollgate rls set): ok, as Envoy's reference service does, or over_limit")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "listen address of Go's profiles (/debug/pprof/), for profiling a node; empty: off. Keep it on loopback: a profile shows the process's code and memory")
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address of the node-to-node gRPC service (forwarded checks, hand-offs, settlements, writes to the leader), for the other nodes only; empty: the --grpc-addr host, any free port (gossip tells the others)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for gossip membership, UDP and TCP (empty: standalone node)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft replication")

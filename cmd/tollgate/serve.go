@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -66,6 +67,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log = log.With("node", cfg.NodeName)
+	stopDebug, err := startDebug(cfg.DebugAddr, log)
+	if err != nil {
+		return fmt.Errorf("debug-addr: %w", err)
+	}
+	defer stopDebug()
 	srv, err := startNode(ctx, cfg, log)
 	if err != nil {
 		return err
