@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -108,6 +109,11 @@ func FuzzRLSRequest(f *testing.F) {
 		{Domain: "edge", HitsAddend: 3, Descriptors: []*ratelimitv3.RateLimitDescriptor{descriptor("path", "/api/x", "method", "POST"), descriptor("k", strings.Repeat("v", 300))}},
 		{Domain: "a/b", Descriptors: []*ratelimitv3.RateLimitDescriptor{{Entries: descriptor("k", "v").Entries,
 			Limit: &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(9)}}}},
+		{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{{Entries: descriptor("k", "v").Entries,
+			Limit: &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(585)}}}},
+		{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{{Entries: descriptor("k", "v").Entries,
+			Limit: &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_SECOND, UnitMultiplier: wrapperspb.UInt32(1<<32 - 1)}}}},
+		{Domain: strings.Repeat("/", 128), Descriptors: []*ratelimitv3.RateLimitDescriptor{descriptor("k", "v")}},
 		{},
 	} {
 		data, _ := proto.Marshal(req)
@@ -140,8 +146,8 @@ func FuzzRLSRequest(f *testing.F) {
 			if err := quota.ValidateTenant("", rlsTenant(req.GetDomain(), d.GetEntries())); err != nil {
 				t.Fatalf("%v: the counter is no tenant: %v", d, err)
 			}
-			if l, _ := svc.limitFor(fsm.View(), req.GetDomain(), d); l != nil && (l.period <= 0 || l.rpu == 0) {
-				t.Fatalf("%v: a limit of %d per %v", d, l.rpu, l.period)
+			if l, _ := svc.limitFor(fsm.View(), req.GetDomain(), d); l != nil && !l.unlimited && (l.period <= 0 || l.period > limiter.MaxPeriod) {
+				t.Fatalf("%v: a window of %v", d, l.period)
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +12,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -61,54 +63,62 @@ type rlsService struct {
 	metrics *rlsMetrics
 }
 
-// rlsLimit is the limit one descriptor is checked against.
+// rlsLimit is the limit one descriptor is checked against; an unlimited
+// rule's has unlimited set and nothing else.
 type rlsLimit struct {
-	name     string
-	rpu      uint32
-	unit     rlsv3.RateLimitResponse_RateLimit_Unit
-	mult     uint32
-	period   time.Duration
-	shadow   bool
-	policy   quota.FailurePolicy
-	limitKey string // the limit's name in the check
+	unlimited bool
+	name      string
+	rpu       uint32
+	unit      rlsv3.RateLimitResponse_RateLimit_Unit
+	mult      uint32
+	period    time.Duration
+	shadow    bool
+	policy    quota.FailurePolicy
+	limitKey  string // the limit's name in the check
 }
+
+var unlimitedRule = &rlsLimit{unlimited: true}
 
 func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	if err := validateRLSRequest(in); err != nil {
 		return nil, quotapb.Status(err)
 	}
-	view := s.node.Config()
+	view, now := s.node.Config(), s.node.Now()
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK,
 		Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(in.GetDescriptors()))}
 	limits := make([]*rlsLimit, len(in.GetDescriptors()))
 	var checks []quota.CheckRequest
 	var checked []int // the descriptor of each check
 	for i, d := range in.GetDescriptors() {
-		resp.Statuses[i] = &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		st := &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		resp.Statuses[i] = st
 		l, known := s.limitFor(view, in.GetDomain(), d)
 		switch {
-		case !known && s.rc.UnknownDomainOverLimit:
-			resp.Statuses[i].Code = rlsv3.RateLimitResponse_OVER_LIMIT
-			s.metrics.descriptors.WithLabelValues("unknown_domain").Inc()
-			continue
 		case !known:
+			if s.rc.UnknownDomainOverLimit {
+				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			}
 			s.metrics.descriptors.WithLabelValues("unknown_domain").Inc()
 			continue
 		case l == nil:
 			s.metrics.descriptors.WithLabelValues("no_limit").Inc()
 			continue
+		case l.unlimited:
+			st.LimitRemaining = math.MaxUint32 // as envoyproxy/ratelimit answers
+			s.metrics.descriptors.WithLabelValues("ok").Inc()
+			continue
 		}
 		limits[i] = l
-		resp.Statuses[i].CurrentLimit = l.proto()
+		st.CurrentLimit = l.proto()
 		hits := int64(max(in.GetHitsAddend(), 1))
 		if h := d.GetHitsAddend(); h != nil {
 			hits = int64(min(h.GetValue(), 1<<40))
 		}
-		if hits > int64(l.rpu) {
-			// More than a window can ever hold: over the limit, and
-			// nothing counted (a check would refuse such hits outright).
-			resp.Statuses[i].Code = rlsv3.RateLimitResponse_OVER_LIMIT
-			resp.Statuses[i].DurationUntilReset = durationpb.New(l.untilReset(s.node.Now(), 0))
+		if l.rpu == 0 || hits > int64(l.rpu) {
+			// More than a window can ever hold (or a rule of 0, which
+			// refuses everything): over the limit, and nothing counted.
+			st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			st.DurationUntilReset = durationpb.New(l.untilReset(now, 0))
 			continue
 		}
 		checks = append(checks, quota.CheckRequest{Tenant: rlsTenant(in.GetDomain(), d.GetEntries()), Hits: hits, FailurePolicy: l.policy,
@@ -120,14 +130,17 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 		if err != nil {
 			return nil, quotapb.Status(err)
 		}
-		now := s.node.Now()
 		for j, a := range answers {
+			if len(a.Limits) != 1 {
+				return nil, status.Errorf(codes.Internal, "descriptors[%d]: the owner answered %d limits for 1", checked[j], len(a.Limits))
+			}
 			i := checked[j]
 			st, r := resp.Statuses[i], a.Limits[0].Result
-			st.LimitRemaining = uint32(min(max(r.Remaining, 0), int64(limits[i].rpu)))
 			st.DurationUntilReset = durationpb.New(limits[i].untilReset(now, r.ResetAfter))
-			if !a.Allowed {
-				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+			if a.Allowed {
+				st.LimitRemaining = uint32(min(max(r.Remaining, 0), int64(limits[i].rpu)))
+			} else {
+				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT // and 0 remaining
 			}
 		}
 	}
@@ -135,7 +148,7 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 		if l := limits[i]; l != nil {
 			switch {
 			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT && l.shadow:
-				st.Code = rlsv3.RateLimitResponse_OK // counted, never refused
+				st.Code = rlsv3.RateLimitResponse_OK // decided as usual, never refused
 				s.metrics.descriptors.WithLabelValues("shadow_over_limit").Inc()
 			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT:
 				s.metrics.descriptors.WithLabelValues("over_limit").Inc()
@@ -147,42 +160,51 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
 	}
-	resp.ResponseHeadersToAdd = rlsHeaders(resp.Statuses)
+	resp.ResponseHeadersToAdd = rlsHeaders(resp.Statuses, limits)
 	s.metrics.requests.WithLabelValues(codeLabel(resp.OverallCode)).Inc()
 	return resp, nil
 }
 
 // limitFor is the limit a descriptor is checked against: its own override,
-// else the domain's rule it matches (nil if none, or unlimited). known is
-// false when the descriptor has no override and the domain has no rules.
+// else the domain's rule it matches (nil if none). known is false when the
+// domain has no rules: then, as in envoyproxy/ratelimit, not even an
+// override applies.
 func (s *rlsService) limitFor(view *config.View, domain string, d *ratelimitv3.RateLimitDescriptor) (l *rlsLimit, known bool) {
+	dom, known := view.RLSDomain(domain)
+	if !known {
+		return nil, false
+	}
+	policy, err := quota.ParseFailurePolicy(dom.GetFailurePolicy())
+	if err != nil {
+		policy = quota.PolicyLocal // refused when written; never reached
+	}
 	if o := d.GetLimit(); o != nil {
-		mult := max(o.GetUnitMultiplier().GetValue(), 1)
-		period := time.Duration(rlsUnitSeconds[o.GetUnit()]) * time.Duration(mult) * time.Second
-		policy := quota.PolicyLocal
-		if dom, ok := view.RLSDomain(domain); ok {
-			policy, _ = quota.ParseFailurePolicy(dom.GetFailurePolicy())
-		}
-		return newRLSLimit("", o.GetRequestsPerUnit(), rlsOverrideUnits[o.GetUnit()], mult, period, false, policy), true
+		unit := strings.ToLower(o.GetUnit().String())
+		mult := o.GetUnitMultiplier().GetValue()
+		period, _ := config.RLSWindow(config.RLSUnits[unit], mult) // validateRLSRequest checked it
+		return newRLSLimit("", o.GetRequestsPerUnit(), unit, mult, period, false, policy), true
 	}
 	entries := make([]config.RLSEntry, len(d.GetEntries()))
 	for i, e := range d.GetEntries() {
 		entries[i] = config.RLSEntry{Key: e.GetKey(), Value: e.GetValue()}
 	}
-	rule, dom, known := view.RLSMatch(domain, entries)
-	if rule == nil || rule.GetRateLimit().GetUnlimited() {
-		return nil, known
+	rule, _, _ := view.RLSMatch(domain, entries)
+	switch rl := rule.GetRateLimit(); {
+	case rule == nil:
+		return nil, true
+	case rl.GetUnlimited():
+		return unlimitedRule, true
+	default:
+		period, _ := config.RLSPeriod(rl) // ValidateRLSDomain checked it when the rule was written
+		return newRLSLimit(rl.GetName(), rl.GetRequestsPerUnit(), rl.GetUnit(), rl.GetUnitMultiplier(), period, rule.GetShadowMode(), policy), true
 	}
-	rl := rule.GetRateLimit()
-	period, _ := config.RLSPeriod(rl) // validated when written
-	policy, _ := quota.ParseFailurePolicy(dom.GetFailurePolicy())
-	return newRLSLimit(rl.GetName(), rl.GetRequestsPerUnit(), rlsResponseUnits[rl.GetUnit()], max(rl.GetUnitMultiplier(), 1), period, rule.GetShadowMode(), policy), true
 }
 
-func newRLSLimit(name string, rpu uint32, unit rlsv3.RateLimitResponse_RateLimit_Unit, mult uint32, period time.Duration, shadow bool, policy quota.FailurePolicy) *rlsLimit {
+func newRLSLimit(name string, rpu uint32, unit string, mult uint32, period time.Duration, shadow bool, policy quota.FailurePolicy) *rlsLimit {
 	// The window is in the limit's name: a rule whose unit changes counts
 	// afresh rather than reshaping the old window's count.
-	return &rlsLimit{name: name, rpu: rpu, unit: unit, mult: mult, period: period, shadow: shadow, policy: policy,
+	return &rlsLimit{name: name, rpu: rpu, unit: rlsv3.RateLimitResponse_RateLimit_Unit(rlsv3.RateLimitResponse_RateLimit_Unit_value[strings.ToUpper(unit)]),
+		mult: max(mult, 1), period: period, shadow: shadow, policy: policy,
 		limitKey: "rls_" + strconv.FormatInt(int64(period/time.Second), 10) + "s"}
 }
 
@@ -205,16 +227,10 @@ func (l *rlsLimit) untilReset(now time.Time, owner time.Duration) time.Duration 
 	return time.Duration(p - now.UnixNano()%p)
 }
 
-// Bounds on one Envoy request.
-const (
-	maxRLSEntries = 32
-	maxRLSText    = 256
-)
+// maxRLSEntries bounds the entries of one of Envoy's descriptors.
+const maxRLSEntries = 32
 
 func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
-	if in.GetDomain() == "" {
-		return quota.Invalid("domain", "is required")
-	}
 	if err := quota.CheckText("domain", in.GetDomain(), quota.MaxNameLen); err != nil {
 		return err
 	}
@@ -234,10 +250,10 @@ func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
 		}
 		for j, e := range d.GetEntries() {
 			ea := at + ".entries[" + strconv.Itoa(j) + "]"
-			if err := quota.CheckText(ea+".key", e.GetKey(), maxRLSText); err != nil {
+			if err := quota.CheckText(ea+".key", e.GetKey(), config.MaxRLSTextLen); err != nil {
 				return err
 			}
-			if err := quota.CheckText(ea+".value", e.GetValue(), maxRLSText); err != nil {
+			if err := quota.CheckText(ea+".value", e.GetValue(), config.MaxRLSTextLen); err != nil {
 				return err
 			}
 		}
@@ -245,15 +261,12 @@ func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
 			return quota.Invalid(at+".is_negative_hits", "is not supported: hits are only ever consumed")
 		}
 		if o := d.GetLimit(); o != nil {
-			if _, ok := rlsUnitSeconds[o.GetUnit()]; !ok {
+			secs, ok := config.RLSUnits[strings.ToLower(o.GetUnit().String())]
+			if !ok {
 				return quota.Invalid(at+".limit.unit", "%v is not a unit of time", o.GetUnit())
 			}
-			if o.GetRequestsPerUnit() == 0 {
-				return quota.Invalid(at+".limit.requests_per_unit", "must be >= 1")
-			}
-			mult := max(o.GetUnitMultiplier().GetValue(), 1)
-			if time.Duration(rlsUnitSeconds[o.GetUnit()])*time.Duration(mult)*time.Second > limiter.MaxPeriod {
-				return quota.Invalid(at+".limit.unit_multiplier", "the window is longer than a year")
+			if _, ok := config.RLSWindow(secs, o.GetUnitMultiplier().GetValue()); !ok {
+				return quota.Invalid(at+".limit.unit_multiplier", "the window is longer than %d days", limiter.MaxPeriod/(24*time.Hour))
 			}
 		}
 	}
@@ -262,12 +275,11 @@ func validateRLSRequest(in *rlsv3.RateLimitRequest) error {
 
 // rlsTenant is the counter of a descriptor: "rls/<domain>/<k>=<v>/...",
 // with '/', '=' and '%' escaped so that no two descriptors share one, or
-// the entries' hash when it would be longer than a tenant name may be.
+// "rls/#<hash of that>" when it would be longer than a tenant name may be.
 func rlsTenant(domain string, entries []*ratelimitv3.RateLimitDescriptor_Entry) string {
 	var b strings.Builder
 	b.WriteString("rls/")
 	rlsEscape(&b, domain)
-	prefix := b.Len()
 	for _, e := range entries {
 		b.WriteByte('/')
 		rlsEscape(&b, e.GetKey())
@@ -278,13 +290,13 @@ func rlsTenant(domain string, entries []*ratelimitv3.RateLimitDescriptor_Entry) 
 		return b.String()
 	}
 	sum := sha256.Sum256([]byte(b.String()))
-	return b.String()[:prefix] + "/#" + hex.EncodeToString(sum[:])
+	return "rls/#" + hex.EncodeToString(sum[:])
 }
 
 func rlsEscape(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
-		case '/', '=', '%':
+		case '/', '=', '%', '#':
 			b.WriteByte('%')
 			b.WriteString(strconv.FormatUint(uint64(c), 16))
 		default:
@@ -293,56 +305,36 @@ func rlsEscape(b *strings.Builder, s string) {
 	}
 }
 
-// rlsHeaders are the IETF draft-03 fields envoyproxy/ratelimit sends,
-// RateLimit-Limit, -Remaining and -Reset, for the descriptor with the
-// least left; none when no limit applied.
-func rlsHeaders(statuses []*rlsv3.RateLimitResponse_DescriptorStatus) []*corev3.HeaderValue {
-	var tight *rlsv3.RateLimitResponse_DescriptorStatus
-	for _, st := range statuses {
-		if st.CurrentLimit != nil && (tight == nil || st.LimitRemaining < tight.LimitRemaining) {
-			tight = st
+// rlsHeaders are the IETF draft-03 fields envoyproxy/ratelimit sends when
+// its LIMIT_RESPONSE_HEADERS_ENABLED is on: RateLimit-Limit (the
+// requests per unit), RateLimit-Remaining and RateLimit-Reset (seconds),
+// for the first descriptor over its limit, else the one with the least
+// left; none when no limit applied.
+func rlsHeaders(statuses []*rlsv3.RateLimitResponse_DescriptorStatus, limits []*rlsLimit) []*corev3.HeaderValue {
+	tight := -1
+	for i, st := range statuses {
+		if limits[i] == nil {
+			continue
+		}
+		if st.Code == rlsv3.RateLimitResponse_OVER_LIMIT { // shadowed ones are OK by now
+			tight = i
+			break
+		}
+		if tight < 0 || st.LimitRemaining < statuses[tight].LimitRemaining {
+			tight = i
 		}
 	}
-	if tight == nil {
+	if tight < 0 {
 		return nil
 	}
-	window := int64(rlsResponseSeconds[tight.CurrentLimit.Unit]) * int64(max(tight.CurrentLimit.GetUnitMultiplier().GetValue(), 1))
-	reset := (tight.GetDurationUntilReset().AsDuration() + time.Second - 1) / time.Second
-	rpu := strconv.FormatUint(uint64(tight.CurrentLimit.RequestsPerUnit), 10)
+	st := statuses[tight]
+	reset := (st.GetDurationUntilReset().AsDuration() + time.Second - 1) / time.Second
 	return []*corev3.HeaderValue{
-		{Key: "RateLimit-Limit", Value: rpu + ", " + rpu + ";w=" + strconv.FormatInt(window, 10)},
-		{Key: "RateLimit-Remaining", Value: strconv.FormatUint(uint64(tight.LimitRemaining), 10)},
+		{Key: "RateLimit-Limit", Value: strconv.FormatUint(uint64(st.CurrentLimit.RequestsPerUnit), 10)},
+		{Key: "RateLimit-Remaining", Value: strconv.FormatUint(uint64(st.LimitRemaining), 10)},
 		{Key: "RateLimit-Reset", Value: strconv.FormatInt(int64(reset), 10)},
 	}
 }
-
-// Envoy's two unit enums (the override's envoy.type.v3.RateLimitUnit,
-// which has no week, and the response's), in seconds and by our names.
-var (
-	rlsUnitSeconds = map[typev3.RateLimitUnit]int64{
-		typev3.RateLimitUnit_SECOND: 1, typev3.RateLimitUnit_MINUTE: 60, typev3.RateLimitUnit_HOUR: 3600,
-		typev3.RateLimitUnit_DAY: 86400, typev3.RateLimitUnit_MONTH: 30 * 86400,
-		typev3.RateLimitUnit_YEAR: 365 * 86400,
-	}
-	rlsOverrideUnits = map[typev3.RateLimitUnit]rlsv3.RateLimitResponse_RateLimit_Unit{
-		typev3.RateLimitUnit_SECOND: rlsv3.RateLimitResponse_RateLimit_SECOND, typev3.RateLimitUnit_MINUTE: rlsv3.RateLimitResponse_RateLimit_MINUTE,
-		typev3.RateLimitUnit_HOUR: rlsv3.RateLimitResponse_RateLimit_HOUR, typev3.RateLimitUnit_DAY: rlsv3.RateLimitResponse_RateLimit_DAY,
-		typev3.RateLimitUnit_MONTH: rlsv3.RateLimitResponse_RateLimit_MONTH,
-		typev3.RateLimitUnit_YEAR:  rlsv3.RateLimitResponse_RateLimit_YEAR,
-	}
-	rlsResponseUnits = map[string]rlsv3.RateLimitResponse_RateLimit_Unit{
-		"second": rlsv3.RateLimitResponse_RateLimit_SECOND, "minute": rlsv3.RateLimitResponse_RateLimit_MINUTE,
-		"hour": rlsv3.RateLimitResponse_RateLimit_HOUR, "day": rlsv3.RateLimitResponse_RateLimit_DAY,
-		"week": rlsv3.RateLimitResponse_RateLimit_WEEK, "month": rlsv3.RateLimitResponse_RateLimit_MONTH,
-		"year": rlsv3.RateLimitResponse_RateLimit_YEAR,
-	}
-	rlsResponseSeconds = map[rlsv3.RateLimitResponse_RateLimit_Unit]int64{
-		rlsv3.RateLimitResponse_RateLimit_SECOND: 1, rlsv3.RateLimitResponse_RateLimit_MINUTE: 60,
-		rlsv3.RateLimitResponse_RateLimit_HOUR: 3600, rlsv3.RateLimitResponse_RateLimit_DAY: 86400,
-		rlsv3.RateLimitResponse_RateLimit_WEEK: 7 * 86400, rlsv3.RateLimitResponse_RateLimit_MONTH: 30 * 86400,
-		rlsv3.RateLimitResponse_RateLimit_YEAR: 365 * 86400,
-	}
-)
 
 func codeLabel(c rlsv3.RateLimitResponse_Code) string {
 	if c == rlsv3.RateLimitResponse_OVER_LIMIT {

@@ -4,12 +4,15 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 
 	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/limiter"
 	tollgatev1 "github.com/tollgate/tollgate/proto/tollgate/v1"
+	"github.com/tollgate/tollgate/quota/quotapb"
 )
 
 // Envoy's ShouldRateLimit against the native tollgate.v1 Check, over the
@@ -33,7 +36,8 @@ func BenchmarkEnvoyRLS(b *testing.B) {
 		}
 		size := strconv.Itoa(nodes) + "-node"
 		b.Run(size+"/native-check", func(b *testing.B) {
-			limit := rpmLimit(1_000_000_000)
+			// A fixed window of an hour, as the RLS rule is.
+			limit := quotapb.LimitToProto(limiter.Limit{Name: "rls_3600s", Algorithm: limiter.FixedWindow, Limit: 1_000_000_000, Period: time.Hour})
 			parallel(b, func(i uint64) error {
 				_, err := native.Check(b.Context(), &tollgatev1.CheckRequest{Tenant: "ip/" + names[i%1000], Limits: []*tollgatev1.Limit{limit}})
 				return err

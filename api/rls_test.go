@@ -1,6 +1,8 @@
 package api
 
 import (
+	"maps"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate/tollgate/cluster/config"
+	"github.com/tollgate/tollgate/quota"
 )
 
 // edgeRules is a domain in envoyproxy/ratelimit's shape, as the admin API
@@ -24,7 +27,8 @@ const edgeRules = `{"domain": "edge", "descriptors": [
 	 "descriptors": [{"key": "method", "value": "POST", "rate_limit": {"unit": "second", "requests_per_unit": 2}}]},
 	{"key": "database", "value": "users", "shadow_mode": true, "rate_limit": {"unit": "hour", "requests_per_unit": 4}},
 	{"key": "plan", "value": "free", "rate_limit": {"unlimited": true}},
-	{"key": "client", "descriptors": [{"key": "model", "rate_limit": {"unit": "minute", "requests_per_unit": 10, "unit_multiplier": 5}}]}
+	{"key": "client", "descriptors": [{"key": "model", "rate_limit": {"unit": "minute", "requests_per_unit": 10, "unit_multiplier": 5}}]},
+	{"key": "blocked", "rate_limit": {"unit": "second", "requests_per_unit": 0}}
 ]}`
 
 // rlsCluster is three Raft nodes holding edgeRules, and an Envoy client of
@@ -120,16 +124,7 @@ func TestRLSStatusesCarryTheLimitRemainingAndReset(t *testing.T) {
 	if model.GetUnitMultiplier().GetValue() != 5 || model.GetRequestsPerUnit() != 10 {
 		t.Errorf("client > model limit %v, want 10 per 5 minutes", model)
 	}
-	want := map[string]string{"RateLimit-Limit": "5, 5;w=60", "RateLimit-Remaining": "4", "RateLimit-Reset": "45"}
-	for _, h := range resp.GetResponseHeadersToAdd() {
-		if want[h.GetKey()] != h.GetValue() {
-			t.Errorf("header %s: %q, want %q", h.GetKey(), h.GetValue(), want[h.GetKey()])
-		}
-		delete(want, h.GetKey())
-	}
-	if len(want) > 0 {
-		t.Errorf("headers missing: %v", want)
-	}
+	wantHeaders(t, resp, map[string]string{"RateLimit-Limit": "5", "RateLimit-Remaining": "4", "RateLimit-Reset": "45"})
 
 	// One descriptor over its limit makes the whole answer OVER_LIMIT, and
 	// the others still count.
@@ -143,6 +138,33 @@ func TestRLSStatusesCarryTheLimitRemainingAndReset(t *testing.T) {
 	}
 	if r := resp.GetStatuses()[1].GetLimitRemaining(); r != 8 {
 		t.Errorf("client > model remaining %d after two hits, want 8", r)
+	}
+	// An answer over the limit says 0 left, and its headers are the
+	// refusing descriptor's, though another has less room in general.
+	if r := resp.GetStatuses()[0].GetLimitRemaining(); r != 0 {
+		t.Errorf("remaining %d over the limit, want 0", r)
+	}
+	wantHeaders(t, resp, map[string]string{"RateLimit-Limit": "5", "RateLimit-Remaining": "0", "RateLimit-Reset": "45"})
+
+	// Unlimited: OK with all the room there is, no limit, no headers.
+	resp = ask(t, clients[0], "edge", descriptor("plan", "free"))
+	if st := resp.GetStatuses()[0]; st.GetLimitRemaining() != math.MaxUint32 || st.GetCurrentLimit() != nil || len(resp.GetResponseHeadersToAdd()) > 0 {
+		t.Errorf("unlimited: %v", resp)
+	}
+	// A rule of 0 refuses everything, and counts nothing.
+	if got := okCount(t, clients, 3, "edge", descriptor("blocked", "x")); got != 0 {
+		t.Errorf("a rule of 0 per second: %d of 3 OK", got)
+	}
+}
+
+func wantHeaders(t *testing.T, resp *rlsv3.RateLimitResponse, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, h := range resp.GetResponseHeadersToAdd() {
+		got[h.GetKey()] = h.GetValue()
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("headers %v, want %v", got, want)
 	}
 }
 
@@ -190,11 +212,16 @@ func TestRLSHitsAddendAndOverrides(t *testing.T) {
 	if resp, _ = clients[2].ShouldRateLimit(t.Context(), req); resp.GetOverallCode() != rlsv3.RateLimitResponse_OK || resp.GetStatuses()[0].GetLimitRemaining() != 2 {
 		t.Errorf("hits_addend 0: %v, want OK with 2 left", resp)
 	}
-	// A descriptor's own limit applies even in a domain without rules.
+	// A descriptor's own limit applies in place of the rules (a descriptor
+	// no rule names here), but, as in envoyproxy/ratelimit, not in a
+	// domain without rules.
 	o := descriptor("user", "u1")
 	o.Limit = &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 2, Unit: typev3.RateLimitUnit_HOUR}
-	if got := okCount(t, clients, 5, "no-such-domain", o); got != 2 {
+	if got := okCount(t, clients, 5, "edge", o); got != 2 {
 		t.Errorf("override of 2 per hour: %d of 5 OK, want 2", got)
+	}
+	if got := okCount(t, clients, 5, "no-such-domain", o); got != 5 {
+		t.Errorf("override in a domain without rules: %d of 5 OK, want all", got)
 	}
 }
 
@@ -220,6 +247,8 @@ func TestRLSBadRequestsGetAClearError(t *testing.T) {
 	negative.IsNegativeHits = true
 	badUnit := descriptor("a", "b")
 	badUnit.Limit = &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1}
+	wraps := descriptor("a", "b")
+	wraps.Limit = &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(585)}
 	for _, tc := range []struct {
 		req  *rlsv3.RateLimitRequest
 		want string
@@ -232,6 +261,7 @@ func TestRLSBadRequestsGetAClearError(t *testing.T) {
 		{&rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{descriptor("a", "x\ny")}}, "control characters"},
 		{&rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{negative}}, "is_negative_hits: is not supported"},
 		{&rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{badUnit}}, "descriptors[0].limit.unit: UNKNOWN is not a unit of time"},
+		{&rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{wraps}}, "descriptors[0].limit.unit_multiplier: the window is longer than 366 days"},
 	} {
 		_, err := client.ShouldRateLimit(t.Context(), tc.req)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tc.want) {
@@ -268,13 +298,15 @@ func TestRLSTenantsNeverCollide(t *testing.T) {
 		{"edge", entries("a", "/")},
 		{"edge", entries("k", strings.Repeat("x", 250))},
 		{"edge", entries("k", strings.Repeat("x", 249)+"y")},
+		{strings.Repeat("/", 128), entries("k", "v")}, // escapes to 384 bytes
+		{strings.Repeat("/", 127) + "=", entries("k", "v")},
 	} {
 		tenant := rlsTenant(d.domain, d.entries)
 		if j, dup := seen[tenant]; dup {
 			t.Errorf("descriptors %d and %d share the counter %q", j, i, tenant)
 		}
-		if len(tenant) > 256 {
-			t.Errorf("descriptor %d: a tenant of %d bytes", i, len(tenant))
+		if err := quota.ValidateTenant("", tenant); err != nil {
+			t.Errorf("descriptor %d: the counter %q is no tenant: %v", i, tenant, err)
 		}
 		seen[tenant] = i
 	}
@@ -325,6 +357,13 @@ func TestRLSRulesWithAnErrorAreRefusedByName(t *testing.T) {
 	var got struct{ Domains []struct{ Domain string } }
 	if call(t, s, "GET", "/admin/v1/rls", "", &got); len(got.Domains) != 1 || got.Domains[0].Domain != "edge" {
 		t.Errorf("list: %+v", got)
+	}
+	// Envoy Gateway's domains have slashes: escaped in the path.
+	if code := call(t, s, "PUT", "/admin/v1/rls/default%2Feg%2Fhttp", `{"descriptors": []}`, nil); code != 200 {
+		t.Errorf("PUT of a domain with slashes: %d", code)
+	}
+	if _, ok := s.Node.Config().RLSDomain("default/eg/http"); !ok {
+		t.Error("the domain with slashes is not there")
 	}
 	if code := call(t, s, "DELETE", "/admin/v1/rls/edge", "", nil); code != 200 {
 		t.Errorf("DELETE: %d", code)

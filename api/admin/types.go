@@ -97,6 +97,11 @@ type RLSDescriptor struct {
 	RateLimit   *RLSRateLimit   `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	ShadowMode  bool            `json:"shadow_mode,omitempty" yaml:"shadow_mode,omitempty"`
 	Descriptors []RLSDescriptor `json:"descriptors,omitempty" yaml:"descriptors,omitempty"`
+	// DetailedMetric and ValueToMetric are envoyproxy/ratelimit's
+	// switches for its own statistics' names: read from its files, so that
+	// they load, and never sent (Tollgate's metrics are its own).
+	DetailedMetric bool `json:"-" yaml:"detailed_metric,omitempty"`
+	ValueToMetric  bool `json:"-" yaml:"value_to_metric,omitempty"`
 }
 
 // RLSRateLimit is RequestsPerUnit per window of UnitMultiplier (1 if 0)

@@ -94,9 +94,12 @@ func (f *FSM) apply(cmd *configv1.Command, appended time.Time) *configv1.Result 
 	case *configv1.Command_DeleteProvider:
 		res = remove(v.providers, op.DeleteProvider.GetName(), "provider")
 	case *configv1.Command_PutRlsDomain:
-		res = put(v.rlsDomains, op.PutRlsDomain.GetDomain(), op.PutRlsDomain, cmd, "rls domain")
+		if res = put(v.rlsDomains, op.PutRlsDomain.GetDomain(), op.PutRlsDomain, cmd, "rls domain"); res.GetCode() == 0 {
+			v.putRLSDomain(op.PutRlsDomain)
+		}
 	case *configv1.Command_DeleteRlsDomain:
 		res = remove(v.rlsDomains, op.DeleteRlsDomain.GetDomain(), "rls domain")
+		delete(v.rlsIndex, op.DeleteRlsDomain.GetDomain())
 	case *configv1.Command_SeedPlans:
 		if !v.seeded {
 			v.seeded = true
@@ -393,7 +396,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		v.providers[p.GetName()] = p
 	}
 	for _, d := range st.GetRlsDomains() {
-		v.rlsDomains[d.GetDomain()] = d
+		v.putRLSDomain(d)
 	}
 	months := map[monthKey]*configv1.Usage{}
 	for _, m := range st.GetMonths() {

@@ -2,10 +2,10 @@ package config
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/limiter"
 	configv1 "github.com/tollgate/tollgate/proto/tollgate/config/v1"
 	"github.com/tollgate/tollgate/quota"
 )
@@ -20,21 +20,38 @@ import (
 const (
 	maxRLSDepth       = 8
 	maxRLSDescriptors = 10_000
-	maxRLSTextLen     = 256
+	// MaxRLSTextLen bounds a descriptor's key or value, in the rules and
+	// in Envoy's requests.
+	MaxRLSTextLen = 256
 )
 
-// rlsUnits are the units of Envoy's RateLimit.Unit, in seconds; a month is
-// 30 days and a year 365, as envoyproxy/ratelimit counts them.
-var rlsUnits = map[string]int64{
+// RLSUnits are the units of Envoy's RateLimit.Unit, in seconds; a month
+// is 30 days and a year 365, as envoyproxy/ratelimit counts them.
+var RLSUnits = map[string]int64{
 	"second": 1, "minute": 60, "hour": 3600, "day": 86400,
 	"week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400,
 }
 
-// RLSPeriod is the window of a rate limit: its unit times its multiplier
-// (0 counts as 1). ok is false for an unknown unit.
+// RLSWindow is a window of mult units of secs seconds each (0 counts as
+// 1); ok is false when it would be longer than a limit's longest period
+// (checked before multiplying, which could wrap).
+func RLSWindow(secs int64, mult uint32) (window time.Duration, ok bool) {
+	unit := time.Duration(secs) * time.Second
+	m := time.Duration(max(mult, 1))
+	if secs <= 0 || m > limiter.MaxPeriod/unit {
+		return 0, false
+	}
+	return unit * m, true
+}
+
+// RLSPeriod is the window of a rate limit; ok is false for an unknown unit
+// or a window longer than a limit's longest period.
 func RLSPeriod(l *configv1.RLSRateLimit) (period time.Duration, ok bool) {
-	secs, ok := rlsUnits[l.GetUnit()]
-	return time.Duration(secs) * time.Duration(max(l.GetUnitMultiplier(), 1)) * time.Second, ok
+	secs, ok := RLSUnits[l.GetUnit()]
+	if !ok {
+		return 0, false
+	}
+	return RLSWindow(secs, l.GetUnitMultiplier())
 }
 
 // NormaliseRLSDomain lower-cases the units, as envoyproxy/ratelimit reads
@@ -54,7 +71,9 @@ func NormaliseRLSDomain(d *configv1.RLSDomain) {
 
 // ValidateRLSDomain checks every descriptor of a domain.
 func ValidateRLSDomain(d *configv1.RLSDomain) error {
-	if err := ValidateName("domain", d.GetDomain()); err != nil {
+	// Any text, not a name: Envoy Gateway names its domains after
+	// listeners, "namespace/gateway/listener".
+	if err := quota.CheckText("domain", d.GetDomain(), quota.MaxNameLen); err != nil {
 		return err
 	}
 	if _, err := quota.ParseFailurePolicy(d.GetFailurePolicy()); err != nil {
@@ -74,11 +93,11 @@ func validateRLSLevel(path string, ds []*configv1.RLSDescriptor, depth int, coun
 		if *count++; *count > maxRLSDescriptors {
 			return quota.Invalid(at, "a domain holds at most %d descriptors", maxRLSDescriptors)
 		}
-		if err := quota.CheckText(at+".key", d.GetKey(), maxRLSTextLen); err != nil {
+		if err := quota.CheckText(at+".key", d.GetKey(), MaxRLSTextLen); err != nil {
 			return err
 		}
 		if d.GetValue() != "" {
-			if err := quota.CheckText(at+".value", d.GetValue(), maxRLSTextLen); err != nil {
+			if err := quota.CheckText(at+".value", d.GetValue(), MaxRLSTextLen); err != nil {
 				return err
 			}
 		}
@@ -89,9 +108,6 @@ func validateRLSLevel(path string, ds []*configv1.RLSDescriptor, depth int, coun
 		seen[id] = i
 		if err := validateRLSLimit(at+".rate_limit", d.GetRateLimit()); err != nil {
 			return err
-		}
-		if d.GetShadowMode() && d.GetRateLimit() == nil {
-			return quota.Invalid(at+".shadow_mode", "needs a rate_limit to shadow")
 		}
 		if err := validateRLSLevel(at+".descriptors", d.GetDescriptors(), depth+1, count); err != nil {
 			return err
@@ -110,20 +126,18 @@ func validateRLSLimit(path string, l *configv1.RLSRateLimit) error {
 		}
 	}
 	if l.GetUnlimited() {
-		if l.GetRequestsPerUnit() != 0 || l.GetUnit() != "" || l.GetUnitMultiplier() != 0 {
-			return quota.Invalid(path, "unlimited takes no unit, unit_multiplier or requests_per_unit")
+		if l.GetUnit() != "" || l.GetUnitMultiplier() != 0 {
+			return quota.Invalid(path, "unlimited takes no unit or unit_multiplier")
 		}
 		return nil
 	}
-	period, ok := RLSPeriod(l)
-	switch {
-	case !ok:
+	if _, ok := RLSUnits[l.GetUnit()]; !ok {
 		return quota.Invalid(path+".unit", "%q is not second, minute, hour, day, week, month or year", l.GetUnit())
-	case l.GetRequestsPerUnit() == 0:
-		return quota.Invalid(path+".requests_per_unit", "must be >= 1 (or set unlimited)")
-	case period > 366*24*time.Hour:
-		return quota.Invalid(path+".unit_multiplier", "the window (%d × %s) is longer than a year", l.GetUnitMultiplier(), l.GetUnit())
 	}
+	if _, ok := RLSPeriod(l); !ok {
+		return quota.Invalid(path+".unit_multiplier", "the window (%d × %s) is longer than %d days", l.GetUnitMultiplier(), l.GetUnit(), limiter.MaxPeriod/(24*time.Hour))
+	}
+	// requests_per_unit 0 refuses every request, as in envoyproxy/ratelimit.
 	return nil
 }
 
@@ -132,16 +146,16 @@ type RLSEntry struct{ Key, Value string }
 
 // RLSMatch finds the descriptor rule a request's descriptor reaches in
 // domain, the way envoyproxy/ratelimit does: entry by entry, the rule
-// for the key and exact value, else the longest value prefix ("v*"), else
-// the key alone; the rule's limit applies only if it matched the last
-// entry. rule is nil when no limit applies; known is false when the domain
-// does not exist.
+// for the key and exact value, else the first value prefix ("v*") in the
+// rules' order, else the key alone; the rule's limit applies only if it
+// matched the last entry. rule is nil when no limit applies; known is false
+// when the domain does not exist.
 func (v *View) RLSMatch(domain string, entries []RLSEntry) (rule *configv1.RLSDescriptor, d *configv1.RLSDomain, known bool) {
 	d, known = v.rlsDomains[domain]
 	if !known {
 		return nil, nil, false
 	}
-	level := v.index().rls[domain]
+	level := v.rlsIndex[domain]
 	for i, e := range entries {
 		next := level.find(e)
 		if next == nil {
@@ -161,7 +175,7 @@ func (v *View) RLSMatch(domain string, entries []RLSEntry) (rule *configv1.RLSDe
 // rlsLevel indexes one level of a domain's descriptor tree.
 type rlsLevel struct {
 	exact    map[RLSEntry]*rlsNode
-	prefixes []rlsPrefix // longest prefix first
+	prefixes []rlsPrefix // in the rules' order: the first that matches wins
 	anyValue map[string]*rlsNode
 }
 
@@ -203,7 +217,5 @@ func newRLSLevel(ds []*configv1.RLSDescriptor) *rlsLevel {
 			l.exact[RLSEntry{d.GetKey(), v}] = n
 		}
 	}
-	// Longest prefix first, so the most specific wildcard wins.
-	slices.SortStableFunc(l.prefixes, func(a, b rlsPrefix) int { return len(b.prefix) - len(a.prefix) })
 	return l
 }

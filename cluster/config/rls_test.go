@@ -43,7 +43,7 @@ func TestRLSMatchFollowsEnvoysRules(t *testing.T) {
 		{[]RLSEntry{{"database", "users"}}, 500},                  // exact value
 		{[]RLSEntry{{"database", "other"}}, 0},                    // a value no rule names
 		{[]RLSEntry{{"path", "/api/v1/x"}}, 3},                    // prefix
-		{[]RLSEntry{{"path", "/api/v2/x"}}, 7},                    // the longest prefix wins
+		{[]RLSEntry{{"path", "/api/v2/x"}}, 3},                    // the first prefix in the rules' order wins
 		{[]RLSEntry{{"path", "/static"}}, 0},                      // no prefix matches
 		{[]RLSEntry{{"key", "value"}}, 0},                         // a rule with no limit of its own
 		{[]RLSEntry{{"key", "value"}, {"subkey", "any"}}, 10},     // nested, key alone
@@ -83,19 +83,17 @@ func TestValidateRLSDomainNamesTheField(t *testing.T) {
 		want string
 	}{
 		{func(d *configv1.RLSDomain) { d.Domain = "" }, "domain:"},
-		{func(d *configv1.RLSDomain) { d.Domain = "a b" }, "domain:"},
+		{func(d *configv1.RLSDomain) { d.Domain = "a\nb" }, "domain: must not hold control characters"},
 		{func(d *configv1.RLSDomain) { d.FailurePolicy = "maybe" }, "failure_policy:"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].Key = "" }, "descriptors[0].key: is required"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[1].Value = "x\x00" }, "descriptors[1].value: must not hold control characters"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[2].Value = "users" }, `descriptors[2]: key "database" with value "users" is already matched by descriptors[1]`},
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.Unit = "fortnight" }, `descriptors[0].rate_limit.unit: "fortnight" is not second`},
-		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.RequestsPerUnit = 0 }, "descriptors[0].rate_limit.requests_per_unit: must be >= 1"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[0].RateLimit.Unlimited = true }, "descriptors[0].rate_limit: unlimited takes no unit"},
 		{func(d *configv1.RLSDomain) {
 			d.Descriptors[0].RateLimit = &configv1.RLSRateLimit{Unit: "year", RequestsPerUnit: 1, UnitMultiplier: 2}
 		}, "descriptors[0].rate_limit.unit_multiplier: the window"},
 		{func(d *configv1.RLSDomain) { d.Descriptors[5].Descriptors[0].RateLimit.Unit = "" }, "descriptors[5].descriptors[0].rate_limit.unit:"},
-		{func(d *configv1.RLSDomain) { d.Descriptors[5].ShadowMode = true }, "descriptors[5].shadow_mode: needs a rate_limit"},
 		{func(d *configv1.RLSDomain) { d.Descriptors = append(d.Descriptors, deep) }, "nest at most 8 deep"},
 	} {
 		d := testRLSDomain()
@@ -107,6 +105,17 @@ func TestValidateRLSDomainNamesTheField(t *testing.T) {
 	}
 	if err := ValidateRLSDomain(testRLSDomain()); err != nil {
 		t.Fatal(err)
+	}
+	// What envoyproxy/ratelimit accepts: a limit of 0 (refuse all),
+	// unlimited with a rate, shadow mode without a limit, a domain
+	// named as Envoy Gateway names them.
+	ok := testRLSDomain()
+	ok.Domain = "default/eg/http"
+	ok.Descriptors[0].RateLimit.RequestsPerUnit = 0
+	ok.Descriptors[5].ShadowMode = true
+	ok.Descriptors[5].Descriptors[2].RateLimit.RequestsPerUnit = 7
+	if err := ValidateRLSDomain(ok); err != nil {
+		t.Errorf("what envoyproxy/ratelimit accepts: %v", err)
 	}
 	d := testRLSDomain()
 	d.Descriptors[0].RateLimit.Unit = "SECOND"

@@ -21,6 +21,7 @@ type View struct {
 	keyHashes  map[[32]byte]*configv1.APIKey // by SHA-256 of the key
 	providers  map[string]*configv1.Provider
 	rlsDomains map[string]*configv1.RLSDomain
+	rlsIndex   map[string]*rlsLevel // each domain's rules, indexed when written
 	seeded     bool
 
 	indexOnce sync.Once
@@ -35,6 +36,7 @@ func emptyView() *View {
 		keyHashes:  map[[32]byte]*configv1.APIKey{},
 		providers:  map[string]*configv1.Provider{},
 		rlsDomains: map[string]*configv1.RLSDomain{},
+		rlsIndex:   map[string]*rlsLevel{},
 	}
 }
 
@@ -48,6 +50,7 @@ func (v *View) clone() *View {
 		keyHashes:  maps.Clone(v.keyHashes),
 		providers:  maps.Clone(v.providers),
 		rlsDomains: maps.Clone(v.rlsDomains),
+		rlsIndex:   maps.Clone(v.rlsIndex),
 		seeded:     v.seeded,
 	}
 }
@@ -67,6 +70,12 @@ func (v *View) Tenant(id string) (*configv1.Tenant, bool) {
 func (v *View) Provider(name string) (*configv1.Provider, bool) {
 	p, ok := v.providers[name]
 	return p, ok
+}
+
+// putRLSDomain stores d and its index; the view is not yet published.
+func (v *View) putRLSDomain(d *configv1.RLSDomain) {
+	v.rlsDomains[d.GetDomain()] = d
+	v.rlsIndex[d.GetDomain()] = newRLSLevel(d.GetDescriptors())
 }
 
 // RLSDomain looks up an Envoy rate limit domain; the result must not be
@@ -141,12 +150,11 @@ type viewIndex struct {
 	models     map[string]*configv1.Provider
 	modelNames []string
 	origins    map[string]struct{}
-	rls        map[string]*rlsLevel // by domain
 }
 
 func (v *View) index() *viewIndex {
 	v.indexOnce.Do(func() {
-		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}, rls: map[string]*rlsLevel{}}
+		ix := &viewIndex{models: map[string]*configv1.Provider{}, origins: map[string]struct{}{}}
 		for _, name := range slices.Sorted(maps.Keys(v.providers)) {
 			for _, m := range v.providers[name].GetModels() {
 				if _, taken := ix.models[m]; !taken {
@@ -160,9 +168,6 @@ func (v *View) index() *viewIndex {
 			for _, o := range t.GetAllowedOrigins() {
 				ix.origins[o] = struct{}{}
 			}
-		}
-		for name, d := range v.rlsDomains {
-			ix.rls[name] = newRLSLevel(d.GetDescriptors())
 		}
 		v.idx = ix
 	})

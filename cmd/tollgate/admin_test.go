@@ -510,6 +510,7 @@ descriptors:
     descriptors:
       - key: path
         shadow_mode: true
+        detailed_metric: true
         rate_limit: {unit: minute, unit_multiplier: 5, requests_per_unit: 10, name: per-path}
 `))
 	if err != nil {
@@ -522,6 +523,9 @@ descriptors:
 	nested := domains[1].Descriptors[0].Descriptors[0]
 	if domains[1].FailurePolicy != "closed" || !nested.ShadowMode || nested.RateLimit.UnitMultiplier != 5 || nested.RateLimit.Name != "per-path" {
 		t.Errorf("second domain: %+v", domains[1])
+	}
+	if notes := rlsIgnored(domains); len(notes) != 1 || !strings.Contains(notes[0], "remote_address > path") {
+		t.Errorf("notes on what is read and ignored: %q", notes)
 	}
 
 	for doc, want := range map[string]string{

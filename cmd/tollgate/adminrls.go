@@ -23,7 +23,7 @@ func rlsCommand() command {
 	return command{name: "rls", about: "the descriptor rules of Envoy's rate limit service, by domain", verbs: []verb{
 		{name: "list", about: "list the domains", run: rlsList},
 		{name: "get", args: []string{"DOMAIN"}, about: "show a domain's rules", run: rlsGet},
-		{name: "set", about: "write the domains of a YAML file in envoyproxy/ratelimit's format (-f FILE), replacing each whole", setup: rlsSet},
+		{name: "set", about: "write the domains of a YAML file in envoyproxy/ratelimit's format (-f FILE), replacing each whole, one after another (the first refused stops the rest)", setup: rlsSet},
 		{name: "delete", args: []string{"DOMAIN"}, about: "delete a domain", run: deleter("rls domain", "/admin/v1/rls/")},
 	}}
 }
@@ -123,6 +123,11 @@ func rlsSet(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
+		if !a.json {
+			for _, note := range rlsIgnored(domains) {
+				fmt.Fprintln(a.out, "note:", note)
+			}
+		}
 		for _, d := range domains {
 			raw, err := a.do(ctx, http.MethodPut, rlsPath(d.Domain), d)
 			if err != nil {
@@ -134,6 +139,20 @@ func rlsSet(fs *flag.FlagSet) runFunc {
 		}
 		return nil
 	}
+}
+
+// rlsIgnored names the fields of envoyproxy/ratelimit that a file sets
+// and Tollgate reads without acting on.
+func rlsIgnored(domains []admin.RLSDomain) []string {
+	var notes []string
+	for _, d := range domains {
+		walkRLS(d.Descriptors, "", func(path string, x admin.RLSDescriptor) {
+			if x.DetailedMetric || x.ValueToMetric {
+				notes = append(notes, fmt.Sprintf("domain %q, %s: detailed_metric and value_to_metric name envoyproxy/ratelimit's statistics and do nothing here", d.Domain, path))
+			}
+		})
+	}
+	return notes
 }
 
 // parseRLSYAML reads one or more domains in envoyproxy/ratelimit's

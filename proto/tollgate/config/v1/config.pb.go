@@ -851,7 +851,7 @@ type RLSDescriptor struct {
 	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value     string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	RateLimit *RLSRateLimit          `protobuf:"bytes,3,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	// Shadow mode counts hits but never answers OVER_LIMIT.
+	// Shadow mode decides as usual but never answers OVER_LIMIT.
 	ShadowMode    bool             `protobuf:"varint,4,opt,name=shadow_mode,json=shadowMode,proto3" json:"shadow_mode,omitempty"`
 	Descriptors   []*RLSDescriptor `protobuf:"bytes,5,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -925,8 +925,9 @@ func (x *RLSDescriptor) GetDescriptors() []*RLSDescriptor {
 
 // RLSRateLimit is requests_per_unit in fixed windows of unit_multiplier
 // units (second, minute, hour, day, week, month of 30 days, year of 365),
-// aligned to the Unix epoch as Envoy's reference service aligns them.
-// Unlimited admits everything.
+// aligned to the Unix epoch as Envoy's reference service aligns them
+// (unit_multiplier is Tollgate's; a window is at most 366 days).
+// requests_per_unit 0 refuses everything; unlimited admits everything.
 type RLSRateLimit struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Unit            string                 `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
