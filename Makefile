@@ -5,7 +5,7 @@ BIN       := bin
 PROTOC    ?= protoc
 PROTO_SRC := $(shell find proto -name '*.proto')
 
-.PHONY: build test fuzz deploy-check bench bench-micro proto lint run clean
+.PHONY: build test fuzz deploy-check bench bench-compare bench-micro proto lint run clean
 
 build:
 	$(GO) build -o $(BIN)/tollgate ./cmd/tollgate
@@ -52,6 +52,15 @@ bench: build
 		--tenants 1000 --zipf 1.1 --limit 600 --period 1m \
 		--slo p99=25ms --slo error-rate=0.1% --slo overshoot=0% \
 		--json bench-report.json --html bench-report.html
+
+# One node against three, the same load over HTTP back to back, at 64 and
+# 16 workers: one table each (req/s and its ratio, p50/p99/p99.9, the
+# nodes' allocations and CPU per request). See README, "tollgate bench".
+bench-compare: build
+	for w in 64 16; do \
+		$(BIN)/tollgate bench --compare 1,3 --scenario check-http --workers $$w --duration 15s \
+			--tenants 1000 --zipf 0 --limit 1000000000 --period 1m --quiet || exit 1; \
+	done
 
 # Limiter and ring micro-benchmarks, batched against unary forwarding
 # between 3 in-process nodes, and the gateway against a plain reverse proxy
