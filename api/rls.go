@@ -98,14 +98,14 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 			if s.rc.UnknownDomainOverLimit {
 				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
 			}
-			s.metrics.descriptors.WithLabelValues("unknown_domain").Inc()
+			s.metrics.unknownDomain.Inc()
 			continue
 		case l == nil:
-			s.metrics.descriptors.WithLabelValues("no_limit").Inc()
+			s.metrics.noLimit.Inc()
 			continue
 		case l.unlimited:
 			st.LimitRemaining = math.MaxUint32 // as envoyproxy/ratelimit answers
-			s.metrics.descriptors.WithLabelValues("ok").Inc()
+			s.metrics.ok.Inc()
 			continue
 		}
 		limits[i] = l
@@ -149,11 +149,11 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 			switch {
 			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT && l.shadow:
 				st.Code = rlsv3.RateLimitResponse_OK // decided as usual, never refused
-				s.metrics.descriptors.WithLabelValues("shadow_over_limit").Inc()
+				s.metrics.shadowOverLimit.Inc()
 			case st.Code == rlsv3.RateLimitResponse_OVER_LIMIT:
-				s.metrics.descriptors.WithLabelValues("over_limit").Inc()
+				s.metrics.overLimit.Inc()
 			default:
-				s.metrics.descriptors.WithLabelValues("ok").Inc()
+				s.metrics.ok.Inc()
 			}
 		}
 		if st.Code == rlsv3.RateLimitResponse_OVER_LIMIT {
@@ -161,7 +161,11 @@ func (s *rlsService) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitReq
 		}
 	}
 	resp.ResponseHeadersToAdd = rlsHeaders(resp.Statuses, limits)
-	s.metrics.requests.WithLabelValues(codeLabel(resp.OverallCode)).Inc()
+	if resp.OverallCode == rlsv3.RateLimitResponse_OVER_LIMIT {
+		s.metrics.requestsOverLimit.Inc()
+	} else {
+		s.metrics.requestsOK.Inc()
+	}
 	return resp, nil
 }
 
@@ -188,7 +192,7 @@ func (s *rlsService) limitFor(view *config.View, domain string, d *ratelimitv3.R
 	for i, e := range d.GetEntries() {
 		entries[i] = config.RLSEntry{Key: e.GetKey(), Value: e.GetValue()}
 	}
-	rule, _, _ := view.RLSMatch(domain, entries)
+	rule, _ := view.RLSMatch(domain, entries)
 	switch rl := rule.GetRateLimit(); {
 	case rule == nil:
 		return nil, true
@@ -336,30 +340,23 @@ func rlsHeaders(statuses []*rlsv3.RateLimitResponse_DescriptorStatus, limits []*
 	}
 }
 
-func codeLabel(c rlsv3.RateLimitResponse_Code) string {
-	if c == rlsv3.RateLimitResponse_OVER_LIMIT {
-		return "over_limit"
-	}
-	return "ok"
-}
-
+// rlsMetrics are the service's series, each looked up once: a
+// descriptor is counted without hashing its labels.
 type rlsMetrics struct {
-	requests, descriptors *prometheus.CounterVec
+	requestsOK, requestsOverLimit                          prometheus.Counter
+	ok, overLimit, shadowOverLimit, noLimit, unknownDomain prometheus.Counter
 }
 
 func newRLSMetrics(reg prometheus.Registerer) *rlsMetrics {
-	m := &rlsMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_requests_total",
-			Help: "Envoy ShouldRateLimit calls answered, by overall code (ok, over_limit)."}, []string{"code"}),
-		descriptors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_descriptors_total",
-			Help: "Envoy descriptors decided, by outcome: ok, over_limit, shadow_over_limit (counted, not refused), no_limit (no rule applies), unknown_domain."}, []string{"outcome"}),
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_requests_total",
+		Help: "Envoy ShouldRateLimit calls answered, by overall code (ok, over_limit)."}, []string{"code"})
+	descriptors := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_rls_descriptors_total",
+		Help: "Envoy descriptors decided, by outcome: ok, over_limit, shadow_over_limit (over the limit in shadow mode, answered OK), no_limit (no rule applies), unknown_domain."}, []string{"outcome"})
+	reg.MustRegister(requests, descriptors)
+	return &rlsMetrics{
+		requestsOK: requests.WithLabelValues("ok"), requestsOverLimit: requests.WithLabelValues("over_limit"),
+		ok: descriptors.WithLabelValues("ok"), overLimit: descriptors.WithLabelValues("over_limit"),
+		shadowOverLimit: descriptors.WithLabelValues("shadow_over_limit"), noLimit: descriptors.WithLabelValues("no_limit"),
+		unknownDomain: descriptors.WithLabelValues("unknown_domain"),
 	}
-	for _, c := range []string{"ok", "over_limit"} {
-		m.requests.WithLabelValues(c)
-	}
-	for _, o := range []string{"ok", "over_limit", "shadow_over_limit", "no_limit", "unknown_domain"} {
-		m.descriptors.WithLabelValues(o)
-	}
-	reg.MustRegister(m.requests, m.descriptors)
-	return m
 }

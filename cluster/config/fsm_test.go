@@ -75,7 +75,7 @@ func TestFSMSnapshotRestoresAnEqualState(t *testing.T) {
 	if k, ok := restored.view.Load().keyHashes[sum]; !ok || k.GetTenant() != "acme" {
 		t.Fatal("restored key is not found by its hash")
 	}
-	if rule, _, _ := restored.View().RLSMatch("edge", []RLSEntry{{"remote_address", "10.0.0.1"}}); rule.GetRateLimit().GetRequestsPerUnit() != 5 {
+	if rule, _ := restored.View().RLSMatch("edge", []RLSEntry{{"remote_address", "10.0.0.1"}}); rule.GetRateLimit().GetRequestsPerUnit() != 5 {
 		t.Fatalf("restored rls domain does not match: %v", rule)
 	}
 }

@@ -150,26 +150,25 @@ type RLSEntry struct{ Key, Value string }
 // rules' order, else the key alone; the rule's limit applies only if it
 // matched the last entry. rule is nil when no limit applies; known is false
 // when the domain does not exist.
-func (v *View) RLSMatch(domain string, entries []RLSEntry) (rule *configv1.RLSDescriptor, d *configv1.RLSDomain, known bool) {
-	d, known = v.rlsDomains[domain]
+func (v *View) RLSMatch(domain string, entries []RLSEntry) (rule *configv1.RLSDescriptor, known bool) {
+	level, known := v.rlsIndex[domain]
 	if !known {
-		return nil, nil, false
+		return nil, false
 	}
-	level := v.rlsIndex[domain]
 	for i, e := range entries {
 		next := level.find(e)
 		if next == nil {
-			return nil, d, true
+			return nil, true
 		}
 		if i == len(entries)-1 && next.rule.GetRateLimit() != nil {
-			return next.rule, d, true
+			return next.rule, true
 		}
 		if next.children == nil {
-			return nil, d, true
+			return nil, true
 		}
 		level = next.children
 	}
-	return nil, d, true
+	return nil, true
 }
 
 // rlsLevel indexes one level of a domain's descriptor tree.

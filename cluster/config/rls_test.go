@@ -51,23 +51,23 @@ func TestRLSMatchFollowsEnvoysRules(t *testing.T) {
 		{[]RLSEntry{{"remote_address", "1"}, {"extra", "x"}}, 0},  // the request deeper than the rules: no limit
 		{[]RLSEntry{{"unknown", "x"}, {"subkey", "any"}}, 0},      // the first entry matches nothing
 	} {
-		rule, _, known := v.RLSMatch("edge", tc.entries)
+		rule, known := v.RLSMatch("edge", tc.entries)
 		if !known || rule.GetRateLimit().GetRequestsPerUnit() != tc.want {
 			t.Errorf("%v: matched %v (domain known %v), want %d per unit", tc.entries, rule, known, tc.want)
 		}
 	}
-	if rule, _, _ := v.RLSMatch("edge", []RLSEntry{{"key", "value"}, {"free", "yes"}}); !rule.GetRateLimit().GetUnlimited() {
+	if rule, _ := v.RLSMatch("edge", []RLSEntry{{"key", "value"}, {"free", "yes"}}); !rule.GetRateLimit().GetUnlimited() {
 		t.Errorf("unlimited rule: matched %v", rule)
 	}
-	if rule, _, _ := v.RLSMatch("edge", []RLSEntry{{"database", "default"}}); !rule.GetShadowMode() {
+	if rule, _ := v.RLSMatch("edge", []RLSEntry{{"database", "default"}}); !rule.GetShadowMode() {
 		t.Errorf("shadow rule: matched %v", rule)
 	}
-	if _, _, known := v.RLSMatch("nowhere", []RLSEntry{{"remote_address", "1"}}); known {
+	if _, known := v.RLSMatch("nowhere", []RLSEntry{{"remote_address", "1"}}); known {
 		t.Error("an unknown domain is known")
 	}
 
 	applyAll(t, f, &configv1.Command{Op: &configv1.Command_DeleteRlsDomain{DeleteRlsDomain: &configv1.DeleteRLSDomain{Domain: "edge"}}})
-	if _, _, known := f.View().RLSMatch("edge", []RLSEntry{{"remote_address", "1"}}); known {
+	if _, known := f.View().RLSMatch("edge", []RLSEntry{{"remote_address", "1"}}); known {
 		t.Error("a deleted domain still matches")
 	}
 }

@@ -108,13 +108,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if !*quiet {
 		cfg.Progress = stderr
 	}
-	if len(compare) > 0 {
-		if cfg.Spawn > 0 || *jsonPath != "" || *htmlPath != "" {
-			return errors.New("compare: spawns its own clusters and prints one table; drop --spawn, --json and --html")
-		}
-		cfg.Spawn = compare[0] // for the binary below
+	if len(compare) > 0 && (cfg.Spawn > 0 || *jsonPath != "" || *htmlPath != "") {
+		return errors.New("compare: spawns its own clusters and prints one table; drop --spawn, --json and --html")
 	}
-	if cfg.Spawn > 0 {
+	if cfg.Spawn > 0 || len(compare) > 0 {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("spawn: finding the tollgate binary: %w", err)
