@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const benchKeys = 1_000_000
@@ -61,13 +62,19 @@ func benchChecks(b *testing.B, track bool) {
 }
 
 // BenchmarkMemoryLatency is the floor under BenchmarkCheck on the machine
-// it runs on: loads from random places in 16 MiB (what the store's index
-// alone takes at a million tenants), each address read from the one before
-// so that no two overlap. A check among a million tenants cannot avoid at
-// least one such access, as their state does not fit in the CPU's caches;
-// compare the two within one run.
+// it runs on: loads from random places in a region as large as the store's
+// table at a million tenants (built and measured first), each address read
+// from the one before so that no two overlap. A check among a million
+// tenants cannot avoid at least one such access, as their records do not
+// fit in the CPU's caches; compare the two within one run.
 func BenchmarkMemoryLatency(b *testing.B) {
-	const lines = 16 << 20 / 64 // one load per 64-byte cache line
+	s, _ := benchStore(b)
+	size := 0
+	for i := range s.shards {
+		size += len(s.shards[i].table) * int(unsafe.Sizeof(tenantState{}))
+	}
+	s = nil
+	lines := size / 64 // one load per 64-byte cache line
 	chain := make([]uint64, lines*8)
 	order := rand.New(rand.NewPCG(1, 2)).Perm(lines)
 	for i, line := range order {
@@ -75,12 +82,58 @@ func BenchmarkMemoryLatency(b *testing.B) {
 	}
 	runtime.GC()
 	var at uint64
+	b.ReportMetric(float64(size)/(1<<20), "MiB")
 	b.ResetTimer()
 	for b.Loop() {
 		at = chain[at]
 	}
 	if at%8 != 0 {
 		b.Fatal("the chain left its cache lines")
+	}
+}
+
+// BenchmarkBytesPerBucket reports the heap a store takes per limit it
+// holds (bytes/bucket, from runtime.MemStats after a collection, the
+// tenants' names included) at a million tenants: with one token bucket
+// each, and with the gateway's three (requests and tokens per minute, and
+// the month's tokens).
+func BenchmarkBytesPerBucket(b *testing.B) {
+	one := []Limit{{Name: "rpm", Limit: 1000, Period: time.Minute}}
+	three := append(one,
+		Limit{Name: "tpm", Limit: 1_000_000, Period: time.Minute},
+		Limit{Name: "month", Algorithm: CalendarMonth, Limit: 1 << 40})
+	for _, c := range []struct {
+		name   string
+		limits []Limit
+	}{{"limits=1", one}, {"limits=3", three}} {
+		b.Run(c.name, func(b *testing.B) {
+			tenants := make([]string, benchKeys)
+			for i := range tenants {
+				tenants[i] = "tenant-" + strconv.Itoa(i)
+			}
+			var perBucket float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				s := NewStore(Options{MaxEntries: 4 * benchKeys})
+				for _, t := range tenants {
+					for _, l := range c.limits {
+						if _, err := s.Check(t, l, 1); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if s.Len() != len(tenants)*len(c.limits) {
+					b.Fatalf("the store holds %d limits, want %d", s.Len(), len(tenants)*len(c.limits))
+				}
+				perBucket = float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Len())
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(perBucket, "bytes/bucket")
+		})
 	}
 }
 

@@ -9,20 +9,22 @@ import "time"
 
 // bucketLevel is the level at now after refill.
 func (e *entry) bucketLevel(now int64) u128 {
-	if now <= e.last {
-		return e.level
+	b := e.bucket()
+	if now <= b.last {
+		return b.level
 	}
-	return e.level.sub(mul64(uint64(now-e.last), uint64(e.lim.Limit)))
+	return b.level.sub(mul64(uint64(now-b.last), uint64(e.lim().Limit)))
 }
 
 func (e *entry) bucketDecide(now, hits int64) Result {
-	period, rate := uint64(e.lim.Period), uint64(e.lim.Limit)
-	burst := e.lim.burst()
+	lim := e.lim()
+	period, rate := uint64(lim.Period), uint64(lim.Limit)
+	burst := lim.burst()
 	capacity := mul64(uint64(burst), period)
 	level := e.bucketLevel(now)
 	after := level.add(mul64(uint64(hits), period))
 
-	r := Result{Limit: e.lim.Limit}
+	r := Result{Limit: lim.Limit}
 	if after.cmp(capacity) <= 0 {
 		r.Allowed = true
 		r.Remaining = capacity.sub(after).div(period)
@@ -34,7 +36,7 @@ func (e *entry) bucketDecide(now, hits int64) Result {
 	if hits <= burst {
 		// At most one period: a caller is told to come back then, and is
 		// told again if the debt has not been paid by then.
-		r.RetryAfter = min(time.Duration(after.sub(capacity).divCeil(rate)), e.lim.Period)
+		r.RetryAfter = min(time.Duration(after.sub(capacity).divCeil(rate)), lim.Period)
 	}
 	return r
 }
@@ -44,12 +46,14 @@ func (e *entry) bucketDecide(now, hits int64) Result {
 // and an answer that used more must delay the tenant for all of it, or
 // its tokens per minute would run past the limit.
 func (e *entry) bucketCharge(now, hits int64) {
-	e.level = e.bucketLevel(now).add(mul64(uint64(hits), uint64(e.lim.Period)))
-	e.last = max(e.last, now)
+	b := e.bucket()
+	b.level = e.bucketLevel(now).add(mul64(uint64(hits), uint64(e.lim().Period)))
+	b.last = max(b.last, now)
 }
 
 // bucketRefund gives hits back, never past a full bucket.
 func (e *entry) bucketRefund(now, hits int64) {
-	e.level = e.bucketLevel(now).sub(mul64(uint64(hits), uint64(e.lim.Period)))
-	e.last = max(e.last, now)
+	b := e.bucket()
+	b.level = e.bucketLevel(now).sub(mul64(uint64(hits), uint64(e.lim().Period)))
+	b.last = max(b.last, now)
 }

@@ -115,17 +115,14 @@ func (s *Store) Replace(tenant string, states []EntryState) error {
 	s.makeRoom(sh, "", now)
 	ts := sh.put(strings.Clone(tenant), h)
 	ts.seen = now
-	ts.limits = make([]entry, 0, len(states))
 	for i := range states {
 		if ts.find(states[i].Limit.Name) != nil {
 			continue // one state per limit; a second is a sender's bug
 		}
-		e := states[i].entry()
-		e.lim.Name = strings.Clone(e.lim.Name)
-		ts.limits = append(ts.limits, e)
-		s.addLeases(len(e.leases))
+		e := ts.add(states[i].entry(sh.intern(states[i].Limit)))
+		s.addLeases(len(e.leases()))
 	}
-	s.entries.Add(int64(len(ts.limits)))
+	s.entries.Add(int64(ts.count()))
 	s.changed(sh, ts)
 	return nil
 }

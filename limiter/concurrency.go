@@ -20,34 +20,58 @@ type lease struct {
 	expires int64
 }
 
+// concLeases holds a concurrency entry's leases, outside the entry: most
+// entries are of other algorithms and need none.
+type concLeases struct{ held []lease }
+
+// leases returns the leases e holds.
+func (e *entry) leases() []lease {
+	if e.conc == nil {
+		return nil
+	}
+	return e.conc.held
+}
+
+// setLeases makes held the leases e holds.
+func (e *entry) setLeases(held []lease) {
+	if e.conc == nil {
+		e.conc = &concLeases{}
+	}
+	e.conc.held = held
+}
+
 // purge drops expired leases and returns the hits still held.
 func (e *entry) purge(now int64) int64 {
+	if e.conc == nil {
+		return 0
+	}
 	var held int64
-	kept := e.leases[:0]
-	for _, l := range e.leases {
+	all := e.conc.held
+	kept := all[:0]
+	for _, l := range all {
 		if l.expires > now {
 			kept = append(kept, l)
 			held += l.hits
 		}
 	}
-	clear(e.leases[len(kept):])
-	e.leases = kept
+	clear(all[len(kept):])
+	e.conc.held = kept
 	return held
 }
 
 func (e *entry) concDecide(now, hits int64) Result {
 	held := e.purge(now)
-	limit := e.lim.Limit
+	leases, limit := e.leases(), e.lim().Limit
 	r := Result{Limit: limit}
 	var last int64
-	if n := len(e.leases); n > 0 {
-		last = e.leases[n-1].expires
+	if n := len(leases); n > 0 {
+		last = leases[n-1].expires
 	}
 	if hits <= limit-held {
 		r.Allowed = true
 		r.Remaining = limit - held - hits
 		if hits > 0 {
-			last = now + int64(e.lim.Period)
+			last = now + int64(e.lim().Period)
 		}
 		r.ResetAfter = time.Duration(max(last-now, 0))
 		return r
@@ -57,7 +81,7 @@ func (e *entry) concDecide(now, hits int64) Result {
 	if hits <= limit {
 		// The earliest time enough leases have expired, if none is
 		// released first.
-		for _, l := range e.leases {
+		for _, l := range leases {
 			held -= l.hits
 			if hits <= limit-held {
 				r.RetryAfter = time.Duration(l.expires - now)
@@ -72,21 +96,22 @@ func (e *entry) concTake(now, hits int64, id uint64) {
 	if hits > 0 {
 		// Insert in expiry order: a clock that stepped back, or a reshaped
 		// TTL, can make a new lease expire before older ones.
-		l := lease{id: id, hits: hits, expires: now + int64(e.lim.Period)}
-		i := len(e.leases)
-		for i > 0 && e.leases[i-1].expires > l.expires {
+		l := lease{id: id, hits: hits, expires: now + int64(e.lim().Period)}
+		leases := e.leases()
+		i := len(leases)
+		for i > 0 && leases[i-1].expires > l.expires {
 			i--
 		}
-		e.leases = slices.Insert(e.leases, i, l)
+		e.setLeases(slices.Insert(leases, i, l))
 	}
 }
 
 // concRelease ends a lease; an unknown or expired id is a no-op, so a
 // release that arrives twice is harmless.
 func (e *entry) concRelease(id uint64) {
-	for i, l := range e.leases {
+	for i, l := range e.leases() {
 		if l.id == id {
-			e.leases = slices.Delete(e.leases, i, i+1)
+			e.conc.held = slices.Delete(e.conc.held, i, i+1)
 			return
 		}
 	}

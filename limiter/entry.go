@@ -1,29 +1,54 @@
 package limiter
 
-// entry is the state of one limit of one tenant. Each algorithm uses its own
-// fields; times are Unix nanoseconds.
-type entry struct {
-	lim Limit
+import "unsafe"
 
-	// token bucket: level is the tokens consumed and not yet refilled, in
-	// token·nanoseconds (tokens × Period), as of last.
+// entry is the state of one limit of one tenant, 40 bytes. Its definition
+// is shared (see shard.intern: every tenant of a plan points to one copy of
+// each limit), and as an entry runs one algorithm at a time its token
+// bucket and its windows share the same 24 bytes of state; times are Unix
+// nanoseconds.
+type entry struct {
+	def   *sharedLimit
+	state [3]uint64   // a bucketState or a windowState, as def's algorithm says
+	conc  *concLeases // concurrency: the leases held; nil while none ever were
+}
+
+// bucketState is a token bucket's: level is the tokens consumed and not
+// yet refilled, in token·nanoseconds (tokens × Period), as of last.
+type bucketState struct {
 	level u128
 	last  int64
+}
 
-	// windows and calendar months: the index of the current window (now /
-	// Period, or year*12+month) and the hits counted in it and the one
-	// before.
+// windowState is a fixed or sliding window's, or a calendar month's: the
+// index of the current window (now / Period, or year*12+month) and the hits
+// counted in it and the one before.
+type windowState struct {
 	win       int64
 	cur, prev int64
-
-	// concurrency: the leases held.
-	leases []lease
 }
+
+// The views below read the state's words as either struct, which both are
+// (three 8-byte words without pointers): they must stay that size.
+var (
+	_ [unsafe.Sizeof(entry{}.state) - unsafe.Sizeof(bucketState{})]byte
+	_ [unsafe.Sizeof(bucketState{}) - unsafe.Sizeof(entry{}.state)]byte
+	_ [unsafe.Sizeof(entry{}.state) - unsafe.Sizeof(windowState{})]byte
+	_ [unsafe.Sizeof(windowState{}) - unsafe.Sizeof(entry{}.state)]byte
+)
+
+func (e *entry) bucket() *bucketState { return (*bucketState)(unsafe.Pointer(&e.state)) }
+func (e *entry) window() *windowState { return (*windowState)(unsafe.Pointer(&e.state)) }
+
+// lim returns the entry's limit.
+func (e *entry) lim() *Limit { return &e.def.Limit }
+
+func (e *entry) empty() bool { return e.def == nil }
 
 // decide returns the decision for hits at now. It consumes nothing; it may
 // roll windows forward, which changes no decision.
 func (e *entry) decide(now, hits int64) Result {
-	switch e.lim.Algorithm {
+	switch e.lim().Algorithm {
 	case SlidingWindow:
 		return e.slidingDecide(now, hits)
 	case FixedWindow:
@@ -40,19 +65,19 @@ func (e *entry) decide(now, hits int64) Result {
 // take consumes hits that decide allowed at now. id names the lease a
 // Concurrency limit hands out.
 func (e *entry) take(now, hits int64, id uint64) {
-	switch e.lim.Algorithm {
+	switch e.lim().Algorithm {
 	case Concurrency:
 		e.concTake(now, hits, id)
 	case TokenBucket:
 		e.bucketCharge(now, hits)
 	default:
-		e.cur = satAdd(e.cur, hits)
+		e.window().cur = satAdd(e.window().cur, hits)
 	}
 }
 
 // adjust settles an earlier reservation.
 func (e *entry) adjust(now int64, a *Adjustment) {
-	switch e.lim.Algorithm {
+	switch e.lim().Algorithm {
 	case TokenBucket:
 		if a.Delta >= 0 {
 			e.bucketCharge(now, a.Delta)
@@ -74,41 +99,44 @@ func (e *entry) adjust(now int64, a *Adjustment) {
 // charges land in the current window, refunds only in the window (or, for
 // a sliding window, the previous one) they were reserved in.
 func (e *entry) windowAdjust(a *Adjustment) {
+	w := e.window()
 	switch {
 	case a.Delta >= 0:
-		e.cur = satAdd(e.cur, a.Delta)
-	case a.Window == e.win:
-		e.cur = max(e.cur+a.Delta, 0)
-	case a.Window == e.win-1 && e.lim.Algorithm == SlidingWindow:
-		e.prev = max(e.prev+a.Delta, 0)
+		w.cur = satAdd(w.cur, a.Delta)
+	case a.Window == w.win:
+		w.cur = max(w.cur+a.Delta, 0)
+	case a.Window == w.win-1 && e.lim().Algorithm == SlidingWindow:
+		w.prev = max(w.prev+a.Delta, 0)
 	}
 }
 
 // restAt returns the time from which the entry decides exactly as a fresh
 // one would, so that forgetting it changes nothing.
 func (e *entry) restAt() int64 {
-	p := int64(e.lim.Period)
-	switch e.lim.Algorithm {
+	lim, w := e.lim(), e.window()
+	p := int64(lim.Period)
+	switch lim.Algorithm {
 	case TokenBucket:
-		return satAdd(e.last, e.level.divCeil(uint64(e.lim.Limit)))
+		b := e.bucket()
+		return satAdd(b.last, b.level.divCeil(uint64(lim.Limit)))
 	case FixedWindow:
-		if e.cur > 0 {
-			return (e.win + 1) * p
+		if w.cur > 0 {
+			return (w.win + 1) * p
 		}
 	case SlidingWindow:
-		if e.cur > 0 {
-			return (e.win + 2) * p
+		if w.cur > 0 {
+			return (w.win + 2) * p
 		}
-		if e.prev > 0 {
-			return (e.win + 1) * p
+		if w.prev > 0 {
+			return (w.win + 1) * p
 		}
 	case CalendarMonth:
-		if e.cur > 0 {
-			return monthStart(e.win + 1)
+		if w.cur > 0 {
+			return monthStart(w.win + 1)
 		}
 	case Concurrency:
 		var at int64
-		for _, l := range e.leases {
+		for _, l := range e.leases() {
 			at = max(at, l.expires)
 		}
 		return at
@@ -119,27 +147,30 @@ func (e *entry) restAt() int64 {
 // reshape applies a changed definition of the same limit without forgetting
 // what was consumed: the state is first brought to now under the old
 // definition, then a token bucket keeps its outstanding tokens and windows
-// keep the current count. A change of algorithm starts afresh.
-func (e *entry) reshape(now int64, l Limit) {
-	old := e.lim
+// keep the current count. A change of algorithm starts afresh. It returns
+// the old definition, for the caller to release.
+func (e *entry) reshape(now int64, def *sharedLimit) (old *sharedLimit) {
+	old = e.def
+	l, b, w := &def.Limit, e.bucket(), e.window()
 	switch {
 	case old.Algorithm != l.Algorithm:
-		*e = entry{lim: l}
-		return
+		*e = entry{def: def}
+		return old
 	case l.Algorithm == TokenBucket && old.Period == l.Period:
-		e.level = e.bucketLevel(now)
-		e.last = max(e.last, now)
+		b.level = e.bucketLevel(now)
+		b.last = max(b.last, now)
 	case l.Algorithm == TokenBucket:
 		tokens := e.bucketLevel(now).divCeil(uint64(old.Period))
-		e.level = mul64(uint64(tokens), uint64(l.Period))
-		e.last = max(e.last, now)
+		b.level = mul64(uint64(tokens), uint64(l.Period))
+		b.last = max(b.last, now)
 	case old.Period == l.Period:
 	case l.Algorithm == FixedWindow || l.Algorithm == SlidingWindow:
 		e.roll(now)
-		e.win = now / int64(l.Period)
-		e.prev = 0
+		w.win = now / int64(l.Period)
+		w.prev = 0
 	}
-	e.lim = l
+	e.def = def
+	return old
 }
 
 func satAdd(a, b int64) int64 {

@@ -128,6 +128,11 @@ func (l *Limit) Validate() error {
 	return nil
 }
 
+// sameShape reports whether l and o agree in everything but their names.
+func (l *Limit) sameShape(o *Limit) bool {
+	return l.Algorithm == o.Algorithm && l.Limit == o.Limit && l.Period == o.Period && l.Burst == o.Burst
+}
+
 // Capacity is the most hits one decision can ever admit: the token
 // bucket's burst, or Limit for the other algorithms.
 func (l *Limit) Capacity() int64 {

@@ -2,7 +2,8 @@ package limiter
 
 import "time"
 
-// Calendar-month quotas count hits per UTC month; win holds year*12+month-1.
+// Calendar-month quotas count hits per UTC month; the window index is
+// year*12+month-1.
 
 func monthIndex(now int64) int64 {
 	t := time.Unix(0, now).UTC()
@@ -21,12 +22,12 @@ func NextMonth(t time.Time) time.Time {
 }
 
 func (e *entry) rollMonth(now int64) {
-	if m := monthIndex(now); m > e.win {
-		e.win, e.cur, e.prev = m, 0, 0
+	if w, m := e.window(), monthIndex(now); m > w.win {
+		*w = windowState{win: m}
 	}
 }
 
 func (e *entry) monthDecide(now, hits int64) Result {
 	e.rollMonth(now)
-	return e.countDecide(hits, monthStart(e.win+1)-now)
+	return e.countDecide(hits, monthStart(e.window().win+1)-now)
 }

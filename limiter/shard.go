@@ -2,35 +2,101 @@ package limiter
 
 import (
 	"math/rand/v2"
+	"strings"
 	"sync"
 )
 
 // A shard holds its tenants in an open-addressing table, found by the upper
-// half of their hash with linear probing. The record itself is the slot, so
-// finding a tenant costs one memory access where an index of positions
-// into a separate array would cost two: at a million tenants neither fits
-// in the CPU's caches, and every access that misses them costs about a
-// tenth of a microsecond.
+// half of their hash with linear probing. The record itself is the slot,
+// and it holds the tenant's first limit inline, so a check of a tenant's
+// first limit reads one record where an index into a separate array of
+// records, and the records' own slices of limits, would cost two or three
+// accesses: at a million tenants none of it fits in the CPU's caches, and
+// every access that misses them costs more than a tenth of a microsecond.
+//
+// A record is 80 bytes, and the table grows by a quarter when it would be
+// more than 80% full, so it stays 64–80% full: about 110 bytes of table per
+// tenant, besides its name. The table's length is any number, not a power
+// of two (which would leave it half empty after each doubling): a hash
+// maps to a slot by multiplication, not by masking.
 type shard struct {
 	mu    sync.Mutex
-	table []tenantState // len is 0 or a power of two; a record whose name is "" is empty
+	table []tenantState // a record whose name is "" is empty
 	used  int           // live records
 	// changed lists tenants noted as changed since Changes last ran (see
 	// Options.TrackChanges); a name may be stale or listed twice.
 	changed []string
-	_       [64]byte // two cache lines per shard: no false sharing of locks
+	limits  map[Limit]*sharedLimit // see intern
+	_       [64]byte               // two cache lines per shard: no false sharing of locks
+}
+
+// sharedLimit is a limit definition the shard's entries share, and how
+// many of them do.
+type sharedLimit struct {
+	Limit
+	refs int
+}
+
+// intern returns the shard's copy of l, for one more entry to use: the
+// tenants of a plan hold one copy of each of its limits between them, not
+// one each, and an entry reads it by pointer. The caller holds sh.mu and
+// gives the copy back with release when the entry goes or is reshaped.
+func (sh *shard) intern(l Limit) *sharedLimit {
+	d := sh.limits[l]
+	if d == nil {
+		if sh.limits == nil {
+			sh.limits = make(map[Limit]*sharedLimit)
+		}
+		l.Name = strings.Clone(l.Name)
+		d = &sharedLimit{Limit: l}
+		sh.limits[l] = d
+	}
+	d.refs++
+	return d
+}
+
+// release gives back a copy intern handed out; the last one out forgets
+// the definition. A definition forgotten while an entry still points to it
+// (which a bug in counting would do) is only interned afresh: entries
+// compare definitions by value.
+func (sh *shard) release(d *sharedLimit) {
+	if d.refs--; d.refs <= 0 && sh.limits[d.Limit] == d {
+		delete(sh.limits, d.Limit)
+	}
+}
+
+// releaseAll gives back the definitions of t's limits and forgets them.
+func (sh *shard) releaseAll(t *tenantState) {
+	for i := range t.count() {
+		sh.release(t.at(i).def)
+	}
+	t.first, t.more = entry{}, nil
 }
 
 type tenantState struct {
 	name    string // "" marks an empty record
-	hash    uint64
+	tag     uint32 // the hash's upper half, where the record's probe run starts
+	sealed  bool   // handed to another node; see Store.Seal
+	changed bool   // listed in its shard's changed
 	seen    int64
-	limits  []entry
-	sealed  bool // handed to another node; see Store.Seal
-	changed bool // listed in its shard's changed
+	first   entry    // the first limit; empty while the tenant has none
+	more    *[]entry // the limits after the first, if any
 }
 
-func (sh *shard) home(h uint64) int { return int(h>>32) & (len(sh.table) - 1) }
+// tagOf is the part of a tenant's hash its record keeps; the lower half
+// chose the shard.
+func tagOf(h uint64) uint32 { return uint32(h >> 32) }
+
+// home is where tag's probe run starts: tag scaled to the table's length.
+func (sh *shard) home(tag uint32) int { return int(uint64(tag) * uint64(len(sh.table)) >> 32) }
+
+// next is the slot after i, wrapping around.
+func (sh *shard) next(i int) int {
+	if i++; i == len(sh.table) {
+		return 0
+	}
+	return i
+}
 
 // get returns tenant's state, or nil. The pointer is valid until the next
 // put or remove in the shard, either of which may move records. The caller
@@ -39,13 +105,13 @@ func (sh *shard) get(tenant string, h uint64) *tenantState {
 	if len(sh.table) == 0 {
 		return nil
 	}
-	mask := len(sh.table) - 1
-	for i := sh.home(h); ; i = (i + 1) & mask {
+	tag := tagOf(h)
+	for i := sh.home(tag); ; i = sh.next(i) {
 		ts := &sh.table[i]
 		if ts.name == "" {
 			return nil
 		}
-		if ts.hash == h && ts.name == tenant {
+		if ts.tag == tag && ts.name == tenant {
 			return ts
 		}
 	}
@@ -53,31 +119,31 @@ func (sh *shard) get(tenant string, h uint64) *tenantState {
 
 // put adds a tenant that is not there yet and returns its state.
 func (sh *shard) put(tenant string, h uint64) *tenantState {
-	if (sh.used+1)*4 > len(sh.table)*3 {
+	if (sh.used+1)*5 > len(sh.table)*4 {
 		sh.grow()
 	}
-	ts := &sh.table[sh.free(h)]
-	*ts = tenantState{name: tenant, hash: h}
+	tag := tagOf(h)
+	ts := &sh.table[sh.free(tag)]
+	*ts = tenantState{name: tenant, tag: tag}
 	sh.used++
 	return ts
 }
 
-// free returns the first empty record of h's probe sequence.
-func (sh *shard) free(h uint64) int {
-	mask := len(sh.table) - 1
-	i := sh.home(h)
+// free returns the first empty record of tag's probe run.
+func (sh *shard) free(tag uint32) int {
+	i := sh.home(tag)
 	for sh.table[i].name != "" {
-		i = (i + 1) & mask
+		i = sh.next(i)
 	}
 	return i
 }
 
 func (sh *shard) grow() {
 	old := sh.table
-	sh.table = make([]tenantState, max(2*len(old), 8))
+	sh.table = make([]tenantState, max(len(old)+len(old)/4, 8))
 	for i := range old {
 		if old[i].name != "" {
-			sh.table[sh.free(old[i].hash)] = old[i]
+			sh.table[sh.free(old[i].tag)] = old[i]
 		}
 	}
 }
@@ -85,19 +151,19 @@ func (sh *shard) grow() {
 // remove drops ts, which must be live in this shard. Records later in its
 // probe run may move.
 func (sh *shard) remove(ts *tenantState) {
-	mask := len(sh.table) - 1
-	i := sh.home(ts.hash)
+	sh.releaseAll(ts)
+	i := sh.home(ts.tag)
 	for &sh.table[i] != ts {
-		i = (i + 1) & mask
+		i = sh.next(i)
 	}
 	// Backward-shift deletion: pull later records of the same probe run
 	// into the hole unless that would move them before their home.
 	for j := i; ; {
-		j = (j + 1) & mask
+		j = sh.next(j)
 		if sh.table[j].name == "" {
 			break
 		}
-		k := sh.home(sh.table[j].hash)
+		k := sh.home(sh.table[j].tag)
 		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
 			continue
 		}
@@ -122,4 +188,55 @@ func (sh *shard) sample(n int, visit func(*tenantState)) {
 			n--
 		}
 	}
+}
+
+// count returns how many limits t holds.
+func (t *tenantState) count() int {
+	switch {
+	case t.first.empty():
+		return 0
+	case t.more == nil:
+		return 1
+	}
+	return 1 + len(*t.more)
+}
+
+// at returns t's i-th limit, i < count. The pointer is valid until the
+// record moves (see get) or the tenant's next new limit.
+func (t *tenantState) at(i int) *entry {
+	if i == 0 {
+		return &t.first
+	}
+	return &(*t.more)[i-1]
+}
+
+// find returns t's limit called name, or nil.
+func (t *tenantState) find(name string) *entry {
+	if t.first.empty() {
+		return nil
+	}
+	if t.first.lim().Name == name {
+		return &t.first
+	}
+	if t.more != nil {
+		for i := range *t.more {
+			if e := &(*t.more)[i]; e.lim().Name == name {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// add gives t another limit and returns it.
+func (t *tenantState) add(e entry) *entry {
+	if t.first.empty() {
+		t.first = e
+		return &t.first
+	}
+	if t.more == nil {
+		t.more = new([]entry)
+	}
+	*t.more = append(*t.more, e)
+	return &(*t.more)[len(*t.more)-1]
 }

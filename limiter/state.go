@@ -97,9 +97,10 @@ func (s *Store) Seal(tenant string) []EntryState {
 		return nil
 	}
 	states := ts.export()
-	s.entries.Add(-int64(len(ts.limits)))
+	s.entries.Add(-int64(ts.count()))
 	s.addLeases(-ts.leaseCount())
-	ts.limits, ts.sealed, ts.seen = nil, true, now
+	sh.releaseAll(ts)
+	ts.sealed, ts.seen = true, now
 	return states
 }
 
@@ -111,7 +112,7 @@ func (s *Store) Unseal(tenant string) {
 	defer sh.mu.Unlock()
 	if ts := sh.get(tenant, h); ts != nil && ts.sealed {
 		ts.sealed = false
-		if len(ts.limits) == 0 {
+		if ts.count() == 0 {
 			s.remove(sh, ts)
 		}
 	}
@@ -137,22 +138,22 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 		ts.sealed = false // the state has come (back) here
 	}
 	for i := range states {
-		in := states[i].entry()
+		in := states[i].entry(&sharedLimit{Limit: states[i].Limit})
 		// Found afresh each time: creating an entry may move the others.
 		var e *entry
 		if ts := sh.get(tenant, h); ts != nil {
 			ts.seen = now
-			e = ts.find(in.lim.Name)
+			e = ts.find(states[i].Limit.Name)
 		}
 		if e == nil {
 			// A fresh entry is the least consumed state there is, so
 			// merging into it is the same as adopting the incoming one.
-			e = s.lookup(sh, h, tenant, &in.lim, now)
+			_, e = s.lookup(sh, h, tenant, &states[i].Limit, now)
 		}
-		if e.lim.Algorithm == in.lim.Algorithm {
-			held := len(e.leases)
+		if e.lim().Algorithm == in.lim().Algorithm {
+			held := len(e.leases())
 			e.merge(now, &in)
-			s.addLeases(len(e.leases) - held)
+			s.addLeases(len(e.leases()) - held)
 		}
 	}
 	s.changed(sh, sh.get(tenant, h))
@@ -186,25 +187,30 @@ func (sh *shard) each(fn func(tenant string) bool) bool {
 }
 
 func (t *tenantState) export() []EntryState {
-	return t.appendExport(make([]EntryState, 0, len(t.limits)))
+	return t.appendExport(make([]EntryState, 0, t.count()))
 }
 
 // appendExport appends t's state to dst.
 func (t *tenantState) appendExport(dst []EntryState) []EntryState {
-	for i := range t.limits {
-		e := &t.limits[i]
-		st := EntryState{
-			Limit:   e.lim,
-			LevelHi: e.level.hi, LevelLo: e.level.lo,
-			Last:   e.last,
-			Window: e.win, Current: e.cur, Previous: e.prev,
-		}
-		// A copy: the store's slice changes under its lock after we return.
-		if len(e.leases) > 0 {
-			st.Leases = make([]LeaseState, len(e.leases))
-			for j, l := range e.leases {
-				st.Leases[j] = LeaseState{ID: l.id, Hits: l.hits, Expires: l.expires}
+	for i := range t.count() {
+		e := t.at(i)
+		st := EntryState{Limit: *e.lim()}
+		switch st.Limit.Algorithm {
+		case TokenBucket:
+			b := e.bucket()
+			st.LevelHi, st.LevelLo, st.Last = b.level.hi, b.level.lo, b.last
+		case Concurrency:
+			// A copy: the store's slice changes under its lock after we
+			// return.
+			if leases := e.leases(); len(leases) > 0 {
+				st.Leases = make([]LeaseState, len(leases))
+				for j, l := range leases {
+					st.Leases[j] = LeaseState{ID: l.id, Hits: l.hits, Expires: l.expires}
+				}
 			}
+		default:
+			w := e.window()
+			st.Window, st.Current, st.Previous = w.win, w.cur, w.prev
 		}
 		dst = append(dst, st)
 	}
@@ -238,42 +244,49 @@ func (st *EntryState) validate(tenant string) error {
 	return nil
 }
 
-// entry returns the state as an entry, so that the algorithms' own refill
-// and roll code can bring it to the present. Its strings are the caller's:
-// it must not be stored as is.
-func (st *EntryState) entry() entry {
-	e := entry{
-		lim:   st.Limit,
-		level: u128{st.LevelHi, st.LevelLo},
-		last:  st.Last,
-		win:   st.Window, cur: st.Current, prev: st.Previous,
-	}
-	for _, l := range st.Leases {
-		e.leases = append(e.leases, lease{id: l.ID, hits: l.Hits, expires: l.Expires})
+// entry returns the state as an entry of def, which must be st's limit, so
+// that the algorithms' own refill and roll code can bring it to the
+// present, and a store can keep it if def is the shard's.
+func (st *EntryState) entry(def *sharedLimit) entry {
+	e := entry{def: def}
+	switch st.Limit.Algorithm {
+	case TokenBucket:
+		*e.bucket() = bucketState{level: u128{st.LevelHi, st.LevelLo}, last: st.Last}
+	case Concurrency:
+		if len(st.Leases) > 0 {
+			leases := make([]lease, len(st.Leases))
+			for i, l := range st.Leases {
+				leases[i] = lease{id: l.ID, hits: l.Hits, expires: l.Expires}
+			}
+			e.setLeases(leases)
+		}
+	default:
+		*e.window() = windowState{win: st.Window, cur: st.Current, prev: st.Previous}
 	}
 	return e
 }
 
 // merge folds in, of the same algorithm, into e at now. in is consumed.
 func (e *entry) merge(now int64, in *entry) {
-	switch e.lim.Algorithm {
+	switch e.lim().Algorithm {
 	case TokenBucket:
 		e.mergeBucket(now, in)
 	case FixedWindow, SlidingWindow:
 		e.roll(now)
 		in.roll(now)
-		if in.lim.Period != e.lim.Period {
+		w, iw := e.window(), in.window()
+		if in.lim().Period != e.lim().Period {
 			// Window indexes differ between periods; like reshape,
 			// carry only the current count across.
-			in.prev = 0
+			iw.prev = 0
 		}
-		e.cur, e.prev = max(e.cur, in.cur), max(e.prev, in.prev)
+		w.cur, w.prev = max(w.cur, iw.cur), max(w.prev, iw.prev)
 	case CalendarMonth:
 		e.rollMonth(now)
 		in.rollMonth(now)
-		e.cur = max(e.cur, in.cur)
+		e.window().cur = max(e.window().cur, in.window().cur)
 	case Concurrency:
-		e.mergeLeases(now, in.leases)
+		e.mergeLeases(now, in.leases())
 	}
 }
 
@@ -282,15 +295,16 @@ func (e *entry) merge(now int64, in *entry) {
 // reshape does. The incoming state refills at its own rate up to now.
 func (e *entry) mergeBucket(now int64, in *entry) {
 	level := in.bucketLevel(now)
-	if in.lim.Period != e.lim.Period {
-		tokens := level.divCeil(uint64(in.lim.Period))
-		level = mul64(uint64(tokens), uint64(e.lim.Period))
+	if in.lim().Period != e.lim().Period {
+		tokens := level.divCeil(uint64(in.lim().Period))
+		level = mul64(uint64(tokens), uint64(e.lim().Period))
 	}
-	e.level = e.bucketLevel(now)
-	if level.cmp(e.level) > 0 {
-		e.level = level
+	b := e.bucket()
+	b.level = e.bucketLevel(now)
+	if level.cmp(b.level) > 0 {
+		b.level = level
 	}
-	e.last = max(e.last, now)
+	b.last = max(b.last, now)
 }
 
 // mergeLeases adds the unexpired incoming leases e does not hold yet. Lease
@@ -298,20 +312,22 @@ func (e *entry) mergeBucket(now int64, in *entry) {
 // a second merge of the same leases a no-op.
 func (e *entry) mergeLeases(now int64, in []lease) {
 	e.purge(now)
-	held := make(map[uint64]bool, len(e.leases)+len(in))
-	for _, l := range e.leases {
+	leases := e.leases()
+	held := make(map[uint64]bool, len(leases)+len(in))
+	for _, l := range leases {
 		held[l.id] = true
 	}
-	n := len(e.leases)
+	n := len(leases)
 	for _, l := range in {
 		if l.expires > now && !held[l.id] {
 			held[l.id] = true
-			e.leases = append(e.leases, l)
+			leases = append(leases, l)
 		}
 	}
-	if len(e.leases) > n {
+	if len(leases) > n {
 		// Decisions and purge rely on expiry order; the stable sort
 		// keeps local leases that expire together in the order taken.
-		slices.SortStableFunc(e.leases, func(a, b lease) int { return cmp.Compare(a.expires, b.expires) })
+		slices.SortStableFunc(leases, func(a, b lease) int { return cmp.Compare(a.expires, b.expires) })
+		e.setLeases(leases)
 	}
 }

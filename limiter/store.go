@@ -143,20 +143,26 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 	now := s.now()
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
-	e := s.lookup(sh, h, tenant, &lim, now)
+	ts, e := s.lookup(sh, h, tenant, &lim, now)
 	if e == nil {
 		sh.mu.Unlock()
 		return Result{}, ErrMoved
 	}
-	held := len(e.leases)
+	conc := lim.Algorithm == Concurrency // only these hold leases, outside the record
+	held := 0
+	if conc {
+		held = len(e.leases())
+	}
 	r := e.decide(now, hits)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
 		if hits > 0 {
-			s.changed(sh, sh.get(tenant, h))
+			s.changed(sh, ts)
 		}
 	}
-	s.addLeases(len(e.leases) - held)
+	if conc {
+		s.addLeases(len(e.leases()) - held)
+	}
 	sh.mu.Unlock()
 	return r, nil
 }
@@ -193,16 +199,16 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 	allowed := true
 	held := 0 // leases of the requested entries before deciding
 	for i := range reqs {
-		e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
+		_, e := s.lookup(sh, h, tenant, &reqs[i].Limit, now)
 		if e == nil {
 			return false, ErrMoved // sealed: so at the first lookup, before any decision
 		}
-		held += len(e.leases)
+		held += len(e.leases())
 		out[i] = e.decide(now, reqs[i].Hits)
 		allowed = allowed && out[i].Allowed
 	}
-	// Looked up again rather than kept: a lookup above may have grown the
-	// tenant's slice and moved earlier entries.
+	// Looked up again rather than kept: a lookup above may have evicted
+	// a tenant, which moves records, or grown the tenant's limits.
 	ts := sh.get(tenant, h)
 	if allowed {
 		for i := range reqs {
@@ -241,15 +247,15 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 		case e == nil && a.Delta > 0:
 			// The entry has gone (evicted, or forgotten at rest): a charge
 			// still counts.
-			e = s.lookup(sh, h, tenant, &a.Limit, now)
-		case e == nil || e.lim.Algorithm != a.Limit.Algorithm:
+			_, e = s.lookup(sh, h, tenant, &a.Limit, now)
+		case e == nil || e.lim().Algorithm != a.Limit.Algorithm:
 			// Nothing to refund or release; a settlement never reshapes
 			// or resets a limit it does not match.
 			continue
 		}
-		held := len(e.leases)
+		held := len(e.leases())
 		e.adjust(now, a)
-		s.addLeases(len(e.leases) - held)
+		s.addLeases(len(e.leases()) - held)
 	}
 	s.changed(sh, sh.get(tenant, h))
 	return nil
@@ -262,7 +268,7 @@ func (s *Store) sealed(sh *shard, h uint64, tenant string) bool {
 
 func (s *Store) take(e *entry, now, hits int64) uint64 {
 	var id uint64
-	if e.lim.Algorithm == Concurrency && hits > 0 {
+	if e.lim().Algorithm == Concurrency && hits > 0 {
 		id = newLeaseID()
 	}
 	e.take(now, hits, id)
@@ -292,22 +298,14 @@ func validate(tenant string, lim *Limit, hits int64) error {
 	return lim.Validate()
 }
 
-func (t *tenantState) find(name string) *entry {
-	for i := range t.limits {
-		if t.limits[i].lim.Name == name {
-			return &t.limits[i]
-		}
-	}
-	return nil
-}
-
-// lookup returns tenant's entry for lim, creating it (and evicting to make
-// room) if need be, or nil if the tenant is sealed. The caller holds sh.mu;
-// the pointer is valid until the tenant's next new entry.
-func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) *entry {
+// lookup returns tenant's state and its entry for lim, creating them (and
+// evicting to make room) if need be, or nil if the tenant is sealed. The
+// caller holds sh.mu; the pointers are valid until the shard's next put or
+// remove, or the tenant's next new entry.
+func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) (*tenantState, *entry) {
 	ts := sh.get(tenant, h)
 	if ts != nil && ts.sealed {
-		return nil
+		return nil, nil
 	}
 	if ts == nil {
 		s.makeRoom(sh, "", now)
@@ -315,22 +313,19 @@ func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64
 	}
 	ts.seen = now
 	if e := ts.find(lim.Name); e != nil {
-		if e.lim != *lim {
-			held := len(e.leases)
-			e.reshape(now, *lim)
-			s.addLeases(len(e.leases) - held)
+		if !e.lim().sameShape(lim) {
+			held := len(e.leases())
+			sh.release(e.reshape(now, sh.intern(*lim)))
+			s.addLeases(len(e.leases()) - held)
 		}
-		return e
+		return ts, e
 	}
-	if len(ts.limits) > 0 {
+	if ts.count() > 0 {
 		s.makeRoom(sh, tenant, now)
 		ts = sh.get(tenant, h) // an eviction may have moved it
 	}
-	l := *lim
-	l.Name = strings.Clone(l.Name)
-	ts.limits = append(ts.limits, entry{lim: l})
 	s.entries.Add(1)
-	return &ts.limits[len(ts.limits)-1]
+	return ts, ts.add(entry{def: sh.intern(*lim)})
 }
 
 // makeRoom evicts while the store is full, from sh if it holds another
@@ -379,13 +374,13 @@ func (s *Store) evictFrom(sh *shard, keep string, now int64) bool {
 	if victim == nil {
 		return false
 	}
-	s.evictions.Add(uint64(len(victim.limits)))
+	s.evictions.Add(uint64(victim.count()))
 	s.remove(sh, victim)
 	return true
 }
 
 func (s *Store) remove(sh *shard, ts *tenantState) {
-	s.entries.Add(-int64(len(ts.limits)))
+	s.entries.Add(-int64(ts.count()))
 	s.addLeases(-ts.leaseCount())
 	sh.remove(ts)
 }
@@ -413,7 +408,7 @@ func (s *Store) leasesOf(ts *tenantState, reqs []Request) int {
 	n := 0
 	for i := range reqs {
 		if e := ts.find(reqs[i].Limit.Name); e != nil {
-			n += len(e.leases)
+			n += len(e.leases())
 		}
 	}
 	return n
@@ -422,8 +417,8 @@ func (s *Store) leasesOf(ts *tenantState, reqs []Request) int {
 // leaseCount counts the leases t holds, expired ones not yet purged too.
 func (t *tenantState) leaseCount() int {
 	n := 0
-	for i := range t.limits {
-		n += len(t.limits[i].leases)
+	for i := range t.count() {
+		n += len(t.at(i).leases())
 	}
 	return n
 }
@@ -462,18 +457,18 @@ func (s *Store) Sweep() int {
 // purgeLeases drops ts's expired leases, so that they no longer count
 // toward MaxLeases.
 func (s *Store) purgeLeases(ts *tenantState, now int64) {
-	for i := range ts.limits {
-		if e := &ts.limits[i]; len(e.leases) > 0 {
-			held := len(e.leases)
+	for i := range ts.count() {
+		if e := ts.at(i); len(e.leases()) > 0 {
+			held := len(e.leases())
 			e.purge(now)
-			s.addLeases(len(e.leases) - held)
+			s.addLeases(len(e.leases()) - held)
 		}
 	}
 }
 
 func (t *tenantState) atRest(now int64) bool {
-	for i := range t.limits {
-		if t.limits[i].restAt() > now {
+	for i := range t.count() {
+		if t.at(i).restAt() > now {
 			return false
 		}
 	}

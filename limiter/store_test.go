@@ -544,3 +544,53 @@ func heldLeases(s *Store) int {
 	}
 	return n
 }
+
+// The tenants of a plan share one copy of each limit, and a copy no entry
+// uses any more is forgotten: reshaped, sealed, taken, replaced and swept
+// tenants all give theirs back.
+func TestLimitDefinitionsAreSharedAndForgotten(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestStore(Options{Shards: 1, IdleTTL: time.Minute})
+	sh := &s.shards[0]
+	refs := func() map[string]int {
+		out := map[string]int{}
+		for l, d := range sh.limits {
+			out[fmt.Sprintf("%s/%d", l.Name, l.Limit)] = d.refs
+		}
+		return out
+	}
+	for i := range 100 {
+		mustCheck(t, s, fmt.Sprint("t", i), rpm, 1)
+	}
+	if got := refs(); len(got) != 1 || got["rpm/10"] != 100 {
+		t.Fatalf("100 tenants of one limit: definitions %v, want rpm/10 used 100 times", got)
+	}
+	for i := range sh.table {
+		if ts := &sh.table[i]; ts.name != "" && ts.first.def != sh.limits[rpm] {
+			t.Fatalf("%s holds its own copy of the definition", ts.name)
+		}
+	}
+	mustCheck(t, s, "t0", Limit{Name: "rpm", Limit: 20, Period: time.Minute}, 1)
+	if got := refs(); len(got) != 2 || got["rpm/10"] != 99 || got["rpm/20"] != 1 {
+		t.Fatalf("after a reshape: %v, want rpm/10 ×99 and rpm/20 ×1", got)
+	}
+	s.Seal("t1")
+	s.Take("t2")
+	states := s.Export("t3")
+	if err := s.Replace("t3", states); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace("t3", states); err != nil {
+		t.Fatal(err)
+	}
+	if got := refs(); got["rpm/10"] != 97 {
+		t.Fatalf("after a seal, a take and two replaces: %v, want rpm/10 ×97", got)
+	}
+	clock.Advance(time.Hour)
+	if n := s.Sweep(); n != 98 {
+		t.Fatalf("swept %d tenants, want 98 (all but the sealed and the taken one)", n)
+	}
+	if got := refs(); len(got) != 0 {
+		t.Fatalf("nothing holds a limit, yet the shard keeps %v", got)
+	}
+}

@@ -8,37 +8,38 @@ import "time"
 // roll moves the counters to the window that contains now. A clock that
 // went backwards leaves them where they are.
 func (e *entry) roll(now int64) {
-	w := now / int64(e.lim.Period)
+	st := e.window()
+	w := now / int64(e.lim().Period)
 	switch {
-	case w == e.win+1:
-		e.prev, e.cur = e.cur, 0
-	case w > e.win:
-		e.prev, e.cur = 0, 0
+	case w == st.win+1:
+		st.prev, st.cur = st.cur, 0
+	case w > st.win:
+		st.prev, st.cur = 0, 0
 	default:
 		return
 	}
-	e.win = w
+	st.win = w
 }
 
 func (e *entry) fixedDecide(now, hits int64) Result {
 	e.roll(now)
-	return e.countDecide(hits, (e.win+1)*int64(e.lim.Period)-now)
+	return e.countDecide(hits, (e.window().win+1)*int64(e.lim().Period)-now)
 }
 
 // countDecide decides a counter that empties when the current window ends,
 // untilEnd from now.
 func (e *entry) countDecide(hits, untilEnd int64) Result {
-	limit := e.lim.Limit
-	r := Result{Limit: limit, Window: e.win}
-	if hits <= limit-e.cur {
+	w, limit := e.window(), e.lim().Limit
+	r := Result{Limit: limit, Window: w.win}
+	if hits <= limit-w.cur {
 		r.Allowed = true
-		r.Remaining = limit - e.cur - hits
-		if e.cur+hits > 0 {
+		r.Remaining = limit - w.cur - hits
+		if w.cur+hits > 0 {
 			r.ResetAfter = time.Duration(untilEnd)
 		}
 		return r
 	}
-	r.Remaining = max(limit-e.cur, 0)
+	r.Remaining = max(limit-w.cur, 0)
 	r.ResetAfter = time.Duration(untilEnd)
 	if hits <= limit {
 		r.RetryAfter = time.Duration(untilEnd)
@@ -52,32 +53,33 @@ func (e *entry) countDecide(hits, untilEnd int64) Result {
 // Limit. In integers: prev×(P−elapsed) + (cur+hits)×P ≤ Limit×P.
 func (e *entry) slidingDecide(now, hits int64) Result {
 	e.roll(now)
-	p, limit := int64(e.lim.Period), e.lim.Limit
-	elapsed := now - e.win*p
-	weighted := mul64(uint64(e.prev), uint64(p-elapsed))
+	w, lim := e.window(), e.lim()
+	p, limit := int64(lim.Period), lim.Limit
+	elapsed := now - w.win*p
+	weighted := mul64(uint64(w.prev), uint64(p-elapsed))
 	capacity := mul64(uint64(limit), uint64(p))
-	used := weighted.add(mul64(uint64(e.cur), uint64(p)))
+	used := weighted.add(mul64(uint64(w.cur), uint64(p)))
 
-	r := Result{Limit: limit, Window: e.win}
+	r := Result{Limit: limit, Window: w.win}
 	if hits <= limit && used.add(mul64(uint64(hits), uint64(p))).cmp(capacity) <= 0 {
 		r.Allowed = true
 		r.Remaining = capacity.sub(used).div(uint64(p)) - hits
-		r.ResetAfter = e.slidingReset(now, e.cur+hits)
+		r.ResetAfter = e.slidingReset(now, w.cur+hits)
 		return r
 	}
 	r.Remaining = capacity.sub(used).div(uint64(p))
-	r.ResetAfter = e.slidingReset(now, e.cur)
+	r.ResetAfter = e.slidingReset(now, w.cur)
 	if hits > limit {
 		return r
 	}
-	if e.cur <= limit-hits {
+	if w.cur <= limit-hits {
 		// Only the previous window's weight is in the way: wait for it to
 		// slide out far enough.
-		r.RetryAfter = time.Duration(slideOut(e.prev, limit-e.cur-hits, p) - elapsed)
+		r.RetryAfter = time.Duration(slideOut(w.prev, limit-w.cur-hits, p) - elapsed)
 	} else {
 		// Wait for the next window, where today's count becomes the
 		// weighted one.
-		r.RetryAfter = time.Duration(p - elapsed + slideOut(e.cur, limit-hits, p))
+		r.RetryAfter = time.Duration(p - elapsed + slideOut(w.cur, limit-hits, p))
 	}
 	return r
 }
@@ -92,12 +94,12 @@ func slideOut(prev, room, p int64) int64 {
 }
 
 func (e *entry) slidingReset(now, cur int64) time.Duration {
-	p := int64(e.lim.Period)
+	w, p := e.window(), int64(e.lim().Period)
 	switch {
 	case cur > 0:
-		return time.Duration((e.win+2)*p - now)
-	case e.prev > 0:
-		return time.Duration((e.win+1)*p - now)
+		return time.Duration((w.win+2)*p - now)
+	case w.prev > 0:
+		return time.Duration((w.win+1)*p - now)
 	}
 	return 0
 }
