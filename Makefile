@@ -36,6 +36,7 @@ FUZZ_EXECS ?= 30000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheck$$' -fuzztime $(FUZZ_EXECS) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminJSON$$' -fuzztime $(FUZZ_EXECS) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckFastPath$$' -fuzztime $(FUZZ_EXECS) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzRLSRequest$$' -fuzztime $(FUZZ_EXECS) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzRLSYAML$$' -fuzztime $(FUZZ_EXECS) ./cmd/tollgate
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZ_EXECS) ./cluster/config

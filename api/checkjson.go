@@ -42,24 +42,6 @@ type releaseJSON struct {
 	LeaseID uint64    `json:"lease_id,string"`
 }
 
-type checkResponseJSON struct {
-	Allowed  bool              `json:"allowed"`
-	Limits   []limitStatusJSON `json:"limits"`
-	Owner    string            `json:"owner"`
-	Degraded bool              `json:"degraded,omitempty"`
-}
-
-type limitStatusJSON struct {
-	Name       string  `json:"name"`
-	Allowed    bool    `json:"allowed"`
-	Limit      int64   `json:"limit"`
-	Remaining  int64   `json:"remaining"`
-	ResetAfter float64 `json:"reset_after"`
-	RetryAfter float64 `json:"retry_after"`
-	// LeaseID is a string because JSON numbers lose precision past 2^53.
-	LeaseID string `json:"lease_id,omitempty"`
-}
-
 // jsonDuration accepts "60s" or 60 (seconds).
 type jsonDuration time.Duration
 
@@ -137,12 +119,8 @@ func jsonError(err error) error {
 	return quota.Invalid("body", "%v", err)
 }
 
-// DecodeCheck reads a /v1/check body and validates it.
-func DecodeCheck(r io.Reader) (*quota.CheckRequest, error) {
-	var in checkJSON
-	if err := decodeJSON(r, &in); err != nil {
-		return nil, err
-	}
+// request turns a decoded /v1/check body into a validated request.
+func (in *checkJSON) request() (*quota.CheckRequest, error) {
 	req := &quota.CheckRequest{Tenant: in.Tenant, Hits: 1, Tokens: in.Tokens, Plan: len(in.Limits) == 0, Limits: make([]limiter.Limit, len(in.Limits))}
 	switch {
 	case in.Hits != nil && in.Requests != nil:
@@ -189,22 +167,4 @@ func decodeRelease(r io.Reader) (*quota.ReleaseRequest, error) {
 	}
 	req := &quota.ReleaseRequest{Tenant: in.Tenant, Limit: l, Lease: in.LeaseID}
 	return req, req.Validate()
-}
-
-func encodeCheckResponse(resp *quota.CheckResponse) *checkResponseJSON {
-	out := &checkResponseJSON{Allowed: resp.Allowed, Owner: resp.Owner, Degraded: resp.Degraded, Limits: make([]limitStatusJSON, len(resp.Limits))}
-	for i, l := range resp.Limits {
-		out.Limits[i] = limitStatusJSON{
-			Name:       l.Name,
-			Allowed:    l.Allowed,
-			Limit:      l.Limit,
-			Remaining:  l.Remaining,
-			ResetAfter: l.ResetAfter.Seconds(),
-			RetryAfter: l.RetryAfter.Seconds(),
-		}
-		if l.Lease != 0 {
-			out.Limits[i].LeaseID = fmt.Sprint(l.Lease)
-		}
-	}
-	return out
 }

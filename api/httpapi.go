@@ -67,8 +67,16 @@ func (h *httpAPI) handleCheck(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, encodeCheckResponse(resp))
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	if err := writeCheckResponse(w, resp); err != nil {
+		slog.Debug("writing response", "err", err)
+	}
 }
+
+// jsonContentType is the Content-Type of JSON answers, shared rather than
+// allocated by Header().Set for each (net/http only reads it).
+var jsonContentType = []string{"application/json"}
 
 func (h *httpAPI) handleRelease(w http.ResponseWriter, r *http.Request) {
 	if !h.checkAllowed(w, r) {
