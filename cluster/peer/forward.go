@@ -17,8 +17,8 @@ import (
 // ForwardConfig tunes how a node sends checks to their owners.
 type ForwardConfig struct {
 	// BatchWindow is how long the first check of a batch waits for others
-	// to the same owner: 200µs when zero; negative sends what is queued at
-	// once.
+	// to the same owner when the queue to it is long (see windowLeft):
+	// 200µs when zero; negative sends what is queued at once.
 	BatchWindow time.Duration
 	// BatchMax caps a batch; 1 sends every check in its own call. 128 by
 	// default.
@@ -353,18 +353,23 @@ func (f *Forwarder) next(q *queue, window bool) {
 }
 
 // windowLeft is how long the oldest waiting check still waits for company.
-// The window is waited only by a batch that starts an idle queue, and only
-// when the last batch had company: a lone caller's check leaves at once
-// rather than wait for others who are not coming (and a sub-millisecond
-// timer takes about a millisecond to fire). What queued while a batch was
-// out leaves as soon as it ends: it has had the round trip to gather.
-// The caller holds q.mu.
+// The window adapts to the load: it is waited only by a batch that starts
+// an idle queue, and only when the last batch was long (a quarter of
+// BatchMax, at least 2). A short queue leaves at once: one batch is out at
+// a time, so what comes meanwhile leaves together in the next, and the
+// batches grow with the load by themselves; waiting as well costs every
+// check the window (and a sub-millisecond timer takes about a millisecond
+// to fire) to save few messages. Only a long queue, whose owner the
+// messages keep busy, saves enough of them to wait. The caller holds q.mu.
 func (f *Forwarder) windowLeft(q *queue) time.Duration {
-	if !q.window || q.last <= 1 || len(q.waiting) >= f.cfg.BatchMax {
+	if !q.window || q.last < f.longBatch() || len(q.waiting) >= f.cfg.BatchMax {
 		return 0
 	}
 	return f.cfg.BatchWindow - time.Since(q.waiting[0].queued)
 }
+
+// longBatch is the size from which a batch counts as long (windowLeft).
+func (f *Forwarder) longBatch() int { return max(f.cfg.BatchMax/4, 2) }
 
 // sender takes q's sending duty when it cannot be done at once: it waits
 // out batch windows and opens the owner's stream (which waits while the

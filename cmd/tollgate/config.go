@@ -141,7 +141,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all state in memory, nothing on disk (tests and dev)")
 	fs.IntVar(&c.MaxEntries, "max-entries", c.MaxEntries, "most limit entries (tenant x limit) a node holds before evicting")
 	fs.IntVar(&c.MaxLeases, "max-leases", c.MaxLeases, "most concurrency leases a node holds (~24 bytes each); a check that needs one more gets 503 overloaded")
-	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "how long a check forwarded to its owner waits for others to batch with (0: no wait)")
+	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "how long a check forwarded to its owner waits for others to batch with when the queue to that owner is long (0: no wait)")
 	fs.IntVar(&c.BatchMax, "batch-max", c.BatchMax, "most checks in one forwarded batch (1: no batching)")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long to wait for a tenant's owner before the failure policy decides")
 	fs.DurationVar(&c.IdleTTL, "idle-ttl", c.IdleTTL, "how long a tenant is unused before its full limits are forgotten")
