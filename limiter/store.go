@@ -431,25 +431,41 @@ func (s *Store) Leases() int { return int(s.leases.Load()) }
 // ErrTooManyLeases.
 func (s *Store) LeaseRefusals() uint64 { return s.refusals.Load() }
 
+// sweepStride is how many records Sweep looks at under one hold of a
+// shard's lock: a check arriving meanwhile waits a fraction of a
+// microsecond, spinning, where a whole shard's scan held it ~100µs and
+// put it to sleep (BenchmarkSweepTail: p99.9 of a check 129µs → 7–10µs
+// while sweeps run without pause). The strides cost a sweep 5% more time.
+const sweepStride = 4
+
 // Sweep forgets tenants that have been idle for IdleTTL and whose limits are
-// all back to full, and returns how many it forgot. Run it periodically.
+// all back to full, and returns how many it forgot. Run it periodically. It
+// takes each shard's lock for sweepStride records at a time; a record that
+// moves between two holds (others come and go meanwhile) may be missed,
+// and is forgotten by the next sweep.
 func (s *Store) Sweep() int {
 	now := s.now()
 	removed := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		for j := 0; j < len(sh.table); {
-			ts := &sh.table[j]
-			if ts.name != "" && !ts.sealed && now-ts.seen >= s.idleTTL && ts.atRest(now) {
-				s.remove(sh, ts)
-				removed++
-				continue // a later record may have moved here
+		for j := 0; ; {
+			sh.mu.Lock()
+			if j >= len(sh.table) {
+				sh.mu.Unlock()
+				break
 			}
-			s.purgeLeases(ts, now)
-			j++
+			for end := j + sweepStride; j < min(end, len(sh.table)); {
+				ts := &sh.table[j]
+				if ts.name != "" && !ts.sealed && now-ts.seen >= s.idleTTL && ts.atRest(now) {
+					s.remove(sh, ts)
+					removed++
+					continue // a later record may have moved here
+				}
+				s.purgeLeases(ts, now)
+				j++
+			}
+			sh.mu.Unlock()
 		}
-		sh.mu.Unlock()
 	}
 	return removed
 }

@@ -594,3 +594,23 @@ func TestLimitDefinitionsAreSharedAndForgotten(t *testing.T) {
 		t.Fatalf("nothing holds a limit, yet the shard keeps %v", got)
 	}
 }
+
+// A sweep takes a shard's lock a few records at a time, and still forgets
+// every idle tenant of a shard much larger than that, keeping those in use.
+func TestSweepCoversLargeShards(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestStore(Options{Shards: 1, IdleTTL: time.Minute})
+	for i := range 1000 {
+		mustCheck(t, s, fmt.Sprint("idle-", i), rpm, 1)
+	}
+	clock.Advance(time.Hour)
+	for i := range 100 {
+		mustCheck(t, s, fmt.Sprint("busy-", i), rpm, 1)
+	}
+	if n := s.Sweep(); n != 1000 {
+		t.Fatalf("swept %d tenants, want the 1000 idle ones", n)
+	}
+	if s.Len() != 100 {
+		t.Fatalf("%d entries left, want the 100 in use", s.Len())
+	}
+}
