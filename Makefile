@@ -63,14 +63,16 @@ bench-compare: build
 			--tenants 1000 --zipf 0 --limit 1000000000 --period 1m --quiet || exit 1; \
 	done
 
-# Limiter and ring micro-benchmarks, batched against unary forwarding
-# between 3 in-process nodes, and the gateway against a plain reverse proxy
-# to the same mock upstream; pipe through benchstat to compare runs.
+# Limiter (memory per bucket and the sweep's cost to the tail included)
+# and ring micro-benchmarks, batched against unary forwarding between 3
+# in-process nodes, the gateway against a plain reverse proxy to the same
+# mock upstream, and the /v1/check decoder against encoding/json; pipe
+# through benchstat to compare runs.
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./limiter
 	$(GO) test -run '^$$' -bench 'RingOwner|Forwarding|VerifyKey' -benchmem -benchtime 3s -count 5 ./cluster/...
 	$(GO) test -run '^$$' -bench 'Gateway' -benchtime 3s -count 5 ./cmd/tollgate
-	$(GO) test -run '^$$' -bench 'EnvoyRLS' -benchtime 3s -count 6 ./api
+	$(GO) test -run '^$$' -bench 'EnvoyRLS|DecodeCheck' -benchmem -benchtime 3s -count 6 ./api
 
 # Regenerates the Go under proto/ with Debian's protoc and the plugin
 # versions pinned in go.mod.
