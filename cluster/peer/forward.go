@@ -362,8 +362,8 @@ func (f *Forwarder) next(q *queue, window bool) {
 // to fire) to save few messages. Only a long queue, whose owner the
 // messages keep busy, saves enough of them to wait. The caller holds q.mu.
 func (f *Forwarder) windowLeft(q *queue) time.Duration {
-	if !q.window || q.last < f.longBatch() || len(q.waiting) >= f.cfg.BatchMax {
-		return 0
+	if !q.window || q.last < f.longBatch() || len(q.waiting) == 0 || len(q.waiting) >= f.cfg.BatchMax {
+		return 0 // none waiting: a stale wake-up of the sender, after a full batch left
 	}
 	return f.cfg.BatchWindow - time.Since(q.waiting[0].queued)
 }

@@ -25,6 +25,7 @@ func TestBatchWindowWaitsOnlyForLongQueues(t *testing.T) {
 		{"a long queue, already full", true, 128, 128, false},
 		{"the batch after one that was out", false, 128, 5, false},
 		{"small batches", true, 2, 1, false},
+		{"nothing waiting (a stale wake-up after a full batch)", true, 128, 0, false},
 	} {
 		q := &queue{window: c.idle, last: c.last}
 		for range c.waiting {
