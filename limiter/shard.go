@@ -9,9 +9,9 @@ import (
 // A shard holds its tenants in an open-addressing table, found by the upper
 // half of their hash with linear probing. The record itself is the slot,
 // and it holds the tenant's first limit inline, so a check of a tenant's
-// first limit reads one record where an index into a separate array of
-// records, and the records' own slices of limits, would cost two or three
-// accesses: at a million tenants none of it fits in the CPU's caches, and
+// first limit reads one record (one or two cache lines) where an index
+// into a separate array of records, and the records' own slices of limits,
+// would cost two or three accesses: at a million tenants none of it fits in the CPU's caches, and
 // every access that misses them costs more than a tenth of a microsecond.
 //
 // A record is 80 bytes, and the table grows by a quarter when it would be
@@ -27,7 +27,7 @@ type shard struct {
 	// Options.TrackChanges); a name may be stale or listed twice.
 	changed []string
 	limits  map[Limit]*sharedLimit // see intern
-	_       [64]byte               // two cache lines per shard: no false sharing of locks
+	_       [56]byte               // 128 bytes, two cache lines, per shard: no false sharing of locks
 }
 
 // sharedLimit is a limit definition the shard's entries share, and how

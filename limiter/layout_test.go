@@ -1,0 +1,21 @@
+package limiter
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// The layout the store's memory and its cache behaviour rest on (see
+// shard and entry): a change that grows a record or a shard shows here.
+func TestLayoutSizes(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct{ got, want uintptr }{
+		"tenantState": {unsafe.Sizeof(tenantState{}), 80},
+		"entry":       {unsafe.Sizeof(entry{}), 40},
+		"shard":       {unsafe.Sizeof(shard{}), 128},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d bytes, want %d", name, c.got, c.want)
+		}
+	}
+}
