@@ -220,7 +220,16 @@ func text(v []byte) string {
 	return string(v)
 }
 
-var knownText = []string{"token_bucket", "sliding_window", "fixed_window", "concurrency", "calendar_month", "open", "closed", "local"}
+var knownText = func() []string {
+	var names []string
+	for a := limiter.TokenBucket; a <= limiter.CalendarMonth; a++ {
+		names = append(names, a.String())
+	}
+	for p := quota.PolicyLocal; p <= quota.PolicyClosed; p++ {
+		names = append(names, p.String())
+	}
+	return names
+}()
 
 // parseCheckFast decodes body into in if it is in the common form (see
 // above), and reports whether it was.

@@ -67,16 +67,11 @@ func (h *httpAPI) handleCheck(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, err)
 		return
 	}
-	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(http.StatusOK)
-	if err := writeCheckResponse(w, resp); err != nil {
+	writeJSONHeader(w, http.StatusOK)
+	if err := writeCheckResponse(w, resp); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		slog.Debug("writing response", "err", err)
 	}
 }
-
-// jsonContentType is the Content-Type of JSON answers, shared rather than
-// allocated by Header().Set for each (net/http only reads it).
-var jsonContentType = []string{"application/json"}
 
 func (h *httpAPI) handleRelease(w http.ResponseWriter, r *http.Request) {
 	if !h.checkAllowed(w, r) {
@@ -149,9 +144,18 @@ func (h *httpAPI) writeError(w http.ResponseWriter, err error) {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+// jsonContentType is the Content-Type of JSON answers, shared rather than
+// allocated by Header().Set for each (net/http only reads it).
+var jsonContentType = []string{"application/json"}
+
+// writeJSONHeader starts a JSON answer with status.
+func writeJSONHeader(w http.ResponseWriter, status int) {
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
 	if err := json.NewEncoder(w).Encode(v); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		slog.Debug("writing response", "err", err)
 	}

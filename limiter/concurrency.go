@@ -24,9 +24,11 @@ type lease struct {
 // entries are of other algorithms and need none.
 type concLeases struct{ held []lease }
 
-// leases returns the leases e holds.
+// leases returns the leases e holds. Only a concurrency entry holds any,
+// so the others answer from their (shared, cached) definition without
+// reading conc, which lies past the record's first cache line.
 func (e *entry) leases() []lease {
-	if e.conc == nil {
+	if e.def.Algorithm != Concurrency || e.conc == nil {
 		return nil
 	}
 	return e.conc.held

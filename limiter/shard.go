@@ -11,8 +11,9 @@ import (
 // and it holds the tenant's first limit inline, so a check of a tenant's
 // first limit reads one record (one or two cache lines) where an index
 // into a separate array of records, and the records' own slices of limits,
-// would cost two or three accesses: at a million tenants none of it fits in the CPU's caches, and
-// every access that misses them costs more than a tenth of a microsecond.
+// would cost two or three accesses: at a million tenants none of it fits in
+// the CPU's caches, and every access that misses them costs more than a
+// tenth of a microsecond.
 //
 // A record is 80 bytes, and the table grows by a quarter when it would be
 // more than 80% full, so it stays 64–80% full: about 110 bytes of table per

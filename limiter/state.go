@@ -138,7 +138,8 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 		ts.sealed = false // the state has come (back) here
 	}
 	for i := range states {
-		in := states[i].entry(&sharedLimit{Limit: states[i].Limit})
+		def := sharedLimit{Limit: states[i].Limit} // the incoming state's own, not the shard's
+		in := states[i].entry(&def)
 		// Found afresh each time: creating an entry may move the others.
 		var e *entry
 		if ts := sh.get(tenant, h); ts != nil {

@@ -148,11 +148,7 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 		sh.mu.Unlock()
 		return Result{}, ErrMoved
 	}
-	conc := lim.Algorithm == Concurrency // only these hold leases, outside the record
-	held := 0
-	if conc {
-		held = len(e.leases())
-	}
+	held := len(e.leases())
 	r := e.decide(now, hits)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
@@ -160,9 +156,7 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 			s.changed(sh, ts)
 		}
 	}
-	if conc {
-		s.addLeases(len(e.leases()) - held)
-	}
+	s.addLeases(len(e.leases()) - held)
 	sh.mu.Unlock()
 	return r, nil
 }

@@ -360,10 +360,12 @@ func (f *Forwarder) next(q *queue, window bool) {
 // batches grow with the load by themselves; waiting as well costs every
 // check the window (and a sub-millisecond timer takes about a millisecond
 // to fire) to save few messages. Only a long queue, whose owner the
-// messages keep busy, saves enough of them to wait. The caller holds q.mu.
+// messages keep busy, saves enough of them to wait. An empty queue (the
+// sender woken late, after a full batch left) has nothing to wait for.
+// The caller holds q.mu.
 func (f *Forwarder) windowLeft(q *queue) time.Duration {
 	if !q.window || q.last < f.longBatch() || len(q.waiting) == 0 || len(q.waiting) >= f.cfg.BatchMax {
-		return 0 // none waiting: a stale wake-up of the sender, after a full batch left
+		return 0
 	}
 	return f.cfg.BatchWindow - time.Since(q.waiting[0].queued)
 }
