@@ -303,21 +303,35 @@ func TestTwentyKillsOfARandomNodeUnderLoad(t *testing.T) {
 		victim.kill(t)
 		killed := time.Now()
 		victim.start(t)
-		clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s back in every ring with every acknowledged write", cycle+1, victim.name), func() bool {
+		why := ""
+		back := func() bool {
 			for _, d := range nodes {
 				var cv clusterView
-				if callAdmin(d.api, "GET", "/v1/cluster", "", &cv) != nil || len(cv.Ring) != 3 {
+				if err := callAdmin(d.api, "GET", "/v1/cluster", "", &cv); err != nil || len(cv.Ring) != 3 {
+					why = fmt.Sprintf("%s: ring %v, members %+v, err %v", d.name, cv.Ring, cv.Members, err)
 					return false
 				}
 				have := tenantsOn(d)
 				for id := range acked {
 					if !have[id] {
+						why = fmt.Sprintf("%s: no tenant %s", d.name, id)
 						return false
 					}
 				}
 			}
 			return true
-		})
+		}
+		func() {
+			defer func() {
+				if t.Failed() {
+					t.Logf("last state: %s", why)
+					for _, d := range nodes {
+						t.Logf("%s's log: %s", d.name, d.p.logText())
+					}
+				}
+			}()
+			clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s back in every ring with every acknowledged write", cycle+1, victim.name), back)
+		}()
 		rejoin = append(rejoin, time.Since(killed))
 	}
 	cancel()
