@@ -291,6 +291,15 @@ func TestTwentyKillsOfARandomNodeUnderLoad(t *testing.T) {
 			t.Fatalf("%s logged a panic: %s", d.name, d.p.logText())
 		}
 	}
+	why := "" // what the last look at the cluster found missing
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last state: %s", why)
+			for _, d := range nodes {
+				t.Logf("%s's log: %s", d.name, d.p.logText())
+			}
+		}
+	})
 	for cycle := range 20 {
 		for _, d := range nodes {
 			running(d)
@@ -303,7 +312,6 @@ func TestTwentyKillsOfARandomNodeUnderLoad(t *testing.T) {
 		victim.kill(t)
 		killed := time.Now()
 		victim.start(t)
-		why := ""
 		back := func() bool {
 			for _, d := range nodes {
 				var cv clusterView
@@ -321,17 +329,7 @@ func TestTwentyKillsOfARandomNodeUnderLoad(t *testing.T) {
 			}
 			return true
 		}
-		func() {
-			defer func() {
-				if t.Failed() {
-					t.Logf("last state: %s", why)
-					for _, d := range nodes {
-						t.Logf("%s's log: %s", d.name, d.p.logText())
-					}
-				}
-			}()
-			clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s back in every ring with every acknowledged write", cycle+1, victim.name), back)
-		}()
+		clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s back in every ring with every acknowledged write", cycle+1, victim.name), back)
 		rejoin = append(rejoin, time.Since(killed))
 	}
 	cancel()
