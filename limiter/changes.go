@@ -18,10 +18,10 @@ func (s *Store) changed(sh *shard, ts *tenantState) {
 // note lists ts as changed unless it is listed, and reports whether it
 // listed it; the caller holds sh.mu.
 func (s *Store) note(sh *shard, ts *tenantState) bool {
-	if !s.track || ts == nil || ts.changed {
+	if !s.track || ts == nil || ts.changed() {
 		return false
 	}
-	ts.changed = true
+	ts.set(changedFlag, true)
 	sh.changed = append(sh.changed, ts.name)
 	return true
 }
@@ -34,7 +34,7 @@ func (s *Store) MarkChanged(tenant string) {
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if ts := sh.get(tenant, h); ts != nil && !ts.sealed && s.note(sh, ts) {
+	if ts := sh.get(tenant, h); ts != nil && !ts.sealed() && s.note(sh, ts) {
 		s.changes.Add(1)
 	}
 }
@@ -71,11 +71,11 @@ func (s *Store) Changes(fn func(tenant string, states []EntryState)) {
 		batch, flat = batch[:0], flat[:0]
 		for _, name := range names {
 			ts := sh.get(name, s.hashOf(name))
-			if ts == nil || !ts.changed {
+			if ts == nil || !ts.changed() {
 				continue // gone, or listed twice
 			}
-			ts.changed = false
-			if !ts.sealed {
+			ts.set(changedFlag, false)
+			if !ts.sealed() {
 				start := len(flat)
 				flat = ts.appendExport(flat)
 				batch = append(batch, change{name, start, len(flat)})
@@ -114,7 +114,7 @@ func (s *Store) Replace(tenant string, states []EntryState) error {
 	}
 	s.makeRoom(sh, "", now)
 	ts := sh.put(strings.Clone(tenant), h)
-	ts.seen = now
+	ts.seen = seenAt(now)
 	for i := range states {
 		if ts.find(states[i].Limit.Name) != nil {
 			continue // one state per limit; a second is a sender's bug

@@ -20,35 +20,23 @@ type lease struct {
 	expires int64
 }
 
-// concLeases holds a concurrency entry's leases, outside the entry: most
-// entries are of other algorithms and need none.
-type concLeases struct{ held []lease }
-
-// leases returns the leases e holds. Only a concurrency entry holds any,
-// so the others answer from their (shared, cached) definition without
-// reading conc, which lies past the record's first cache line.
+// leases returns the leases e holds: a concurrency entry's, in its own
+// definition (see shard.intern); the others answer nil from their shared,
+// cached definition.
 func (e *entry) leases() []lease {
-	if e.def.Algorithm != Concurrency || e.conc == nil {
+	if e.def.Algorithm != Concurrency {
 		return nil
 	}
-	return e.conc.held
+	return e.def.held
 }
 
-// setLeases makes held the leases e holds.
-func (e *entry) setLeases(held []lease) {
-	if e.conc == nil {
-		e.conc = &concLeases{}
-	}
-	e.conc.held = held
-}
+// setLeases makes held the leases e, a concurrency entry, holds.
+func (e *entry) setLeases(held []lease) { e.def.held = held }
 
 // purge drops expired leases and returns the hits still held.
 func (e *entry) purge(now int64) int64 {
-	if e.conc == nil {
-		return 0
-	}
 	var held int64
-	all := e.conc.held
+	all := e.leases()
 	kept := all[:0]
 	for _, l := range all {
 		if l.expires > now {
@@ -57,7 +45,7 @@ func (e *entry) purge(now int64) int64 {
 		}
 	}
 	clear(all[len(kept):])
-	e.conc.held = kept
+	e.setLeases(kept)
 	return held
 }
 
@@ -113,7 +101,7 @@ func (e *entry) concTake(now, hits int64, id uint64) {
 func (e *entry) concRelease(id uint64) {
 	for i, l := range e.leases() {
 		if l.id == id {
-			e.conc.held = slices.Delete(e.conc.held, i, i+1)
+			e.setLeases(slices.Delete(e.leases(), i, i+1))
 			return
 		}
 	}

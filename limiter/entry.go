@@ -2,15 +2,15 @@ package limiter
 
 import "unsafe"
 
-// entry is the state of one limit of one tenant, 40 bytes. Its definition
+// entry is the state of one limit of one tenant, 32 bytes. Its definition
 // is shared (see shard.intern: every tenant of a plan points to one copy of
-// each limit), and as an entry runs one algorithm at a time its token
-// bucket and its windows share the same 24 bytes of state; times are Unix
+// each limit; a concurrency limit's copy is the entry's own and holds its
+// leases), and as an entry runs one algorithm at a time its token bucket
+// and its windows share the same 24 bytes of state; times are Unix
 // nanoseconds.
 type entry struct {
 	def   *sharedLimit
-	state [3]uint64   // a bucketState or a windowState, as def's algorithm says
-	conc  *concLeases // concurrency: the leases held; nil while none ever were
+	state [3]uint64 // a bucketState or a windowState, as def's algorithm says
 }
 
 // bucketState is a token bucket's: level is the tokens consumed and not
@@ -156,6 +156,8 @@ func (e *entry) reshape(now int64, def *sharedLimit) (old *sharedLimit) {
 	case old.Algorithm != l.Algorithm:
 		*e = entry{def: def}
 		return old
+	case l.Algorithm == Concurrency:
+		def.held, old.held = old.held, nil // the leases stay, under the new TTL
 	case l.Algorithm == TokenBucket && old.Period == l.Period:
 		b.level = e.bucketLevel(now)
 		b.last = max(b.last, now)

@@ -4,22 +4,26 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 )
 
-// A shard holds its tenants in an open-addressing table, found by the upper
-// half of their hash with linear probing. The record itself is the slot,
-// and it holds the tenant's first limit inline, so a check of a tenant's
-// first limit reads one record (one or two cache lines) where an index
-// into a separate array of records, and the records' own slices of limits,
-// would cost two or three accesses: at a million tenants none of it fits in
-// the CPU's caches, and every access that misses them costs more than a
-// tenth of a microsecond.
+// A shard holds its tenants in an open-addressing table, found by their
+// tag (see tagOf) with linear probing. The record itself is the slot, and
+// it holds the tenant's first limit inline, so a check of a tenant's first
+// limit reads one record, one cache line, where an index into a separate
+// array of records, and the records' own slices of limits, would cost two
+// or three accesses: at a million tenants none of it fits in the CPU's
+// caches, and every access that misses them costs more than a tenth of a
+// microsecond.
 //
-// A record is 80 bytes, and the table grows by a quarter when it would be
-// more than 80% full, so it stays 64–80% full: about 110 bytes of table per
-// tenant, besides its name. The table's length is any number, not a power
-// of two (which would leave it half empty after each doubling): a hash
-// maps to a slot by multiplication, not by masking.
+// A record is 64 bytes, and a table past 32 KiB is page-aligned (the Go
+// allocator's large objects), so each record is exactly one cache line.
+// The table grows by a quarter when it would be more than 70% full, so it
+// stays 56–70% full: about 100 bytes of table per tenant, besides its
+// name. Fuller tables probe further, each probe one more line (at 64–80%
+// a lookup read 2.7 records on average, at 56–70% 1.7–2.0). The table's length
+// is any number, not a power of two (which would leave it half empty after
+// each doubling): a hash maps to a slot by multiplication, not by masking.
 type shard struct {
 	mu    sync.Mutex
 	table []tenantState // a record whose name is "" is empty
@@ -32,17 +36,25 @@ type shard struct {
 }
 
 // sharedLimit is a limit definition the shard's entries share, and how
-// many of them do.
+// many of them do; or a concurrency entry's own, with its leases.
 type sharedLimit struct {
 	Limit
 	refs int
+	held []lease // a concurrency entry's leases, in expiry order
 }
 
 // intern returns the shard's copy of l, for one more entry to use: the
 // tenants of a plan hold one copy of each of its limits between them, not
-// one each, and an entry reads it by pointer. The caller holds sh.mu and
-// gives the copy back with release when the entry goes or is reshaped.
+// one each, and an entry reads it by pointer. A concurrency limit's copy
+// is not shared, as it holds the entry's leases: so the entry has no field
+// that only the few concurrency entries would use. The caller holds sh.mu
+// and gives the copy back with release when the entry goes or is
+// reshaped.
 func (sh *shard) intern(l Limit) *sharedLimit {
+	if l.Algorithm == Concurrency {
+		l.Name = strings.Clone(l.Name)
+		return &sharedLimit{Limit: l, refs: 1}
+	}
 	d := sh.limits[l]
 	if d == nil {
 		if sh.limits == nil {
@@ -74,19 +86,53 @@ func (sh *shard) releaseAll(t *tenantState) {
 	t.first, t.more = entry{}, nil
 }
 
+// tenantState is a tenant's record, 64 bytes: one cache line of the
+// table (see grow).
 type tenantState struct {
-	name    string // "" marks an empty record
-	tag     uint32 // the hash's upper half, where the record's probe run starts
-	sealed  bool   // handed to another node; see Store.Seal
-	changed bool   // listed in its shard's changed
-	seen    int64
-	first   entry    // the first limit; empty while the tenant has none
-	more    *[]entry // the limits after the first, if any
+	name  string   // "" marks an empty record
+	meta  uint32   // the tag (see tagOf), and the flags in the bits it leaves
+	seen  uint32   // when last used, in Unix seconds (see seenAt)
+	first entry    // the first limit; empty while the tenant has none
+	more  *[]entry // the limits after the first, if any
 }
 
-// tagOf is the part of a tenant's hash its record keeps; the lower half
-// chose the shard.
-func tagOf(h uint64) uint32 { return uint32(h >> 32) }
+// The flags a record keeps in the low bits of meta.
+const (
+	sealedFlag  uint32 = 1 << iota // handed to another node; see Store.Seal
+	changedFlag                    // listed in its shard's changed
+	flagBits    = sealedFlag | changedFlag
+)
+
+// tagOf is the part of a tenant's hash its record keeps, where its probe
+// run starts: the upper half but for the flags' bits. The lower half chose
+// the shard.
+func tagOf(h uint64) uint32 { return uint32(h>>32) &^ flagBits }
+
+func (t *tenantState) tag() uint32  { return t.meta &^ flagBits }
+func (t *tenantState) sealed() bool { return t.meta&sealedFlag != 0 }
+func (t *tenantState) changed() bool {
+	return t.meta&changedFlag != 0
+}
+
+// set sets or clears flag.
+func (t *tenantState) set(flag uint32, on bool) {
+	if on {
+		t.meta |= flag
+	} else {
+		t.meta &^= flag
+	}
+}
+
+// seenAt is now as a record keeps it. Whole seconds are enough for what
+// reads it: which of a few tenants was used least recently, and whether
+// one has been idle for IdleTTL (see idleFor).
+func seenAt(now int64) uint32 { return uint32(max(now, 0) / int64(time.Second)) }
+
+// idleFor is how long t has gone unused at now, never more than it has:
+// the seconds since it was seen, less the one its use may have ended.
+func (t *tenantState) idleFor(now int64) int64 {
+	return (int64(seenAt(now)) - int64(t.seen) - 1) * int64(time.Second)
+}
 
 // home is where tag's probe run starts: tag scaled to the table's length.
 func (sh *shard) home(tag uint32) int { return int(uint64(tag) * uint64(len(sh.table)) >> 32) }
@@ -112,7 +158,7 @@ func (sh *shard) get(tenant string, h uint64) *tenantState {
 		if ts.name == "" {
 			return nil
 		}
-		if ts.tag == tag && ts.name == tenant {
+		if ts.tag() == tag && ts.name == tenant {
 			return ts
 		}
 	}
@@ -120,12 +166,12 @@ func (sh *shard) get(tenant string, h uint64) *tenantState {
 
 // put adds a tenant that is not there yet and returns its state.
 func (sh *shard) put(tenant string, h uint64) *tenantState {
-	if (sh.used+1)*5 > len(sh.table)*4 {
+	if (sh.used+1)*10 > len(sh.table)*7 {
 		sh.grow()
 	}
 	tag := tagOf(h)
 	ts := &sh.table[sh.free(tag)]
-	*ts = tenantState{name: tenant, tag: tag}
+	*ts = tenantState{name: tenant, meta: tag}
 	sh.used++
 	return ts
 }
@@ -144,7 +190,7 @@ func (sh *shard) grow() {
 	sh.table = make([]tenantState, max(len(old)+len(old)/4, 8))
 	for i := range old {
 		if old[i].name != "" {
-			sh.table[sh.free(old[i].tag)] = old[i]
+			sh.table[sh.free(old[i].tag())] = old[i]
 		}
 	}
 }
@@ -153,7 +199,7 @@ func (sh *shard) grow() {
 // probe run may move.
 func (sh *shard) remove(ts *tenantState) {
 	sh.releaseAll(ts)
-	i := sh.home(ts.tag)
+	i := sh.home(ts.tag())
 	for &sh.table[i] != ts {
 		i = sh.next(i)
 	}
@@ -164,7 +210,7 @@ func (sh *shard) remove(ts *tenantState) {
 		if sh.table[j].name == "" {
 			break
 		}
-		k := sh.home(sh.table[j].tag)
+		k := sh.home(sh.table[j].tag())
 		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
 			continue
 		}

@@ -93,14 +93,16 @@ func (s *Store) Seal(tenant string) []EntryState {
 	if ts == nil {
 		s.makeRoom(sh, "", now)
 		ts = sh.put(strings.Clone(tenant), h)
-		ts.seen, ts.sealed = now, true
+		ts.seen = seenAt(now)
+		ts.set(sealedFlag, true)
 		return nil
 	}
 	states := ts.export()
 	s.entries.Add(-int64(ts.count()))
 	s.addLeases(-ts.leaseCount())
 	sh.releaseAll(ts)
-	ts.sealed, ts.seen = true, now
+	ts.seen = seenAt(now)
+	ts.set(sealedFlag, true)
 	return states
 }
 
@@ -110,8 +112,8 @@ func (s *Store) Unseal(tenant string) {
 	sh, h := s.hash(tenant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if ts := sh.get(tenant, h); ts != nil && ts.sealed {
-		ts.sealed = false
+	if ts := sh.get(tenant, h); ts != nil && ts.sealed() {
+		ts.set(sealedFlag, false)
 		if ts.count() == 0 {
 			s.remove(sh, ts)
 		}
@@ -135,7 +137,7 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if ts := sh.get(tenant, h); ts != nil {
-		ts.sealed = false // the state has come (back) here
+		ts.set(sealedFlag, false) // the state has come (back) here
 	}
 	for i := range states {
 		def := sharedLimit{Limit: states[i].Limit} // the incoming state's own, not the shard's
@@ -143,7 +145,7 @@ func (s *Store) Merge(tenant string, states []EntryState) error {
 		// Found afresh each time: creating an entry may move the others.
 		var e *entry
 		if ts := sh.get(tenant, h); ts != nil {
-			ts.seen = now
+			ts.seen = seenAt(now)
 			e = ts.find(states[i].Limit.Name)
 		}
 		if e == nil {
@@ -180,7 +182,7 @@ func (sh *shard) each(fn func(tenant string) bool) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for i := range sh.table {
-		if ts := &sh.table[i]; ts.name != "" && !ts.sealed && !fn(ts.name) {
+		if ts := &sh.table[i]; ts.name != "" && !ts.sealed() && !fn(ts.name) {
 			return false
 		}
 	}

@@ -257,7 +257,7 @@ func (s *Store) Adjust(tenant string, adjs []Adjustment) error {
 
 func (s *Store) sealed(sh *shard, h uint64, tenant string) bool {
 	ts := sh.get(tenant, h)
-	return ts != nil && ts.sealed
+	return ts != nil && ts.sealed()
 }
 
 func (s *Store) take(e *entry, now, hits int64) uint64 {
@@ -298,14 +298,14 @@ func validate(tenant string, lim *Limit, hits int64) error {
 // remove, or the tenant's next new entry.
 func (s *Store) lookup(sh *shard, h uint64, tenant string, lim *Limit, now int64) (*tenantState, *entry) {
 	ts := sh.get(tenant, h)
-	if ts != nil && ts.sealed {
+	if ts != nil && ts.sealed() {
 		return nil, nil
 	}
 	if ts == nil {
 		s.makeRoom(sh, "", now)
 		ts = sh.put(strings.Clone(tenant), h)
 	}
-	ts.seen = now
+	ts.seen = seenAt(now)
 	if e := ts.find(lim.Name); e != nil {
 		if !e.lim().sameShape(lim) {
 			held := len(e.leases())
@@ -357,7 +357,7 @@ func (s *Store) evictFrom(sh *shard, keep string, now int64) bool {
 	var victim *tenantState
 	victimRested := false
 	sh.sample(evictionSample, func(ts *tenantState) {
-		if ts.name == keep || ts.sealed {
+		if ts.name == keep || ts.sealed() {
 			return // a sealed tenant's marker keeps it from starting afresh
 		}
 		rested := ts.atRest(now)
@@ -450,7 +450,7 @@ func (s *Store) Sweep() int {
 			}
 			for end := j + sweepStride; j < min(end, len(sh.table)); {
 				ts := &sh.table[j]
-				if ts.name != "" && !ts.sealed && now-ts.seen >= s.idleTTL && ts.atRest(now) {
+				if ts.name != "" && !ts.sealed() && ts.idleFor(now) >= s.idleTTL && ts.atRest(now) {
 					s.remove(sh, ts)
 					removed++
 					continue // a later record may have moved here
