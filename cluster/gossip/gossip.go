@@ -272,12 +272,14 @@ func (m *Membership) selfMember() Member {
 	return mem
 }
 
-// WaitSynced waits (up to timeout) until the events of a join have been
-// applied: as many members alive in the list as gossip counts.
+// WaitSynced waits (up to timeout) until Run has applied the events of a
+// join: as many members alive in the list as gossip counts. It only looks:
+// events must be applied by one goroutine, in order, or a member's older
+// state (joined, not yet ready) could land after its newer one and stay,
+// as gossip sends nothing more about a member that does not change.
 func (m *Membership) WaitSynced(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		m.drain()
 		m.mu.Lock()
 		alive := 0
 		for _, mem := range m.table {
