@@ -16,7 +16,7 @@ func (e *entry) bucketLevel(now int64) u128 {
 	return b.level.sub(mul64(uint64(now-b.last), uint64(e.lim().Limit)))
 }
 
-func (e *entry) bucketDecide(now, hits int64) Result {
+func (e *entry) bucketDecide(now, hits int64, r *Result) {
 	lim := e.lim()
 	period, rate := uint64(lim.Period), uint64(lim.Limit)
 	burst := lim.burst()
@@ -24,12 +24,12 @@ func (e *entry) bucketDecide(now, hits int64) Result {
 	level := e.bucketLevel(now)
 	after := level.add(mul64(uint64(hits), period))
 
-	r := Result{Limit: lim.Limit}
+	*r = Result{Limit: lim.Limit}
 	if after.cmp(capacity) <= 0 {
 		r.Allowed = true
 		r.Remaining = capacity.sub(after).div(period)
 		r.ResetAfter = time.Duration(after.divCeil(rate))
-		return r
+		return
 	}
 	r.Remaining = capacity.sub(level).div(period)
 	r.ResetAfter = time.Duration(level.divCeil(rate))
@@ -38,7 +38,6 @@ func (e *entry) bucketDecide(now, hits int64) Result {
 		// told again if the debt has not been paid by then.
 		r.RetryAfter = min(time.Duration(after.sub(capacity).divCeil(rate)), lim.Period)
 	}
-	return r
 }
 
 // bucketCharge adds hits, beyond the capacity if need be (debt). The

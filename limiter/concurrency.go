@@ -49,10 +49,10 @@ func (e *entry) purge(now int64) int64 {
 	return held
 }
 
-func (e *entry) concDecide(now, hits int64) Result {
+func (e *entry) concDecide(now, hits int64, r *Result) {
 	held := e.purge(now)
 	leases, limit := e.leases(), e.lim().Limit
-	r := Result{Limit: limit}
+	*r = Result{Limit: limit}
 	var last int64
 	if n := len(leases); n > 0 {
 		last = leases[n-1].expires
@@ -64,7 +64,7 @@ func (e *entry) concDecide(now, hits int64) Result {
 			last = now + int64(e.lim().Period)
 		}
 		r.ResetAfter = time.Duration(max(last-now, 0))
-		return r
+		return
 	}
 	r.Remaining = max(limit-held, 0)
 	r.ResetAfter = time.Duration(max(last-now, 0))
@@ -79,7 +79,6 @@ func (e *entry) concDecide(now, hits int64) Result {
 			}
 		}
 	}
-	return r
 }
 
 func (e *entry) concTake(now, hits int64, id uint64) {

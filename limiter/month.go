@@ -27,7 +27,7 @@ func (e *entry) rollMonth(now int64) {
 	}
 }
 
-func (e *entry) monthDecide(now, hits int64) Result {
+func (e *entry) monthDecide(now, hits int64, r *Result) {
 	e.rollMonth(now)
-	return e.countDecide(hits, monthStart(e.window().win+1)-now)
+	e.countDecide(hits, monthStart(e.window().win+1)-now, r)
 }

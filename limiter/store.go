@@ -149,7 +149,8 @@ func (s *Store) Check(tenant string, lim Limit, hits int64) (Result, error) {
 		return Result{}, ErrMoved
 	}
 	held := len(e.leases())
-	r := e.decide(now, hits)
+	var r Result
+	e.decide(now, hits, &r)
 	if r.Allowed {
 		r.Lease = s.take(e, now, hits)
 		if hits > 0 {
@@ -198,7 +199,7 @@ func (s *Store) Reserve(tenant string, reqs []Request, out []Result) (bool, erro
 			return false, ErrMoved // sealed: so at the first lookup, before any decision
 		}
 		held += len(e.leases())
-		out[i] = e.decide(now, reqs[i].Hits)
+		e.decide(now, reqs[i].Hits, &out[i])
 		allowed = allowed && out[i].Allowed
 	}
 	// Looked up again rather than kept: a lookup above may have evicted

@@ -21,37 +21,36 @@ func (e *entry) roll(now int64) {
 	st.win = w
 }
 
-func (e *entry) fixedDecide(now, hits int64) Result {
+func (e *entry) fixedDecide(now, hits int64, r *Result) {
 	e.roll(now)
-	return e.countDecide(hits, (e.window().win+1)*int64(e.lim().Period)-now)
+	e.countDecide(hits, (e.window().win+1)*int64(e.lim().Period)-now, r)
 }
 
 // countDecide decides a counter that empties when the current window ends,
 // untilEnd from now.
-func (e *entry) countDecide(hits, untilEnd int64) Result {
+func (e *entry) countDecide(hits, untilEnd int64, r *Result) {
 	w, limit := e.window(), e.lim().Limit
-	r := Result{Limit: limit, Window: w.win}
+	*r = Result{Limit: limit, Window: w.win}
 	if hits <= limit-w.cur {
 		r.Allowed = true
 		r.Remaining = limit - w.cur - hits
 		if w.cur+hits > 0 {
 			r.ResetAfter = time.Duration(untilEnd)
 		}
-		return r
+		return
 	}
 	r.Remaining = max(limit-w.cur, 0)
 	r.ResetAfter = time.Duration(untilEnd)
 	if hits <= limit {
 		r.RetryAfter = time.Duration(untilEnd)
 	}
-	return r
 }
 
 // slidingDecide estimates the hits in the sliding window ending now as the
 // current window's count plus the previous one's, weighted by the share of
 // it the sliding window still covers, and admits while that stays within
 // Limit. In integers: prev×(P−elapsed) + (cur+hits)×P ≤ Limit×P.
-func (e *entry) slidingDecide(now, hits int64) Result {
+func (e *entry) slidingDecide(now, hits int64, r *Result) {
 	e.roll(now)
 	w, lim := e.window(), e.lim()
 	p, limit := int64(lim.Period), lim.Limit
@@ -60,17 +59,17 @@ func (e *entry) slidingDecide(now, hits int64) Result {
 	capacity := mul64(uint64(limit), uint64(p))
 	used := weighted.add(mul64(uint64(w.cur), uint64(p)))
 
-	r := Result{Limit: limit, Window: w.win}
+	*r = Result{Limit: limit, Window: w.win}
 	if hits <= limit && used.add(mul64(uint64(hits), uint64(p))).cmp(capacity) <= 0 {
 		r.Allowed = true
 		r.Remaining = capacity.sub(used).div(uint64(p)) - hits
 		r.ResetAfter = e.slidingReset(now, w.cur+hits)
-		return r
+		return
 	}
 	r.Remaining = capacity.sub(used).div(uint64(p))
 	r.ResetAfter = e.slidingReset(now, w.cur)
 	if hits > limit {
-		return r
+		return
 	}
 	if w.cur <= limit-hits {
 		// Only the previous window's weight is in the way: wait for it to
@@ -81,7 +80,6 @@ func (e *entry) slidingDecide(now, hits int64) Result {
 		// weighted one.
 		r.RetryAfter = time.Duration(p - elapsed + slideOut(w.cur, limit-hits, p))
 	}
-	return r
 }
 
 // slideOut returns the smallest elapsed time e in a window of length p at
