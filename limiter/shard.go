@@ -21,9 +21,10 @@ import (
 // The table grows by a quarter when it would be more than 70% full, so it
 // stays 56–70% full: about 100 bytes of table per tenant, besides its
 // name. Fuller tables probe further, each probe one more line (at 64–80%
-// a lookup read 2.7 records on average, at 56–70% 1.7–2.0). The table's length
-// is any number, not a power of two (which would leave it half empty after
-// each doubling): a hash maps to a slot by multiplication, not by masking.
+// a lookup read 2.7 records on average, at 56–70% 1.7–2.0). The table's
+// length is any number, not a power of two (which would leave it half
+// empty after each doubling): a hash maps to a slot by multiplication,
+// not by masking.
 type shard struct {
 	mu    sync.Mutex
 	table []tenantState // a record whose name is "" is empty
@@ -87,7 +88,7 @@ func (sh *shard) releaseAll(t *tenantState) {
 }
 
 // tenantState is a tenant's record, 64 bytes: one cache line of the
-// table (see grow).
+// table (see shard).
 type tenantState struct {
 	name  string   // "" marks an empty record
 	meta  uint32   // the tag (see tagOf), and the flags in the bits it leaves
@@ -108,11 +109,9 @@ const (
 // the shard.
 func tagOf(h uint64) uint32 { return uint32(h>>32) &^ flagBits }
 
-func (t *tenantState) tag() uint32  { return t.meta &^ flagBits }
-func (t *tenantState) sealed() bool { return t.meta&sealedFlag != 0 }
-func (t *tenantState) changed() bool {
-	return t.meta&changedFlag != 0
-}
+func (t *tenantState) tag() uint32   { return t.meta &^ flagBits }
+func (t *tenantState) sealed() bool  { return t.meta&sealedFlag != 0 }
+func (t *tenantState) changed() bool { return t.meta&changedFlag != 0 }
 
 // set sets or clears flag.
 func (t *tenantState) set(flag uint32, on bool) {

@@ -90,17 +90,16 @@ func (s *Store) Seal(tenant string) []EntryState {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ts := sh.get(tenant, h)
+	var states []EntryState
 	if ts == nil {
 		s.makeRoom(sh, "", now)
 		ts = sh.put(strings.Clone(tenant), h)
-		ts.seen = seenAt(now)
-		ts.set(sealedFlag, true)
-		return nil
+	} else {
+		states = ts.export()
+		s.entries.Add(-int64(ts.count()))
+		s.addLeases(-ts.leaseCount())
+		sh.releaseAll(ts)
 	}
-	states := ts.export()
-	s.entries.Add(-int64(ts.count()))
-	s.addLeases(-ts.leaseCount())
-	sh.releaseAll(ts)
 	ts.seen = seenAt(now)
 	ts.set(sealedFlag, true)
 	return states

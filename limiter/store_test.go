@@ -614,3 +614,37 @@ func TestSweepCoversLargeShards(t *testing.T) {
 		t.Fatalf("%d entries left, want the 100 in use", s.Len())
 	}
 }
+
+// A concurrency limit whose definition changes (its own copy, holding its
+// leases) keeps the leases it holds.
+func TestReshapeKeepsConcurrencyLeases(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(Options{})
+	conc := Limit{Name: "conc", Algorithm: Concurrency, Limit: 3, Period: time.Minute}
+	mustCheck(t, s, "t", conc, 2)
+	conc.Limit, conc.Period = 5, time.Hour
+	if r := mustCheck(t, s, "t", conc, 0); r.Remaining != 3 {
+		t.Fatalf("after reshape: remaining %d, want 3 (2 of 5 held)", r.Remaining)
+	}
+	if s.Leases() != 1 {
+		t.Fatalf("leases %d after reshape, want 1", s.Leases())
+	}
+}
+
+// A record keeps its last use in whole seconds; Sweep still never forgets
+// a tenant before it has been idle for IdleTTL (the test's epoch is half
+// way through a second, so a plain difference of seconds would say 60 s
+// after 59.6).
+func TestSweepWaitsTheWholeIdleTTL(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestStore(Options{IdleTTL: time.Minute})
+	mustCheck(t, s, "t", Limit{Name: "r", Limit: 100, Period: time.Second}, 1)
+	clock.Advance(59600 * time.Millisecond)
+	if n := s.Sweep(); n != 0 {
+		t.Fatalf("swept %d tenants idle for 59.6s of a minute's TTL", n)
+	}
+	clock.Advance(2 * time.Second)
+	if n := s.Sweep(); n != 1 {
+		t.Fatalf("swept %d tenants idle for 61.6s, want 1", n)
+	}
+}
