@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -209,6 +210,59 @@ func (s *scanner) object(field func(key []byte) bool) {
 	}
 }
 
+// limitNames holds the limit names checks have carried: a node's clients
+// name a few limits between them, so each name is allocated once rather
+// than once a check. It keeps at most maxLimitNames names of at most
+// maxLimitNameLen bytes (past either, a name is allocated as before), so
+// clients naming ever new limits cost it a few kilobytes.
+var limitNames interner
+
+const (
+	maxLimitNames   = 256
+	maxLimitNameLen = 64
+)
+
+// interner hands out one string for equal bytes.
+type interner struct {
+	mu sync.Mutex // serializes additions
+	// names is replaced on each addition, never changed, so it is read
+	// without the lock.
+	names atomic.Pointer[map[string]string]
+}
+
+// get returns b as a string, the one it returned before for the same bytes
+// if it keeps that.
+func (t *interner) get(b []byte) string {
+	if m := t.names.Load(); m != nil {
+		if s, ok := (*m)[string(b)]; ok {
+			return s
+		}
+	}
+	s := string(b)
+	if len(s) > maxLimitNameLen {
+		return s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old map[string]string
+	if p := t.names.Load(); p != nil {
+		old = *p
+	}
+	if kept, ok := old[s]; ok {
+		return kept
+	}
+	if len(old) >= maxLimitNames {
+		return s
+	}
+	m := make(map[string]string, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[s] = s
+	t.names.Store(&m)
+	return s
+}
+
 // text returns v as a string, without allocating for the names the API
 // knows (algorithms, failure policies).
 func text(v []byte) string {
@@ -240,11 +294,9 @@ func parseCheckFast(body []byte, in *checkJSON) bool {
 		case "tenant":
 			in.Tenant = string(s.str())
 		case "hits":
-			v := s.int()
-			in.Hits = &v
+			in.hits = optInt{s.int(), true}
 		case "requests":
-			v := s.int()
-			in.Requests = &v
+			in.requests = optInt{s.int(), true}
 		case "tokens":
 			in.Tokens = s.int()
 		case "failure_policy":
@@ -271,7 +323,7 @@ func (s *scanner) limits(in *checkJSON) {
 		s.object(func(key []byte) bool {
 			switch string(key) {
 			case "name":
-				l.Name = string(s.str())
+				l.Name = limitNames.get(s.str())
 			case "algorithm":
 				l.Algorithm = text(s.str())
 			case "limit":

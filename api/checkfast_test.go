@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate/tollgate/limiter"
 	"github.com/tollgate/tollgate/quota"
@@ -122,8 +123,13 @@ func FuzzCheckFastPath(f *testing.F) {
 		if err := decodeJSON(bytes.NewReader(body), &slow); err != nil {
 			t.Fatalf("the fast path took %q, encoding/json refuses it: %v", body, err)
 		}
-		if !reflect.DeepEqual(fast, slow) {
-			t.Fatalf("%q decodes as %+v, encoding/json says %+v", body, fast, slow)
+		// The fast path keeps hits and requests in place, where
+		// encoding/json points to them.
+		folded := slow
+		folded.hits, folded.requests = slow.hits.or(slow.Hits), slow.requests.or(slow.Requests)
+		folded.Hits, folded.Requests = nil, nil
+		if !reflect.DeepEqual(fast, folded) {
+			t.Fatalf("%q decodes as %+v, encoding/json says %+v", body, fast, folded)
 		}
 		freq, ferr := fast.request()
 		sreq, serr := slow.request()
@@ -182,4 +188,55 @@ func BenchmarkDecodeCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The common check body costs three allocations: its tenant's name, its
+// limits as read, and the request (its limits included). The limit's name
+// is the one kept from the first such body, and hits are read in place.
+func TestDecodeCheckAllocations(t *testing.T) {
+	body := []byte(`{"tenant":"acme","hits":2,"limits":[{"name":"alloc-test-rpm","limit":100,"period":"1m"}]}`)
+	first, err := decodeCheckBytes(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Hits != 2 || first.Limits[0].Name != "alloc-test-rpm" {
+		t.Fatalf("decoded %+v", first)
+	}
+	if got := testing.AllocsPerRun(100, func() {
+		if _, err := decodeCheckBytes(body); err != nil {
+			t.Fatal(err)
+		}
+	}); got > 3 {
+		t.Errorf("%v allocations a check body, want at most 3", got)
+	}
+	again, _ := decodeCheckBytes(body)
+	if unsafe.StringData(again.Limits[0].Name) != unsafe.StringData(first.Limits[0].Name) {
+		t.Error("a limit's name is allocated afresh for each body")
+	}
+}
+
+// The interner gives one string for equal bytes, and keeps no more than
+// its bounds: past them it still answers the right text.
+func TestInternerKeepsWithinItsBounds(t *testing.T) {
+	var in interner
+	a, b := in.get([]byte("rpm")), in.get([]byte("rpm"))
+	if a != "rpm" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatalf("got %q and %q, not one string", a, b)
+	}
+	long := strings.Repeat("x", maxLimitNameLen+1)
+	if got := in.get([]byte(long)); got != long {
+		t.Fatalf("long name: got %q", got)
+	}
+	for i := 0; i < 2*maxLimitNames; i++ {
+		name := fmt.Sprintf("limit-%d", i)
+		if got := in.get([]byte(name)); got != name {
+			t.Fatalf("got %q, want %q", got, name)
+		}
+	}
+	if kept := len(*in.names.Load()); kept != maxLimitNames {
+		t.Errorf("keeps %d names, want %d", kept, maxLimitNames)
+	}
+	if _, ok := (*in.names.Load())[long]; ok {
+		t.Error("keeps a name longer than maxLimitNameLen")
+	}
 }

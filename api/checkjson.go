@@ -26,6 +26,24 @@ type checkJSON struct {
 	Tokens        int64       `json:"tokens"`
 	Limits        []limitJSON `json:"limits"`
 	FailurePolicy string      `json:"failure_policy"`
+
+	// hits and requests as the fast decoder reads them (see checkfast.go),
+	// without allocating what Hits and Requests point to.
+	hits, requests optInt
+}
+
+// optInt is an integer a request may leave out.
+type optInt struct {
+	v   int64
+	set bool
+}
+
+// or is o, or *p if p is not nil.
+func (o optInt) or(p *int64) optInt {
+	if p != nil {
+		return optInt{*p, true}
+	}
+	return o
 }
 
 type limitJSON struct {
@@ -121,14 +139,15 @@ func jsonError(err error) error {
 
 // request turns a decoded /v1/check body into a validated request.
 func (in *checkJSON) request() (*quota.CheckRequest, error) {
-	req := &quota.CheckRequest{Tenant: in.Tenant, Hits: 1, Tokens: in.Tokens, Plan: len(in.Limits) == 0, Limits: make([]limiter.Limit, len(in.Limits))}
-	switch {
-	case in.Hits != nil && in.Requests != nil:
+	req := quota.NewCheckRequest(len(in.Limits))
+	req.Tenant, req.Hits, req.Tokens, req.Plan = in.Tenant, 1, in.Tokens, len(in.Limits) == 0
+	switch hits, requests := in.hits.or(in.Hits), in.requests.or(in.Requests); {
+	case hits.set && requests.set:
 		return nil, quota.Invalid("requests", "give hits or requests, not both")
-	case in.Hits != nil:
-		req.Hits = *in.Hits
-	case in.Requests != nil:
-		req.Hits = *in.Requests
+	case hits.set:
+		req.Hits = hits.v
+	case requests.set:
+		req.Hits = requests.v
 	}
 	policy, err := quota.ParseFailurePolicy(in.FailurePolicy)
 	if err != nil {

@@ -137,7 +137,8 @@ func (n *Node) decideIn(store *limiter.Store, req *quota.CheckRequest) (*quota.C
 		// refuse it; if it ever does, deny rather than admit.
 		n.log.Error("store refused a validated check", "tenant", req.Tenant, "err", err)
 	}
-	resp := &quota.CheckResponse{Allowed: allowed, Owner: n.name, Limits: make([]quota.LimitStatus, len(results))}
+	resp := quota.NewCheckResponse(len(results))
+	resp.Allowed, resp.Owner = allowed, n.name
 	for i, r := range results {
 		resp.Limits[i] = quota.LimitStatus{Name: req.Limits[i].Name, Result: r}
 	}

@@ -28,7 +28,8 @@ func (n *Node) decidePolicy(req *quota.CheckRequest) *quota.CheckResponse {
 	switch req.FailurePolicy {
 	case quota.PolicyOpen, quota.PolicyClosed:
 		open := req.FailurePolicy == quota.PolicyOpen
-		resp := &quota.CheckResponse{Allowed: open, Owner: n.name, Degraded: true, Limits: make([]quota.LimitStatus, len(req.Limits))}
+		resp := quota.NewCheckResponse(len(req.Limits))
+		resp.Allowed, resp.Owner, resp.Degraded = open, n.name, true
 		for i, l := range req.Limits {
 			r := limiter.Result{Allowed: open, Limit: l.Limit}
 			if !open {

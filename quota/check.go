@@ -92,6 +92,46 @@ type CheckRequest struct {
 	LeaseTTL time.Duration
 }
 
+// NewCheckRequest returns a request with n zero limits. For the usual few
+// the request and its limits are one allocation, not two: a node makes
+// one for every check it serves.
+func NewCheckRequest(n int) *CheckRequest {
+	req, limits := withItems[CheckRequest, limiter.Limit](n)
+	req.Limits = limits
+	return req
+}
+
+// NewCheckResponse returns a response with n zero limit statuses, in one
+// allocation for the usual few (see NewCheckRequest).
+func NewCheckResponse(n int) *CheckResponse {
+	resp, limits := withItems[CheckResponse, LimitStatus](n)
+	resp.Limits = limits
+	return resp
+}
+
+// withItems allocates a T and n items together when n is small: one limit
+// (a client's own), or up to four (a plan's requests and tokens per
+// minute, month's tokens and concurrent requests).
+func withItems[T, E any](n int) (*T, []E) {
+	switch {
+	case n == 0:
+		return new(T), nil
+	case n == 1:
+		b := new(struct {
+			v     T
+			items [1]E
+		})
+		return &b.v, b.items[:]
+	case n <= 4:
+		b := new(struct {
+			v     T
+			items [4]E
+		})
+		return &b.v, b.items[:n:n]
+	}
+	return new(T), make([]E, n)
+}
+
 // HitsFor returns what the i-th limit consumes.
 func (r *CheckRequest) HitsFor(i int) int64 {
 	if r.Plan && (r.Limits[i].Name == LimitTokensPerMinute || r.Limits[i].Name == LimitTokensPerMonth) {

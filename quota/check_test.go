@@ -65,3 +65,30 @@ func TestValidatingACheckDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Validate allocates %v times", n)
 	}
 }
+
+// A request or response with a few limits is one allocation, and every
+// size gets exactly the limits it asked for, zero.
+func TestNewCheckRequestAndResponseAllocateOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 4, 5, 9} {
+		req, resp := NewCheckRequest(n), NewCheckResponse(n)
+		if len(req.Limits) != n || cap(req.Limits) != n || len(resp.Limits) != n || cap(resp.Limits) != n {
+			t.Errorf("n=%d: request limits len %d cap %d, response len %d cap %d", n,
+				len(req.Limits), cap(req.Limits), len(resp.Limits), cap(resp.Limits))
+		}
+		for i := range n {
+			if req.Limits[i] != (limiter.Limit{}) || resp.Limits[i] != (LimitStatus{}) {
+				t.Errorf("n=%d: limit %d not zero", n, i)
+			}
+		}
+		want := 1.0
+		if n > 4 {
+			want = 2
+		}
+		if got := testing.AllocsPerRun(50, func() { req = NewCheckRequest(n) }); got != want {
+			t.Errorf("NewCheckRequest(%d): %v allocations, want %v", n, got, want)
+		}
+		if got := testing.AllocsPerRun(50, func() { resp = NewCheckResponse(n) }); got != want {
+			t.Errorf("NewCheckResponse(%d): %v allocations, want %v", n, got, want)
+		}
+	}
+}

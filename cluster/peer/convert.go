@@ -56,14 +56,22 @@ func grow[M any](msgs []*M, n int) []*M {
 // them.
 func LimitsFromPeer(in []*peerv1.PeerLimit) ([]limiter.Limit, error) {
 	out := make([]limiter.Limit, len(in))
+	if err := limitsFromPeer(out, in); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// limitsFromPeer rebuilds in's limits into out, which is as long.
+func limitsFromPeer(out []limiter.Limit, in []*peerv1.PeerLimit) error {
 	for i, l := range in {
 		alg, ok := quotapb.AlgorithmFromProto[l.GetAlgorithm()]
 		if !ok {
-			return nil, quota.Invalid(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
+			return quota.Invalid(fmt.Sprintf("limits[%d].algorithm", i), "unknown algorithm %d", l.GetAlgorithm())
 		}
 		out[i] = limiter.Limit{Name: l.GetName(), Algorithm: alg, Limit: l.GetLimit(), Period: time.Duration(l.GetPeriodNanos()), Burst: l.GetBurst()}
 	}
-	return out, nil
+	return nil
 }
 
 // checkFromForwarded rebuilds and validates a forwarded request: a peer is
@@ -73,11 +81,12 @@ func checkFromForwarded(in *peerv1.ForwardedCheck) (*quota.CheckRequest, error) 
 	if !ok {
 		return nil, quota.Invalid("failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
 	}
-	limits, err := LimitsFromPeer(in.GetLimits())
-	if err != nil {
+	req := quota.NewCheckRequest(len(in.GetLimits()))
+	if err := limitsFromPeer(req.Limits, in.GetLimits()); err != nil {
 		return nil, err
 	}
-	req := &quota.CheckRequest{Tenant: in.GetTenant(), Hits: in.GetHits(), Plan: in.GetPlan(), Reserve: in.GetReserve(), Tokens: in.GetTokens(), FailurePolicy: policy, Limits: limits}
+	req.Tenant, req.Hits, req.Plan, req.Reserve = in.GetTenant(), in.GetHits(), in.GetPlan(), in.GetReserve()
+	req.Tokens, req.FailurePolicy = in.GetTokens(), policy
 	// A plan check arrives with its plan's limits, resolved by the sender
 	// (none if every field of the plan is 0).
 	return req, req.Validate("")
@@ -111,7 +120,8 @@ func responseOf(req *quota.CheckRequest, r *peerv1.CheckResult) (*quota.CheckRes
 	if len(r.GetLimits()) != len(req.Limits) {
 		return nil, status.Errorf(codes.Internal, "owner answered %d limits for %d", len(r.GetLimits()), len(req.Limits))
 	}
-	out := &quota.CheckResponse{Allowed: r.GetAllowed(), Owner: r.GetOwner(), Degraded: r.GetDegraded(), Limits: make([]quota.LimitStatus, len(r.GetLimits()))}
+	out := quota.NewCheckResponse(len(r.GetLimits()))
+	out.Allowed, out.Owner, out.Degraded = r.GetAllowed(), r.GetOwner(), r.GetDegraded()
 	for i, l := range r.GetLimits() {
 		out.Limits[i] = quota.LimitStatus{Name: req.Limits[i].Name, Result: limiter.Result{
 			Allowed:    l.GetAllowed(),

@@ -39,7 +39,8 @@ var AlgorithmToProto = map[limiter.Algorithm]tollgatev1.Algorithm{
 // CheckFromProto converts and validates a check of the gRPC API; prefix
 // is prepended to field names ("requests[3]." in a batch).
 func CheckFromProto(prefix string, in *tollgatev1.CheckRequest) (*quota.CheckRequest, error) {
-	req := &quota.CheckRequest{Tenant: in.GetTenant(), Hits: 1, Tokens: in.GetTokens(), Plan: len(in.GetLimits()) == 0, Limits: make([]limiter.Limit, len(in.GetLimits()))}
+	req := quota.NewCheckRequest(len(in.GetLimits()))
+	req.Tenant, req.Hits, req.Tokens, req.Plan = in.GetTenant(), 1, in.GetTokens(), len(in.GetLimits()) == 0
 	policy, ok := PolicyFromProto[in.GetFailurePolicy()]
 	if !ok {
 		return nil, quota.Invalid(prefix+"failure_policy", "unknown failure policy %d", in.GetFailurePolicy())
