@@ -188,7 +188,7 @@ func (s *Server) serve(context.Context) error {
 	if s.cfg.Reflection {
 		reflection.Register(s.grpc)
 	}
-	peerOpts := grpcLimits()
+	peerOpts := append(grpcLimits(), peer.ServerOptions()...)
 	if t := s.cfg.Node.TLS; t != nil {
 		peerOpts = append(peerOpts, t.ServerOptions()...)
 	}

@@ -14,6 +14,25 @@ import (
 	peerv1 "github.com/tollgate/tollgate/proto/tollgate/peer/v1"
 )
 
+// The peer plane's HTTP/2 flow-control windows, per stream and per
+// connection, fixed on both ends. By default gRPC sizes them from the
+// link's bandwidth-delay product, which it measures with a ping after
+// (nearly) each burst of data it receives; a forwarding stream is a steady
+// run of small batches, so that was a ping and its answer, a write and a
+// read on each node, for every few checks. A fixed window turns the
+// measuring off (either one does, for the whole connection, so both are
+// set); these are far more than a batch of checks or a chunk of a
+// hand-off needs in flight.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
+
+// ServerOptions are the peer plane's server side of the fixed windows.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow)}
+}
+
 // ErrNoPeer means a node is not (or no longer) a member with a gRPC address.
 var ErrNoPeer = errors.New("no such peer")
 
@@ -125,7 +144,8 @@ func (p *Pool) Client(name string) (peerv1.PeerClient, error) {
 	if p.tls != nil {
 		creds = credentials.NewTLS(p.tls.Client(name))
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
+		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow))
 	if err != nil {
 		return nil, err
 	}
