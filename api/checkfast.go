@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
 	"strconv"
 	"sync"
@@ -255,9 +256,7 @@ func (t *interner) get(b []byte) string {
 		return s
 	}
 	m := make(map[string]string, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
+	maps.Copy(m, old)
 	m[s] = s
 	t.names.Store(&m)
 	return s

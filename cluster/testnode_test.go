@@ -34,6 +34,7 @@ func startNode(ctx context.Context, cfg Config, opts ...grpc.ServerOption) (*Ser
 		ln.Close()
 		return nil, err
 	}
+	opts = append(opts, peer.ServerOptions()...) // as api serves the peer plane
 	if cfg.TLS != nil {
 		opts = append(opts, cfg.TLS.ServerOptions()...)
 	}

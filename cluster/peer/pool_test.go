@@ -49,7 +49,7 @@ func TestPeerPlaneSendsNoFlowControlPings(t *testing.T) {
 	}
 	pool.Close()
 	srv.Stop()
-	counting.wait()
+	counting.readers.Wait()
 	if got := counting.pings.Load(); got != 0 {
 		t.Errorf("%d PING frames over 200 calls, want none", got)
 	}
@@ -108,8 +108,6 @@ func (l *pingCountingListener) count(r *io.PipeReader, skip int) {
 		}
 	}
 }
-
-func (l *pingCountingListener) wait() { l.readers.Wait() }
 
 // tappedConn copies what it reads to in and what it writes to out.
 type tappedConn struct {
